@@ -1,0 +1,318 @@
+"""The Regula pipeline, one function per step.
+
+    Preprocess -> TrainRound1 -> EvaluateRound1 -> CheckRound1
+        generalizes:  RegisterRound1
+        else OverfitsRound1?  yes: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
+                              no:  UnderfitRound1 (fail: more regularization cannot help)
+    ... the last round's overfit branch is StillOverfitting (fail, with the last gap).
+
+The ladder is unrolled (a pipeline graph is acyclic) and bounded by
+`Settings.rounds`. Each round passes the same base regularization, the growth
+factor and its round number to the training script, which computes the
+round's strength with `steps/regularization.py`: strictly stronger each round.
+
+Importing this module imports the SageMaker SDK (seconds): only the commands
+that render a definition import it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the SDK builds a client at import
+
+from sagemaker.core import image_uris
+from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.processing import ScriptProcessor
+from sagemaker.core.shapes import (
+    MetricDefinition,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingS3Input,
+    ProcessingS3Output,
+)
+from sagemaker.core.training.configs import Compute, InputData, SourceCode
+from sagemaker.core.workflow.conditions import (
+    ConditionGreaterThan,
+    ConditionGreaterThanOrEqualTo,
+    ConditionLessThanOrEqualTo,
+)
+from sagemaker.core.workflow.execution_variables import ExecutionVariables
+from sagemaker.core.workflow.functions import Join, JsonGet
+from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+from sagemaker.core.workflow.properties import PropertyFile
+from sagemaker.mlops.workflow.condition_step import ConditionStep
+from sagemaker.mlops.workflow.fail_step import FailStep
+from sagemaker.mlops.workflow.model_step import ModelStep
+from sagemaker.mlops.workflow.pipeline import Pipeline
+from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
+from sagemaker.serve.model_builder import ModelBuilder
+from sagemaker.train.model_trainer import ModelTrainer
+
+from pipelines.settings import STEPS_DIR, Settings
+from pipelines.session import RegulaSession
+
+GAP_PATH = "generalization_gap.loss"
+VAL_ACCURACY_PATH = "metrics.validation.accuracy"
+LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
+
+# What the training script prints every epoch, for SageMaker metric definitions.
+EPOCH_METRICS = {
+    "train:loss": "train_loss",
+    "validation:loss": "val_loss",
+    "validation:accuracy": "val_accuracy",
+    "generalization:gap": "gap",
+    "validation:loss_rise_streak": "val_loss_rise_streak",
+}
+
+
+class Parameters:
+    """The pipeline's parameters: what `regula start --param K=V` can change per execution."""
+
+    def __init__(self, settings: Settings):
+        self.input_data = ParameterString("InputDataUri", default_value=settings.demo_data_uri)
+        self.target = ParameterString("TargetColumn", default_value="target")
+        self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
+        self.processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
+        self.training_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge")
+        self.training_instances = ParameterInteger("TrainingInstanceCount", default_value=1)
+        self.dropout = ParameterFloat("Dropout", default_value=0.1)
+        self.l1 = ParameterFloat("L1", default_value=1e-5)
+        self.l2 = ParameterFloat("L2", default_value=0.01)
+        self.growth = ParameterFloat("RegularizationGrowth", default_value=10.0)
+        self.max_epochs = ParameterInteger("MaxEpochs", default_value=200)
+        self.patience = ParameterInteger("Patience", default_value=10)
+        self.max_gap = ParameterFloat("MaxGap", default_value=0.2)
+        self.min_val_accuracy = ParameterFloat("MinValidationAccuracy", default_value=0.85)
+        self.model_group = ParameterString("ModelPackageGroupName", default_value="regula-models")
+        self.approval_status = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+        self.metrics_namespace = ParameterString("MetricsNamespace", default_value="Regula")
+        self.code_version = ParameterString("CodeVersion", default_value="unknown")
+
+    def all(self) -> list:
+        return list(vars(self).values())
+
+
+def output_uri(settings: Settings, name: str) -> Join:
+    """A per-execution S3 location, so runs never overwrite each other."""
+    return Join(on="/", values=[settings.s3_root, "runs", ExecutionVariables.PIPELINE_EXECUTION_ID, name])
+
+
+def s3_input(name: str, uri, local_path: str) -> ProcessingInput:
+    return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"))
+
+
+def s3_output(name: str, uri, local_path: str) -> ProcessingOutput:
+    return ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob"))
+
+
+def processor(settings: Settings, session: RegulaSession, p: Parameters, job: str) -> ScriptProcessor:
+    return ScriptProcessor(
+        role=settings.role_arn,
+        image_uri=training_image(settings),
+        command=["python3"],
+        instance_type=p.processing_instance,
+        instance_count=1,
+        base_job_name=f"{settings.pipeline_name}-{job}",
+        env={"PYTHONPATH": LIB_DIR},
+        sagemaker_session=session,
+    )
+
+
+def training_image(settings: Settings) -> str:
+    return image_uris.retrieve(
+        "pytorch", region=settings.region, version=settings.pytorch_version, py_version=settings.python_version,
+        instance_type="ml.m5.xlarge", image_scope="training",
+    )
+
+
+def inference_image(settings: Settings) -> str:
+    return image_uris.retrieve(
+        "pytorch", region=settings.region, version=settings.pytorch_version, py_version=settings.python_version,
+        instance_type="ml.m5.large", image_scope="inference",
+    )
+
+
+def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, lib_uri: str) -> ProcessingStep:
+    args = processor(settings, session, p, "preprocess").run(
+        code=str(STEPS_DIR / "preprocess.py"),
+        inputs=[s3_input("data", p.input_data, "/opt/ml/processing/input/data"), s3_input("lib", lib_uri, LIB_DIR)],
+        outputs=[
+            s3_output(split, output_uri(settings, split), f"/opt/ml/processing/output/{split}")
+            for split in ("train", "validation", "test")
+        ],
+        arguments=[
+            "--input", "/opt/ml/processing/input/data",
+            "--output-dir", "/opt/ml/processing/output",
+            "--target", p.target,
+            "--max-train-rows", p.max_train_rows.to_string(),
+            "--metrics-namespace", p.metrics_namespace,
+            "--pipeline-name", ExecutionVariables.PIPELINE_NAME,
+            "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+        ],
+    )
+    return ProcessingStep(name="Preprocess", step_args=args)
+
+
+def split_uri(preprocess: ProcessingStep, split: str):
+    return preprocess.properties.ProcessingOutputConfig.Outputs[split].S3Output.S3Uri
+
+
+def train_step(settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, round_: int) -> TrainingStep:
+    trainer = ModelTrainer(
+        sagemaker_session=session,
+        role=settings.role_arn,
+        training_image=training_image(settings),
+        source_code=SourceCode(source_dir=str(STEPS_DIR), entry_script="train.py"),
+        compute=Compute(instance_type=p.training_instance, instance_count=p.training_instances),
+        base_job_name=f"{settings.pipeline_name}-train-round{round_}",
+        hyperparameters={
+            "round": str(round_),
+            "dropout": p.dropout.to_string(),
+            "l1": p.l1.to_string(),
+            "l2": p.l2.to_string(),
+            "growth": p.growth.to_string(),
+            "max_epochs": p.max_epochs.to_string(),
+            "patience": p.patience.to_string(),
+            "metrics_namespace": p.metrics_namespace,
+            "pipeline_name": ExecutionVariables.PIPELINE_NAME,
+        },
+    ).with_metric_definitions(
+        [MetricDefinition(name=name, regex=rf"{key}=([-+0-9.eE]+);") for name, key in EPOCH_METRICS.items()]
+    )
+    args = trainer.train(
+        input_data_config=[
+            InputData(channel_name=split, data_source=split_uri(preprocess, split)) for split in ("train", "validation")
+        ]
+    )
+    return TrainingStep(name=f"TrainRound{round_}", step_args=args)
+
+
+def evaluate_step(
+    settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, train: TrainingStep,
+    lib_uri: str, round_: int,
+) -> tuple[ProcessingStep, PropertyFile]:
+    report = PropertyFile(name=f"EvaluationRound{round_}", output_name="evaluation", path="evaluation.json")
+    args = processor(settings, session, p, "evaluate").run(
+        code=str(STEPS_DIR / "evaluate.py"),
+        inputs=[
+            s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, "/opt/ml/processing/model"),
+            *[s3_input(split, split_uri(preprocess, split), f"/opt/ml/processing/{split}") for split in ("train", "validation", "test")],
+            s3_input("lib", lib_uri, LIB_DIR),
+        ],
+        outputs=[s3_output("evaluation", output_uri(settings, f"evaluation-round{round_}"), "/opt/ml/processing/evaluation")],
+        arguments=[
+            "--model-dir", "/opt/ml/processing/model",
+            "--data-dir", "/opt/ml/processing",
+            "--output-dir", "/opt/ml/processing/evaluation",
+            "--max-gap", p.max_gap.to_string(),
+            "--min-val-accuracy", p.min_val_accuracy.to_string(),
+            "--metrics-namespace", p.metrics_namespace,
+            "--pipeline-name", ExecutionVariables.PIPELINE_NAME,
+            "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+        ],
+    )
+    return ProcessingStep(name=f"EvaluateRound{round_}", step_args=args, property_files=[report]), report
+
+
+def evaluation_value(evaluate: ProcessingStep, report: PropertyFile, path: str) -> JsonGet:
+    return JsonGet(step_name=evaluate.name, property_file=report, json_path=path)
+
+
+def register_step(
+    settings: Settings, session: RegulaSession, p: Parameters, train: TrainingStep, evaluate: ProcessingStep,
+    report: PropertyFile, round_: int,
+) -> ModelStep:
+    evaluation_uri = Join(on="/", values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"])
+    builder = ModelBuilder(
+        s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+        image_uri=inference_image(settings),
+        env_vars={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        sagemaker_session=session,
+        role_arn=settings.role_arn,
+    )
+    as_text = lambda value: Join(on="", values=[value])  # noqa: E731 - metadata values must be strings
+    args = builder.register(
+        model_package_group_name=p.model_group,
+        approval_status=p.approval_status,
+        content_types=["text/csv", "application/json"],
+        response_types=["application/json"],
+        inference_instances=["ml.m5.large", "ml.m5.xlarge"],
+        transform_instances=["ml.m5.large"],
+        model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type="application/json")),
+        customer_metadata_properties={
+            "regula:round": str(round_),
+            "regula:gap": as_text(evaluation_value(evaluate, report, GAP_PATH)),
+            "regula:val_accuracy": as_text(evaluation_value(evaluate, report, VAL_ACCURACY_PATH)),
+            "regula:max_gap": p.max_gap.to_string(),
+            "regula:dropout": p.dropout.to_string(),
+            "regula:l1": p.l1.to_string(),
+            "regula:l2": p.l2.to_string(),
+            "regula:growth": p.growth.to_string(),
+            "regula:code_version": p.code_version,
+            "regula:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
+        },
+        description=f"Regula model, regularization round {round_}",
+    )
+    return ModelStep(name=f"RegisterRound{round_}", step_args=args)
+
+
+def still_overfitting_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, rounds: int) -> FailStep:
+    return FailStep(
+        name="StillOverfitting",
+        error_message=Join(on="", values=[
+            f"The model still overfits after {rounds} rounds of stronger regularization: generalization gap ",
+            evaluation_value(evaluate, report, GAP_PATH), " > MaxGap ", p.max_gap,
+            ". Raise RegularizationGrowth, add data, or use a smaller model.",
+        ]),
+    )
+
+
+def underfit_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, round_: int) -> FailStep:
+    return FailStep(
+        name=f"UnderfitRound{round_}",
+        error_message=Join(on="", values=[
+            f"Round {round_} underfits: validation accuracy ", evaluation_value(evaluate, report, VAL_ACCURACY_PATH),
+            " < MinValidationAccuracy ", p.min_val_accuracy,
+            ". Stronger regularization cannot fix that: lower Dropout/L1/L2 or use a bigger model.",
+        ]),
+    )
+
+
+def round_steps(settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, lib_uri: str, round_: int) -> list:
+    """Train, evaluate and decide for one round; the else branch holds all later rounds."""
+    train = train_step(settings, session, p, preprocess, round_)
+    evaluate, report = evaluate_step(settings, session, p, preprocess, train, lib_uri, round_)
+    gap = evaluation_value(evaluate, report, GAP_PATH)
+    if round_ < settings.rounds:
+        retrain = round_steps(settings, session, p, preprocess, lib_uri, round_ + 1)
+    else:
+        retrain = [still_overfitting_step(p, evaluate, report, settings.rounds)]
+    overfits = ConditionStep(
+        name=f"OverfitsRound{round_}",
+        conditions=[ConditionGreaterThan(left=gap, right=p.max_gap)],
+        if_steps=retrain,
+        else_steps=[underfit_step(p, evaluate, report, round_)],
+    )
+    check = ConditionStep(
+        name=f"CheckRound{round_}",
+        conditions=[
+            ConditionLessThanOrEqualTo(left=gap, right=p.max_gap),
+            ConditionGreaterThanOrEqualTo(left=evaluation_value(evaluate, report, VAL_ACCURACY_PATH), right=p.min_val_accuracy),
+        ],
+        if_steps=[register_step(settings, session, p, train, evaluate, report, round_)],
+        else_steps=[overfits],
+    )
+    return [train, evaluate, check]
+
+
+def build_pipeline(settings: Settings, session: RegulaSession) -> Pipeline:
+    p = Parameters(settings)
+    lib_uri = session.upload_data(str(STEPS_DIR))
+    preprocess = preprocess_step(settings, session, p, lib_uri)
+    return Pipeline(
+        name=settings.pipeline_name,
+        parameters=p.all(),
+        steps=[preprocess, *round_steps(settings, session, p, preprocess, lib_uri, 1)],
+        sagemaker_session=session,
+    )

@@ -1,0 +1,26 @@
+"""Render the pipeline definition: deterministic JSON, no AWS calls when offline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+
+from pipelines.settings import Settings
+
+
+def render(settings: Settings = Settings(), offline: bool = True):
+    """Return (definition JSON text, session). The session's `uploads` hold the step code."""
+    from pipelines.definition import build_pipeline
+    from pipelines.session import RegulaSession
+
+    session = RegulaSession(settings.region, settings.bucket, settings.prefix, offline=offline)
+    logging.disable(logging.WARNING)  # the SDK logs every call; its notes on rendering are not for users
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipeline = build_pipeline(settings, session)
+            definition = json.loads(pipeline.definition())
+    finally:
+        logging.disable(logging.NOTSET)
+    return json.dumps(definition, indent=2) + "\n", session

@@ -1,0 +1,36 @@
+"""Where a pipeline is rendered for: account, region, bucket, names. Light to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STEPS_DIR = REPO_ROOT / "steps"
+PIPELINE_JSON = REPO_ROOT / "pipeline.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the definition is rendered for. The defaults render the committed pipeline.json."""
+
+    pipeline_name: str = "regula"
+    region: str = "us-east-1"
+    bucket: str = "regula-artifacts"
+    prefix: str = "regula"
+    role_arn: str = "arn:aws:iam::000000000000:role/RegulaSageMakerExecution"
+    rounds: int = 3
+    pytorch_version: str = "2.5"
+    python_version: str = "py311"
+
+    def __post_init__(self):
+        if not 1 <= self.rounds <= 10:
+            raise ValueError(f"rounds must be between 1 and 10, got {self.rounds}")
+
+    @property
+    def s3_root(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def demo_data_uri(self) -> str:
+        return f"{self.s3_root}/demo/digits.csv"

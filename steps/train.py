@@ -1,0 +1,213 @@
+"""Regularized training step: an MLP with dropout, L1 and L2, early stopping.
+
+SageMaker training entry point (ModelTrainer source code). Reads the train
+and validation channels written by preprocessing, trains on CPU or GPU (AMP
+on GPU) on one or more processes (torchrun / torch.distributed), stops early
+when the validation loss has not improved for `patience` epochs and restores
+the best weights. The generalization gap is the validation loss minus the
+training loss (both without dropout). Every epoch it prints the metrics for SageMaker metric
+definitions and sends them to CloudWatch. The model folder (packed by
+SageMaker into model.tar.gz) holds the weights, their config, the training
+history and the inference code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from cloudwatch import MetricEmitter
+from contract import SCHEMA, StepError, read_schema, read_split, run
+from model import MLP, save
+from regularization import schedule
+
+HERE = Path(__file__).resolve().parent
+INFERENCE_CODE = ("inference.py", "model.py")
+TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--l1", type=float, default=0.0)
+    parser.add_argument("--l2", type=float, default=0.0)
+    parser.add_argument("--growth", type=float, default=4.0, help="regularization growth per round")
+    parser.add_argument("--round", type=int, default=1)
+    parser.add_argument("--hidden", default="256,256", help="hidden layer sizes")
+    parser.add_argument("--max_epochs", type=int, default=200)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--metrics_namespace", default="Regula")
+    parser.add_argument("--pipeline_name", default="")
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
+    parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
+    parser.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", "model"))
+    args = parser.parse_args()
+    if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 1 or args.learning_rate <= 0:
+        raise StepError("max_epochs, patience and batch_size must be >= 1 and learning_rate > 0")
+    try:
+        args.hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
+    except ValueError:
+        raise StepError(f"hidden must be comma-separated layer sizes, got {args.hidden!r}") from None
+    if not args.hidden or min(args.hidden) < 1:
+        raise StepError(f"hidden must list positive layer sizes, got {args.hidden}")
+    return args
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; a single process needs none of it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, amp: dict, batch: int = 8192) -> tuple[float, float]:
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        with torch.autocast(**amp):
+            logits = model(x[i : i + batch])
+        loss_sum += F.cross_entropy(logits.float(), y[i : i + batch], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i : i + batch]).sum().item()
+    return loss_sum / len(x), correct / len(x)
+
+
+def main() -> None:
+    args = parse_args()
+    strength = schedule(args.dropout, args.l1, args.l2, args.growth, args.round)
+    rank, world, device = setup_distributed()
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    x_train, y_train = read_split(args.train, "train")
+    x_val, y_val = read_split(args.validation, "validation")
+    schema = read_schema(args.train)
+    n_classes = len(schema["classes"])
+    x_train, y_train = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)
+    x_val, y_val = torch.from_numpy(x_val).to(device), torch.from_numpy(y_val).to(device)
+
+    model = MLP(x_train.shape[1], n_classes, args.hidden, strength["dropout"]).to(device)
+    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in model.named_parameters() if not n.endswith("weight")]
+    optimizer = torch.optim.AdamW(
+        [{"params": weights, "weight_decay": strength["l2"]}, {"params": biases, "weight_decay": 0.0}],
+        lr=args.learning_rate,
+    )
+    use_cuda = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
+    amp = {"device_type": device.type, "dtype": amp_dtype, "enabled": use_cuda}
+    scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and amp_dtype == torch.float16)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    job = os.environ.get("TRAINING_JOB_NAME", "local")
+    metrics = MetricEmitter(
+        args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"TrainingJob": job}, enabled=None if rank == 0 else False
+    )
+    if rank == 0:
+        print(f"train: round {args.round}, dropout={strength['dropout']:.4f} l1={strength['l1']:.3g} "
+              f"l2={strength['l2']:.3g}, {len(x_train)} rows, device={device}, processes={world}", flush=True)
+
+    best_loss, best_state, best_epoch = float("inf"), copy.deepcopy(model.state_dict()), 0
+    rise_streak, previous_val_loss, history = 0, float("inf"), []
+    generator = torch.Generator().manual_seed(args.seed)
+    started = time.perf_counter()
+    for epoch in range(1, args.max_epochs + 1):
+        net.train()
+        # equal shards, so every process runs the same number of steps
+        order = torch.randperm(len(x_train), generator=generator)[: len(x_train) // world * world][rank::world].to(device)
+        loss_sum = 0.0
+        for i in range(0, len(order), args.batch_size):
+            index = order[i : i + args.batch_size]
+            with torch.autocast(**amp):
+                data_loss = F.cross_entropy(net(x_train[index]).float(), y_train[index])
+            loss = data_loss + strength["l1"] * model.l1_norm() if strength["l1"] else data_loss
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += data_loss.item() * len(index)
+        train_loss = loss_sum / max(len(order), 1)
+
+        val_loss, val_accuracy = evaluate(model, x_val, y_val, amp)
+        train_eval_loss, train_accuracy = evaluate(model, x_train[:TRAIN_EVAL_ROWS], y_train[:TRAIN_EVAL_ROWS], amp)
+        rise_streak = rise_streak + 1 if val_loss > previous_val_loss else 0
+        previous_val_loss = val_loss
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "train_accuracy": train_accuracy,
+            "gap": val_loss - train_eval_loss,
+            "val_loss_rise_streak": rise_streak,
+        }
+        history.append(record)
+        if rank == 0:
+            print(f"epoch {epoch}: " + " ".join(f"{k}={v:.6f};" for k, v in record.items() if k != "epoch"), flush=True)
+            metrics.put_many({
+                "TrainingLoss": train_loss,
+                "ValidationLoss": val_loss,
+                "ValidationAccuracy": val_accuracy,
+                "GeneralizationGap": record["gap"],
+                "ValLossRiseStreak": rise_streak,
+            })
+
+        if val_loss < best_loss - 1e-6:
+            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
+        elif epoch - best_epoch >= args.patience:
+            break
+
+    model.load_state_dict(best_state)
+    seconds = time.perf_counter() - started
+    if rank == 0:
+        print(f"train: stopped after {epoch} epochs in {seconds:.1f}s, restored best epoch {best_epoch} "
+              f"(val_loss={best_loss:.4f})", flush=True)
+        save_model(model, args, strength, schema, history, best_epoch, Path(args.model_dir))
+    metrics.close()
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def save_model(model, args, strength, schema, history, best_epoch, model_dir: Path) -> None:
+    config = {
+        "n_features": len(schema["features"]),
+        "classes": schema["classes"],
+        "hidden": args.hidden,
+        "dropout": strength["dropout"],
+        "round": args.round,
+        "regularization": strength,
+        "base_regularization": {"dropout": args.dropout, "l1": args.l1, "l2": args.l2, "growth": args.growth},
+        "best_epoch": best_epoch,
+        "epochs": len(history),
+    }
+    save(model.cpu(), config, model_dir)
+    (model_dir / "history.json").write_text(json.dumps(history))
+    shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
+    (model_dir / "code").mkdir(exist_ok=True)
+    for name in INFERENCE_CODE:
+        shutil.copy(HERE / name, model_dir / "code" / name)
+
+
+if __name__ == "__main__":
+    run(main, "train")
