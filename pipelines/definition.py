@@ -47,13 +47,15 @@ from sagemaker.mlops.workflow.model_step import ModelStep
 from sagemaker.mlops.workflow.pipeline import Pipeline
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
+from sagemaker.train.distributed import Torchrun
 from sagemaker.train.model_trainer import ModelTrainer
 
-from pipelines.settings import STEPS_DIR, Settings
+from pipelines.settings import Settings
 from pipelines.session import RegulaSession
 
 GAP_PATH = "generalization_gap.loss"
 VAL_ACCURACY_PATH = "metrics.validation.accuracy"
+STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
 LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
 
 # What the training script prints every epoch, for SageMaker metric definitions.
@@ -135,7 +137,7 @@ def inference_image(settings: Settings) -> str:
 
 def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, lib_uri: str) -> ProcessingStep:
     args = processor(settings, session, p, "preprocess").run(
-        code=str(STEPS_DIR / "preprocess.py"),
+        code=f"{STEPS_DIR}/preprocess.py",
         inputs=[s3_input("data", p.input_data, "/opt/ml/processing/input/data"), s3_input("lib", lib_uri, LIB_DIR)],
         outputs=[
             s3_output(split, output_uri(settings, split), f"/opt/ml/processing/output/{split}")
@@ -163,8 +165,9 @@ def train_step(settings: Settings, session: RegulaSession, p: Parameters, prepro
         sagemaker_session=session,
         role=settings.role_arn,
         training_image=training_image(settings),
-        source_code=SourceCode(source_dir=str(STEPS_DIR), entry_script="train.py"),
+        source_code=SourceCode(source_dir=STEPS_DIR, entry_script="train.py"),
         compute=Compute(instance_type=p.training_instance, instance_count=p.training_instances),
+        distributed=Torchrun(),  # one process per GPU (or one per CPU instance), across all instances
         base_job_name=f"{settings.pipeline_name}-train-round{round_}",
         hyperparameters={
             "round": str(round_),
@@ -194,7 +197,7 @@ def evaluate_step(
 ) -> tuple[ProcessingStep, PropertyFile]:
     report = PropertyFile(name=f"EvaluationRound{round_}", output_name="evaluation", path="evaluation.json")
     args = processor(settings, session, p, "evaluate").run(
-        code=str(STEPS_DIR / "evaluate.py"),
+        code=f"{STEPS_DIR}/evaluate.py",
         inputs=[
             s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, "/opt/ml/processing/model"),
             *[s3_input(split, split_uri(preprocess, split), f"/opt/ml/processing/{split}") for split in ("train", "validation", "test")],
@@ -308,7 +311,7 @@ def round_steps(settings: Settings, session: RegulaSession, p: Parameters, prepr
 
 def build_pipeline(settings: Settings, session: RegulaSession) -> Pipeline:
     p = Parameters(settings)
-    lib_uri = session.upload_data(str(STEPS_DIR))
+    lib_uri = session.upload_data(STEPS_DIR)
     preprocess = preprocess_step(settings, session, p, lib_uri)
     return Pipeline(
         name=settings.pipeline_name,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import warnings
 
-from pipelines.settings import Settings
+from pipelines.settings import REPO_ROOT, Settings
 
 
 def render(settings: Settings = Settings(), offline: bool = True):
@@ -17,7 +18,7 @@ def render(settings: Settings = Settings(), offline: bool = True):
     session = RegulaSession(settings.region, settings.bucket, settings.prefix, offline=offline)
     logging.disable(logging.WARNING)  # the SDK logs every call; its notes on rendering are not for users
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.chdir(REPO_ROOT):
             warnings.simplefilter("ignore")
             pipeline = build_pipeline(settings, session)
             definition = json.loads(pipeline.definition())

@@ -156,6 +156,7 @@ def main() -> None:
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
+            "train_eval_loss": train_eval_loss,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "train_accuracy": train_accuracy,

@@ -1,0 +1,93 @@
+"""`regula run --local`: the pipeline definition, run on this machine with S3 and the registry in moto."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from pipelines.settings import Settings
+
+DEMO_MAX_TRAIN_ROWS = 300  # a small training subset, so round 1 overfits and the retrain path shows
+
+
+def demo_dataset_csv() -> bytes:
+    """scikit-learn's digits (shipped with the package): 1797 rows, 64 pixel features, column `target`."""
+    from sklearn.datasets import load_digits
+
+    return load_digits(as_frame=True).frame.to_csv(index=False).encode()
+
+
+def run_local(
+    settings: Settings = Settings(),
+    data: Path | None = None,
+    target: str | None = None,
+    params: dict[str, str] | None = None,
+    runs_dir: Path = Path("runs"),
+    verbose: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    import boto3
+
+    from pipelines.local_runner import LocalRunner
+    from pipelines.moto_server import aws_environment
+    from pipelines.render import render
+    from pipelines.report import build_report, plot_losses, summary_lines
+    from pipelines.s3 import ensure_bucket
+
+    params = dict(params or {})
+    if data is not None:
+        data = Path(data)
+        if not data.is_file():
+            raise ValueError(f"data file {data} does not exist")
+    if target:
+        params["TargetColumn"] = target
+
+    echo("rendering the pipeline definition ...")
+    text, session = render(settings)
+    definition = json.loads(text)
+
+    with aws_environment(settings.region) as env:
+        clients = {k: v for k, v in env.items() if k.startswith("AWS_") and k not in ("AWS_DEFAULT_REGION", "AWS_REGION")}
+        boto = boto3.Session(
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=clients.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=clients.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=clients.get("AWS_SESSION_TOKEN"),
+        )
+        endpoint = clients.get("AWS_ENDPOINT_URL")
+        s3 = boto.client("s3", endpoint_url=endpoint)
+        sagemaker = boto.client("sagemaker", endpoint_url=endpoint)
+        echo(f"AWS endpoint: {endpoint or 'AWS'}; bucket s3://{settings.bucket}")
+        ensure_bucket(s3, settings.bucket, settings.region)
+        session.push_uploads(s3)
+
+        if data is None:
+            s3.put_object(Bucket=settings.bucket, Key=settings.demo_data_uri.split("/", 3)[3], Body=demo_dataset_csv())
+            params.setdefault("MaxTrainRows", str(DEMO_MAX_TRAIN_ROWS))
+            echo(f"data: bundled digits dataset, {DEMO_MAX_TRAIN_ROWS} training rows")
+        else:
+            body = data.read_bytes()
+            key = f"{settings.prefix}/data/{hashlib.sha256(body).hexdigest()[:16]}/{data.name}"
+            s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+            params["InputDataUri"] = f"s3://{settings.bucket}/{key}"
+            echo(f"data: {data} -> {params['InputDataUri']}")
+
+        run_dir = Path(runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+        runner = LocalRunner(definition, run_dir, s3, sagemaker, settings.region, env=env, echo=echo, verbose=verbose)
+        execution = runner.run(settings.pipeline_name, params)
+
+    report = build_report(execution)
+    plot = plot_losses(run_dir, run_dir / "losses.png")
+    report["plot"] = str(plot) if plot else None
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    for line in summary_lines(report):
+        echo(line)
+    echo(f"run folder: {run_dir} (report.json{', losses.png' if plot else ''})")
+    return report

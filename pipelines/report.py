@@ -1,0 +1,98 @@
+"""The run report of a local execution: rounds, regularization, gaps, decision, and a loss plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipelines.local_runner import Execution
+
+EVALUATION_FILE = "opt/ml/processing/evaluation/evaluation.json"
+
+
+def round_evaluations(run_dir: Path) -> list[dict]:
+    """evaluation.json of every round that got evaluated, in round order."""
+    rounds = []
+    for path in sorted((run_dir / "jobs").glob(f"EvaluateRound*/{EVALUATION_FILE}")):
+        rounds.append(json.loads(path.read_text()))
+    return sorted(rounds, key=lambda r: r["round"])
+
+
+def build_report(execution: Execution) -> dict:
+    evaluations = round_evaluations(execution.run_dir)
+    registered = [p["ModelPackageArn"] for p in execution.properties.values() if "ModelPackageArn" in p]
+    return {
+        "pipeline": execution.pipeline_name,
+        "execution_id": execution.execution_id,
+        "execution_arn": execution.arn,
+        "status": execution.status,
+        "decision": "registered" if registered else ("failed" if execution.status == "Failed" else "none"),
+        "failure_reason": execution.failure_reason,
+        "failed_step": execution.failed_step,
+        "model_package_arn": registered[0] if registered else None,
+        "seconds": execution.seconds,
+        "parameters": execution.parameters,
+        "rounds": [
+            {
+                "round": e["round"],
+                "regularization": e["regularization"],
+                "generalization_gap": e["generalization_gap"]["loss"],
+                "accuracy_gap": e["generalization_gap"]["accuracy"],
+                "train_accuracy": e["metrics"]["train"]["accuracy"],
+                "validation_accuracy": e["metrics"]["validation"]["accuracy"],
+                "test_accuracy": e["metrics"]["test"]["accuracy"],
+                "epochs": e["epochs"],
+                "best_epoch": e["best_epoch"],
+                "decision": e["decision"],
+            }
+            for e in evaluations
+        ],
+        "steps": [
+            {k: v for k, v in vars(s).items() if v not in ("", None)} for s in execution.steps
+        ],
+    }
+
+
+def plot_losses(run_dir: Path, out: Path) -> Path | None:
+    """Training and validation loss per epoch, one panel per round."""
+    evaluations = round_evaluations(run_dir)
+    if not evaluations:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(evaluations), figsize=(4.2 * len(evaluations), 3.6), sharey=True, squeeze=False)
+    for ax, e in zip(axes[0], evaluations):
+        epochs = [h["epoch"] for h in e["history"]]
+        ax.plot(epochs, [h["train_loss"] for h in e["history"]], label="train loss (with dropout)", alpha=0.6)
+        ax.plot(epochs, [h["train_eval_loss"] for h in e["history"]], label="train loss", color="C0", linestyle="--")
+        ax.plot(epochs, [h["val_loss"] for h in e["history"]], label="validation loss", color="C1")
+        ax.axvline(e["best_epoch"], color="grey", linestyle=":", label=f"best epoch {e['best_epoch']}")
+        reg = e["regularization"]
+        ax.set_title(f"round {e['round']}: gap {e['generalization_gap']['loss']:.3f} -> {e['decision']}\n"
+                     f"dropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("cross-entropy")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def summary_lines(report: dict) -> list[str]:
+    lines = ["", "round  dropout  l1        l2        gap     val_acc  test_acc  epochs  decision"]
+    for r in report["rounds"]:
+        reg = r["regularization"]
+        lines.append(
+            f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  {r['generalization_gap']:.4f}  "
+            f"{r['validation_accuracy']:.4f}   {r['test_accuracy']:.4f}    {r['epochs']:>6}  {r['decision']}"
+        )
+    if report["model_package_arn"]:
+        lines.append(f"registered: {report['model_package_arn']}")
+    if report["status"] == "Failed":
+        lines.append(f"FAILED at {report['failed_step']}: {report['failure_reason']}")
+    return lines
