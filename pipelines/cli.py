@@ -24,7 +24,11 @@ def key_values(items: list[str] | None) -> dict[str, str]:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k) for k in ("pipeline_name", "region", "bucket", "prefix", "role_arn", "rounds") if getattr(args, k, None) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("pipeline_name", "region", "bucket", "prefix", "role_arn", "rounds")
+        if getattr(args, k, None) is not None
+    }
     return Settings(**overrides)
 
 
@@ -50,8 +54,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.local import run_local
 
     report = run_local(
-        settings_from(args), data=args.data, target=args.target, params=key_values(args.param),
-        runs_dir=Path(args.runs_dir), verbose=args.verbose,
+        settings_from(args),
+        data=args.data,
+        target=args.target,
+        params=key_values(args.param),
+        runs_dir=Path(args.runs_dir),
+        verbose=args.verbose,
     )
     return 0 if report["status"] == "Succeeded" else 1
 
@@ -67,7 +75,10 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regula", description="SageMaker pipelines that retrain with stronger regularization until the model generalizes.")
+    parser = argparse.ArgumentParser(
+        prog="regula",
+        description="SageMaker pipelines that retrain with stronger regularization until the model generalizes.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     render = commands.add_parser("render", help="write the pipeline definition (pipeline.json)")

@@ -50,8 +50,8 @@ from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train.distributed import Torchrun
 from sagemaker.train.model_trainer import ModelTrainer
 
-from pipelines.settings import Settings
 from pipelines.session import RegulaSession
+from pipelines.settings import Settings
 
 GAP_PATH = "generalization_gap.loss"
 VAL_ACCURACY_PATH = "metrics.validation.accuracy"
@@ -101,11 +101,16 @@ def output_uri(settings: Settings, name: str) -> Join:
 
 
 def s3_input(name: str, uri, local_path: str) -> ProcessingInput:
-    return ProcessingInput(input_name=name, s3_input=ProcessingS3Input(s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"))
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"),
+    )
 
 
 def s3_output(name: str, uri, local_path: str) -> ProcessingOutput:
-    return ProcessingOutput(output_name=name, s3_output=ProcessingS3Output(s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob"))
+    return ProcessingOutput(
+        output_name=name, s3_output=ProcessingS3Output(s3_uri=uri, local_path=local_path, s3_upload_mode="EndOfJob")
+    )
 
 
 def processor(settings: Settings, session: RegulaSession, p: Parameters, job: str) -> ScriptProcessor:
@@ -123,15 +128,23 @@ def processor(settings: Settings, session: RegulaSession, p: Parameters, job: st
 
 def training_image(settings: Settings) -> str:
     return image_uris.retrieve(
-        "pytorch", region=settings.region, version=settings.pytorch_version, py_version=settings.python_version,
-        instance_type="ml.m5.xlarge", image_scope="training",
+        "pytorch",
+        region=settings.region,
+        version=settings.pytorch_version,
+        py_version=settings.python_version,
+        instance_type="ml.m5.xlarge",
+        image_scope="training",
     )
 
 
 def inference_image(settings: Settings) -> str:
     return image_uris.retrieve(
-        "pytorch", region=settings.region, version=settings.pytorch_version, py_version=settings.python_version,
-        instance_type="ml.m5.large", image_scope="inference",
+        "pytorch",
+        region=settings.region,
+        version=settings.pytorch_version,
+        py_version=settings.python_version,
+        instance_type="ml.m5.large",
+        image_scope="inference",
     )
 
 
@@ -144,13 +157,20 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             for split in ("train", "validation", "test")
         ],
         arguments=[
-            "--input", "/opt/ml/processing/input/data",
-            "--output-dir", "/opt/ml/processing/output",
-            "--target", p.target,
-            "--max-train-rows", p.max_train_rows.to_string(),
-            "--metrics-namespace", p.metrics_namespace,
-            "--pipeline-name", ExecutionVariables.PIPELINE_NAME,
-            "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+            "--input",
+            "/opt/ml/processing/input/data",
+            "--output-dir",
+            "/opt/ml/processing/output",
+            "--target",
+            p.target,
+            "--max-train-rows",
+            p.max_train_rows.to_string(),
+            "--metrics-namespace",
+            p.metrics_namespace,
+            "--pipeline-name",
+            ExecutionVariables.PIPELINE_NAME,
+            "--execution-id",
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
         ],
     )
     return ProcessingStep(name="Preprocess", step_args=args)
@@ -160,7 +180,9 @@ def split_uri(preprocess: ProcessingStep, split: str):
     return preprocess.properties.ProcessingOutputConfig.Outputs[split].S3Output.S3Uri
 
 
-def train_step(settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, round_: int) -> TrainingStep:
+def train_step(
+    settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, round_: int
+) -> TrainingStep:
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=settings.role_arn,
@@ -192,27 +214,45 @@ def train_step(settings: Settings, session: RegulaSession, p: Parameters, prepro
 
 
 def evaluate_step(
-    settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, train: TrainingStep,
-    lib_uri: str, round_: int,
+    settings: Settings,
+    session: RegulaSession,
+    p: Parameters,
+    preprocess: ProcessingStep,
+    train: TrainingStep,
+    lib_uri: str,
+    round_: int,
 ) -> tuple[ProcessingStep, PropertyFile]:
     report = PropertyFile(name=f"EvaluationRound{round_}", output_name="evaluation", path="evaluation.json")
     args = processor(settings, session, p, "evaluate").run(
         code=f"{STEPS_DIR}/evaluate.py",
         inputs=[
             s3_input("model", train.properties.ModelArtifacts.S3ModelArtifacts, "/opt/ml/processing/model"),
-            *[s3_input(split, split_uri(preprocess, split), f"/opt/ml/processing/{split}") for split in ("train", "validation", "test")],
+            *[
+                s3_input(split, split_uri(preprocess, split), f"/opt/ml/processing/{split}")
+                for split in ("train", "validation", "test")
+            ],
             s3_input("lib", lib_uri, LIB_DIR),
         ],
-        outputs=[s3_output("evaluation", output_uri(settings, f"evaluation-round{round_}"), "/opt/ml/processing/evaluation")],
+        outputs=[
+            s3_output("evaluation", output_uri(settings, f"evaluation-round{round_}"), "/opt/ml/processing/evaluation")
+        ],
         arguments=[
-            "--model-dir", "/opt/ml/processing/model",
-            "--data-dir", "/opt/ml/processing",
-            "--output-dir", "/opt/ml/processing/evaluation",
-            "--max-gap", p.max_gap.to_string(),
-            "--min-val-accuracy", p.min_val_accuracy.to_string(),
-            "--metrics-namespace", p.metrics_namespace,
-            "--pipeline-name", ExecutionVariables.PIPELINE_NAME,
-            "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+            "--model-dir",
+            "/opt/ml/processing/model",
+            "--data-dir",
+            "/opt/ml/processing",
+            "--output-dir",
+            "/opt/ml/processing/evaluation",
+            "--max-gap",
+            p.max_gap.to_string(),
+            "--min-val-accuracy",
+            p.min_val_accuracy.to_string(),
+            "--metrics-namespace",
+            p.metrics_namespace,
+            "--pipeline-name",
+            ExecutionVariables.PIPELINE_NAME,
+            "--execution-id",
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
         ],
     )
     return ProcessingStep(name=f"EvaluateRound{round_}", step_args=args, property_files=[report]), report
@@ -223,10 +263,18 @@ def evaluation_value(evaluate: ProcessingStep, report: PropertyFile, path: str) 
 
 
 def register_step(
-    settings: Settings, session: RegulaSession, p: Parameters, train: TrainingStep, evaluate: ProcessingStep,
-    report: PropertyFile, round_: int,
+    settings: Settings,
+    session: RegulaSession,
+    p: Parameters,
+    train: TrainingStep,
+    evaluate: ProcessingStep,
+    report: PropertyFile,
+    round_: int,
 ) -> ModelStep:
-    evaluation_uri = Join(on="/", values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"])
+    evaluation_uri = Join(
+        on="/",
+        values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"],
+    )
     builder = ModelBuilder(
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
         image_uri=inference_image(settings),
@@ -242,7 +290,9 @@ def register_step(
         response_types=["application/json"],
         inference_instances=["ml.m5.large", "ml.m5.xlarge"],
         transform_instances=["ml.m5.large"],
-        model_metrics=ModelMetrics(model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type="application/json")),
+        model_metrics=ModelMetrics(
+            model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type="application/json")
+        ),
         customer_metadata_properties={
             "regula:round": str(round_),
             "regula:gap": as_text(evaluation_value(evaluate, report, GAP_PATH)),
@@ -263,26 +313,38 @@ def register_step(
 def still_overfitting_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, rounds: int) -> FailStep:
     return FailStep(
         name="StillOverfitting",
-        error_message=Join(on="", values=[
-            f"The model still overfits after {rounds} rounds of stronger regularization: generalization gap ",
-            evaluation_value(evaluate, report, GAP_PATH), " > MaxGap ", p.max_gap,
-            ". Raise RegularizationGrowth, add data, or use a smaller model.",
-        ]),
+        error_message=Join(
+            on="",
+            values=[
+                f"The model still overfits after {rounds} rounds of stronger regularization: generalization gap ",
+                evaluation_value(evaluate, report, GAP_PATH),
+                " > MaxGap ",
+                p.max_gap,
+                ". Raise RegularizationGrowth, add data, or use a smaller model.",
+            ],
+        ),
     )
 
 
 def underfit_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, round_: int) -> FailStep:
     return FailStep(
         name=f"UnderfitRound{round_}",
-        error_message=Join(on="", values=[
-            f"Round {round_} underfits: validation accuracy ", evaluation_value(evaluate, report, VAL_ACCURACY_PATH),
-            " < MinValidationAccuracy ", p.min_val_accuracy,
-            ". Stronger regularization cannot fix that: lower Dropout/L1/L2 or use a bigger model.",
-        ]),
+        error_message=Join(
+            on="",
+            values=[
+                f"Round {round_} underfits: validation accuracy ",
+                evaluation_value(evaluate, report, VAL_ACCURACY_PATH),
+                " < MinValidationAccuracy ",
+                p.min_val_accuracy,
+                ". Stronger regularization cannot fix that: lower Dropout/L1/L2 or use a bigger model.",
+            ],
+        ),
     )
 
 
-def round_steps(settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, lib_uri: str, round_: int) -> list:
+def round_steps(
+    settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, lib_uri: str, round_: int
+) -> list:
     """Train, evaluate and decide for one round; the else branch holds all later rounds."""
     train = train_step(settings, session, p, preprocess, round_)
     evaluate, report = evaluate_step(settings, session, p, preprocess, train, lib_uri, round_)
@@ -301,7 +363,9 @@ def round_steps(settings: Settings, session: RegulaSession, p: Parameters, prepr
         name=f"CheckRound{round_}",
         conditions=[
             ConditionLessThanOrEqualTo(left=gap, right=p.max_gap),
-            ConditionGreaterThanOrEqualTo(left=evaluation_value(evaluate, report, VAL_ACCURACY_PATH), right=p.min_val_accuracy),
+            ConditionGreaterThanOrEqualTo(
+                left=evaluation_value(evaluate, report, VAL_ACCURACY_PATH), right=p.min_val_accuracy
+            ),
         ],
         if_steps=[register_step(settings, session, p, train, evaluate, report, round_)],
         else_steps=[overfits],

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]")
 
@@ -40,7 +41,12 @@ def lookup(value: Any, tokens: list[str | int], what: str) -> Any:
             value = value[token]
         elif isinstance(value, list) and isinstance(token, str):
             # SageMaker lists such as ProcessingOutputConfig.Outputs are indexed by name
-            named = [item for item in value if isinstance(item, dict) and token in (item.get("OutputName"), item.get("Name"), item.get("ChannelName"))]
+            named = [
+                item
+                for item in value
+                if isinstance(item, dict)
+                and token in (item.get("OutputName"), item.get("Name"), item.get("ChannelName"))
+            ]
             if not named:
                 raise ExpressionError(f"{what}: no item named {token!r}")
             value = named[0]

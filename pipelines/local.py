@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pipelines.settings import Settings
 
@@ -21,7 +21,7 @@ def demo_dataset_csv() -> bytes:
 
 
 def run_local(
-    settings: Settings = Settings(),
+    settings: Settings | None = None,
     data: Path | None = None,
     target: str | None = None,
     params: dict[str, str] | None = None,
@@ -37,6 +37,7 @@ def run_local(
     from pipelines.report import build_report, plot_losses, summary_lines
     from pipelines.s3 import ensure_bucket
 
+    settings = settings or Settings()
     params = dict(params or {})
     if data is not None:
         data = Path(data)
@@ -50,7 +51,9 @@ def run_local(
     definition = json.loads(text)
 
     with aws_environment(settings.region) as env:
-        clients = {k: v for k, v in env.items() if k.startswith("AWS_") and k not in ("AWS_DEFAULT_REGION", "AWS_REGION")}
+        clients = {
+            k: v for k, v in env.items() if k.startswith("AWS_") and k not in ("AWS_DEFAULT_REGION", "AWS_REGION")
+        }
         boto = boto3.Session(
             region_name=env["AWS_DEFAULT_REGION"],
             aws_access_key_id=clients.get("AWS_ACCESS_KEY_ID"),

@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipelines import expressions
 from pipelines.expressions import Context, evaluate_condition, resolve
@@ -155,7 +156,9 @@ class LocalRunner:
 
     # -- execution ---------------------------------------------------------
 
-    def run(self, pipeline_name: str, overrides: dict[str, str] | None = None, execution_id: str | None = None) -> Execution:
+    def run(
+        self, pipeline_name: str, overrides: dict[str, str] | None = None, execution_id: str | None = None
+    ) -> Execution:
         execution_id = execution_id or secrets.token_hex(6)
         arn = f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/{pipeline_name}/execution/{execution_id}"
         parameters = parameter_values(self.definition, overrides or {})
@@ -262,7 +265,9 @@ class LocalRunner:
         for item in outputs:
             self._host_path(root, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
         app = args["AppSpecification"]
-        command = [self._container_arg(root, a) for a in app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])]
+        command = [
+            self._container_arg(root, a) for a in app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])
+        ]
         env = {k: self._container_arg(root, str(v)) for k, v in args.get("Environment", {}).items()}
         self._run_process(record, command, env, cwd=root)
         for item in outputs:
@@ -316,8 +321,14 @@ class LocalRunner:
             **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
         }
         processes = int(args.get("ResourceConfig", {}).get("InstanceCount", 1)) if source["distributed"] else 1
-        self._run_process(record, command, env, cwd=channels.get("code", root), processes=processes,
-                          failure_file=ml / "output" / "failure")
+        self._run_process(
+            record,
+            command,
+            env,
+            cwd=channels.get("code", root),
+            processes=processes,
+            failure_file=ml / "output" / "failure",
+        )
 
         archive = root / "model.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
@@ -344,7 +355,9 @@ class LocalRunner:
         source = json.loads((drivers / "sourcecode.json").read_text())
         if not source.get("entry_script"):
             raise StepFailed("only ModelTrainer jobs with an entry_script run locally")
-        distributed = (drivers / "distributed.json").exists() and "torchrun" in (drivers / "sm_train.sh").read_text().lower()
+        distributed = (drivers / "distributed.json").exists() and "torchrun" in (
+            drivers / "sm_train.sh"
+        ).read_text().lower()
         return {"entry_script": source["entry_script"], "distributed": distributed}
 
     def _final_metrics(self, args: dict, log: Path) -> list[dict]:
@@ -373,7 +386,9 @@ class LocalRunner:
         return self._property_files[key]
 
     def _job_name(self, step_name: str) -> str:
-        name = re.sub(r"[^a-zA-Z0-9-]", "-", f"{self.execution.pipeline_name}-{step_name}-{self.execution.execution_id}")
+        name = re.sub(
+            r"[^a-zA-Z0-9-]", "-", f"{self.execution.pipeline_name}-{step_name}-{self.execution.execution_id}"
+        )
         return name[:63]
 
     def _job_root(self, step_name: str) -> Path:
@@ -403,8 +418,15 @@ class LocalRunner:
         except ValueError as error:
             raise StepFailed(f"input {what}: {error}") from None
 
-    def _run_process(self, record: StepRecord, command: list[str], env: dict[str, str], cwd: Path,
-                     processes: int = 1, failure_file: Path | None = None) -> None:
+    def _run_process(
+        self,
+        record: StepRecord,
+        command: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        processes: int = 1,
+        failure_file: Path | None = None,
+    ) -> None:
         log = self.run_dir / "logs" / f"{record.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         record.log = str(log)
@@ -414,10 +436,17 @@ class LocalRunner:
         for rank in range(processes):
             rank_env = dict(base)
             if processes > 1:
-                rank_env.update(WORLD_SIZE=str(processes), RANK=str(rank), LOCAL_RANK="0",
-                                MASTER_ADDR="127.0.0.1", MASTER_PORT=master_port)
+                rank_env.update(
+                    WORLD_SIZE=str(processes),
+                    RANK=str(rank),
+                    LOCAL_RANK="0",
+                    MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=master_port,
+                )
             out = subprocess.PIPE if rank == 0 else open(log.with_suffix(f".rank{rank}.log"), "w")
-            ranks.append(subprocess.Popen(command, cwd=cwd, env=rank_env, stdout=out, stderr=subprocess.STDOUT, text=True))
+            ranks.append(
+                subprocess.Popen(command, cwd=cwd, env=rank_env, stdout=out, stderr=subprocess.STDOUT, text=True)
+            )
         last_lines: list[str] = []
         with open(log, "w") as sink:
             for line in ranks[0].stdout:
@@ -435,6 +464,6 @@ class LocalRunner:
             if failure_file and failure_file.exists():
                 reason = failure_file.read_text().strip()
             if not reason:
-                errors = [line[len("ERROR "):] for line in last_lines if line.startswith("ERROR ")]
+                errors = [line[len("ERROR ") :] for line in last_lines if line.startswith("ERROR ")]
                 reason = errors[-1] if errors else (last_lines[-1] if last_lines else "no output")
             raise StepFailed(f"{reason} (exit code {max(codes, key=abs)}, log: {log})")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "regula-local", "AWS_SECRET_ACCESS_KEY": "regula-local", "AWS_SESSION_TOKEN": "regula-local"}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "regula-local",
+    "AWS_SECRET_ACCESS_KEY": "regula-local",
+    "AWS_SESSION_TOKEN": "regula-local",
+}
 
 
 class MotoServer:
@@ -19,7 +23,7 @@ class MotoServer:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint = ""
 
-    def start(self) -> "MotoServer":
+    def start(self) -> MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -30,7 +34,12 @@ class MotoServer:
 
     def env(self, region: str) -> dict[str, str]:
         """What a process needs to talk to this server instead of AWS."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": region, "AWS_REGION": region, **FAKE_CREDENTIALS}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            **FAKE_CREDENTIALS,
+        }
 
 
 @contextmanager
@@ -38,7 +47,10 @@ def aws_environment(region: str):
     """Yield the environment for AWS clients: AWS itself (or whatever AWS_ENDPOINT_URL
     names) when an endpoint is set, else a moto server started for the duration."""
     if os.environ.get("AWS_ENDPOINT_URL"):
-        yield {"AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", region), "AWS_REGION": os.environ.get("AWS_REGION", region)}
+        yield {
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", region),
+            "AWS_REGION": os.environ.get("AWS_REGION", region),
+        }
         return
     server = MotoServer().start()
     try:

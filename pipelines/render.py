@@ -10,14 +10,15 @@ import warnings
 from pipelines.settings import REPO_ROOT, Settings
 
 
-def render(settings: Settings = Settings(), offline: bool = True):
+def render(settings: Settings | None = None, offline: bool = True):
     """Return (definition JSON text, session). The session's `uploads` hold the step code."""
     from pipelines.definition import build_pipeline
     from pipelines.session import RegulaSession
 
-    session = RegulaSession(settings.region, settings.bucket, settings.prefix, offline=offline)
+    settings = settings or Settings()
     logging.disable(logging.WARNING)  # the SDK logs every call; its notes on rendering are not for users
     try:
+        session = RegulaSession(settings.region, settings.bucket, settings.prefix, offline=offline)
         with warnings.catch_warnings(), contextlib.chdir(REPO_ROOT):
             warnings.simplefilter("ignore")
             pipeline = build_pipeline(settings, session)

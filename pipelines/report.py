@@ -47,9 +47,7 @@ def build_report(execution: Execution) -> dict:
             }
             for e in evaluations
         ],
-        "steps": [
-            {k: v for k, v in vars(s).items() if v not in ("", None)} for s in execution.steps
-        ],
+        "steps": [{k: v for k, v in vars(s).items() if v not in ("", None)} for s in execution.steps],
     }
 
 
@@ -64,15 +62,18 @@ def plot_losses(run_dir: Path, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(evaluations), figsize=(4.2 * len(evaluations), 3.6), sharey=True, squeeze=False)
-    for ax, e in zip(axes[0], evaluations):
+    for ax, e in zip(axes[0], evaluations, strict=True):
         epochs = [h["epoch"] for h in e["history"]]
         ax.plot(epochs, [h["train_loss"] for h in e["history"]], label="train loss (with dropout)", alpha=0.6)
         ax.plot(epochs, [h["train_eval_loss"] for h in e["history"]], label="train loss", color="C0", linestyle="--")
         ax.plot(epochs, [h["val_loss"] for h in e["history"]], label="validation loss", color="C1")
         ax.axvline(e["best_epoch"], color="grey", linestyle=":", label=f"best epoch {e['best_epoch']}")
         reg = e["regularization"]
-        ax.set_title(f"round {e['round']}: gap {e['generalization_gap']['loss']:.3f} -> {e['decision']}\n"
-                     f"dropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}", fontsize=9)
+        ax.set_title(
+            f"round {e['round']}: gap {e['generalization_gap']['loss']:.3f} -> {e['decision']}\n"
+            f"dropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}",
+            fontsize=9,
+        )
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("cross-entropy")
@@ -88,8 +89,9 @@ def summary_lines(report: dict) -> list[str]:
     for r in report["rounds"]:
         reg = r["regularization"]
         lines.append(
-            f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  {r['generalization_gap']:.4f}  "
-            f"{r['validation_accuracy']:.4f}   {r['test_accuracy']:.4f}    {r['epochs']:>6}  {r['decision']}"
+            f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  "
+            f"{r['generalization_gap']:.4f}  {r['validation_accuracy']:.4f}   {r['test_accuracy']:.4f}    "
+            f"{r['epochs']:>6}  {r['decision']}"
         )
     if report["model_package_arn"]:
         lines.append(f"registered: {report['model_package_arn']}")

@@ -23,7 +23,7 @@ def download_prefix(s3, uri: str, destination: Path) -> int:
             key = item["Key"]
             if key.endswith("/"):
                 continue
-            relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+            relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(target))

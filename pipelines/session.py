@@ -19,7 +19,6 @@ from sagemaker.core.telemetry import telemetry_logging
 from sagemaker.core.workflow.pipeline_context import PipelineSession
 
 
-
 def _no_telemetry(*_args, **_kwargs):
     return None
 
@@ -39,7 +38,9 @@ class RegulaSession(PipelineSession):
     def __init__(self, region: str, bucket: str, prefix: str, offline: bool = True):
         os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
         if offline:
-            boto_session = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
+            boto_session = boto3.Session(
+                region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline"
+            )
             boto_session.events.register("before-call.iam.SimulatePrincipalPolicy", _allow_role_check)
         else:
             boto_session = boto3.Session(region_name=region)

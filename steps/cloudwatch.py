@@ -18,7 +18,7 @@ import queue
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 MAX_DATUMS_PER_CALL = 1000  # the PutMetricData limit
 MAX_QUEUED = 100_000
@@ -63,7 +63,7 @@ class MetricEmitter:
     def put(self, name: str, value: float, unit: str = "None") -> None:
         if not self.enabled:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for dims in (self.dimensions, self.detail_dimensions):
             datum = {"MetricName": name, "Dimensions": dims, "Value": float(value), "Unit": unit, "Timestamp": now}
             try:

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from cloudwatch import MetricEmitter
 from contract import SPLITS, StepError, read_split, run
 
@@ -101,12 +100,14 @@ def main() -> None:
     )
 
     emitter = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
-    emitter.put_many({
-        "FinalGeneralizationGap": gap,
-        "FinalValidationAccuracy": metrics["validation"]["accuracy"],
-        "TestAccuracy": metrics["test"]["accuracy"],
-        "Overfitting": float(decision == "overfit"),
-    })
+    emitter.put_many(
+        {
+            "FinalGeneralizationGap": gap,
+            "FinalValidationAccuracy": metrics["validation"]["accuracy"],
+            "TestAccuracy": metrics["test"]["accuracy"],
+            "Overfitting": float(decision == "overfit"),
+        }
+    )
     emitter.close()
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
-
 from cloudwatch import MetricEmitter
 from contract import LABEL, SCHEMA, SPLITS, StepError, run
+from sklearn.model_selection import train_test_split
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -47,7 +46,9 @@ def find_data_file(path: Path) -> Path:
     if not files:
         raise StepError(f"no .csv or .parquet file under {path}")
     if len(files) > 1:
-        raise StepError(f"expected one data file under {path}, found {len(files)}: {', '.join(p.name for p in files[:5])}")
+        raise StepError(
+            f"expected one data file under {path}, found {len(files)}: {', '.join(p.name for p in files[:5])}"
+        )
     return files[0]
 
 
@@ -78,7 +79,9 @@ def validate(table: pd.DataFrame, target: str, min_per_class: int) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         columns = [str(c) for c in features.columns[bad.any(axis=0)]]
-        raise StepError(f"{int(bad.any(axis=1).sum())} rows have NaN or infinite values in columns: {', '.join(columns[:10])}")
+        raise StepError(
+            f"{int(bad.any(axis=1).sum())} rows have NaN or infinite values in columns: {', '.join(columns[:10])}"
+        )
     if table[target].isna().any():
         raise StepError(f"{int(table[target].isna().sum())} rows have no value in target column '{target}'")
     counts = table[target].value_counts()
@@ -97,24 +100,39 @@ def split(table: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.DataFra
     test_share = args.test_fraction / holdout
     validation, test = train_test_split(rest, test_size=test_share, stratify=rest[LABEL], random_state=args.seed)
     if 0 < args.max_train_rows < len(train):
-        train, _ = train_test_split(train, train_size=args.max_train_rows, stratify=train[LABEL], random_state=args.seed)
+        train, _ = train_test_split(
+            train, train_size=args.max_train_rows, stratify=train[LABEL], random_state=args.seed
+        )
     return {"train": train, "validation": validation, "test": test}
 
 
 def main() -> None:
     args = parse_args()
-    if not (0 < args.validation_fraction < 1 and 0 < args.test_fraction < 1 and args.validation_fraction + args.test_fraction < 1):
+    if not (
+        0 < args.validation_fraction < 1
+        and 0 < args.test_fraction < 1
+        and args.validation_fraction + args.test_fraction < 1
+    ):
         raise StepError("validation and test fractions must be in (0, 1) and sum to less than 1")
     path = find_data_file(Path(args.input))
     table = read_table(path)
-    min_per_class = max(3, int(np.ceil(1 / min(args.validation_fraction, args.test_fraction, 1 - args.validation_fraction - args.test_fraction))))
+    min_per_class = max(
+        3,
+        int(
+            np.ceil(
+                1 / min(args.validation_fraction, args.test_fraction, 1 - args.validation_fraction - args.test_fraction)
+            )
+        ),
+    )
     validate(table, args.target, min_per_class)
 
     classes = sorted(table[args.target].unique().tolist(), key=str)
     encode = {c: i for i, c in enumerate(classes)}
     features = [str(c) for c in table.columns if c != args.target]
     table = pd.DataFrame(
-        np.column_stack([table[args.target].map(encode).to_numpy(), table.drop(columns=[args.target]).to_numpy(np.float64)]),
+        np.column_stack(
+            [table[args.target].map(encode).to_numpy(), table.drop(columns=[args.target]).to_numpy(np.float64)]
+        ),
         columns=[LABEL, *features],
     )
     parts = split(table, args)
@@ -140,10 +158,16 @@ def main() -> None:
         "seed": args.seed,
     }
     (output / "train" / SCHEMA).write_text(json.dumps(schema, indent=2, default=str))
-    print(f"preprocess: {len(table)} rows, {len(features)} features, {len(classes)} classes -> " + ", ".join(f"{n} {len(parts[n])}" for n in SPLITS))
+    print(
+        f"preprocess: {len(table)} rows, {len(features)} features, {len(classes)} classes -> "
+        + ", ".join(f"{n} {len(parts[n])}" for n in SPLITS)
+    )
 
     metrics = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
-    metrics.put_many({"InputRows": len(table), "TrainRows": len(parts["train"]), "ValidationRows": len(parts["validation"])}, unit="Count")
+    metrics.put_many(
+        {"InputRows": len(table), "TrainRows": len(parts["train"]), "ValidationRows": len(parts["validation"])},
+        unit="Count",
+    )
     metrics.close()
 
 

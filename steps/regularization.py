@@ -17,7 +17,7 @@ def schedule(dropout: float, l1: float, l2: float, growth: float, round_: int) -
     """Effective regularization for `round_` (1-based)."""
     validate(dropout, l1, l2, growth, round_)
     steps = round_ - 1
-    towards_max = 1.0 - growth ** -steps  # 0 in round 1, approaches 1 in late rounds
+    towards_max = 1.0 - growth**-steps  # 0 in round 1, approaches 1 in late rounds
     return {
         "dropout": dropout + (MAX_DROPOUT - dropout) * towards_max,
         "l1": l1 * growth**steps,

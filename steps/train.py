@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-
 from cloudwatch import MetricEmitter
 from contract import SCHEMA, StepError, read_schema, read_split, run
 from model import MLP, save
@@ -122,11 +121,17 @@ def main() -> None:
 
     job = os.environ.get("TRAINING_JOB_NAME", "local")
     metrics = MetricEmitter(
-        args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"TrainingJob": job}, enabled=None if rank == 0 else False
+        args.metrics_namespace,
+        {"Pipeline": args.pipeline_name},
+        {"TrainingJob": job},
+        enabled=None if rank == 0 else False,
     )
     if rank == 0:
-        print(f"train: round {args.round}, dropout={strength['dropout']:.4f} l1={strength['l1']:.3g} "
-              f"l2={strength['l2']:.3g}, {len(x_train)} rows, device={device}, processes={world}", flush=True)
+        print(
+            f"train: round {args.round}, dropout={strength['dropout']:.4f} l1={strength['l1']:.3g} "
+            f"l2={strength['l2']:.3g}, {len(x_train)} rows, device={device}, processes={world}",
+            flush=True,
+        )
 
     best_loss, best_state, best_epoch = float("inf"), copy.deepcopy(model.state_dict()), 0
     rise_streak, previous_val_loss, history = 0, float("inf"), []
@@ -135,7 +140,9 @@ def main() -> None:
     for epoch in range(1, args.max_epochs + 1):
         net.train()
         # equal shards, so every process runs the same number of steps
-        order = torch.randperm(len(x_train), generator=generator)[: len(x_train) // world * world][rank::world].to(device)
+        order = torch.randperm(len(x_train), generator=generator)[: len(x_train) // world * world][rank::world].to(
+            device
+        )
         loss_sum = 0.0
         for i in range(0, len(order), args.batch_size):
             index = order[i : i + args.batch_size]
@@ -166,13 +173,15 @@ def main() -> None:
         history.append(record)
         if rank == 0:
             print(f"epoch {epoch}: " + " ".join(f"{k}={v:.6f};" for k, v in record.items() if k != "epoch"), flush=True)
-            metrics.put_many({
-                "TrainingLoss": train_loss,
-                "ValidationLoss": val_loss,
-                "ValidationAccuracy": val_accuracy,
-                "GeneralizationGap": record["gap"],
-                "ValLossRiseStreak": rise_streak,
-            })
+            metrics.put_many(
+                {
+                    "TrainingLoss": train_loss,
+                    "ValidationLoss": val_loss,
+                    "ValidationAccuracy": val_accuracy,
+                    "GeneralizationGap": record["gap"],
+                    "ValLossRiseStreak": rise_streak,
+                }
+            )
 
         if val_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
@@ -182,8 +191,11 @@ def main() -> None:
     model.load_state_dict(best_state)
     seconds = time.perf_counter() - started
     if rank == 0:
-        print(f"train: stopped after {epoch} epochs in {seconds:.1f}s, restored best epoch {best_epoch} "
-              f"(val_loss={best_loss:.4f})", flush=True)
+        print(
+            f"train: stopped after {epoch} epochs in {seconds:.1f}s, restored best epoch {best_epoch} "
+            f"(val_loss={best_loss:.4f})",
+            flush=True,
+        )
         save_model(model, args, strength, schema, history, best_epoch, Path(args.model_dir))
     metrics.close()
     if world > 1:

@@ -1,0 +1,129 @@
+"""Real pipeline executions: the rendered definition run by the local runner against a moto server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.local import run_local
+from pipelines.s3 import split_uri
+from pipelines.settings import Settings
+
+
+def run(tmp_path, **kwargs):
+    lines = []
+    report = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lines.append, **kwargs)
+    return report, "\n".join(lines)
+
+
+def model_packages(sagemaker):
+    groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    return [
+        p
+        for g in groups
+        for p in sagemaker.list_model_packages(ModelPackageGroupName=g["ModelPackageGroupName"])[
+            "ModelPackageSummaryList"
+        ]
+    ]
+
+
+def test_default_run_retrains_then_registers(tmp_path, clients):
+    report, output = run(tmp_path)
+
+    assert report["status"] == "Succeeded" and report["decision"] == "registered"
+    rounds = report["rounds"]
+    assert len(rounds) >= 2, "the demo data must show at least one retrain"
+    assert rounds[0]["decision"] == "overfit" and rounds[-1]["decision"] == "register"
+    for weaker, stronger in itertools.pairwise(rounds):
+        assert stronger["regularization"]["dropout"] > weaker["regularization"]["dropout"]
+        assert stronger["regularization"]["l2"] > weaker["regularization"]["l2"]
+    assert rounds[-1]["generalization_gap"] <= report["parameters"]["MaxGap"]
+    assert rounds[0]["generalization_gap"] > report["parameters"]["MaxGap"]
+
+    package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["regula:round"] == str(rounds[-1]["round"])
+    assert float(metadata["regula:gap"]) == pytest.approx(rounds[-1]["generalization_gap"])
+    container = package["InferenceSpecification"]["Containers"][0]
+    bucket, key = split_uri(container["ModelDataUrl"])
+    assert clients["s3"].head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+    bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    evaluation = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert evaluation["round"] == rounds[-1]["round"]
+
+    run_dir = tmp_path / "runs" / os.listdir(tmp_path / "runs")[0]
+    assert json.loads((run_dir / "report.json").read_text())["model_package_arn"] == report["model_package_arn"]
+    assert (run_dir / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "-> TrainRound2 (Training)" in output and "registered arn:aws:sagemaker" in output
+
+
+def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
+    report, _ = run(tmp_path, params={"MaxGap": "5"})
+    assert report["decision"] == "registered"
+    assert [r["round"] for r in report["rounds"]] == [1]
+    assert [s["name"] for s in report["steps"]][-1] == "RegisterRound1"
+    assert len(model_packages(clients["sagemaker"])) == 1
+
+
+def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
+    report, _ = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15"})
+    assert report["status"] == "Failed" and report["failed_step"] == "StillOverfitting"
+    assert len(report["rounds"]) == 3
+    last_gap = report["rounds"][-1]["generalization_gap"]
+    assert "still overfits after 3 rounds" in report["failure_reason"]
+    assert str(last_gap) in report["failure_reason"]
+    assert model_packages(clients["sagemaker"]) == []
+
+
+def test_underfitting_model_is_not_registered_nor_retrained(tmp_path, clients):
+    report, _ = run(tmp_path, params={"MaxGap": "5", "MinValidationAccuracy": "0.9999", "MaxEpochs": "15"})
+    assert report["status"] == "Failed" and report["failed_step"] == "UnderfitRound1"
+    assert "underfits" in report["failure_reason"]
+    assert len(report["rounds"]) == 1
+    assert model_packages(clients["sagemaker"]) == []
+
+
+def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_path, clients):
+    report, _ = run(tmp_path, params={"Dropout": "1.5"})
+    assert report["status"] == "Failed" and report["failed_step"] == "TrainRound1"
+    assert "dropout must be in [0, 0.8)" in report["failure_reason"]
+    assert [s["name"] for s in report["steps"]] == ["Preprocess", "TrainRound1"]
+    assert model_packages(clients["sagemaker"]) == []
+
+
+def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n1,2,3\n4,5,6\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--local",
+            "--data",
+            str(bad),
+            "--target",
+            "label",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
+    assert failures == [
+        "FAILED at Preprocess: preprocess: target column 'label' not found; columns are: a, b, c "
+        + failures[0].split("columns are: a, b, c ")[1]
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "TrainRound1" not in result.stdout
+    assert model_packages(clients["sagemaker"]) == []

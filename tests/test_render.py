@@ -1,0 +1,70 @@
+"""The committed pipeline.json is what the code renders, rendering is deterministic and offline."""
+
+import json
+
+import pytest
+
+from pipelines.render import render
+from pipelines.settings import PIPELINE_JSON, Settings
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render()
+
+
+def test_committed_pipeline_json_matches_the_code(rendered):
+    text, _ = rendered
+    assert PIPELINE_JSON.read_text() == text, "pipeline.json drifted from the code: run `regula render`"
+
+
+def test_rendering_is_offline_and_repeatable(rendered, monkeypatch):
+    import botocore.endpoint
+
+    sent = []
+    monkeypatch.setattr(botocore.endpoint.Endpoint, "_send", lambda self, request: sent.append(request.url))
+    text, session = render()
+    assert text == rendered[0]
+    assert sent == []
+    # step code is content-addressed: every upload sits under <prefix>/code/<hash>/
+    assert session.uploads and all(key.startswith("regula/code/") for key in session.uploads)
+
+
+def walk(steps):
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from walk(step["Arguments"]["IfSteps"])
+            yield from walk(step["Arguments"]["ElseSteps"])
+
+
+@pytest.mark.parametrize("rounds", [1, 2, 4])
+def test_the_ladder_is_unrolled_to_the_configured_rounds(rounds):
+    definition = json.loads(render(Settings(rounds=rounds))[0])
+    steps = {s["Name"]: s for s in walk(definition["Steps"])}
+    trains = [n for n in steps if n.startswith("TrainRound")]
+    assert trains == [f"TrainRound{r}" for r in range(1, rounds + 1)]
+    assert [n for n in steps if n.startswith("RegisterRound")] == [f"RegisterRound{r}" for r in range(1, rounds + 1)]
+    assert steps["StillOverfitting"]["Type"] == "Fail"
+    for r in range(1, rounds + 1):
+        assert steps[f"TrainRound{r}"]["Arguments"]["HyperParameters"]["round"] == str(r)
+        assert steps[f"RegisterRound{r}"]["Type"] == "RegisterModel"
+        assert steps[f"UnderfitRound{r}"]["Type"] == "Fail"
+
+
+def test_register_step_carries_metrics_metadata_and_inference_code(rendered):
+    definition = json.loads(rendered[0])
+    register = next(s for s in walk(definition["Steps"]) if s["Name"] == "RegisterRound1")["Arguments"]
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert "evaluation.json" in json.dumps(register["ModelMetrics"])
+    assert {"regula:gap", "regula:round", "regula:code_version"} <= set(register["CustomerMetadataProperties"])
+    container = register["InferenceSpecification"]["Containers"][0]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert "pytorch-inference" in container["Image"]
+    params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert params["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_invalid_rounds_are_refused():
+    with pytest.raises(ValueError, match="rounds"):
+        Settings(rounds=0)
