@@ -26,7 +26,7 @@ def key_values(items: list[str] | None) -> dict[str, str]:
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         k: getattr(args, k)
-        for k in ("pipeline_name", "region", "bucket", "prefix", "role_arn", "rounds")
+        for k in ("pipeline_name", "region", "bucket", "prefix", "role_arn", "rounds", "image_uri")
         if getattr(args, k, None) is not None
     }
     return Settings(**overrides)
@@ -72,6 +72,7 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prefix", help="key prefix in the bucket (default: regula)")
     group.add_argument("--role-arn", help="SageMaker execution role")
     group.add_argument("--rounds", type=int, help="rounds in the retraining ladder (default: 3)")
+    group.add_argument("--image-uri", help="custom image for the steps (see containers/); default: AWS PyTorch")
 
 
 def build_parser() -> argparse.ArgumentParser:

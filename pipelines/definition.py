@@ -127,6 +127,8 @@ def processor(settings: Settings, session: RegulaSession, p: Parameters, job: st
 
 
 def training_image(settings: Settings) -> str:
+    if settings.image_uri:
+        return settings.image_uri
     return image_uris.retrieve(
         "pytorch",
         region=settings.region,
@@ -298,10 +300,11 @@ def register_step(
             "regula:gap": as_text(evaluation_value(evaluate, report, GAP_PATH)),
             "regula:val_accuracy": as_text(evaluation_value(evaluate, report, VAL_ACCURACY_PATH)),
             "regula:max_gap": p.max_gap.to_string(),
-            "regula:dropout": p.dropout.to_string(),
-            "regula:l1": p.l1.to_string(),
-            "regula:l2": p.l2.to_string(),
-            "regula:growth": p.growth.to_string(),
+            "regula:min_val_accuracy": p.min_val_accuracy.to_string(),
+            # the round's effective regularization, as the training script computed it
+            "regula:dropout": as_text(evaluation_value(evaluate, report, "regularization.dropout")),
+            "regula:l1": as_text(evaluation_value(evaluate, report, "regularization.l1")),
+            "regula:l2": as_text(evaluation_value(evaluate, report, "regularization.l2")),
             "regula:code_version": p.code_version,
             "regula:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
         },

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.settings import Settings
+from pipelines.settings import Settings, code_version
 
 DEMO_MAX_TRAIN_ROWS = 300  # a small training subset, so round 1 overfits and the retrain path shows
 
@@ -45,6 +45,7 @@ def run_local(
             raise ValueError(f"data file {data} does not exist")
     if target:
         params["TargetColumn"] = target
+    params.setdefault("CodeVersion", code_version())
 
     echo("rendering the pipeline definition ...")
     text, session = render(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class Settings:
     rounds: int = 3
     pytorch_version: str = "2.5"
     python_version: str = "py311"
+    image_uri: str | None = None  # a custom image for the steps (containers/steps/Dockerfile) instead of AWS's
 
     def __post_init__(self):
         if not 1 <= self.rounds <= 10:
@@ -34,3 +36,26 @@ class Settings:
     @property
     def demo_data_uri(self) -> str:
         return f"{self.s3_root}/demo/digits.csv"
+
+
+def code_version() -> str:
+    """The git commit the code comes from (with -dirty for local changes), or "unknown"."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
