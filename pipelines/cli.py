@@ -6,19 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipelines.errors import RegulaError
 from pipelines.settings import PIPELINE_JSON, Settings
 
 
-class UsageError(Exception):
+class UsageError(RegulaError):
     """A mistake in what the user asked for: reported in one line, exit code 2."""
 
 
-def key_values(items: list[str] | None) -> dict[str, str]:
+def key_values(items: list[str] | None, option: str = "--param") -> dict[str, str]:
     values = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--param takes KEY=VALUE, got {item!r}")
+            raise UsageError(f"{option} takes KEY=VALUE, got {item!r}")
         values[key] = value
     return values
 
@@ -64,6 +65,102 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report["status"] == "Succeeded" else 1
 
 
+def client(args: argparse.Namespace, service: str):
+    import boto3
+
+    return boto3.Session(region_name=settings_from(args).region).client(service)
+
+
+def print_json(value) -> None:
+    import json
+
+    print(json.dumps(value, indent=2, default=str))
+
+
+def cmd_upsert(args: argparse.Namespace) -> int:
+    from pipelines.deploy import upsert
+
+    upsert(settings_from(args), client(args, "s3"), client(args, "sagemaker"), tags=key_values(args.tag, "--tag"))
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from pipelines.deploy import start
+
+    result = start(
+        settings_from(args),
+        client(args, "sagemaker"),
+        key_values(args.param),
+        wait=args.wait,
+        poll_seconds=args.poll_seconds,
+    )
+    return 0 if result["status"] in ("Executing", "Succeeded") else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.deploy import status
+
+    rows = status(settings_from(args), client(args, "sagemaker"), limit=args.limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"pipeline {settings_from(args).pipeline_name} has no executions")
+    for row in rows:
+        print(f"{row['status']:<10} {row['started'][:19]:<20} {row['execution_arn']}")
+        if row["failure_reason"]:
+            print(f"           {row['failure_reason']}")
+        for step in row["steps"]:
+            print(f"           {step['StepName']}: {step['StepStatus']}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from pipelines import registry
+
+    sagemaker = client(args, "sagemaker")
+    if args.action == "list":
+        rows = registry.list_packages(sagemaker, args.group)
+        print_json(rows) if args.json else print(registry.table(rows))
+        return 0
+    status = "Approved" if args.action == "approve" else "Rejected"
+    registry.set_status(
+        sagemaker, args.group, args.package, status, note=args.note, force=args.force, max_gap=args.max_gap
+    )
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from pipelines import alerts
+
+    spec = alerts.AlertSpec(
+        pipeline_name=settings_from(args).pipeline_name,
+        namespace=args.namespace,
+        max_gap=args.max_gap,
+        rise_epochs=args.rise_epochs,
+        model_package_group=args.group,
+    )
+    if args.action == "template":
+        print_json(alerts.cloudformation(spec, args.email or []))
+        return 0
+    if args.action == "apply":
+        alerts.apply(
+            spec, args.email or [], client(args, "sns"), client(args, "cloudwatch"), settings_from(args).region
+        )
+        return 0
+    shown = alerts.show(spec, client(args, "sns"), client(args, "cloudwatch"))
+    if args.json:
+        print_json(shown)
+        return 0
+    print(f"topic: {shown['topic_arn']}")
+    for sub in shown["subscriptions"]:
+        print(f"  {sub['email']}: {'confirmed' if sub['confirmed'] else 'pending confirmation'}")
+    for alarm in shown["alarms"]:
+        print(f"alarm {alarm['name']}: {alarm['state']} ({alarm['metric']} threshold {alarm['threshold']:g})")
+    print(f"dashboard: {shown['dashboard']}")
+    return 0
+
+
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where the pipeline is rendered for")
     group.add_argument("--pipeline-name", help="default: regula")
@@ -97,6 +194,64 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     run.add_argument("--verbose", "-v", action="store_true", help="show every line the steps print")
     run.set_defaults(func=cmd_run)
+
+    upsert = commands.add_parser("upsert", help="create or update the pipeline in SageMaker (idempotent)")
+    add_settings_options(upsert)
+    upsert.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag for the pipeline, repeatable")
+    upsert.set_defaults(func=cmd_upsert)
+
+    start = commands.add_parser("start", help="start an execution of the pipeline")
+    add_settings_options(start)
+    start.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter, repeatable")
+    start.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
+    start.add_argument("--poll-seconds", type=float, default=30)
+    start.set_defaults(func=cmd_start)
+
+    status = commands.add_parser("status", help="the latest executions and their steps")
+    add_settings_options(status)
+    status.add_argument("--limit", type=int, default=5)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    models = commands.add_parser("models", help="the model registry: list, approve, reject")
+    model_actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("list", "packages of the group, newest first"),
+        ("approve", "approve a package"),
+        ("reject", "reject a package"),
+    ):
+        sub = model_actions.add_parser(action, help=text)
+        sub.add_argument("--group", default="regula-models", help="model package group (default: regula-models)")
+        sub.add_argument("--region")
+        if action == "list":
+            sub.add_argument("--json", action="store_true")
+        else:
+            sub.add_argument("package", help="package ARN, version number, or latest")
+            sub.add_argument("--note", default="", help="why: stored as the approval description")
+        if action == "approve":
+            sub.add_argument("--force", action="store_true", help="approve even if the package breaks the gap policy")
+            sub.add_argument("--max-gap", type=float, help="policy maximum gap (default: the one recorded)")
+        sub.set_defaults(func=cmd_models, force=False, max_gap=None, note="", json=False)
+
+    alerts = commands.add_parser("alerts", help="overfitting alarms emailed to the team")
+    alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("apply", "create or update topic, subscriptions, alarms, dashboard"),
+        ("show", "what is set up, and the alarm states"),
+        ("template", "print the same resources as a CloudFormation template"),
+    ):
+        sub = alert_actions.add_parser(action, help=text)
+        sub.add_argument("--pipeline-name")
+        sub.add_argument("--region")
+        if action != "show":
+            sub.add_argument("--email", action="append", help="team member's address, repeatable")
+        else:
+            sub.add_argument("--json", action="store_true")
+        sub.add_argument("--namespace", default="Regula", help="CloudWatch namespace of the metrics")
+        sub.add_argument("--max-gap", type=float, default=0.2, help="alarm when a round's gap is above this")
+        sub.add_argument("--rise-epochs", type=int, default=3, help="alarm when val loss rises this many epochs")
+        sub.add_argument("--group", default="regula-models", help="model package group for approval events")
+        sub.set_defaults(func=cmd_alerts, json=False, email=None)
     return parser
 
 
@@ -105,9 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError) as error:
+    except (RegulaError, ValueError) as error:
         print(f"regula: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if type(error).__module__.startswith("botocore"):  # no credentials, access denied, throttled: say so
+            print(f"regula: error: AWS: {error}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("regula: interrupted", file=sys.stderr)
         return 130

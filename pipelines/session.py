@@ -1,4 +1,4 @@
-"""A PipelineSession that renders the same definition every time, offline if asked.
+"""A PipelineSession that renders the same definition every time, without calling AWS.
 
 The SDK uploads step code while it renders, under timestamped keys. This
 session stores every upload under a content-addressed key instead
@@ -35,15 +35,11 @@ def _allow_role_check(**_kwargs):
 
 
 class RegulaSession(PipelineSession):
-    def __init__(self, region: str, bucket: str, prefix: str, offline: bool = True):
+    def __init__(self, region: str, bucket: str, prefix: str):
         os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
-        if offline:
-            boto_session = boto3.Session(
-                region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline"
-            )
-            boto_session.events.register("before-call.iam.SimulatePrincipalPolicy", _allow_role_check)
-        else:
-            boto_session = boto3.Session(region_name=region)
+        # Offline credentials: rendering must not reach AWS, whatever the environment holds.
+        boto_session = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
+        boto_session.events.register("before-call.iam.SimulatePrincipalPolicy", _allow_role_check)
         super().__init__(boto_session=boto_session, default_bucket=bucket, sagemaker_config={})
         self.code_prefix = f"{prefix}/code"
         self.uploads: dict[str, bytes] = {}
@@ -70,7 +66,15 @@ class RegulaSession(PipelineSession):
         return f"s3://{bucket}/{key}"
 
     def push_uploads(self, s3_client) -> int:
-        """Put the recorded code into the bucket; returns how many objects were written."""
+        """Put the recorded code into the bucket, skipping what is there already (keys are content
+        hashes, so a present key holds the same bytes); returns how many objects were written."""
+        written = 0
         for key, data in sorted(self.uploads.items()):
+            try:
+                s3_client.head_object(Bucket=self.default_bucket(), Key=key)
+                continue
+            except s3_client.exceptions.ClientError:
+                pass
             s3_client.put_object(Bucket=self.default_bucket(), Key=key, Body=data)
-        return len(self.uploads)
+            written += 1
+        return written

@@ -1,0 +1,179 @@
+"""CI usage: put the pipeline into SageMaker (upsert), start executions, read their status."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+from pipelines.errors import RegulaError
+from pipelines.settings import Settings, code_version
+
+INLINE_DEFINITION_LIMIT = 100_000  # CreatePipeline's PipelineDefinition; larger ones go through S3
+TERMINAL = {"Succeeded", "Failed", "Stopped"}
+
+
+class DeployError(RegulaError):
+    pass
+
+
+def compact(definition_text: str) -> str:
+    return json.dumps(json.loads(definition_text), separators=(",", ":"))
+
+
+def upsert(settings: Settings, s3, sagemaker, tags: dict[str, str] | None = None, echo: Callable = print) -> dict:
+    """Create the pipeline, or update it when its definition or role changed. Running it twice changes nothing."""
+    from pipelines.render import render
+
+    text, session = render(settings)
+    definition = compact(text)
+    try:
+        s3.head_bucket(Bucket=settings.bucket)
+    except s3.exceptions.ClientError:
+        raise DeployError(
+            f"bucket {settings.bucket} does not exist or is not yours: create it or pass --bucket"
+        ) from None
+    written = session.push_uploads(s3)
+    echo(
+        f"step code: {len(session.uploads)} objects under s3://{settings.bucket}/{session.code_prefix}/ ({written} new)"
+    )
+
+    request = {"PipelineName": settings.pipeline_name, "RoleArn": settings.role_arn}
+    if len(definition) > INLINE_DEFINITION_LIMIT:
+        key = f"{settings.prefix}/definitions/{settings.pipeline_name}.json"
+        s3.put_object(Bucket=settings.bucket, Key=key, Body=definition.encode())
+        request["PipelineDefinitionS3Location"] = {"Bucket": settings.bucket, "ObjectKey": key}
+    else:
+        request["PipelineDefinition"] = definition
+    description = "Regula: regularized training with a retraining ladder"
+    tag_list = [{"Key": k, "Value": v} for k, v in sorted({"regula:managed": "true", **(tags or {})}.items())]
+
+    try:
+        current = sagemaker.describe_pipeline(PipelineName=settings.pipeline_name)
+    except sagemaker.exceptions.ClientError as error:
+        if not missing(error):
+            raise
+        current = None
+
+    if current is None:
+        arn = sagemaker.create_pipeline(
+            **request, PipelineDescription=description, Tags=tag_list, ClientRequestToken=str(uuid.uuid4())
+        )["PipelineArn"]
+        action = "created"
+    else:
+        arn = current["PipelineArn"]
+        same = current.get("RoleArn") == settings.role_arn and _same_json(current.get("PipelineDefinition"), definition)
+        if same:
+            action = "unchanged"
+        else:
+            sagemaker.update_pipeline(**request, PipelineDescription=description)
+            action = "updated"
+        sagemaker.add_tags(ResourceArn=arn, Tags=tag_list)
+    echo(f"pipeline {settings.pipeline_name}: {action} ({arn})")
+    return {"pipeline_arn": arn, "action": action, "code_objects_written": written}
+
+
+def missing(error) -> bool:
+    """SageMaker says ResourceNotFound; some emulators say ValidationException "Could not find"."""
+    code = error.response.get("Error", {}).get("Code", "")
+    message = str(error).lower()
+    return code == "ResourceNotFound" or "could not find" in message or "does not exist" in message
+
+
+def _same_json(left: str | None, right: str) -> bool:
+    try:
+        return left is not None and json.loads(left) == json.loads(right)
+    except json.JSONDecodeError:
+        return False
+
+
+def declared_parameters(sagemaker, pipeline_name: str) -> dict[str, dict]:
+    try:
+        described = sagemaker.describe_pipeline(PipelineName=pipeline_name)
+    except sagemaker.exceptions.ClientError as error:
+        if not missing(error):
+            raise
+        raise DeployError(f"pipeline {pipeline_name} does not exist: run `regula upsert` first") from None
+    definition = json.loads(described["PipelineDefinition"])
+    return {p["Name"]: p for p in definition.get("Parameters", [])}
+
+
+def start(
+    settings: Settings,
+    sagemaker,
+    params: dict[str, str] | None = None,
+    wait: bool = False,
+    poll_seconds: float = 30,
+    timeout_seconds: float = 6 * 3600,
+    echo: Callable = print,
+) -> dict:
+    declared = declared_parameters(sagemaker, settings.pipeline_name)
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise DeployError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
+    if "CodeVersion" in declared:
+        params.setdefault("CodeVersion", code_version())
+    response = sagemaker.start_pipeline_execution(
+        PipelineName=settings.pipeline_name,
+        PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in sorted(params.items())],
+        ClientRequestToken=str(uuid.uuid4()),
+    )
+    arn = response["PipelineExecutionArn"]
+    echo(f"started {arn}")
+    result = {"execution_arn": arn, "parameters": params, "status": "Executing"}
+    if wait:
+        result["status"] = wait_for(sagemaker, arn, poll_seconds, timeout_seconds, echo)
+    return result
+
+
+def wait_for(sagemaker, arn: str, poll_seconds: float, timeout_seconds: float, echo: Callable) -> str:
+    deadline = time.monotonic() + timeout_seconds
+    seen: dict[str, str] = {}
+    while True:
+        status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        for step in execution_steps(sagemaker, arn):
+            if seen.get(step["StepName"]) != step["StepStatus"]:
+                seen[step["StepName"]] = step["StepStatus"]
+                echo(f"  {step['StepName']}: {step['StepStatus']} {step.get('FailureReason', '')}".rstrip())
+        if status in TERMINAL:
+            echo(f"execution {status}")
+            return status
+        if time.monotonic() > deadline:
+            raise DeployError(f"gave up waiting after {timeout_seconds:.0f}s; the execution is still {status}")
+        time.sleep(poll_seconds)
+
+
+def execution_steps(sagemaker, arn: str) -> list[dict]:
+    """Step statuses, oldest first; empty where the service does not list them (moto)."""
+    try:
+        steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn, SortOrder="Ascending")
+    except Exception:  # noqa: BLE001 - an emulator without this API: show the execution status only
+        return []
+    return steps.get("PipelineExecutionSteps", [])
+
+
+def status(settings: Settings, sagemaker, limit: int = 5) -> list[dict]:
+    try:
+        summaries = sagemaker.list_pipeline_executions(
+            PipelineName=settings.pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=limit
+        )["PipelineExecutionSummaries"]
+    except sagemaker.exceptions.ClientError as error:
+        if not missing(error):
+            raise
+        raise DeployError(f"pipeline {settings.pipeline_name} does not exist: run `regula upsert` first") from None
+    rows = []
+    for summary in summaries:
+        arn = summary["PipelineExecutionArn"]
+        described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        rows.append(
+            {
+                "execution_arn": arn,
+                "status": described["PipelineExecutionStatus"],
+                "started": str(summary.get("StartTime", "")),
+                "failure_reason": described.get("FailureReason", ""),
+                "steps": execution_steps(sagemaker, arn),
+            }
+        )
+    return rows

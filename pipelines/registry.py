@@ -1,0 +1,135 @@
+"""The Model Registry approval flow: list the packages Regula registered, approve or reject them.
+
+Approval is guarded: a package whose recorded generalization gap is above the
+policy's maximum (or whose validation accuracy is under its minimum) is
+refused unless forced. The policy is the one recorded with the package at
+registration (`regula:max_gap`, `regula:min_val_accuracy`), or `--max-gap`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipelines.errors import RegulaError
+
+
+class RegistryError(RegulaError):
+    pass
+
+
+def _float(metadata: dict, key: str) -> float | None:
+    try:
+        return float(metadata[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def list_packages(sagemaker, group: str) -> list[dict]:
+    """Every package of `group`, newest first, with what Regula recorded about it."""
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+    except sagemaker.exceptions.ClientError:
+        raise RegistryError(f"model package group {group} does not exist") from None
+    summaries, token = [], None
+    while True:
+        page = sagemaker.list_model_packages(ModelPackageGroupName=group, **({"NextToken": token} if token else {}))
+        summaries += page["ModelPackageSummaryList"]
+        token = page.get("NextToken")
+        if not token:
+            break
+    rows = []
+    for summary in summaries:
+        package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        metadata = package.get("CustomerMetadataProperties", {})
+        rows.append(
+            {
+                "arn": package["ModelPackageArn"],
+                "version": package.get("ModelPackageVersion"),
+                "status": package["ModelApprovalStatus"],
+                "gap": _float(metadata, "regula:gap"),
+                "max_gap": _float(metadata, "regula:max_gap"),
+                "val_accuracy": _float(metadata, "regula:val_accuracy"),
+                "min_val_accuracy": _float(metadata, "regula:min_val_accuracy"),
+                "round": metadata.get("regula:round"),
+                "code_version": metadata.get("regula:code_version"),
+                "created": str(package.get("CreationTime", "")),
+                "metadata": metadata,
+            }
+        )
+    return sorted(rows, key=lambda r: r["version"] or 0, reverse=True)
+
+
+def table(rows: list[dict]) -> str:
+    def number(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [f"{'version':>7}  {'status':<22} {'gap':>7}  {'val_acc':>7}  {'round':>5}  {'created':<26} arn"]
+    for r in rows:
+        lines.append(
+            f"{r['version'] or '-':>7}  {r['status']:<22} {number(r['gap']):>7}  {number(r['val_accuracy']):>7}  "
+            f"{r['round'] or '-':>5}  {r['created'][:26]:<26} {r['arn']}"
+        )
+    return "\n".join(lines)
+
+
+def find(sagemaker, group: str, ref: str) -> dict:
+    """`ref` is a package ARN, a version number of `group`, or `latest`."""
+    rows = list_packages(sagemaker, group)
+    if ref == "latest":
+        if not rows:
+            raise RegistryError(f"model package group {group} has no packages")
+        return rows[0]
+    for row in rows:
+        if ref in (row["arn"], str(row["version"])):
+            return row
+    raise RegistryError(f"model package {ref} not found in group {group}")
+
+
+def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
+    problems = []
+    limit = max_gap if max_gap is not None else row["max_gap"]
+    if row["gap"] is None:
+        problems.append("it has no recorded generalization gap")
+    elif limit is not None and row["gap"] > limit:
+        problems.append(f"its generalization gap {row['gap']:.4f} is above the maximum {limit:g}")
+    if row["val_accuracy"] is not None and row["min_val_accuracy"] is not None:
+        if row["val_accuracy"] < row["min_val_accuracy"]:
+            problems.append(
+                f"its validation accuracy {row['val_accuracy']:.4f} is under the minimum {row['min_val_accuracy']:g}"
+            )
+    return problems
+
+
+def set_status(
+    sagemaker,
+    group: str,
+    ref: str,
+    status: str,
+    note: str = "",
+    force: bool = False,
+    max_gap: float | None = None,
+    echo: Callable = print,
+) -> dict:
+    row = find(sagemaker, group, ref)
+    if row["status"] == status:
+        echo(f"version {row['version']} is already {status}")
+        return row
+    if status == "Approved":
+        problems = policy_violations(row, max_gap)
+        if problems and not force:
+            raise RegistryError(
+                f"refusing to approve version {row['version']}: {'; '.join(problems)} (--force overrides)"
+            )
+        if problems:
+            echo(f"approving version {row['version']} despite the policy (--force): {'; '.join(problems)}")
+    # The metadata is sent again unchanged: AWS keeps it anyway, moto would drop it on update.
+    request = {
+        "ModelPackageArn": row["arn"],
+        "ModelApprovalStatus": status,
+        "CustomerMetadataProperties": row["metadata"],
+    }
+    if note:
+        request["ApprovalDescription"] = note
+    sagemaker.update_model_package(**request)
+    echo(f"version {row['version']}: {row['status']} -> {status} ({row['arn']})")
+    return {**row, "status": status}

@@ -1,0 +1,271 @@
+"""The AWS side over HTTP against a moto server: upsert/start/status, registry approval, alerts, metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import REPO, run_script
+from sklearn.datasets import load_digits
+
+from pipelines import alerts, registry
+from pipelines.deploy import DeployError, compact, start, status, upsert
+from pipelines.render import render
+from pipelines.settings import Settings
+
+
+def regula(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def bucket(clients):
+    clients["s3"].create_bucket(Bucket="regula-artifacts")
+    return "regula-artifacts"
+
+
+def test_upsert_twice_is_one_pipeline_then_updates_on_change(clients, bucket):
+    sagemaker, s3 = clients["sagemaker"], clients["s3"]
+    first = upsert(Settings(), s3, sagemaker, tags={"team": "ml"}, echo=lambda _: None)
+    second = upsert(Settings(), s3, sagemaker, tags={"team": "ml"}, echo=lambda _: None)
+    assert (first["action"], second["action"]) == ("created", "unchanged")
+    assert second["code_objects_written"] == 0, "content-addressed code is uploaded once"
+    assert [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]] == ["regula"]
+
+    described = sagemaker.describe_pipeline(PipelineName="regula")
+    assert json.loads(described["PipelineDefinition"]) == json.loads(compact(render()[0]))
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=first["pipeline_arn"])["Tags"]}
+    assert tags["team"] == "ml" and tags["regula:managed"] == "true"
+    train_py = next(k for k in render()[1].uploads if k.endswith("/train.py"))
+    assert s3.head_object(Bucket=bucket, Key=train_py)["ContentLength"] > 0
+
+    third = upsert(Settings(rounds=2), s3, sagemaker, echo=lambda _: None)
+    assert third["action"] == "updated"
+    definition = json.loads(sagemaker.describe_pipeline(PipelineName="regula")["PipelineDefinition"])
+    assert "TrainRound3" not in json.dumps(definition) and "TrainRound2" in json.dumps(definition)
+    assert len(sagemaker.list_pipelines()["PipelineSummaries"]) == 1
+
+
+def test_upsert_refuses_a_missing_bucket(clients):
+    with pytest.raises(DeployError, match="bucket regula-artifacts does not exist"):
+        upsert(Settings(), clients["s3"], clients["sagemaker"], echo=lambda _: None)
+
+
+def test_start_passes_parameters_and_status_lists_it(clients, bucket):
+    sagemaker = clients["sagemaker"]
+    upsert(Settings(), clients["s3"], sagemaker, echo=lambda _: None)
+    result = start(
+        Settings(), sagemaker, {"MaxGap": "0.1", "Dropout": "0.2"}, wait=True, poll_seconds=0.1, echo=lambda _: None
+    )
+    assert result["status"] == "Succeeded"
+    given = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=result["execution_arn"])
+    values = {p["Name"]: p["Value"] for p in given["PipelineParameters"]}
+    assert values["MaxGap"] == "0.1" and values["Dropout"] == "0.2" and values["CodeVersion"] != ""
+    rows = status(Settings(), sagemaker)
+    assert [r["execution_arn"] for r in rows] == [result["execution_arn"]]
+    with pytest.raises(DeployError, match="unknown pipeline parameter"):
+        start(Settings(), sagemaker, {"MaxGapp": "1"}, echo=lambda _: None)
+
+
+def test_start_before_upsert_says_what_to_do(clients):
+    result = regula("start", "--param", "MaxGap=0.1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "regula: error: pipeline regula does not exist: run `regula upsert` first"
+
+
+def register(sagemaker, gap: float, status: str = "PendingManualApproval") -> str:
+    group = "regula-models"
+    if not sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]:
+        sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1", "ModelDataUrl": "s3://b/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={
+            "regula:gap": str(gap),
+            "regula:max_gap": "0.2",
+            "regula:round": "2",
+            "regula:val_accuracy": "0.91",
+            "regula:min_val_accuracy": "0.85",
+        },
+    )["ModelPackageArn"]
+
+
+def test_approve_and_reject_change_status_and_the_guard_refuses_a_bad_package(clients):
+    sagemaker = clients["sagemaker"]
+    good = register(sagemaker, gap=0.15)
+    bad = register(sagemaker, gap=0.31)
+
+    rows = registry.list_packages(sagemaker, "regula-models")
+    assert [(r["version"], r["gap"], r["round"]) for r in rows] == [(2, 0.31, "2"), (1, 0.15, "2")]
+
+    result = regula("models", "approve", "latest", "--note", "ship it")
+    assert result.returncode == 2
+    assert "refusing to approve version 2: its generalization gap 0.3100 is above the maximum 0.2" in result.stderr
+    assert sagemaker.describe_model_package(ModelPackageName=bad)["ModelApprovalStatus"] == "PendingManualApproval"
+
+    result = regula("models", "approve", "1", "--note", "gap within policy")
+    assert result.returncode == 0, result.stderr
+    approved = sagemaker.describe_model_package(ModelPackageName=good)
+    assert approved["ModelApprovalStatus"] == "Approved" and approved["ApprovalDescription"] == "gap within policy"
+    assert regula("models", "approve", "1").stdout.strip() == "version 1 is already Approved"
+
+    assert regula("models", "reject", bad, "--note", "overfits").returncode == 0
+    assert sagemaker.describe_model_package(ModelPackageName=bad)["ModelApprovalStatus"] == "Rejected"
+    assert regula("models", "approve", bad, "--force").returncode == 0
+    assert sagemaker.describe_model_package(ModelPackageName=bad)["ModelApprovalStatus"] == "Approved"
+
+    listed = regula("models", "list")
+    assert listed.returncode == 0 and "Approved" in listed.stdout and "0.3100" in listed.stdout
+
+
+def test_unknown_model_package_is_a_one_line_error(clients):
+    register(clients["sagemaker"], gap=0.1)
+    result = regula("models", "approve", "arn:aws:sagemaker:us-east-1:123456789012:model-package/regula-models/9")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("not found in group regula-models")
+    assert (
+        regula("models", "list", "--group", "nope").stderr.strip()
+        == "regula: error: model package group nope does not exist"
+    )
+
+
+def test_alerts_apply_twice_leaves_one_topic_one_subscription_per_member(clients):
+    sns, cloudwatch = clients["sns"], clients["cloudwatch"]
+    spec = alerts.AlertSpec(max_gap=0.2)
+    members = ["ana@example.com", "bo@example.org"]
+    for _ in range(2):
+        alerts.apply(spec, members, sns, cloudwatch, "us-east-1", echo=lambda _: None)
+    topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+    assert len(topics) == 1 and topics[0].endswith(":regula-overfitting-alerts")
+    subs = sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]
+    assert sorted((s["Protocol"], s["Endpoint"]) for s in subs) == [("email", m) for m in members]
+
+    found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(found) == {"regula-generalization-gap", "regula-val-loss-rising"}
+    gap, rising = found["regula-generalization-gap"], found["regula-val-loss-rising"]
+    assert gap["AlarmActions"] == [topics[0]] and rising["AlarmActions"] == [topics[0]]
+    assert (gap["MetricName"], gap["Threshold"], gap["ComparisonOperator"]) == (
+        "FinalGeneralizationGap",
+        0.2,
+        "GreaterThanThreshold",
+    )
+    assert (rising["MetricName"], rising["Threshold"]) == ("ValLossRiseStreak", 3.0)
+    assert gap["Dimensions"] == [{"Name": "Pipeline", "Value": "regula"}]
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="regula-overfitting")["DashboardBody"])
+    assert any(w["type"] == "alarm" for w in body["widgets"])
+
+    # a third member joins: one more subscription, the others untouched
+    alerts.apply(spec, [*members, "cy@example.net"], sns, cloudwatch, "us-east-1", echo=lambda _: None)
+    assert len(sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]) == 3
+    shown = json.loads(regula("alerts", "show", "--json").stdout)
+    assert shown["topic_arn"] == topics[0] and len(shown["alarms"]) == 2
+
+
+def test_alerts_refuse_an_invalid_email_before_creating_anything(clients):
+    result = regula("alerts", "apply", "--email", "ana@example.com", "--email", "not-an-address")
+    assert result.returncode == 2 and result.stderr.strip() == "regula: error: invalid email address: not-an-address"
+    assert clients["sns"].list_topics()["Topics"] == []
+
+
+def test_cloudformation_template_passes_cfn_lint(tmp_path):
+    template = tmp_path / "alerts.json"
+    result = regula("alerts", "template", "--email", "ana@example.com", "--email", "bo@example.org")
+    assert result.returncode == 0
+    template.write_text(result.stdout)
+    resources = json.loads(result.stdout)["Resources"]
+    assert [r for r in resources if r.endswith("Subscription")] == ["Member1Subscription", "Member2Subscription"]
+    rule = resources["ApprovalDecisionRule"]["Properties"]["EventPattern"]
+    assert rule["detail-type"] == ["SageMaker Model Package State Change"]
+    lint = subprocess.run(
+        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", str(template)],
+        capture_output=True,
+        text=True,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    load_digits(as_frame=True).frame.to_csv(root / "digits.csv", index=False)
+    result = run_script(
+        "preprocess.py",
+        "--input",
+        str(root / "digits.csv"),
+        "--output-dir",
+        str(root / "out"),
+        "--target",
+        "target",
+        "--max-train-rows",
+        "300",
+        env={"REGULA_METRICS": "off"},
+    )
+    assert result.returncode == 0, result.stderr
+    return root / "out"
+
+
+def train(splits, model_dir, **env):
+    return run_script(
+        "train.py",
+        "--train",
+        str(splits / "train"),
+        "--validation",
+        str(splits / "validation"),
+        "--model_dir",
+        str(model_dir),
+        "--pipeline_name",
+        "metrics-test",
+        "--max_epochs",
+        "12",
+        env={"TRAINING_JOB_NAME": "job-1", **env},
+        cwd=REPO,
+    )
+
+
+def test_training_metrics_are_readable_back_from_cloudwatch(clients, splits, tmp_path):
+    result = train(splits, tmp_path / "model")
+    assert result.returncode == 0, result.stderr
+    epochs = len(json.loads((tmp_path / "model" / "history.json").read_text()))
+    cloudwatch = clients["cloudwatch"]
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Regula")["Metrics"]}
+    assert {"TrainingLoss", "ValidationLoss", "ValidationAccuracy", "GeneralizationGap", "ValLossRiseStreak"} <= names
+    # one series per pipeline (what the alarms watch) and one per training job
+    dimension_sets = {
+        tuple(sorted(d["Name"] for d in m["Dimensions"]))
+        for m in cloudwatch.list_metrics(Namespace="Regula", MetricName="ValidationLoss")["Metrics"]
+    }
+    assert dimension_sets == {("Pipeline",), ("Pipeline", "TrainingJob")}
+    now = time.time()
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="Regula",
+        MetricName="ValidationLoss",
+        Dimensions=[{"Name": "Pipeline", "Value": "metrics-test"}, {"Name": "TrainingJob", "Value": "job-1"}],
+        StartTime=now - 3600,
+        EndTime=now + 60,
+        Period=3600,
+        Statistics=["SampleCount", "Minimum"],
+    )
+    assert stats["Datapoints"][0]["SampleCount"] == epochs
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    assert stats["Datapoints"][0]["Minimum"] == pytest.approx(min(h["val_loss"] for h in history))
+
+
+def test_training_with_cloudwatch_down_still_saves_its_model(splits, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    started = time.monotonic()
+    result = train(splits, tmp_path / "model")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model" / "model.pt").stat().st_size > 0
+    assert "dropped" in result.stderr
+    assert time.monotonic() - started < 60
