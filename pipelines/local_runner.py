@@ -49,6 +49,7 @@ class StepRecord:
     outcome: str = ""  # conditions: "True" or "False"
     job_name: str = ""
     log: str = ""
+    process_seconds: float = 0.0  # of `seconds`, the time the job's own processes ran
 
 
 @dataclass
@@ -432,6 +433,7 @@ class LocalRunner:
         record.log = str(log)
         base = {**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1"}
         ranks = []
+        started = time.perf_counter()
         master_port = str(free_port())
         for rank in range(processes):
             rank_env = dict(base)
@@ -457,6 +459,7 @@ class LocalRunner:
                 if self.verbose or (line and not line.startswith("epoch ")):
                     self.echo(f"   | {line}")
         codes = [p.wait() for p in ranks]
+        record.process_seconds = round(time.perf_counter() - started, 3)
         for p in ranks[1:]:
             p.stdout.close()
         if any(codes):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import warnings
 
 from pipelines.settings import REPO_ROOT, Settings
@@ -17,6 +18,8 @@ def render(settings: Settings | None = None):
 
     settings = settings or Settings()
     logging.disable(logging.WARNING)  # the SDK logs every call; its notes on rendering are not for users
+    region_was = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = settings.region  # ProcessingStep builds a LocalSession, which needs one
     try:
         session = RegulaSession(settings.region, settings.bucket, settings.prefix)
         with warnings.catch_warnings(), contextlib.chdir(REPO_ROOT):
@@ -25,4 +28,8 @@ def render(settings: Settings | None = None):
             definition = json.loads(pipeline.definition())
     finally:
         logging.disable(logging.NOTSET)
+        if region_was is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = region_was
     return json.dumps(definition, indent=2) + "\n", session

@@ -192,8 +192,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     if rank == 0:
         print(
-            f"train: stopped after {epoch} epochs in {seconds:.1f}s, restored best epoch {best_epoch} "
-            f"(val_loss={best_loss:.4f})",
+            f"train: stopped after {epoch} epochs in {seconds:.1f}s ({epoch * len(x_train) / seconds:.0f} samples/s), "
+            f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
         )
         save_model(model, args, strength, schema, history, best_epoch, Path(args.model_dir))

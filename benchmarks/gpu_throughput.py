@@ -1,0 +1,141 @@
+"""Training-step throughput: steps/train.py against a bare PyTorch loop on the same model and data.
+
+    python benchmarks/gpu_throughput.py [--rows 200000] [--epochs 5] [--out benchmarks/results/throughput.json]
+
+Runs where it is started: on a GPU (AMP on) when one is there, else on the CPU. The bare loop is the
+least a training step can do: the same MLP, batch size, optimizer and autocast, batches by random
+index, no validation, no metrics. train.py is timed by its own loop clock, which includes what it
+does besides training each epoch (validation, the training-set gap pass, CloudWatch off here).
+Target: train.py >= 0.9x the bare loop's samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "steps"))
+
+from model import MLP  # noqa: E402
+
+HIDDEN, BATCH, LR = [256, 256], 64, 1e-3
+
+
+def write_splits(root: Path, rows: int, features: int = 64, classes: int = 10) -> None:
+    rng = np.random.default_rng(0)
+    for name, n in (("train", rows), ("validation", rows // 10)):
+        x = rng.standard_normal((n, features)).astype(np.float32)
+        y = (x[:, :classes].argmax(1) + (rng.random(n) < 0.1)) % classes
+        (root / name).mkdir(parents=True, exist_ok=True)
+        table = np.column_stack([y, x])
+        header = "label," + ",".join(f"f{i}" for i in range(features))
+        np.savetxt(root / name / f"{name}.csv", table, delimiter=",", header=header, comments="", fmt="%.5g")
+    schema = {"features": [f"f{i}" for i in range(features)], "classes": list(range(classes))}
+    (root / "train" / "schema.json").write_text(json.dumps(schema))
+
+
+def regula_samples_per_second(root: Path, epochs: int, batch: int) -> float:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "steps" / "train.py"),
+            "--train",
+            str(root / "train"),
+            "--validation",
+            str(root / "validation"),
+            "--model_dir",
+            str(root / "model"),
+            "--max_epochs",
+            str(epochs),
+            "--patience",
+            "1000",
+            "--batch_size",
+            str(batch),
+            "--dropout",
+            "0.1",
+            "--l1",
+            "1e-5",
+            "--l2",
+            "0.01",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REGULA_METRICS": "off"},
+    ).stdout
+    return float(re.search(r"\(([0-9.]+) samples/s\)", out).group(1))
+
+
+def bare_samples_per_second(root: Path, epochs: int, batch: int) -> float:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    table = np.loadtxt(root / "train" / "train.csv", delimiter=",", skiprows=1, dtype=np.float32)
+    x = torch.from_numpy(table[:, 1:]).to(device)
+    y = torch.from_numpy(table[:, 0].astype(np.int64)).to(device)
+    model = MLP(x.shape[1], 10, HIDDEN, 0.1).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
+    amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    amp = {"device_type": device.type, "dtype": amp_dtype, "enabled": device.type == "cuda"}
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), device=device)
+        for i in range(0, len(x), batch):
+            index = order[i : i + batch]
+            with torch.autocast(**amp):
+                loss = F.cross_entropy(model(x[index]).float(), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return epochs * len(x) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "throughput.json"))
+    args = parser.parse_args()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_splits(root, args.rows)
+        bare = bare_samples_per_second(root, args.epochs, args.batch_size)
+        regula = regula_samples_per_second(root, args.epochs, args.batch_size)
+    result = {
+        "device": device,
+        "rows": args.rows,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "bare_samples_per_second": round(bare),
+        "regula_samples_per_second": round(regula),
+        "ratio": round(regula / bare, 3),
+        "target_ratio": 0.9,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'device':<10} {'bare samples/s':>15} {'train.py samples/s':>19} {'ratio':>6}  target")
+    print(f"{device:<10} {bare:>15.0f} {regula:>19.0f} {regula / bare:>6.3f}  >= 0.9")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
