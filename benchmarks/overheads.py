@@ -24,6 +24,9 @@ sys.path.insert(0, str(REPO))
 from pipelines.local import run_local  # noqa: E402
 from pipelines.moto_server import MotoServer  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import write_splits  # noqa: E402
+
 LOOP = re.compile(r"stopped after (\d+) epochs in ([0-9.]+)s")
 
 
@@ -65,7 +68,7 @@ def make_splits(root: Path) -> Path:
 
 
 def train_seconds(splits: Path, model_dir: Path, env: dict) -> tuple[float, float]:
-    """(training loop seconds, whole process seconds) for a fixed 40 epochs."""
+    """(training loop seconds, whole process seconds) for a fixed number of epochs."""
     started = time.perf_counter()
     out = subprocess.run(
         [
@@ -97,7 +100,8 @@ def emission_overhead(repeats: int) -> dict:
     server = MotoServer().start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            splits = make_splits(Path(tmp))
+            splits = Path(tmp) / "splits"
+            write_splits(splits, rows=20_000)
             on_env = {**server.env("us-east-1"), "REGULA_METRICS": "on"}
             off_env = {"REGULA_METRICS": "off"}
             on, off = [], []

@@ -13,6 +13,7 @@ execution with its message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -433,6 +434,7 @@ class LocalRunner:
         record.log = str(log)
         base = {**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1"}
         ranks = []
+        rank_logs = contextlib.ExitStack()
         started = time.perf_counter()
         master_port = str(free_port())
         for rank in range(processes):
@@ -445,7 +447,11 @@ class LocalRunner:
                     MASTER_ADDR="127.0.0.1",
                     MASTER_PORT=master_port,
                 )
-            out = subprocess.PIPE if rank == 0 else open(log.with_suffix(f".rank{rank}.log"), "w")
+            out = (
+                subprocess.PIPE
+                if rank == 0
+                else rank_logs.enter_context(open(log.with_suffix(f".rank{rank}.log"), "w"))
+            )
             ranks.append(
                 subprocess.Popen(command, cwd=cwd, env=rank_env, stdout=out, stderr=subprocess.STDOUT, text=True)
             )
@@ -460,8 +466,7 @@ class LocalRunner:
                     self.echo(f"   | {line}")
         codes = [p.wait() for p in ranks]
         record.process_seconds = round(time.perf_counter() - started, 3)
-        for p in ranks[1:]:
-            p.stdout.close()
+        rank_logs.close()
         if any(codes):
             reason = ""
             if failure_file and failure_file.exists():

@@ -53,6 +53,7 @@ class MetricEmitter:
         self.dropped = 0
         self.calls = 0
         self._queue: queue.Queue = queue.Queue(maxsize=MAX_QUEUED)
+        self._in_flight = 0
         self._client = client
         self._stop = threading.Event()
         self._thread = None
@@ -81,11 +82,11 @@ class MetricEmitter:
             return
         self._stop.set()
         self._thread.join(timeout)
-        left = self._queue.qsize()
-        if self._thread.is_alive() or left:
-            self.dropped += left
+        stuck = self._thread.is_alive()
+        self.dropped += self._queue.qsize() + (self._in_flight if stuck else 0)
         if self.dropped:
-            print(f"[regula] CloudWatch: {self.sent} metric datums sent, {self.dropped} dropped", file=sys.stderr)
+            why = f" (no answer within {timeout:g}s)" if stuck else ""
+            print(f"[regula] CloudWatch: {self.sent} metric datums sent, {self.dropped} dropped{why}", file=sys.stderr)
         self._thread = None
 
     def _run(self) -> None:
@@ -109,17 +110,20 @@ class MetricEmitter:
         return batch
 
     def _send(self, batch: list[dict]) -> None:
+        self._in_flight = len(batch)
         delay = 0.2
         for attempt in range(1, self.max_attempts + 1):
             try:
                 self._cloudwatch().put_metric_data(Namespace=self.namespace, MetricData=batch)
                 self.calls += 1
                 self.sent += len(batch)
+                self._in_flight = 0
                 return
             except Exception as error:  # throttling, outage, bad credentials: never reach the caller
                 if attempt == self.max_attempts:
                     print(f"[regula] CloudWatch: dropping {len(batch)} datums: {error}", file=sys.stderr)
                     self.dropped += len(batch)
+                    self._in_flight = 0
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

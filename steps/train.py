@@ -143,7 +143,7 @@ def main() -> None:
         order = torch.randperm(len(x_train), generator=generator)[: len(x_train) // world * world][rank::world].to(
             device
         )
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
         for i in range(0, len(order), args.batch_size):
             index = order[i : i + args.batch_size]
             with torch.autocast(**amp):
@@ -153,8 +153,10 @@ def main() -> None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            loss_sum += data_loss.item() * len(index)
-        train_loss = loss_sum / max(len(order), 1)
+            loss_sum += data_loss.detach() * len(index)
+        if world > 1:
+            dist.all_reduce(loss_sum)
+        train_loss = loss_sum.item() / max(len(order) * world, 1)
 
         val_loss, val_accuracy = evaluate(model, x_val, y_val, amp)
         train_eval_loss, train_accuracy = evaluate(model, x_train[:TRAIN_EVAL_ROWS], y_train[:TRAIN_EVAL_ROWS], amp)
@@ -192,7 +194,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     if rank == 0:
         print(
-            f"train: stopped after {epoch} epochs in {seconds:.1f}s ({epoch * len(x_train) / seconds:.0f} samples/s), "
+            f"train: stopped after {epoch} epochs in {seconds:.2f}s ({epoch * len(x_train) / seconds:.0f} samples/s), "
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
         )

@@ -71,6 +71,15 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     assert len(model_packages(clients["sagemaker"])) == 1
 
 
+def test_two_training_instances_train_as_one_torch_distributed_job(tmp_path, clients):
+    report, output = run(tmp_path, params={"MaxGap": "5", "TrainingInstanceCount": "2"})
+    assert report["decision"] == "registered"
+    assert "processes=2" in output
+    logs = tmp_path / "runs" / os.listdir(tmp_path / "runs")[0] / "logs"
+    rank1 = (logs / "TrainRound1.rank1.log").read_text()
+    assert "Traceback" not in rank1 and "epoch 1:" not in rank1, "only rank 0 reports"
+
+
 def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
     report, _ = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15"})
     assert report["status"] == "Failed" and report["failed_step"] == "StillOverfitting"
