@@ -1,0 +1,90 @@
+"""LocalStack on 127.0.0.1, for the one thing moto cannot do: evaluate alarms and run their SNS actions.
+
+Installed on first use into ~/.cache/regula/localstack-venv (it needs Python >= 3.12, found on PATH or
+under pyenv), then started as a plain process: no Docker.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+REQUIREMENTS = Path(__file__).with_name("localstack-requirements.txt")
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "regula"
+
+
+def find_python() -> str | None:
+    """A Python >= 3.12 that really runs (a pyenv shim may exist for a version that is not selected)."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python3")), reverse=True)
+    candidates += [shutil.which(name) for name in ("python3.13", "python3.12", "python3")]
+    for candidate in filter(None, candidates):
+        check = subprocess.run([candidate, "-c", "import sys; assert sys.version_info >= (3, 12)"], capture_output=True)
+        if check.returncode == 0:
+            return candidate
+    return None
+
+
+def ensure_venv() -> Path | None:
+    python = find_python()
+    if python is None:
+        return None
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
+    venv = CACHE / f"localstack-venv-{digest}"
+    ready = venv / ".installed"
+    if not ready.exists():
+        subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)], check=True, timeout=900)
+        ready.write_text("ok\n")
+    return venv
+
+
+class LocalStack:
+    def __init__(self, venv: Path, workdir: Path):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
+            "SERVICES": "cloudwatch,sns,ses,sts",
+            "LOCALSTACK_VOLUME_DIR": str(workdir / "volume"),
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+        }
+        for key in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
+            env.pop(key)
+        self.log = open(workdir / "localstack.log", "w")
+        self.process = subprocess.Popen(
+            [str(venv / "bin" / "python"), "-m", "localstack.runtime.main"],
+            cwd=workdir,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"LocalStack exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/_localstack/health", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"LocalStack did not answer within {seconds}s; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
