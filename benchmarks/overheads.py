@@ -45,28 +45,6 @@ def runner_overhead() -> dict:
     }
 
 
-def make_splits(root: Path) -> Path:
-    from sklearn.datasets import load_digits
-
-    load_digits(as_frame=True).frame.to_csv(root / "digits.csv", index=False)
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "steps" / "preprocess.py"),
-            "--input",
-            str(root / "digits.csv"),
-            "--output-dir",
-            str(root / "out"),
-            "--target",
-            "target",
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "REGULA_METRICS": "off"},
-    )
-    return root / "out"
-
-
 def train_seconds(splits: Path, model_dir: Path, env: dict) -> tuple[float, float]:
     """(training loop seconds, whole process seconds) for a fixed number of epochs."""
     started = time.perf_counter()

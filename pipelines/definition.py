@@ -127,26 +127,22 @@ def processor(settings: Settings, session: RegulaSession, p: Parameters, job: st
 
 
 def training_image(settings: Settings) -> str:
-    if settings.image_uri:
-        return settings.image_uri
+    return settings.image_uri or pytorch_image(settings, "training")
+
+
+def inference_image(settings: Settings) -> str:
+    return pytorch_image(settings, "inference")
+
+
+def pytorch_image(settings: Settings, scope: str) -> str:
+    """AWS's PyTorch container for the region (looked up offline, from the SDK's tables)."""
     return image_uris.retrieve(
         "pytorch",
         region=settings.region,
         version=settings.pytorch_version,
         py_version=settings.python_version,
         instance_type="ml.m5.xlarge",
-        image_scope="training",
-    )
-
-
-def inference_image(settings: Settings) -> str:
-    return image_uris.retrieve(
-        "pytorch",
-        region=settings.region,
-        version=settings.pytorch_version,
-        py_version=settings.python_version,
-        instance_type="ml.m5.large",
-        image_scope="inference",
+        image_scope=scope,
     )
 
 

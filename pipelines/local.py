@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,19 +53,19 @@ def run_local(
     definition = json.loads(text)
 
     with aws_environment(settings.region) as env:
-        clients = {
-            k: v for k, v in env.items() if k.startswith("AWS_") and k not in ("AWS_DEFAULT_REGION", "AWS_REGION")
-        }
         boto = boto3.Session(
             region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=clients.get("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=clients.get("AWS_SECRET_ACCESS_KEY"),
-            aws_session_token=clients.get("AWS_SESSION_TOKEN"),
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=env.get("AWS_SESSION_TOKEN"),
         )
-        endpoint = clients.get("AWS_ENDPOINT_URL")
+        endpoint = env["AWS_ENDPOINT_URL"]
         s3 = boto.client("s3", endpoint_url=endpoint)
         sagemaker = boto.client("sagemaker", endpoint_url=endpoint)
-        echo(f"AWS endpoint: {endpoint or 'AWS'}; bucket s3://{settings.bucket}")
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            echo(f"AWS endpoint: {endpoint}; bucket s3://{settings.bucket}")
+        else:
+            echo(f"S3 and the model registry: embedded moto server at {endpoint} (in memory, for this run)")
         ensure_bucket(s3, settings.bucket, settings.region)
         session.push_uploads(s3)
 

@@ -48,6 +48,7 @@ def aws_environment(region: str):
     names) when an endpoint is set, else a moto server started for the duration."""
     if os.environ.get("AWS_ENDPOINT_URL"):
         yield {
+            "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", region),
             "AWS_REGION": os.environ.get("AWS_REGION", region),
         }

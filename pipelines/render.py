@@ -13,8 +13,15 @@ from pipelines.settings import REPO_ROOT, Settings
 
 def render(settings: Settings | None = None):
     """Return (definition JSON text, session). The session's `uploads` hold the step code."""
-    from pipelines.definition import build_pipeline
-    from pipelines.session import RegulaSession
+    root = logging.getLogger()
+    root_level, root_handlers = root.level, list(root.handlers)
+    try:
+        from pipelines.definition import build_pipeline
+        from pipelines.session import RegulaSession
+    finally:
+        # importing the SDK calls logging.basicConfig(level=INFO): every boto call would then log
+        root.setLevel(root_level)
+        root.handlers[:] = root_handlers
 
     settings = settings or Settings()
     logging.disable(logging.WARNING)  # the SDK logs every call; its notes on rendering are not for users

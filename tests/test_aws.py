@@ -9,7 +9,6 @@ import time
 
 import pytest
 from helpers import REPO, run_script
-from sklearn.datasets import load_digits
 
 from pipelines import alerts, registry
 from pipelines.deploy import DeployError, compact, start, status, upsert
@@ -190,26 +189,6 @@ def test_cloudformation_template_passes_cfn_lint(tmp_path):
         text=True,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("digits")
-    load_digits(as_frame=True).frame.to_csv(root / "digits.csv", index=False)
-    result = run_script(
-        "preprocess.py",
-        "--input",
-        str(root / "digits.csv"),
-        "--output-dir",
-        str(root / "out"),
-        "--target",
-        "target",
-        "--max-train-rows",
-        "300",
-        env={"REGULA_METRICS": "off"},
-    )
-    assert result.returncode == 0, result.stderr
-    return root / "out"
 
 
 def train(splits, model_dir, **env):

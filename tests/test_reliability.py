@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from helpers import run_script
-from sklearn.datasets import load_digits
 
 
 class Throttling(BaseHTTPRequestHandler):
@@ -34,26 +33,6 @@ class Hanging(Throttling):
     def do_POST(self):  # noqa: N802
         type(self).requests += 1
         time.sleep(30)
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("digits")
-    load_digits(as_frame=True).frame.to_csv(root / "digits.csv", index=False)
-    result = run_script(
-        "preprocess.py",
-        "--input",
-        str(root / "digits.csv"),
-        "--output-dir",
-        str(root / "out"),
-        "--target",
-        "target",
-        "--max-train-rows",
-        "300",
-        env={"REGULA_METRICS": "off"},
-    )
-    assert result.returncode == 0, result.stderr
-    return root / "out"
 
 
 @pytest.mark.parametrize("handler", [Throttling, Hanging], ids=["throttled", "hanging"])

@@ -8,28 +8,8 @@ import tarfile
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import STEPS, run_script
+from helpers import BAD_INPUTS, STEPS, run_script
 from sklearn.datasets import load_digits
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("digits")
-    load_digits(as_frame=True).frame.to_csv(root / "digits.csv", index=False)
-    result = run_script(
-        "preprocess.py",
-        "--input",
-        str(root / "digits.csv"),
-        "--output-dir",
-        str(root / "out"),
-        "--target",
-        "target",
-        "--max-train-rows",
-        "300",
-        env={"REGULA_METRICS": "off"},
-    )
-    assert result.returncode == 0, result.stderr
-    return root / "out"
 
 
 def test_preprocess_splits_stratified_and_scales_on_train_only(splits):
@@ -79,21 +59,6 @@ def test_preprocess_reads_parquet(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "test" / "test.csv").exists()
-
-
-BAD_INPUTS = {
-    "empty file": ("", "is empty"),
-    "missing target": ("a,b\n1,2\n3,4\n", "target column 'label' not found; columns are: a, b"),
-    "nan": (
-        "a,b,label\n" + "1,2,0\n" * 6 + "nan,2,1\n" + "1,2,1\n" * 6,
-        "1 rows have NaN or infinite values in columns: a",
-    ),
-    "inf": ("a,b,label\n" + "1,2,0\n" * 6 + "1,inf,1\n" + "1,2,1\n" * 6, "NaN or infinite values in columns: b"),
-    "non-numeric": ("a,city,label\n" + "1,paris,0\n1,rome,1\n" * 6, "non-numeric feature columns: city"),
-    "one class": ("a,label\n" + "1,0\n" * 10, "single class"),
-    "too few rows": ("a,label\n1,0\n2,0\n3,1\n4,1\n", "too few rows to split"),
-    "no features": ("label\n0\n1\n" * 5, "no feature columns"),
-}
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)

@@ -1,0 +1,62 @@
+"""Bad input through the whole local pipeline: one line naming the problem, non-zero exit, nothing registered,
+nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from helpers import BAD_INPUTS
+
+from pipelines.local import run_local
+
+
+def regula(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def s3_keys(s3, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket="regula-artifacts", Prefix=prefix).get("Contents", [])]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_table_fails_the_run_at_preprocess_and_writes_nothing(case, tmp_path, clients):
+    content, message = BAD_INPUTS[case]
+    data = tmp_path / "data.csv"
+    data.write_text(content)
+    report = run_local(data=data, target="label", runs_dir=tmp_path / "runs", echo=lambda _: None)
+    assert report["status"] == "Failed" and report["failed_step"] == "Preprocess"
+    assert message in report["failure_reason"] and "\n" not in report["failure_reason"]
+    assert [s["name"] for s in report["steps"]] == ["Preprocess"]
+    assert s3_keys(clients["s3"], "regula/runs/") == [], "no split was uploaded"
+    assert clients["sagemaker"].list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
+    missing = regula("run", "--local", "--data", str(tmp_path / "nope.csv"))
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        f"regula: error: data file {tmp_path / 'nope.csv'} does not exist",
+    )
+
+    unknown = regula("run", "--local", "--param", "MaxGapp=0.1", "--runs-dir", str(tmp_path))
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().startswith(
+        "regula: error: unknown pipeline parameter(s): MaxGapp; known: InputDataUri"
+    )
+
+    typed = regula("run", "--local", "--param", "MaxGap=small", "--runs-dir", str(tmp_path))
+    assert typed.returncode == 2
+    assert typed.stderr.strip() == "regula: error: pipeline parameter MaxGap must be Float, got 'small'"
+
+    malformed = regula("run", "--local", "--param", "MaxGap")
+    assert malformed.stderr.strip() == "regula: error: --param takes KEY=VALUE, got 'MaxGap'"
+
+
+def test_negative_l1_fails_training_with_its_reason(tmp_path, clients):
+    result = regula("run", "--local", "--param", "L1=-0.001", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 1
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED at TrainRound1: train: l1 must be >= 0, got -0.001")
+    assert clients["sagemaker"].list_model_package_groups()["ModelPackageGroupSummaryList"] == []
