@@ -34,6 +34,7 @@ from pipelines.s3 import download_prefix, split_uri, upload_dir
 
 CONTAINER_ROOT = "/opt/ml"
 PYTHON_NAMES = {"python", "python3"}
+PROGRESS_SECONDS = 5.0
 
 
 class StepFailed(Exception):
@@ -456,14 +457,18 @@ class LocalRunner:
                 subprocess.Popen(command, cwd=cwd, env=rank_env, stdout=out, stderr=subprocess.STDOUT, text=True)
             )
         last_lines: list[str] = []
+        last_shown = time.monotonic()
         with open(log, "w") as sink:
             for line in ranks[0].stdout:
                 sink.write(line)
                 line = line.rstrip()
                 if line:
                     last_lines = (last_lines + [line])[-20:]
-                if self.verbose or (line and not line.startswith("epoch ")):
+                # every line with --verbose; else all but the per-epoch ones, of which one every few seconds
+                quiet = line.startswith("epoch ") and time.monotonic() - last_shown < PROGRESS_SECONDS
+                if line and (self.verbose or not quiet):
                     self.echo(f"   | {line}")
+                    last_shown = time.monotonic()
         codes = [p.wait() for p in ranks]
         record.process_seconds = round(time.perf_counter() - started, 3)
         rank_logs.close()

@@ -70,6 +70,17 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     assert [s["name"] for s in report["steps"]][-1] == "RegisterRound1"
     assert len(model_packages(clients["sagemaker"])) == 1
 
+    # the approval flow picks up what the local run registered
+    approve = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "models", "approve", "latest", "--note", "ok"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert approve.returncode == 0, approve.stderr
+    package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
+    assert package["ModelApprovalStatus"] == "Approved"
+
 
 def test_two_training_instances_train_as_one_torch_distributed_job(tmp_path, clients):
     report, output = run(tmp_path, params={"MaxGap": "5", "TrainingInstanceCount": "2"})
