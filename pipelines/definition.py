@@ -309,35 +309,30 @@ def register_step(
     return ModelStep(name=f"RegisterRound{round_}", step_args=args)
 
 
+def fail_step(name: str, *message) -> FailStep:
+    """A FailStep whose message joins literal text and pipeline values."""
+    return FailStep(name=name, error_message=Join(on="", values=list(message)))
+
+
 def still_overfitting_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, rounds: int) -> FailStep:
-    return FailStep(
-        name="StillOverfitting",
-        error_message=Join(
-            on="",
-            values=[
-                f"The model still overfits after {rounds} rounds of stronger regularization: generalization gap ",
-                evaluation_value(evaluate, report, GAP_PATH),
-                " > MaxGap ",
-                p.max_gap,
-                ". Raise RegularizationGrowth, add data, or use a smaller model.",
-            ],
-        ),
+    return fail_step(
+        "StillOverfitting",
+        f"The model still overfits after {rounds} rounds of stronger regularization: generalization gap ",
+        evaluation_value(evaluate, report, GAP_PATH),
+        " > MaxGap ",
+        p.max_gap,
+        ". Raise RegularizationGrowth, add data, or use a smaller model.",
     )
 
 
 def underfit_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, round_: int) -> FailStep:
-    return FailStep(
-        name=f"UnderfitRound{round_}",
-        error_message=Join(
-            on="",
-            values=[
-                f"Round {round_} underfits: validation accuracy ",
-                evaluation_value(evaluate, report, VAL_ACCURACY_PATH),
-                " < MinValidationAccuracy ",
-                p.min_val_accuracy,
-                ". Stronger regularization cannot fix that: lower Dropout/L1/L2 or use a bigger model.",
-            ],
-        ),
+    return fail_step(
+        f"UnderfitRound{round_}",
+        f"Round {round_} underfits: validation accuracy ",
+        evaluation_value(evaluate, report, VAL_ACCURACY_PATH),
+        " < MinValidationAccuracy ",
+        p.min_val_accuracy,
+        ". Stronger regularization cannot fix that: lower Dropout/L1/L2 or use a bigger model.",
     )
 
 

@@ -20,6 +20,21 @@ def run_script(name: str, *args: str, env: dict | None = None, cwd: Path | None 
     )
 
 
+def run_training(splits: Path, model_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """steps/train.py on the preprocessed `splits`, CloudWatch off unless `env` turns it on."""
+    return run_script(
+        "train.py",
+        "--train",
+        str(splits / "train"),
+        "--validation",
+        str(splits / "validation"),
+        "--model_dir",
+        str(model_dir),
+        *args,
+        env={"REGULA_METRICS": "off", **(env or {})},
+    )
+
+
 # Tables that preprocessing must refuse, with what its one-line error says (target column: label).
 BAD_INPUTS = {
     "empty file": ("", "is empty"),

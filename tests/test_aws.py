@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from helpers import REPO, run_script
+from helpers import run_training
 
 from pipelines import alerts, registry
 from pipelines.deploy import DeployError, compact, start, status, upsert
@@ -192,21 +192,8 @@ def test_cloudformation_template_passes_cfn_lint(tmp_path):
 
 
 def train(splits, model_dir, **env):
-    return run_script(
-        "train.py",
-        "--train",
-        str(splits / "train"),
-        "--validation",
-        str(splits / "validation"),
-        "--model_dir",
-        str(model_dir),
-        "--pipeline_name",
-        "metrics-test",
-        "--max_epochs",
-        "12",
-        env={"TRAINING_JOB_NAME": "job-1", **env},
-        cwd=REPO,
-    )
+    args = ("--pipeline_name", "metrics-test", "--max_epochs", "12")
+    return run_training(splits, model_dir, *args, env={"TRAINING_JOB_NAME": "job-1", "REGULA_METRICS": "on", **env})
 
 
 def test_training_metrics_are_readable_back_from_cloudwatch(clients, splits, tmp_path):

@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from helpers import run_script
+from helpers import run_training
 
 
 class Throttling(BaseHTTPRequestHandler):
@@ -43,19 +43,15 @@ def test_training_keeps_its_model_when_cloudwatch_misbehaves(handler, splits, tm
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         started = time.monotonic()
-        result = run_script(
-            "train.py",
-            "--train",
-            str(splits / "train"),
-            "--validation",
-            str(splits / "validation"),
-            "--model_dir",
-            str(tmp_path / "model"),
+        result = run_training(
+            splits,
+            tmp_path / "model",
             "--max_epochs",
             "15",
             "--pipeline_name",
             "t",
             env={
+                "REGULA_METRICS": "on",
                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_ACCESS_KEY_ID": "x",

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import BAD_INPUTS, STEPS, run_script
+from helpers import run_training as train
 from sklearn.datasets import load_digits
 
 
@@ -79,20 +80,6 @@ def test_preprocess_rejects_bad_input_in_one_line(case, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ERROR preprocess: ") and message in lines[0], result.stderr
     assert not (tmp_path / "out").exists(), "nothing half-written"
-
-
-def train(splits, model_dir, *args, env=None):
-    return run_script(
-        "train.py",
-        "--train",
-        str(splits / "train"),
-        "--validation",
-        str(splits / "validation"),
-        "--model_dir",
-        str(model_dir),
-        *args,
-        env={"REGULA_METRICS": "off", **(env or {})},
-    )
 
 
 def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp_path):
