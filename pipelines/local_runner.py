@@ -262,7 +262,9 @@ class LocalRunner:
         job = record.job_name = self._job_name(step["Name"])
         root = self._job_root(step["Name"])
         for item in args.get("ProcessingInputs", []):
-            source = item["S3Input"]
+            source = item.get("S3Input")
+            if source is None:
+                raise StepFailed(f"input {item.get('InputName')}: only S3 inputs run locally")
             self._download(source["S3Uri"], self._host_path(root, source["LocalPath"]), item["InputName"])
         outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for item in outputs:
