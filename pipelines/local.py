@@ -32,11 +32,11 @@ def run_local(
 ) -> dict:
     import boto3
 
-    from pipelines.local_runner import LocalRunner
+    from pipelines.local_runner import LocalRunner, parameter_values
     from pipelines.moto_server import aws_environment
     from pipelines.render import render
     from pipelines.report import build_report, plot_losses, summary_lines
-    from pipelines.s3 import ensure_bucket
+    from pipelines.s3 import ensure_bucket, split_uri
 
     settings = settings or Settings()
     params = dict(params or {})
@@ -51,6 +51,7 @@ def run_local(
     echo("rendering the pipeline definition ...")
     text, session = render(settings)
     definition = json.loads(text)
+    parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
 
     with aws_environment(settings.region) as env:
         boto = boto3.Session(
@@ -70,7 +71,8 @@ def run_local(
         session.push_uploads(s3)
 
         if data is None:
-            s3.put_object(Bucket=settings.bucket, Key=settings.demo_data_uri.split("/", 3)[3], Body=demo_dataset_csv())
+            bucket, key = split_uri(settings.demo_data_uri)
+            s3.put_object(Bucket=bucket, Key=key, Body=demo_dataset_csv())
             params.setdefault("MaxTrainRows", str(DEMO_MAX_TRAIN_ROWS))
             echo(f"data: bundled digits dataset, {DEMO_MAX_TRAIN_ROWS} training rows")
         else:
