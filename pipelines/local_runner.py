@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pipelines import expressions
 from pipelines.expressions import Context, evaluate_condition, resolve
 from pipelines.s3 import download_prefix, split_uri, upload_dir
@@ -211,7 +213,7 @@ class LocalRunner:
                 raise StepFailed(f"step type {kind} is not supported by the local runner")
             branch = handler(step, record)
             record.status = "Succeeded" if kind != "Fail" else "Failed"
-        except (StepFailed, expressions.ExpressionError, OSError, ValueError) as error:
+        except (StepFailed, expressions.ExpressionError, OSError, ValueError, BotoCoreError, ClientError) as error:
             branch = None
             record.status = "Failed"
             record.failure_reason = str(error)
