@@ -60,3 +60,22 @@ def test_unknown_references_raise():
         resolve({"Get": "Steps.Later.Outcome"}, ctx)
     with pytest.raises(ExpressionError, match="unsupported pipeline function"):
         resolve({"Std:Frobnicate": {}}, ctx)
+
+
+def test_steps_run_after_what_they_reference_and_cycles_are_refused():
+    from pipelines.local_runner import order_steps, parameter_values
+
+    steps = [
+        {"Name": "Evaluate", "Type": "Processing", "Arguments": {"In": {"Get": "Steps.Train.ModelArtifacts"}}},
+        {"Name": "Train", "Type": "Training", "Arguments": {}, "DependsOn": ["Prep"]},
+        {"Name": "Prep", "Type": "Processing", "Arguments": {}},
+    ]
+    assert [s["Name"] for s in order_steps(steps)] == ["Prep", "Train", "Evaluate"]
+    steps[2]["DependsOn"] = ["Evaluate"]
+    with pytest.raises(ValueError, match="cycle"):
+        order_steps(steps)
+
+    definition = {"Parameters": [{"Name": "N", "Type": "Integer", "DefaultValue": 3}, {"Name": "S", "Type": "String"}]}
+    assert parameter_values(definition, {"S": "x"}) == {"N": 3, "S": "x"}
+    with pytest.raises(ValueError, match="S has no default"):
+        parameter_values(definition, {})
