@@ -146,6 +146,15 @@ def pytorch_image(settings: Settings, scope: str) -> str:
     )
 
 
+def metrics_arguments(p: Parameters) -> list:
+    """Where a processing script sends its CloudWatch metrics, and under which dimensions."""
+    return [
+        "--metrics-namespace", p.metrics_namespace,
+        "--pipeline-name", ExecutionVariables.PIPELINE_NAME,
+        "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+    ]
+
+
 def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, lib_uri: str) -> ProcessingStep:
     args = processor(settings, session, p, "preprocess").run(
         code=f"{STEPS_DIR}/preprocess.py",
@@ -163,12 +172,7 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             p.target,
             "--max-train-rows",
             p.max_train_rows.to_string(),
-            "--metrics-namespace",
-            p.metrics_namespace,
-            "--pipeline-name",
-            ExecutionVariables.PIPELINE_NAME,
-            "--execution-id",
-            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            *metrics_arguments(p),
         ],
     )
     return ProcessingStep(name="Preprocess", step_args=args)
@@ -245,12 +249,7 @@ def evaluate_step(
             p.max_gap.to_string(),
             "--min-val-accuracy",
             p.min_val_accuracy.to_string(),
-            "--metrics-namespace",
-            p.metrics_namespace,
-            "--pipeline-name",
-            ExecutionVariables.PIPELINE_NAME,
-            "--execution-id",
-            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            *metrics_arguments(p),
         ],
     )
     return ProcessingStep(name=f"EvaluateRound{round_}", step_args=args, property_files=[report]), report
