@@ -149,9 +149,12 @@ def pytorch_image(settings: Settings, scope: str) -> str:
 def metrics_arguments(p: Parameters) -> list:
     """Where a processing script sends its CloudWatch metrics, and under which dimensions."""
     return [
-        "--metrics-namespace", p.metrics_namespace,
-        "--pipeline-name", ExecutionVariables.PIPELINE_NAME,
-        "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+        "--metrics-namespace",
+        p.metrics_namespace,
+        "--pipeline-name",
+        ExecutionVariables.PIPELINE_NAME,
+        "--execution-id",
+        ExecutionVariables.PIPELINE_EXECUTION_ID,
     ]
 
 
