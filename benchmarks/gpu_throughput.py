@@ -31,34 +31,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from model import MLP  # noqa: E402
 from synthetic import write_splits  # noqa: E402
+from training import train_command  # noqa: E402
 
 HIDDEN, BATCH, LR, L1 = [256, 256], 64, 1e-3, 1e-5
 
 
 def regula_samples_per_second(root: Path, epochs: int, batch: int) -> float:
+    hyperparameters = {
+        "max_epochs": epochs,
+        "patience": 1000,
+        "batch_size": batch,
+        "dropout": 0.1,
+        "l1": L1,
+        "l2": 0.01,
+    }
     out = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "steps" / "train.py"),
-            "--train",
-            str(root / "train"),
-            "--validation",
-            str(root / "validation"),
-            "--model_dir",
-            str(root / "model"),
-            "--max_epochs",
-            str(epochs),
-            "--patience",
-            "1000",
-            "--batch_size",
-            str(batch),
-            "--dropout",
-            "0.1",
-            "--l1",
-            "1e-5",
-            "--l2",
-            "0.01",
-        ],
+        train_command(root, root / "model", **hyperparameters),
         check=True,
         capture_output=True,
         text=True,

@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from training import train_command  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
 ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(STEPS)}
@@ -62,22 +65,6 @@ def prepare(loader, max_train_rows: int, root: Path) -> Path:
         env=ENV,
     )
     return root / "splits"
-
-
-def train_command(splits: Path, model_dir: Path, **hyperparameters) -> list[str]:
-    command = [
-        sys.executable,
-        str(STEPS / "train.py"),
-        "--train",
-        str(splits / "train"),
-        "--validation",
-        str(splits / "validation"),
-        "--model_dir",
-        str(model_dir),
-    ]
-    for key, value in hyperparameters.items():
-        command += [f"--{key}", str(value)]
-    return command
 
 
 def evaluate(splits: Path, model_dir: Path, out: Path) -> dict:

@@ -26,6 +26,7 @@ from pipelines.moto_server import MotoServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import write_splits  # noqa: E402
+from training import train_command  # noqa: E402
 
 LOOP = re.compile(r"stopped after (\d+) epochs in ([0-9.]+)s")
 
@@ -49,22 +50,7 @@ def train_seconds(splits: Path, model_dir: Path, env: dict) -> tuple[float, floa
     """(training loop seconds, whole process seconds) for a fixed number of epochs."""
     started = time.perf_counter()
     out = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "steps" / "train.py"),
-            "--train",
-            str(splits / "train"),
-            "--validation",
-            str(splits / "validation"),
-            "--model_dir",
-            str(model_dir),
-            "--max_epochs",
-            "40",
-            "--patience",
-            "1000",
-            "--pipeline_name",
-            "bench",
-        ],
+        train_command(splits, model_dir, max_epochs=40, patience=1000, pipeline_name="bench"),
         check=True,
         capture_output=True,
         text=True,
