@@ -140,9 +140,10 @@ def apply(spec: AlertSpec, emails: list[str], sns, cloudwatch, region: str, echo
             continue
         sns.subscribe(TopicArn=topic_arn, Protocol="email", Endpoint=email)
         echo(f"subscribed {email} (AWS emails a confirmation link)")
-    for alarm in alarms(spec, topic_arn):
+    requests = alarms(spec, topic_arn)
+    for alarm in requests:
         cloudwatch.put_metric_alarm(**alarm)
-    names = [a["AlarmName"] for a in alarms(spec, topic_arn)]
+    names = [a["AlarmName"] for a in requests]
     alarm_arns = [a["AlarmArn"] for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]]
     cloudwatch.put_dashboard(
         DashboardName=spec.dashboard_name, DashboardBody=json.dumps(dashboard(spec, region, alarm_arns))
@@ -152,13 +153,8 @@ def apply(spec: AlertSpec, emails: list[str], sns, cloudwatch, region: str, echo
 
 
 def subscriptions(sns, topic_arn: str) -> list[dict]:
-    found, token = [], None
-    while True:
-        page = sns.list_subscriptions_by_topic(TopicArn=topic_arn, **({"NextToken": token} if token else {}))
-        found += page["Subscriptions"]
-        token = page.get("NextToken")
-        if not token:
-            return found
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    return [sub for page in pages for sub in page["Subscriptions"]]
 
 
 def show(spec: AlertSpec, sns, cloudwatch) -> dict:

@@ -24,7 +24,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,6 @@ class Execution:
     steps: list[StepRecord] = field(default_factory=list)
     properties: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["run_dir"] = str(self.run_dir)
-        return data
 
 
 def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, Any]:

@@ -30,13 +30,8 @@ def list_packages(sagemaker, group: str) -> list[dict]:
         sagemaker.describe_model_package_group(ModelPackageGroupName=group)
     except sagemaker.exceptions.ClientError:
         raise RegistryError(f"model package group {group} does not exist") from None
-    summaries, token = [], None
-    while True:
-        page = sagemaker.list_model_packages(ModelPackageGroupName=group, **({"NextToken": token} if token else {}))
-        summaries += page["ModelPackageSummaryList"]
-        token = page.get("NextToken")
-        if not token:
-            break
+    pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
+    summaries = [summary for page in pages for summary in page["ModelPackageSummaryList"]]
     rows = []
     for summary in summaries:
         package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STEPS_DIR = REPO_ROOT / "steps"
 PIPELINE_JSON = REPO_ROOT / "pipeline.json"
 
 

@@ -51,7 +51,6 @@ class MetricEmitter:
         self.max_attempts = max_attempts
         self.sent = 0
         self.dropped = 0
-        self.calls = 0
         self._queue: queue.Queue = queue.Queue(maxsize=MAX_QUEUED)
         self._in_flight = 0
         self._client = client
@@ -115,7 +114,6 @@ class MetricEmitter:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 self._cloudwatch().put_metric_data(Namespace=self.namespace, MetricData=batch)
-                self.calls += 1
                 self.sent += len(batch)
                 self._in_flight = 0
                 return
