@@ -24,6 +24,24 @@ def _float(metadata: dict, key: str) -> float | None:
         return None
 
 
+def _row(package: dict) -> dict:
+    """A described model package, with what Regula recorded about it at registration."""
+    metadata = package.get("CustomerMetadataProperties", {})
+    return {
+        "arn": package["ModelPackageArn"],
+        "version": package.get("ModelPackageVersion"),
+        "status": package["ModelApprovalStatus"],
+        "gap": _float(metadata, "regula:gap"),
+        "max_gap": _float(metadata, "regula:max_gap"),
+        "val_accuracy": _float(metadata, "regula:val_accuracy"),
+        "min_val_accuracy": _float(metadata, "regula:min_val_accuracy"),
+        "round": metadata.get("regula:round"),
+        "code_version": metadata.get("regula:code_version"),
+        "created": str(package.get("CreationTime", "")),
+        "metadata": metadata,
+    }
+
+
 def list_packages(sagemaker, group: str) -> list[dict]:
     """Every package of `group`, newest first, with what Regula recorded about it."""
     try:
@@ -32,25 +50,7 @@ def list_packages(sagemaker, group: str) -> list[dict]:
         raise RegistryError(f"model package group {group} does not exist") from None
     pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
     summaries = [summary for page in pages for summary in page["ModelPackageSummaryList"]]
-    rows = []
-    for summary in summaries:
-        package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-        metadata = package.get("CustomerMetadataProperties", {})
-        rows.append(
-            {
-                "arn": package["ModelPackageArn"],
-                "version": package.get("ModelPackageVersion"),
-                "status": package["ModelApprovalStatus"],
-                "gap": _float(metadata, "regula:gap"),
-                "max_gap": _float(metadata, "regula:max_gap"),
-                "val_accuracy": _float(metadata, "regula:val_accuracy"),
-                "min_val_accuracy": _float(metadata, "regula:min_val_accuracy"),
-                "round": metadata.get("regula:round"),
-                "code_version": metadata.get("regula:code_version"),
-                "created": str(package.get("CreationTime", "")),
-                "metadata": metadata,
-            }
-        )
+    rows = [_row(sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"])) for s in summaries]
     return sorted(rows, key=lambda r: r["version"] or 0, reverse=True)
 
 
@@ -69,6 +69,14 @@ def table(rows: list[dict]) -> str:
 
 def find(sagemaker, group: str, ref: str) -> dict:
     """`ref` is a package ARN, a version number of `group`, or `latest`."""
+    if ref.startswith("arn:"):  # one package: describe it, not the whole group
+        try:
+            package = sagemaker.describe_model_package(ModelPackageName=ref)
+        except sagemaker.exceptions.ClientError:
+            package = {}
+        if package.get("ModelPackageGroupName") != group:
+            raise RegistryError(f"model package {ref} not found in group {group}")
+        return _row(package)
     rows = list_packages(sagemaker, group)
     if ref == "latest":
         if not rows:
