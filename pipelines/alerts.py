@@ -110,7 +110,10 @@ def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
             metric_widget("Loss per epoch", ["TrainingLoss", "ValidationLoss"], 0, 0),
             metric_widget("Generalization gap per epoch", ["GeneralizationGap"], 12, 0),
             metric_widget(
-                "Validation accuracy", ["ValidationAccuracy", "FinalValidationAccuracy", "TestAccuracy"], 0, 6
+                "Validation quality",
+                ["ValidationAccuracy", "ValidationR2", "FinalValidationQuality", "TestQuality"],
+                0,
+                6,
             ),
             metric_widget(
                 "Evaluated gap per round, rising validation loss",

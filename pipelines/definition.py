@@ -1,10 +1,13 @@
 """The Regula pipeline, one function per step.
 
     Preprocess -> TrainRound1 -> EvaluateRound1 -> CheckRound1
-        generalizes:  RegisterRound1
-        else OverfitsRound1?  yes: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
-                              no:  UnderfitRound1 (fail: more regularization cannot help)
-    ... the last round's overfit branch is StillOverfitting (fail, with the last gap).
+        decision register:  RegisterRound1
+        else OverfitsRound1?  decision overfit: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
+                              else:             UnderfitRound1 (fail: more regularization cannot help)
+    ... the last round's overfit branch is StillOverfitting (fail, with the evaluation's reason).
+
+The decision and its reason are computed once, by the evaluation step (`steps/quality.py`), and written to
+evaluation.json; the conditions only compare that value, and the Fail steps quote the reason.
 
 The ladder is unrolled (a pipeline graph is acyclic) and bounded by
 `Settings.rounds`. Each round passes the same base regularization, the growth
@@ -32,11 +35,7 @@ from sagemaker.core.shapes import (
     ProcessingS3Output,
 )
 from sagemaker.core.training.configs import Compute, InputData, SourceCode
-from sagemaker.core.workflow.conditions import (
-    ConditionGreaterThan,
-    ConditionGreaterThanOrEqualTo,
-    ConditionLessThanOrEqualTo,
-)
+from sagemaker.core.workflow.conditions import ConditionEquals
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
 from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
@@ -52,9 +51,9 @@ from sagemaker.train.model_trainer import ModelTrainer
 
 from pipelines.session import RegulaSession
 from pipelines.settings import Settings
+from steps import defaults as d
 
-GAP_PATH = "generalization_gap.loss"
-VAL_ACCURACY_PATH = "metrics.validation.accuracy"
+GAP_PATH = "generalization_gap.relative"
 STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
 LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
 
@@ -63,6 +62,7 @@ EPOCH_METRICS = {
     "train:loss": "train_loss",
     "validation:loss": "val_loss",
     "validation:accuracy": "val_accuracy",
+    "validation:r2": "val_r2",
     "generalization:gap": "gap",
     "validation:loss_rise_streak": "val_loss_rise_streak",
 }
@@ -73,22 +73,31 @@ class Parameters:
 
     def __init__(self, settings: Settings):
         self.input_data = ParameterString("InputDataUri", default_value=settings.demo_data_uri)
-        self.target = ParameterString("TargetColumn", default_value="target")
+        self.target = ParameterString("TargetColumn", default_value=d.TARGET_COLUMN)
+        self.problem_type = ParameterString("ProblemType", default_value="auto", enum_values=list(d.PROBLEM_TYPES))
+        self.exclude_columns = ParameterString("ExcludeColumns", default_value="")
+        self.categorical_columns = ParameterString("CategoricalColumns", default_value="")
         self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
         self.processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
         self.training_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge")
         self.training_instances = ParameterInteger("TrainingInstanceCount", default_value=1)
-        self.dropout = ParameterFloat("Dropout", default_value=0.1)
-        self.l1 = ParameterFloat("L1", default_value=1e-5)
-        self.l2 = ParameterFloat("L2", default_value=0.01)
-        self.growth = ParameterFloat("RegularizationGrowth", default_value=10.0)
-        self.max_epochs = ParameterInteger("MaxEpochs", default_value=200)
-        self.patience = ParameterInteger("Patience", default_value=10)
-        self.max_gap = ParameterFloat("MaxGap", default_value=0.2)
-        self.min_val_accuracy = ParameterFloat("MinValidationAccuracy", default_value=0.85)
-        self.model_group = ParameterString("ModelPackageGroupName", default_value="regula-models")
-        self.approval_status = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
-        self.metrics_namespace = ParameterString("MetricsNamespace", default_value="Regula")
+        self.dropout = ParameterFloat("Dropout", default_value=d.DROPOUT)
+        self.l1 = ParameterFloat("L1", default_value=d.L1)
+        self.l2 = ParameterFloat("L2", default_value=d.L2)
+        self.growth = ParameterFloat("RegularizationGrowth", default_value=d.GROWTH)
+        self.hidden = ParameterString("HiddenLayers", default_value=d.HIDDEN)
+        self.learning_rate = ParameterFloat("LearningRate", default_value=0.0)
+        self.batch_size = ParameterInteger("BatchSize", default_value=d.BATCH_SIZE)
+        self.class_weight = ParameterString("ClassWeight", default_value=d.CLASS_WEIGHT)
+        self.max_epochs = ParameterInteger("MaxEpochs", default_value=d.MAX_EPOCHS)
+        self.patience = ParameterInteger("Patience", default_value=d.PATIENCE)
+        self.max_gap = ParameterFloat("MaxGap", default_value=d.MAX_GAP)
+        self.quality_metric = ParameterString("QualityMetric", default_value=d.QUALITY_METRIC)
+        self.min_lift = ParameterFloat("MinLift", default_value=d.MIN_LIFT)
+        self.min_quality = ParameterFloat("MinQuality", default_value=d.MIN_QUALITY)
+        self.model_group = ParameterString("ModelPackageGroupName", default_value=d.MODEL_PACKAGE_GROUP)
+        self.approval_status = ParameterString("ModelApprovalStatus", default_value=d.APPROVAL_STATUS)
+        self.metrics_namespace = ParameterString("MetricsNamespace", default_value=d.METRICS_NAMESPACE)
         self.code_version = ParameterString("CodeVersion", default_value="unknown")
 
     def all(self) -> list:
@@ -173,6 +182,14 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             "/opt/ml/processing/output",
             "--target",
             p.target,
+            "--problem-type",
+            p.problem_type,
+            "--exclude-columns",
+            p.exclude_columns,
+            "--categorical-columns",
+            p.categorical_columns,
+            "--quality-metric",
+            p.quality_metric,
             "--max-train-rows",
             p.max_train_rows.to_string(),
             *metrics_arguments(p),
@@ -202,6 +219,10 @@ def train_step(
             "l1": p.l1.to_string(),
             "l2": p.l2.to_string(),
             "growth": p.growth.to_string(),
+            "hidden": p.hidden,
+            "learning_rate": p.learning_rate.to_string(),
+            "batch_size": p.batch_size.to_string(),
+            "class_weight": p.class_weight,
             "max_epochs": p.max_epochs.to_string(),
             "patience": p.patience.to_string(),
             "metrics_namespace": p.metrics_namespace,
@@ -250,8 +271,12 @@ def evaluate_step(
             "/opt/ml/processing/evaluation",
             "--max-gap",
             p.max_gap.to_string(),
-            "--min-val-accuracy",
-            p.min_val_accuracy.to_string(),
+            "--quality-metric",
+            p.quality_metric,
+            "--min-lift",
+            p.min_lift.to_string(),
+            "--min-quality",
+            p.min_quality.to_string(),
             *metrics_arguments(p),
         ],
     )
@@ -295,10 +320,17 @@ def register_step(
         ),
         customer_metadata_properties={
             "regula:round": str(round_),
+            "regula:decision": as_text(evaluation_value(evaluate, report, "decision")),
+            "regula:problem_type": as_text(evaluation_value(evaluate, report, "problem_type")),
             "regula:gap": as_text(evaluation_value(evaluate, report, GAP_PATH)),
-            "regula:val_accuracy": as_text(evaluation_value(evaluate, report, VAL_ACCURACY_PATH)),
             "regula:max_gap": p.max_gap.to_string(),
-            "regula:min_val_accuracy": p.min_val_accuracy.to_string(),
+            "regula:quality_metric": as_text(evaluation_value(evaluate, report, "quality.metric")),
+            "regula:val_quality": as_text(evaluation_value(evaluate, report, "quality.validation")),
+            "regula:baseline_quality": as_text(evaluation_value(evaluate, report, "quality.baseline")),
+            "regula:test_quality": as_text(evaluation_value(evaluate, report, "quality.test")),
+            "regula:min_lift": p.min_lift.to_string(),
+            "regula:min_quality": p.min_quality.to_string(),
+            "regula:artifact_sha256": as_text(evaluation_value(evaluate, report, "artifact_sha256")),
             # the round's effective regularization, as the training script computed it
             "regula:dropout": as_text(evaluation_value(evaluate, report, "regularization.dropout")),
             "regula:l1": as_text(evaluation_value(evaluate, report, "regularization.l1")),
@@ -316,53 +348,44 @@ def fail_step(name: str, *message) -> FailStep:
     return FailStep(name=name, error_message=Join(on="", values=list(message)))
 
 
-def still_overfitting_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, rounds: int) -> FailStep:
+def still_overfitting_step(evaluate: ProcessingStep, report: PropertyFile, rounds: int) -> FailStep:
     return fail_step(
         "StillOverfitting",
-        f"The model still overfits after {rounds} rounds of stronger regularization: generalization gap ",
-        evaluation_value(evaluate, report, GAP_PATH),
-        " > MaxGap ",
-        p.max_gap,
-        ". Raise RegularizationGrowth, add data, or use a smaller model.",
+        f"The model still overfits after {rounds} rounds of stronger regularization: ",
+        evaluation_value(evaluate, report, "reason"),
+        ". Raise RegularizationGrowth, add data, or use a smaller model (HiddenLayers).",
     )
 
 
-def underfit_step(p: Parameters, evaluate: ProcessingStep, report: PropertyFile, round_: int) -> FailStep:
+def underfit_step(evaluate: ProcessingStep, report: PropertyFile, round_: int) -> FailStep:
     return fail_step(
         f"UnderfitRound{round_}",
-        f"Round {round_} underfits: validation accuracy ",
-        evaluation_value(evaluate, report, VAL_ACCURACY_PATH),
-        " < MinValidationAccuracy ",
-        p.min_val_accuracy,
-        ". Stronger regularization cannot fix that: lower Dropout/L1/L2 or use a bigger model.",
+        f"Round {round_} is not good enough: ",
+        evaluation_value(evaluate, report, "reason"),
     )
 
 
 def round_steps(
     settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, lib_uri: str, round_: int
 ) -> list:
-    """Train, evaluate and decide for one round; the else branch holds all later rounds."""
+    """Train, evaluate and branch on the evaluation's decision for one round; the overfit branch holds all later
+    rounds."""
     train = train_step(settings, session, p, preprocess, round_)
     evaluate, report = evaluate_step(settings, session, p, preprocess, train, lib_uri, round_)
-    gap = evaluation_value(evaluate, report, GAP_PATH)
+    decision = evaluation_value(evaluate, report, "decision")
     if round_ < settings.rounds:
         retrain = round_steps(settings, session, p, preprocess, lib_uri, round_ + 1)
     else:
-        retrain = [still_overfitting_step(p, evaluate, report, settings.rounds)]
+        retrain = [still_overfitting_step(evaluate, report, settings.rounds)]
     overfits = ConditionStep(
         name=f"OverfitsRound{round_}",
-        conditions=[ConditionGreaterThan(left=gap, right=p.max_gap)],
+        conditions=[ConditionEquals(left=decision, right="overfit")],
         if_steps=retrain,
-        else_steps=[underfit_step(p, evaluate, report, round_)],
+        else_steps=[underfit_step(evaluate, report, round_)],
     )
     check = ConditionStep(
         name=f"CheckRound{round_}",
-        conditions=[
-            ConditionLessThanOrEqualTo(left=gap, right=p.max_gap),
-            ConditionGreaterThanOrEqualTo(
-                left=evaluation_value(evaluate, report, VAL_ACCURACY_PATH), right=p.min_val_accuracy
-            ),
-        ],
+        conditions=[ConditionEquals(left=decision, right="register")],
         if_steps=[register_step(settings, session, p, train, evaluate, report, round_)],
         else_steps=[overfits],
     )

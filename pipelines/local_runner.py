@@ -87,6 +87,8 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
             values[name] = casts[spec["Type"]](raw)
         except (TypeError, ValueError):
             raise ValueError(f"pipeline parameter {name} must be {spec['Type']}, got {raw!r}") from None
+        if spec.get("EnumValues") and values[name] not in spec["EnumValues"]:
+            raise ValueError(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
     return values
 
 

@@ -1,9 +1,11 @@
 """The Model Registry approval flow: list the packages Regula registered, approve or reject them.
 
 Approval is guarded: a package whose recorded generalization gap is above the
-policy's maximum (or whose validation accuracy is under its minimum) is
-refused unless forced. The policy is the one recorded with the package at
-registration (`regula:max_gap`, `regula:min_val_accuracy`), or `--max-gap`.
+policy's maximum, or whose validation quality does not beat the recorded
+baseline by the recorded lift (and reach the recorded minimum), is refused
+unless forced. The policy is the one recorded with the package at registration
+(`regula:max_gap`, `regula:min_lift`, `regula:min_quality`), or `--max-gap`.
+A package missing any of these numbers is refused too: the guard fails closed.
 """
 
 from __future__ import annotations
@@ -31,10 +33,15 @@ def _row(package: dict) -> dict:
         "arn": package["ModelPackageArn"],
         "version": package.get("ModelPackageVersion"),
         "status": package["ModelApprovalStatus"],
+        "problem_type": metadata.get("regula:problem_type"),
         "gap": _float(metadata, "regula:gap"),
         "max_gap": _float(metadata, "regula:max_gap"),
-        "val_accuracy": _float(metadata, "regula:val_accuracy"),
-        "min_val_accuracy": _float(metadata, "regula:min_val_accuracy"),
+        "quality_metric": metadata.get("regula:quality_metric"),
+        "val_quality": _float(metadata, "regula:val_quality"),
+        "baseline_quality": _float(metadata, "regula:baseline_quality"),
+        "test_quality": _float(metadata, "regula:test_quality"),
+        "min_lift": _float(metadata, "regula:min_lift"),
+        "min_quality": _float(metadata, "regula:min_quality"),
         "round": metadata.get("regula:round"),
         "code_version": metadata.get("regula:code_version"),
         "created": str(package.get("CreationTime", "")),
@@ -58,11 +65,16 @@ def table(rows: list[dict]) -> str:
     def number(value):
         return "-" if value is None else f"{value:.4f}"
 
-    lines = [f"{'version':>7}  {'status':<22} {'gap':>7}  {'val_acc':>7}  {'round':>5}  {'created':<26} arn"]
+    lines = [
+        f"{'version':>7}  {'status':<22} {'problem':<14} {'metric':<17} {'val':>7}  {'base':>7}  {'test':>7}  "
+        f"{'gap':>7}  {'round':>5}  {'created':<26} arn"
+    ]
     for r in rows:
         lines.append(
-            f"{r['version'] or '-':>7}  {r['status']:<22} {number(r['gap']):>7}  {number(r['val_accuracy']):>7}  "
-            f"{r['round'] or '-':>5}  {r['created'][:26]:<26} {r['arn']}"
+            f"{r['version'] or '-':>7}  {r['status']:<22} {r['problem_type'] or '-':<14} "
+            f"{r['quality_metric'] or '-':<17} {number(r['val_quality']):>7}  {number(r['baseline_quality']):>7}  "
+            f"{number(r['test_quality']):>7}  {number(r['gap']):>7}  {r['round'] or '-':>5}  "
+            f"{r['created'][:26]:<26} {r['arn']}"
         )
     return "\n".join(lines)
 
@@ -89,17 +101,28 @@ def find(sagemaker, group: str, ref: str) -> dict:
 
 
 def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
+    """Why the package breaks its recorded policy; a number that was not recorded is a violation too."""
+    names = {
+        "gap": "generalization gap",
+        "max_gap": "maximum gap",
+        "val_quality": "validation quality",
+        "baseline_quality": "baseline quality",
+        "min_lift": "minimum lift",
+        "min_quality": "minimum quality",
+    }
+    absent = [text for key, text in names.items() if row[key] is None or row[key] != row[key]]  # None or NaN
+    if absent:
+        return [f"it has no recorded {', '.join(absent)}"]
     problems = []
     limit = max_gap if max_gap is not None else row["max_gap"]
-    if row["gap"] is None:
-        problems.append("it has no recorded generalization gap")
-    elif limit is not None and row["gap"] > limit:
+    if row["gap"] > limit:
         problems.append(f"its generalization gap {row['gap']:.4f} is above the maximum {limit:g}")
-    if row["val_accuracy"] is not None and row["min_val_accuracy"] is not None:
-        if row["val_accuracy"] < row["min_val_accuracy"]:
-            problems.append(
-                f"its validation accuracy {row['val_accuracy']:.4f} is under the minimum {row['min_val_accuracy']:g}"
-            )
+    floor = max(row["baseline_quality"] + row["min_lift"], row["min_quality"])
+    if row["val_quality"] < floor:
+        problems.append(
+            f"its validation {row['quality_metric']} {row['val_quality']:.4f} is under {floor:.4f} "
+            f"(baseline {row['baseline_quality']:.4f} + lift {row['min_lift']:g}, or minimum {row['min_quality']:g})"
+        )
     return problems
 
 

@@ -35,15 +35,20 @@ def build_report(execution: Execution) -> dict:
         "rounds": [
             {
                 "round": e["round"],
+                "problem_type": e["problem_type"],
                 "regularization": e["regularization"],
-                "generalization_gap": e["generalization_gap"]["loss"],
-                "accuracy_gap": e["generalization_gap"]["accuracy"],
-                "train_accuracy": e["metrics"]["train"]["accuracy"],
-                "validation_accuracy": e["metrics"]["validation"]["accuracy"],
-                "test_accuracy": e["metrics"]["test"]["accuracy"],
+                "generalization_gap": e["generalization_gap"]["relative"],
+                "loss_gap": e["generalization_gap"]["loss"],
+                "quality_metric": e["quality"]["metric"],
+                "train_quality": e["metrics"]["train"][e["quality"]["metric"]],
+                "validation_quality": e["quality"]["validation"],
+                "baseline_quality": e["quality"]["baseline"],
+                "test_quality": e["quality"]["test"],
+                "test_metrics": e["metrics"]["test"],
                 "epochs": e["epochs"],
                 "best_epoch": e["best_epoch"],
                 "decision": e["decision"],
+                "reason": e["reason"],
             }
             for e in evaluations
         ],
@@ -70,13 +75,14 @@ def plot_losses(run_dir: Path, out: Path) -> Path | None:
         ax.axvline(e["best_epoch"], color="grey", linestyle=":", label=f"best epoch {e['best_epoch']}")
         reg = e["regularization"]
         ax.set_title(
-            f"round {e['round']}: gap {e['generalization_gap']['loss']:.3f} -> {e['decision']}\n"
+            f"round {e['round']}: gap {e['generalization_gap']['relative']:.3f} -> {e['decision']}\n"
             f"dropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}",
             fontsize=9,
         )
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("cross-entropy")
+    classification = evaluations[0]["problem_type"] == "classification"
+    axes[0][0].set_ylabel("cross-entropy" if classification else "squared error (standardized)")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -85,12 +91,16 @@ def plot_losses(run_dir: Path, out: Path) -> Path | None:
 
 
 def summary_lines(report: dict) -> list[str]:
-    lines = ["", "round  dropout  l1        l2        gap     val_acc  test_acc  epochs  decision"]
-    for r in report["rounds"]:
+    rounds = report["rounds"]
+    metric = rounds[0]["quality_metric"] if rounds else "quality"
+    header = f"round  dropout  l1        l2        gap      {'validation ' + metric:<28} test      epochs  decision"
+    lines = ["", header]
+    for r in rounds:
         reg = r["regularization"]
+        validation = f"{r['validation_quality']:.4f} (baseline {r['baseline_quality']:.4f})"
         lines.append(
             f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  "
-            f"{r['generalization_gap']:.4f}  {r['validation_accuracy']:.4f}   {r['test_accuracy']:.4f}    "
+            f"{r['generalization_gap']:<7.4f}  {validation:<28} {r['test_quality']:.4f}    "
             f"{r['epochs']:>6}  {r['decision']}"
         )
     if report["model_package_arn"]:

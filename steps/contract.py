@@ -1,4 +1,4 @@
-"""What the steps agree on: the split files, and how a step reports failure.
+"""What the steps agree on: the split files, the schema, threads, and how a step reports failure.
 
 A step that fails on bad input prints one line naming the problem on stderr,
 writes it to the SageMaker failure file, and exits non-zero. SageMaker shows
@@ -16,26 +16,65 @@ from pathlib import Path
 
 import numpy as np
 
-LABEL = "label"  # preprocessing renames the target column to this and encodes it as 0..C-1
+LABEL = "__label__"  # the label column of the split files: class index (classification) or the target (regression)
 SCHEMA = "schema.json"
 SPLITS = ("train", "validation", "test")
+RAW_SAMPLE = "raw_sample.csv"  # test rows as the user gave them: evaluation scores them through the serving code
+SMALL_WORK = 50_000_000  # multiply-adds per training step below which one torch thread is fastest
 
 
 class StepError(Exception):
     """Bad input or configuration: reported as one line, without a traceback."""
 
 
+def split_path(directory: str | Path, name: str) -> Path:
+    return Path(directory) / f"{name}.parquet"
+
+
+def write_split(directory: Path, name: str, features: np.ndarray, labels: np.ndarray, names: list[str]) -> Path:
+    """One split as Parquet: the label column, then one float32 column per model feature."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    columns = {LABEL: labels, **{f"{j}:{n}": features[:, j] for j, n in enumerate(names)}}
+    path = split_path(directory, name)
+    pq.write_table(pa.table(columns), path, compression="zstd")
+    return path
+
+
 def read_split(directory: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32) and label indices (int64) of `name`.csv in `directory`."""
-    path = Path(directory) / f"{name}.csv"
+    """Features (float32, row-major) and labels (int64 class indices, or float32 targets) of one split."""
+    import pyarrow.parquet as pq
+
+    path = split_path(directory, name)
     if not path.exists():
         raise StepError(f"missing split file {path}")
-    table = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
-    return table[:, 1:].astype(np.float32), table[:, 0].astype(np.int64)
+    table = pq.read_table(path)
+    labels = table.column(LABEL).to_numpy()
+    features = np.empty((table.num_rows, table.num_columns - 1), dtype=np.float32)
+    for j, column in enumerate(table.columns[1:]):
+        features[:, j] = column.to_numpy()
+    labels = labels.astype(np.int64) if np.issubdtype(labels.dtype, np.integer) else labels.astype(np.float32)
+    return features, labels
 
 
 def read_schema(directory: str | Path) -> dict:
     return json.loads((Path(directory) / SCHEMA).read_text())
+
+
+def cpus() -> int:
+    """The CPUs this job may use: the local runner's share (REGULA_CPUS), else what the process is allowed."""
+    if os.environ.get("REGULA_CPUS"):
+        return max(1, int(os.environ["REGULA_CPUS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def torch_threads(work_per_step: int) -> int:
+    """Intra-op threads for a job: one for small models, where more threads only spin-wait on shared cores (two jobs
+    x two threads ran a small MLP step 13x slower than one thread each); one per ~SMALL_WORK multiply-adds per step
+    beyond that, up to the job's CPUs."""
+    return max(1, min(cpus(), work_per_step // SMALL_WORK))
 
 
 def run(main: Callable[[], None], step: str, failure_file: str | None = None) -> None:

@@ -1,18 +1,20 @@
-"""Evaluation step: how well does the trained model generalize?
+"""Evaluation step: how well does the trained model generalize, and is it good enough? It decides.
 
-SageMaker Processing entry point. Unpacks model.tar.gz, loads it through its
-own inference code (the code that will serve it), and measures loss and
-accuracy on the train, validation and test splits. The generalization gap
-is the validation loss minus the training loss; the accuracy gap (training
-minus validation accuracy) is reported beside it. Writes evaluation.json (a
-pipeline PropertyFile, also the model-quality report attached to the
-registered model) and sends the gap to CloudWatch.
+SageMaker Processing entry point. Unpacks model.tar.gz, loads it through its own inference code (the code that will
+serve it), and measures it on the train, validation and test splits beside the trivial baseline (training class
+shares or mean): loss, accuracy, balanced accuracy, macro F1 and ROC AUC (binary), or RMSE, MAE and R2. It also sends
+raw test rows, as the team gave them, through the serving path and checks they score exactly as the evaluated
+features do. The decision (register, overfit, underfit) and its reason come from steps/quality.py; the pipeline's
+conditions branch on it. Writes evaluation.json (a pipeline PropertyFile, also the model-quality report attached to
+the registered model, in SageMaker's layout) and sends the results to CloudWatch.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import sys
 import tarfile
 import tempfile
@@ -20,91 +22,148 @@ from pathlib import Path
 
 import numpy as np
 from cloudwatch import MetricEmitter
-from contract import SPLITS, StepError, read_split, run
+from contract import RAW_SAMPLE, SPLITS, StepError, read_split, run, torch_threads
+from defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC
+from quality import baseline_outputs, decide, quality_metric, relative_gap, split_metrics
+
+RAW_TOLERANCE = 1e-4  # served and evaluated outputs of the same rows may differ by float rounding only
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model-dir", default="/opt/ml/processing/model")
-    parser.add_argument("--data-dir", default="/opt/ml/processing", help="holds train/, validation/ and test/")
-    parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
-    parser.add_argument("--max-gap", type=float, default=0.2)
-    parser.add_argument("--min-val-accuracy", type=float, default=0.85)
-    parser.add_argument("--metrics-namespace", default="Regula")
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--data-dir", required=True, help="holds train/, validation/ and test/")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--max-gap", type=float, default=MAX_GAP)
+    parser.add_argument("--quality-metric", default=QUALITY_METRIC)
+    parser.add_argument("--min-lift", type=float, default=MIN_LIFT)
+    parser.add_argument("--min-quality", type=float, default=MIN_QUALITY)
+    parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
-    return parser.parse_args()
+    args = parser.parse_args()
+    thresholds = {"MaxGap": args.max_gap, "MinLift": args.min_lift, "MinQuality": args.min_quality}
+    bad = [f"{k}={v}" for k, v in thresholds.items() if not math.isfinite(v)]
+    if bad:
+        raise StepError(f"thresholds must be finite numbers: {', '.join(bad)}")
+    return args
 
 
-def unpack(model_dir: Path, into: Path) -> Path:
+def unpack(model_dir: Path, into: Path) -> tuple[Path, str]:
+    """The model folder, and the sha256 of the artifact it came from (the registry records it)."""
     archive = model_dir / "model.tar.gz"
     if not archive.exists():
-        if (model_dir / "model.pt").exists():
-            return model_dir
         raise StepError(f"no model.tar.gz in {model_dir}")
+    digest = hashlib.sha256()
+    with open(archive, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
-    return into
+    return into, digest.hexdigest()
 
 
-def split_metrics(predictor, x: np.ndarray, y: np.ndarray) -> dict:
-    probs = predictor.probabilities(x)
-    picked = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
-    return {"loss": float(-np.log(picked).mean()), "accuracy": float((probs.argmax(1) == y).mean()), "rows": len(y)}
+def check_served_rows(predictor, data_dir: Path, test_features: np.ndarray) -> int:
+    """Score the raw test rows through the serving code; refuse the model if they differ from what was evaluated."""
+    from inference import read_rows
+
+    path = data_dir / "test" / RAW_SAMPLE
+    if not path.exists():
+        raise StepError(f"missing {path}: preprocessing writes it")
+    served = predictor.outputs(predictor.features(read_rows(path.read_bytes(), "text/csv")))
+    expected = predictor.outputs(test_features[: len(served)])
+    if served.shape != expected.shape or not np.allclose(served, expected, atol=RAW_TOLERANCE, rtol=RAW_TOLERANCE):
+        worst = float(np.max(np.abs(served - expected))) if served.shape == expected.shape else float("inf")
+        raise StepError(f"the serving code scores raw rows differently from the evaluated features (max diff {worst})")
+    return len(served)
 
 
-def decide(gap: float, val_accuracy: float, max_gap: float, min_val_accuracy: float) -> str:
-    if val_accuracy < min_val_accuracy:
-        return "underfit"
-    return "register" if gap <= max_gap else "overfit"
+def model_quality_layout(schema: dict, metrics: dict, gap: float) -> dict:
+    """The test metrics in the layout SageMaker's Model Registry shows."""
+    test = metrics["test"]
+
+    def value(v):
+        return {"value": v, "standard_deviation": "NaN"}
+
+    if schema["problem_type"] == "regression":
+        names = {"mse": test["rmse"] ** 2, "rmse": test["rmse"], "mae": test["mae"], "r2": test["r2"]}
+        return {"regression_metrics": {k: value(v) for k, v in names.items()}}
+    names = {k: test[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc") if k in test}
+    names["generalization_gap"] = gap
+    key = "binary_classification_metrics" if len(schema["classes"]) == 2 else "multiclass_classification_metrics"
+    return {key: {("auc" if k == "roc_auc" else k): value(v) for k, v in names.items()}}
 
 
 def main() -> None:
     args = parse_args()
+    import torch
+
+    torch.set_num_threads(torch_threads(0))  # scoring a small MLP: one thread
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = unpack(Path(args.model_dir), Path(tmp))
+        model_dir, artifact_sha256 = unpack(Path(args.model_dir), Path(tmp))
         sys.path.insert(0, str(model_dir / "code"))
         from inference import Predictor  # the serving code inside the artifact
 
         predictor = Predictor(model_dir)
+        schema = predictor.schema
         history = json.loads((model_dir / "history.json").read_text())
-        metrics = {name: split_metrics(predictor, *read_split(Path(args.data_dir) / name, name)) for name in SPLITS}
+        data_dir = Path(args.data_dir)
+        metrics, baseline = {}, {}
+        for name in SPLITS:
+            features, labels = read_split(data_dir / name, name)
+            metrics[name] = split_metrics(schema, predictor.outputs(features), labels)
+            if name != "train":
+                baseline[name] = split_metrics(schema, baseline_outputs(schema, len(labels)), labels)
+            if name == "test":
+                served_rows = check_served_rows(predictor, data_dir, features)
+            del features
 
-    gap = metrics["validation"]["loss"] - metrics["train"]["loss"]
-    accuracy_gap = metrics["train"]["accuracy"] - metrics["validation"]["accuracy"]
-    decision = decide(gap, metrics["validation"]["accuracy"], args.max_gap, args.min_val_accuracy)
+    metric = quality_metric(args.quality_metric, schema["problem_type"], len(schema.get("classes") or []))
+    loss_gap = metrics["validation"]["loss"] - metrics["train"]["loss"]
+    gap = relative_gap(metrics["validation"]["loss"], metrics["train"]["loss"], baseline["validation"]["loss"])
+    quality = metrics["validation"][metric]
+    baseline_quality = baseline["validation"][metric]
+    decision, reason = decide(gap, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality)
+    config = predictor.config
     report = {
-        "round": predictor.config["round"],
-        "regularization": predictor.config["regularization"],
-        "epochs": predictor.config["epochs"],
-        "best_epoch": predictor.config["best_epoch"],
+        "round": config["round"],
+        "problem_type": schema["problem_type"],
+        "regularization": config["regularization"],
+        "training": config.get("training", {}),
+        "epochs": config["epochs"],
+        "best_epoch": config["best_epoch"],
         "metrics": metrics,
-        "generalization_gap": {"loss": gap, "accuracy": accuracy_gap},
-        "thresholds": {"max_gap": args.max_gap, "min_val_accuracy": args.min_val_accuracy},
-        "decision": decision,
-        "history": history,
-        # the SageMaker model-quality layout, shown by the Model Registry
-        "multiclass_classification_metrics": {
-            "accuracy": {"value": metrics["test"]["accuracy"], "standard_deviation": "NaN"},
-            "validation_accuracy": {"value": metrics["validation"]["accuracy"], "standard_deviation": "NaN"},
-            "generalization_gap": {"value": gap, "standard_deviation": "NaN"},
+        "baseline": baseline,
+        "quality": {
+            "metric": metric,
+            "validation": quality,
+            "baseline": baseline_quality,
+            "test": metrics["test"][metric],
         },
+        "generalization_gap": {"relative": gap, "loss": loss_gap},
+        "thresholds": {"max_gap": args.max_gap, "min_lift": args.min_lift, "min_quality": args.min_quality},
+        "decision": decision,
+        "reason": reason,
+        "artifact_sha256": artifact_sha256,
+        "served_rows_checked": served_rows,
+        "history": history,
+        **model_quality_layout(schema, metrics, gap),
     }
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(report, indent=2))
     print(
-        f"evaluate: round {report['round']}: train_accuracy={metrics['train']['accuracy']:.4f} "
-        f"val_accuracy={metrics['validation']['accuracy']:.4f} test_accuracy={metrics['test']['accuracy']:.4f} "
-        f"gap={gap:.4f} (max {args.max_gap}) -> {decision}"
+        f"evaluate: round {report['round']}: {metric} train={metrics['train'][metric]:.4f} "
+        f"validation={quality:.4f} test={metrics['test'][metric]:.4f} (baseline {baseline_quality:.4f}), "
+        f"gap={gap:.4f} (max {args.max_gap:g}) -> {decision}: {reason}"
     )
 
     emitter = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
     emitter.put_many(
         {
             "FinalGeneralizationGap": gap,
-            "FinalValidationAccuracy": metrics["validation"]["accuracy"],
-            "TestAccuracy": metrics["test"]["accuracy"],
+            "FinalValidationQuality": quality,
+            "TestQuality": metrics["test"][metric],
             "Overfitting": float(decision == "overfit"),
         }
     )

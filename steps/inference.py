@@ -1,8 +1,16 @@
-"""Inference handlers for the SageMaker PyTorch serving container.
+"""Inference handlers for the SageMaker PyTorch serving container: raw rows in, predictions out.
 
-Packed as code/inference.py in model.tar.gz. Takes raw (unscaled) feature
-rows as CSV or JSON, applies the training split's scaler, returns the
-predicted classes and their probabilities as JSON.
+Packed as code/inference.py in model.tar.gz beside model.py and table.py, the same code evaluation scores with and
+`regula predict` runs. Accepts the team's own rows, columns matched by name in any order:
+
+- text/csv with a header row;
+- application/json: a list of objects, {"instances": [objects]}, or one object;
+- application/jsonlines: one object per line.
+
+The fitted table transform encodes them exactly as in training. Columns the training data had gaps in may be left
+out (they are imputed); a missing required column or a value of the wrong type is a client error (HTTP 400) naming
+every problem, never a silent prediction. Extra columns are ignored. Returns JSON: the predicted labels (and class
+probabilities), or the predicted values for regression.
 """
 
 from __future__ import annotations
@@ -12,52 +20,121 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from model import load
+from table import TableError, transform
+
+CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
+BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size
+
+try:  # in the serving container, an error of this type becomes an HTTP 4xx response instead of a 500
+    from sagemaker_inference.errors import BaseInferenceToolkitError
+
+    class ClientError(BaseInferenceToolkitError, ValueError):
+        """The request is wrong, not the model: HTTP 400 with the message."""
+
+        def __init__(self, message: str):
+            super().__init__(400, message, "Bad Request")
+            self.text = message
+
+        def __str__(self) -> str:
+            return self.text
+
+except ImportError:  # anywhere else: evaluation, regula predict
+
+    class ClientError(ValueError):
+        """The request is wrong, not the model."""
 
 
 class Predictor:
     def __init__(self, model_dir: str | Path):
         self.model, self.config = load(Path(model_dir))
-        schema = json.loads((Path(model_dir) / "schema.json").read_text())
-        self.features = schema["features"]
-        self.mean = np.asarray(schema["scaler"]["mean"], dtype=np.float64)
-        self.scale = np.asarray(schema["scaler"]["scale"], dtype=np.float64)
-        self.classes = self.config["classes"]
+        self.schema = json.loads((Path(model_dir) / "schema.json").read_text())
+        self.classification = self.schema["problem_type"] == "classification"
+        self.classes = self.schema.get("classes")
 
     @torch.no_grad()
-    def probabilities(self, scaled: np.ndarray) -> np.ndarray:
-        logits = self.model(torch.as_tensor(scaled, dtype=torch.float32))
-        return torch.softmax(logits, dim=1).numpy()
+    def outputs(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities (rows x classes) or predicted values (rows) of already-transformed features."""
+        results = []
+        for start in range(0, len(features), BATCH_ROWS):
+            batch = torch.as_tensor(np.ascontiguousarray(features[start : start + BATCH_ROWS]), dtype=torch.float32)
+            out = self.model(batch)
+            if self.classification:
+                results.append(torch.softmax(out.float(), dim=1).numpy())
+            else:
+                results.append(out[:, 0].double().numpy() * self.schema["target_std"] + self.schema["target_mean"])
+        if not results:
+            return np.zeros((0, len(self.classes)) if self.classification else 0)
+        return np.concatenate(results)
 
-    def predict(self, raw: np.ndarray) -> dict:
-        raw = np.atleast_2d(np.asarray(raw, dtype=np.float64))
-        if raw.shape[1] != len(self.features):
-            raise ValueError(f"expected {len(self.features)} features per row, got {raw.shape[1]}")
-        probs = self.probabilities((raw - self.mean) / self.scale)
+    def features(self, rows: pd.DataFrame) -> np.ndarray:
+        if rows.empty:
+            raise ClientError("no rows to score")
+        known = self.schema["input_columns"]
+        if not set(map(str, rows.columns)) & set(known):
+            raise ClientError(
+                f"the rows have none of the model's columns (got {', '.join(map(str, list(rows.columns)[:5]))}; "
+                f"expected {', '.join(known[:5])}{', ...' if len(known) > 5 else ''}): a CSV body needs a header row"
+            )
+        try:
+            return transform(rows, self.schema["transform"])
+        except TableError as error:
+            raise ClientError(str(error)) from None
+
+    def predict(self, rows: pd.DataFrame) -> dict:
+        outputs = self.outputs(self.features(rows))
+        if not self.classification:
+            return {"predictions": outputs.round(6).tolist()}
         return {
-            "predictions": [self.classes[i] for i in probs.argmax(1)],
-            "probabilities": probs.round(6).tolist(),
+            "predictions": [self.classes[i] for i in outputs.argmax(1)],
+            "probabilities": outputs.round(6).tolist(),
+            "classes": self.classes,
         }
+
+
+def read_rows(body, content_type: str) -> pd.DataFrame:
+    """A request body as a frame of raw rows; ClientError for anything that is not rows with named columns."""
+    content_type = (content_type or "").split(";")[0].strip().lower()
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8-sig")
+    if content_type == "text/csv":
+        try:
+            rows = pd.read_csv(io.StringIO(body), skipinitialspace=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            raise ClientError(f"cannot read the CSV body: {str(error).strip().splitlines()[0]}") from None
+        rows.columns = [str(c).strip() for c in rows.columns]
+        return rows
+    if content_type in ("application/json", "application/jsonlines"):
+        try:
+            if content_type == "application/jsonlines":
+                records = [json.loads(line) for line in body.splitlines() if line.strip()]
+            else:
+                records = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise ClientError(f"cannot read the JSON body: {error}") from None
+        if isinstance(records, dict):
+            records = records.get("instances", [records])
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ClientError('JSON rows must be objects keyed by column name, e.g. [{"age": 41, "city": "Oslo"}]')
+        return pd.DataFrame.from_records(records)
+    raise ClientError(f"unsupported content type {content_type!r}; use one of {', '.join(CONTENT_TYPES)}")
+
+
+# -- the SageMaker serving handlers ---------------------------------------------------------------------------------
 
 
 def model_fn(model_dir: str) -> Predictor:
     return Predictor(model_dir)
 
 
-def input_fn(body, content_type: str = "text/csv") -> np.ndarray:
-    if isinstance(body, bytes):
-        body = body.decode()
-    if content_type == "text/csv":
-        return np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2)
-    if content_type == "application/json":
-        data = json.loads(body)
-        return np.asarray(data.get("instances", data) if isinstance(data, dict) else data, dtype=np.float64)
-    raise ValueError(f"unsupported content type {content_type}; use text/csv or application/json")
+def input_fn(body, content_type: str = "text/csv") -> pd.DataFrame:
+    return read_rows(body, content_type)
 
 
-def predict_fn(data: np.ndarray, predictor: Predictor) -> dict:
-    return predictor.predict(data)
+def predict_fn(rows: pd.DataFrame, predictor: Predictor) -> dict:
+    return predictor.predict(rows)
 
 
 def output_fn(prediction: dict, accept: str = "application/json") -> str:

@@ -14,14 +14,14 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    def __init__(self, n_features: int, n_classes: int, hidden: list[int], dropout: float):
+    def __init__(self, n_features: int, n_outputs: int, hidden: list[int], dropout: float):
         super().__init__()
         layers: list[nn.Module] = []
         width = n_features
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
             width = size
-        layers.append(nn.Linear(width, n_classes))
+        layers.append(nn.Linear(width, n_outputs))  # class logits, or one standardized target
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +40,7 @@ def save(model: MLP, config: dict, model_dir: Path) -> None:
 
 def load(model_dir: Path, device: str = "cpu") -> tuple[MLP, dict]:
     config = json.loads((Path(model_dir) / "config.json").read_text())
-    model = MLP(config["n_features"], len(config["classes"]), config["hidden"], config["dropout"])
+    model = MLP(config["n_features"], config["n_outputs"], config["hidden"], config["dropout"])
     state = torch.load(Path(model_dir) / "model.pt", map_location=device, weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval(), config

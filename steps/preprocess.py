@@ -1,40 +1,69 @@
-"""Preprocessing step: validate a labelled table, split it, scale it.
+"""Preprocessing step: a team's own table in, model-ready splits out.
 
-SageMaker Processing entry point. Reads one CSV or Parquet file (or a folder
-holding one) with a label column, checks it, makes a stratified, seeded
-train/validation/test split, fits a standard scaler on the training split
-only, and writes train/train.csv (+ schema.json), validation/validation.csv
-and test/test.csv with the encoded label as the first column.
+SageMaker Processing entry point. Reads one CSV (delimiter detected) or Parquet file, or a folder holding one; checks
+the whole table and reports every problem at once; decides the problem type; makes a seeded train/validation/test
+split (stratified for classification); fits the table transform (steps/table.py) on the training split only; writes
+each split as Parquet (float32 features, label first), the schema with the fitted transform, and a sample of raw test
+rows that evaluation sends through the serving code.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import table as columns
 from cloudwatch import MetricEmitter
-from contract import LABEL, SCHEMA, SPLITS, StepError, run
+from contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
+from defaults import (
+    METRICS_NAMESPACE,
+    PROBLEM_TYPES,
+    QUALITY_METRIC,
+    QUALITY_METRICS,
+    SEED,
+    TARGET_COLUMN,
+    TEST_FRACTION,
+    VALIDATION_FRACTION,
+)
+from quality import quality_metric
 from sklearn.model_selection import train_test_split
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+DELIMITERS = ",;\t|"
+MAX_AUTO_CLASSES = 50  # ProblemType=auto: whole-number targets with at most this many distinct values are classes
+RAW_SAMPLE_ROWS = 500
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", default="/opt/ml/processing/input/data", help="data file or folder holding one")
-    parser.add_argument("--output-dir", default="/opt/ml/processing/output")
-    parser.add_argument("--target", default="label", help="name of the label column")
-    parser.add_argument("--validation-fraction", type=float, default=0.2)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--input", required=True, help="data file or folder holding one")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--target", default=TARGET_COLUMN, help="name of the label column")
+    parser.add_argument("--problem-type", default="auto", help=" | ".join(PROBLEM_TYPES))
+    parser.add_argument("--quality-metric", default=QUALITY_METRIC, help="checked here, before any training")
+    parser.add_argument("--exclude-columns", default="", help="comma-separated columns not to use as features")
+    parser.add_argument("--categorical-columns", default="", help="comma-separated number columns that are categories")
+    parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
+    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--metrics-namespace", default="Regula")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
     return parser.parse_args()
+
+
+def names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+# -- reading --------------------------------------------------------------------------------------------------------
 
 
 def find_data_file(path: Path) -> Path:
@@ -52,120 +81,262 @@ def find_data_file(path: Path) -> Path:
     return files[0]
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def sniff_delimiter(head: str) -> str:
+    """Comma, semicolon, tab or pipe: what the first lines agree on (comma when they say nothing)."""
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
+        return csv.Sniffer().sniff(head, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def duplicated(header: list[str]) -> list[str]:
+    seen, duplicates = set(), []
+    for name in header:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    return duplicates
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """The table and a note on how it was read. Duplicate column names are refused: pandas would rename them."""
+    try:
+        if path.suffix.lower() != ".csv":
+            import pyarrow.parquet as pq
+
+            header = pq.read_schema(path).names
+            if duplicated(header):
+                raise StepError(f"duplicate column names: {', '.join(map(str, duplicated(header)))}")
+            return pd.read_parquet(path), "Parquet"
+        with open(path, "rb") as handle:
+            head = handle.read(65536).decode("utf-8-sig", errors="ignore")
+        if not head.strip():
+            raise StepError(f"input file {path.name} is empty")
+        delimiter = sniff_delimiter(head)
+        header = [h.strip() for h in next(csv.reader(io.StringIO(head), delimiter=delimiter))]
+        if duplicated(header):
+            raise StepError(f"duplicate column names: {', '.join(duplicated(header))}")
+        encoding = "utf-8-sig"
+        try:
+            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False)
+        except UnicodeDecodeError:  # not UTF-8: a legacy single-byte encoding reads every byte
+            encoding = "latin-1"
+            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False)
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return frame, f"CSV, delimiter {delimiter!r}, {encoding}"
     except pd.errors.EmptyDataError:
         raise StepError(f"input file {path.name} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        if isinstance(error, StepError):
+            raise
         raise StepError(f"cannot read {path.name}: {str(error).strip().splitlines()[0]}") from None
 
 
-def validate(table: pd.DataFrame, target: str, min_per_class: int) -> None:
-    if table.empty:
-        raise StepError("input table has no rows")
-    if target not in table.columns:
-        columns = ", ".join(map(str, table.columns[:10])) + (", ..." if len(table.columns) > 10 else "")
-        raise StepError(f"target column '{target}' not found; columns are: {columns}")
-    features = table.drop(columns=[target])
-    if features.shape[1] == 0:
-        raise StepError("table has no feature columns besides the target")
-    non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if non_numeric:
-        raise StepError(f"non-numeric feature columns: {', '.join(non_numeric[:10])} (encode them as numbers first)")
-    values = features.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        columns = [str(c) for c in features.columns[bad.any(axis=0)]]
-        raise StepError(
-            f"{int(bad.any(axis=1).sum())} rows have NaN or infinite values in columns: {', '.join(columns[:10])}"
-        )
-    if table[target].isna().any():
-        raise StepError(f"{int(table[target].isna().sum())} rows have no value in target column '{target}'")
-    counts = table[target].value_counts()
-    if len(counts) < 2:
-        raise StepError(f"target column '{target}' has a single class ({counts.index[0]!r}); need at least 2")
-    if counts.min() < min_per_class:
-        raise StepError(
-            f"too few rows to split: class {counts.idxmin()!r} has {counts.min()} rows, "
-            f"a stratified train/validation/test split needs at least {min_per_class} per class"
-        )
+# -- the label ------------------------------------------------------------------------------------------------------
 
 
-def split(table: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.DataFrame]:
+def problem_type(labels: pd.Series, requested: str) -> tuple[str, str]:
+    """classification or regression, and why."""
+    if requested != "auto":
+        return requested, "set by ProblemType"
+    distinct = labels.nunique()
+    if pd.api.types.is_bool_dtype(labels) or not pd.api.types.is_numeric_dtype(labels):
+        return "classification", f"the target holds text or true/false values ({distinct} distinct)"
+    values = labels.to_numpy(np.float64)
+    whole = bool(np.all(values == np.round(values)))
+    if whole and distinct <= MAX_AUTO_CLASSES:
+        return "classification", (
+            f"the target holds {distinct} distinct whole numbers (at most {MAX_AUTO_CLASSES} count as classes; "
+            "ProblemType=regression treats them as a quantity)"
+        )
+    kind = "whole numbers" if whole else "numbers"
+    return "regression", f"the target holds {kind} with {distinct} distinct values"
+
+
+def sort_classes(values: list) -> list:
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def min_rows_per_class(args: argparse.Namespace) -> int:
+    smallest = min(args.validation_fraction, args.test_fraction, 1 - args.validation_fraction - args.test_fraction)
+    return max(3, math.ceil(1 / smallest))
+
+
+def check_label(labels: pd.Series, kind: str, target: str, min_rows: int) -> list[str]:
+    problems = []
+    if kind == "classification":
+        counts = labels.value_counts()
+        if len(counts) < 2:
+            problems.append(f"target column '{target}' has a single class ({counts.index[0]!r}); need at least 2")
+        rare = counts[counts < min_rows]
+        if len(rare):
+            listed = ", ".join(f"{c!r} ({n} rows)" for c, n in rare.head(5).items())
+            problems.append(
+                f"too few rows to split: {len(rare)} classes have fewer than the {min_rows} rows a stratified "
+                f"train/validation/test split needs: {listed}"
+                + ("" if len(rare) <= 5 else ", ...")
+                + " (merge or drop them, or set ProblemType=regression for a quantity)"
+            )
+    else:
+        values, not_numbers = columns.parse_numbers(labels)
+        if len(not_numbers):
+            problems.append(
+                f"regression needs a numeric target; column '{target}' holds {len(not_numbers)} values that are not "
+                f"numbers (e.g. {not_numbers.iloc[0]!r})"
+            )
+        elif np.nanstd(values) == 0:
+            problems.append(f"target column '{target}' is constant; nothing to learn")
+        if len(labels) < min_rows * 2:
+            problems.append(f"too few rows to split: {len(labels)} labelled rows, need at least {min_rows * 2}")
+    return problems
+
+
+# -- splitting and writing ------------------------------------------------------------------------------------------
+
+
+def split(labels: np.ndarray, classification: bool, args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """Row positions of each split: seeded, stratified by class for classification."""
+    rows = np.arange(len(labels))
     holdout = args.validation_fraction + args.test_fraction
-    train, rest = train_test_split(table, test_size=holdout, stratify=table[LABEL], random_state=args.seed)
-    test_share = args.test_fraction / holdout
-    validation, test = train_test_split(rest, test_size=test_share, stratify=rest[LABEL], random_state=args.seed)
+    strata = labels if classification else None
+    train, rest = train_test_split(rows, test_size=holdout, stratify=strata, random_state=args.seed)
+    rest_strata = labels[rest] if classification else None
+    validation, test = train_test_split(
+        rest, test_size=args.test_fraction / holdout, stratify=rest_strata, random_state=args.seed
+    )
     if 0 < args.max_train_rows < len(train):
         train, _ = train_test_split(
-            train, train_size=args.max_train_rows, stratify=train[LABEL], random_state=args.seed
+            train,
+            train_size=args.max_train_rows,
+            stratify=labels[train] if classification else None,
+            random_state=args.seed,
         )
-    return {"train": train, "validation": validation, "test": test}
+    return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
 
 
 def main() -> None:
     args = parse_args()
+    problems = []
     if not (
         0 < args.validation_fraction < 1
         and 0 < args.test_fraction < 1
         and args.validation_fraction + args.test_fraction < 1
     ):
-        raise StepError("validation and test fractions must be in (0, 1) and sum to less than 1")
+        problems.append("validation and test fractions must be in (0, 1) and sum to less than 1")
+    if args.problem_type not in PROBLEM_TYPES:
+        problems.append(f"ProblemType must be one of {', '.join(PROBLEM_TYPES)}, got {args.problem_type!r}")
+    if args.quality_metric not in QUALITY_METRICS:
+        problems.append(f"QualityMetric must be one of {', '.join(QUALITY_METRICS)}, got {args.quality_metric!r}")
+    if args.max_train_rows < 0:
+        problems.append(f"MaxTrainRows must be >= 0, got {args.max_train_rows}")
+    if problems:
+        raise columns.TableError(problems)
+
     path = find_data_file(Path(args.input))
-    table = read_table(path)
-    min_per_class = max(
-        3,
-        int(
-            np.ceil(
-                1 / min(args.validation_fraction, args.test_fraction, 1 - args.validation_fraction - args.test_fraction)
-            )
-        ),
-    )
-    validate(table, args.target, min_per_class)
+    frame, how = read_table(path)
+    print(f"preprocess: read {path.name} ({how}): {len(frame)} rows, {frame.shape[1]} columns", flush=True)
+    if frame.empty:
+        raise StepError("input table has no rows")
 
-    classes = sorted(table[args.target].unique().tolist(), key=str)
-    encode = {c: i for i, c in enumerate(classes)}
-    features = [str(c) for c in table.columns if c != args.target]
-    table = pd.DataFrame(
-        np.column_stack(
-            [table[args.target].map(encode).to_numpy(), table.drop(columns=[args.target]).to_numpy(np.float64)]
-        ),
-        columns=[LABEL, *features],
-    )
-    parts = split(table, args)
+    exclude, categorical = names(args.exclude_columns), names(args.categorical_columns)
+    for option, listed in (("ExcludeColumns", exclude), ("CategoricalColumns", categorical)):
+        unknown = [n for n in listed if n not in frame.columns]
+        if unknown:
+            problems.append(f"{option} names columns the table does not have: {', '.join(unknown)}")
+    if args.target not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:10])) + (", ..." if frame.shape[1] > 10 else "")
+        problems.append(f"target column '{args.target}' not found; columns are: {shown}")
+        raise columns.TableError(problems)
 
-    mean = parts["train"][features].mean().to_numpy()
-    scale = parts["train"][features].std(ddof=0).to_numpy(copy=True)
-    scale[scale == 0] = 1.0
+    unlabelled = frame[args.target].isna()
+    if unlabelled.all():
+        problems.append(f"target column '{args.target}' has no values")
+        raise columns.TableError(problems)
+    if unlabelled.any():
+        print(f"preprocess: dropped {int(unlabelled.sum())} rows with no value in '{args.target}'", flush=True)
+        frame = frame[~unlabelled.to_numpy()]
+    labels = frame[args.target]
+    kind, reason = problem_type(labels, args.problem_type)
+    problems += check_label(labels, kind, args.target, min_rows_per_class(args))
+    try:
+        quality_metric(args.quality_metric, kind, labels.nunique())
+    except ValueError as error:
+        problems.append(str(error))
+
+    features = frame.drop(columns=[args.target])
+    roles, dropped = columns.column_roles(features, exclude, categorical)
+    if features.shape[1] == 0:
+        problems.append("table has no feature columns besides the target")
+    elif not roles:
+        problems.append(
+            "no usable feature column: " + "; ".join(f"'{c}' is {why}" for c, why in list(dropped.items())[:10])
+        )
+    if problems:
+        raise columns.TableError(problems)
+
+    print(f"preprocess: {kind}, because {reason}", flush=True)
+    for name, why in dropped.items():
+        print(f"preprocess: dropped column '{name}': {why}", flush=True)
+    by_role = {r: [c for c, role in roles.items() if role == r] for r in ("numeric", "categorical", "datetime")}
+    print("preprocess: " + "; ".join(f"{len(c)} {r}" for r, c in by_role.items() if c), flush=True)
+
+    classification = kind == "classification"
+    if classification:
+        classes = sort_classes(pd.unique(labels).tolist())
+        encoded = pd.Categorical(labels, categories=classes).codes.astype(np.int64)
+    else:
+        encoded = columns.parse_numbers(labels)[0].astype(np.float32)
+    positions = split(encoded, classification, args)
+    transform = columns.fit(features.iloc[positions["train"]], roles)
+
     output = Path(args.output_dir)
     for name in SPLITS:
-        part = parts[name].copy()
-        part[features] = (part[features].to_numpy() - mean) / scale
-        part[LABEL] = part[LABEL].astype(int)
-        (output / name).mkdir(parents=True, exist_ok=True)
-        part.to_csv(output / name / f"{name}.csv", index=False, float_format="%.6g")
+        x = columns.transform(features.iloc[positions[name]], transform)
+        write_split(output / name, name, x, encoded[positions[name]], transform["features"])
+        del x
+    sample = positions["test"][:RAW_SAMPLE_ROWS]
+    frame.iloc[sample].drop(columns=[args.target]).to_csv(output / "test" / RAW_SAMPLE, index=False)
 
     schema = {
         "source": path.name,
         "target": args.target,
-        "features": features,
-        "classes": classes,
-        "scaler": {"mean": mean.tolist(), "scale": scale.tolist()},
-        "rows": {name: len(parts[name]) for name in SPLITS},
+        "problem_type": kind,
+        "problem_type_reason": reason,
+        "input_columns": [str(c) for c in features.columns],
+        "roles": roles,
+        "dropped": dropped,
+        "transform": transform,
+        "features": transform["features"],
+        "rows": {name: len(positions[name]) for name in SPLITS},
         "seed": args.seed,
     }
+    if classification:
+        train_labels = encoded[positions["train"]]
+        schema["classes"] = classes
+        schema["class_counts"] = np.bincount(train_labels, minlength=len(classes)).tolist()
+    else:
+        train_labels = encoded[positions["train"]].astype(np.float64)
+        schema["target_mean"] = float(train_labels.mean())
+        schema["target_std"] = float(train_labels.std()) or 1.0
     (output / "train" / SCHEMA).write_text(json.dumps(schema, indent=2, default=str))
     print(
-        f"preprocess: {len(table)} rows, {len(features)} features, {len(classes)} classes -> "
-        + ", ".join(f"{n} {len(parts[n])}" for n in SPLITS)
+        f"preprocess: {len(frame)} rows, {len(roles)} columns -> {len(transform['features'])} features"
+        + (f", {len(classes)} classes" if classification else "")
+        + " -> "
+        + ", ".join(f"{n} {len(positions[n])}" for n in SPLITS),
+        flush=True,
     )
 
     metrics = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
     metrics.put_many(
-        {"InputRows": len(table), "TrainRows": len(parts["train"]), "ValidationRows": len(parts["validation"])},
+        {
+            "InputRows": len(frame),
+            "TrainRows": len(positions["train"]),
+            "ValidationRows": len(positions["validation"]),
+        },
         unit="Count",
     )
     metrics.close()

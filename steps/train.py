@@ -1,21 +1,22 @@
 """Regularized training step: an MLP with dropout, L1 and L2, early stopping.
 
-SageMaker training entry point (ModelTrainer source code). Reads the train
-and validation channels written by preprocessing, trains on CPU or GPU (AMP
-on GPU) on one or more processes (torchrun / torch.distributed), stops early
-when the validation loss has not improved for `patience` epochs and restores
-the best weights. The generalization gap is the validation loss minus the
-training loss (both without dropout). Every epoch it prints the metrics for SageMaker metric
-definitions and sends them to CloudWatch. The model folder (packed by
-SageMaker into model.tar.gz) holds the weights, their config, the training
-history and the inference code.
+SageMaker training entry point (ModelTrainer source code). Reads the train and validation splits written by
+preprocessing, trains a classifier (cross-entropy, optionally class-weighted) or a regressor (squared error on the
+standardized target) on CPU or GPU (AMP on GPU) on one or more processes (torchrun / torch.distributed), stops early
+when the validation loss has not improved for `patience` epochs and restores the best weights. The generalization gap
+is relative: (validation loss - training loss) / the baseline's validation loss (steps/quality.py), both losses
+without dropout. Every epoch it prints the metrics for SageMaker metric definitions and sends them to CloudWatch. The
+model folder (packed by SageMaker into model.tar.gz) holds the weights, their config, the training history, the
+schema with the fitted table transform, and the inference code.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
+import math
 import os
 import shutil
 import time
@@ -26,36 +27,60 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from cloudwatch import MetricEmitter
-from contract import SCHEMA, StepError, read_schema, read_split, run
+from contract import SCHEMA, StepError, read_schema, read_split, run, torch_threads
+from defaults import (
+    BATCH_SIZE,
+    CLASS_WEIGHT,
+    CLASS_WEIGHTS,
+    DROPOUT,
+    GROWTH,
+    HIDDEN,
+    L1,
+    L2,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+    METRICS_NAMESPACE,
+    PATIENCE,
+    SEED,
+)
 from model import MLP, save
+from quality import baseline_loss, relative_gap
 from regularization import schedule
 
 HERE = Path(__file__).resolve().parent
-INFERENCE_CODE = ("inference.py", "model.py")
+INFERENCE_CODE = ("inference.py", "model.py", "table.py")
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows
+BASE_BATCH = 64  # LEARNING_RATE is for this batch size
+MAX_AUTO_BATCH = 4096
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--l1", type=float, default=0.0)
-    parser.add_argument("--l2", type=float, default=0.0)
-    parser.add_argument("--growth", type=float, default=4.0, help="regularization growth per round")
+    parser.add_argument("--dropout", type=float, default=DROPOUT)
+    parser.add_argument("--l1", type=float, default=L1)
+    parser.add_argument("--l2", type=float, default=L2)
+    parser.add_argument("--growth", type=float, default=GROWTH, help="regularization growth per round")
     parser.add_argument("--round", type=int, default=1)
-    parser.add_argument("--hidden", default="256,256", help="hidden layer sizes")
-    parser.add_argument("--max_epochs", type=int, default=200)
-    parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--metrics_namespace", default="Regula")
+    parser.add_argument("--hidden", default=HIDDEN, help="hidden layer sizes")
+    parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
+    parser.add_argument("--patience", type=int, default=PATIENCE)
+    parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
+    parser.add_argument("--learning_rate", type=float, default=0.0, help="0: LEARNING_RATE scaled to the batch")
+    parser.add_argument("--class_weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline_name", default="")
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
     parser.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", "model"))
     args = parser.parse_args()
-    if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 1 or args.learning_rate <= 0:
-        raise StepError("max_epochs, patience and batch_size must be >= 1 and learning_rate > 0")
+    numbers = (args.dropout, args.l1, args.l2, args.growth, args.learning_rate)
+    if not all(math.isfinite(v) for v in numbers):
+        raise StepError(f"dropout, l1, l2, growth and learning_rate must be finite numbers, got {numbers}")
+    if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
+        raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
+    if args.class_weight not in CLASS_WEIGHTS:
+        raise StepError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {args.class_weight!r}")
     try:
         args.hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
     except ValueError:
@@ -63,6 +88,11 @@ def parse_args() -> argparse.Namespace:
     if not args.hidden or min(args.hidden) < 1:
         raise StepError(f"hidden must list positive layer sizes, got {args.hidden}")
     return args
+
+
+def auto_batch_size(rows: int) -> int:
+    """About 200-300 steps per epoch on large tables, 64 on small ones: a power of two in [64, MAX_AUTO_BATCH]."""
+    return int(min(MAX_AUTO_BATCH, max(BASE_BATCH, 2 ** round(math.log2(max(rows, 1) / 256)))))
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -80,16 +110,43 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-@torch.no_grad()
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, amp: dict, batch: int = 8192) -> tuple[float, float]:
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(x), batch):
-        with torch.autocast(**amp):
-            logits = model(x[i : i + batch])
-        loss_sum += F.cross_entropy(logits.float(), y[i : i + batch], reduction="sum").item()
-        correct += (logits.argmax(1) == y[i : i + batch]).sum().item()
-    return loss_sum / len(x), correct / len(x)
+class Objective:
+    """The loss of the problem type: cross-entropy over class logits, or squared error of the standardized target.
+    `quality` is accuracy (classification) or R2 (regression), for the epoch lines."""
+
+    def __init__(self, schema: dict, class_weight: str, y_train: torch.Tensor, device: torch.device):
+        self.classification = schema["problem_type"] == "classification"
+        self.outputs = len(schema["classes"]) if self.classification else 1
+        self.quality_name = "accuracy" if self.classification else "r2"
+        self.weight = None
+        if self.classification and class_weight == "balanced":  # each class weighs as much as the others in total
+            counts = torch.bincount(y_train, minlength=self.outputs).float().clamp(min=1)
+            self.weight = (counts.sum() / (self.outputs * counts)).to(device)
+
+    def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.classification:
+            return F.cross_entropy(out.float(), y, weight=self.weight)
+        return F.mse_loss(out.float()[:, 0], y)
+
+    @torch.no_grad()
+    def measure(self, model, x: torch.Tensor, y: torch.Tensor, amp: dict, batch: int = 8192) -> tuple[float, float]:
+        """(loss, quality) without dropout and without class weights: what evaluation reports too."""
+        model.eval()
+        loss_sum, hits = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
+        for i in range(0, len(x), batch):
+            with torch.autocast(**amp):
+                out = model(x[i : i + batch]).float()
+            target = y[i : i + batch]
+            if self.classification:
+                loss_sum += F.cross_entropy(out, target, reduction="sum")
+                hits += (out.argmax(1) == target).sum()
+            else:
+                loss_sum += F.mse_loss(out[:, 0], target, reduction="sum")
+        loss = loss_sum.item() / len(x)
+        if self.classification:
+            return loss, hits.item() / len(x)
+        spread = ((y - y.mean()) ** 2).mean().item()
+        return loss, 1 - loss / spread if spread > 0 else 0.0
 
 
 def main() -> None:
@@ -102,16 +159,26 @@ def main() -> None:
     x_train, y_train = read_split(args.train, "train")
     x_val, y_val = read_split(args.validation, "validation")
     schema = read_schema(args.train)
-    n_classes = len(schema["classes"])
+    baseline = baseline_loss(schema, y_val)  # the trivial model's validation loss: the gap's unit
+    if schema["problem_type"] == "regression":  # the network predicts the standardized target
+        y_train = (y_train - schema["target_mean"]) / schema["target_std"]
+        y_val = (y_val - schema["target_mean"]) / schema["target_std"]
+        y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
     x_train, y_train = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)
     x_val, y_val = torch.from_numpy(x_val).to(device), torch.from_numpy(y_val).to(device)
+    objective = Objective(schema, args.class_weight, y_train, device)
 
-    model = MLP(x_train.shape[1], n_classes, args.hidden, strength["dropout"]).to(device)
+    batch_size = args.batch_size or auto_batch_size(len(x_train))
+    learning_rate = args.learning_rate or LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
+    model = MLP(x_train.shape[1], objective.outputs, args.hidden, strength["dropout"]).to(device)
+    widths = [x_train.shape[1], *args.hidden, objective.outputs]
+    if device.type == "cpu":
+        torch.set_num_threads(torch_threads(batch_size * sum(a * b for a, b in itertools.pairwise(widths))))
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in model.named_parameters() if not n.endswith("weight")]
     optimizer = torch.optim.AdamW(
         [{"params": weights, "weight_decay": strength["l2"]}, {"params": biases, "weight_decay": 0.0}],
-        lr=args.learning_rate,
+        lr=learning_rate,
     )
     use_cuda = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
@@ -126,10 +193,13 @@ def main() -> None:
         {"TrainingJob": job},
         enabled=None if rank == 0 else False,
     )
+    quality_name = objective.quality_name
     if rank == 0:
         print(
-            f"train: round {args.round}, dropout={strength['dropout']:.4f} l1={strength['l1']:.3g} "
-            f"l2={strength['l2']:.3g}, {len(x_train)} rows, device={device}, processes={world}",
+            f"train: round {args.round}, {schema['problem_type']}, dropout={strength['dropout']:.4f} "
+            f"l1={strength['l1']:.3g} l2={strength['l2']:.3g}, {len(x_train)} rows x {x_train.shape[1]} features, "
+            f"batch {batch_size}, lr {learning_rate:.3g}, device={device}, processes={world}, "
+            f"threads={torch.get_num_threads()}",
             flush=True,
         )
 
@@ -144,10 +214,10 @@ def main() -> None:
             device
         )
         loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
-        for i in range(0, len(order), args.batch_size):
-            index = order[i : i + args.batch_size]
+        for i in range(0, len(order), batch_size):
+            index = order[i : i + batch_size]
             with torch.autocast(**amp):
-                data_loss = F.cross_entropy(net(x_train[index]).float(), y_train[index])
+                data_loss = objective.train_loss(net(x_train[index]), y_train[index])
             loss = data_loss + strength["l1"] * model.l1_norm() if strength["l1"] else data_loss
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -158,8 +228,10 @@ def main() -> None:
             dist.all_reduce(loss_sum)
         train_loss = loss_sum.item() / max(len(order) * world, 1)
 
-        val_loss, val_accuracy = evaluate(model, x_val, y_val, amp)
-        train_eval_loss, train_accuracy = evaluate(model, x_train[:TRAIN_EVAL_ROWS], y_train[:TRAIN_EVAL_ROWS], amp)
+        val_loss, val_quality = objective.measure(model, x_val, y_val, amp)
+        train_eval_loss, train_quality = objective.measure(
+            model, x_train[:TRAIN_EVAL_ROWS], y_train[:TRAIN_EVAL_ROWS], amp
+        )
         rise_streak = rise_streak + 1 if val_loss > previous_val_loss else 0
         previous_val_loss = val_loss
         record = {
@@ -167,9 +239,9 @@ def main() -> None:
             "train_loss": train_loss,
             "train_eval_loss": train_eval_loss,
             "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
-            "train_accuracy": train_accuracy,
-            "gap": val_loss - train_eval_loss,
+            f"val_{quality_name}": val_quality,
+            f"train_{quality_name}": train_quality,
+            "gap": relative_gap(val_loss, train_eval_loss, baseline),
             "val_loss_rise_streak": rise_streak,
         }
         history.append(record)
@@ -179,7 +251,7 @@ def main() -> None:
                 {
                     "TrainingLoss": train_loss,
                     "ValidationLoss": val_loss,
-                    "ValidationAccuracy": val_accuracy,
+                    "ValidationAccuracy" if quality_name == "accuracy" else "ValidationR2": val_quality,
                     "GeneralizationGap": record["gap"],
                     "ValLossRiseStreak": rise_streak,
                 }
@@ -187,7 +259,7 @@ def main() -> None:
 
         if val_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
-        elif epoch - best_epoch >= args.patience:
+        elif epoch - best_epoch >= args.patience or not math.isfinite(val_loss):
             break
 
     model.load_state_dict(best_state)
@@ -198,21 +270,24 @@ def main() -> None:
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
         )
-        save_model(model, args, strength, schema, history, best_epoch, Path(args.model_dir))
+        training = {"batch_size": batch_size, "learning_rate": learning_rate, "class_weight": args.class_weight}
+        save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir))
     metrics.close()
     if world > 1:
         dist.destroy_process_group()
 
 
-def save_model(model, args, strength, schema, history, best_epoch, model_dir: Path) -> None:
+def save_model(model, args, strength, training, schema, history, best_epoch, model_dir: Path) -> None:
     config = {
         "n_features": len(schema["features"]),
-        "classes": schema["classes"],
+        "n_outputs": model.net[-1].out_features,
+        "problem_type": schema["problem_type"],
         "hidden": args.hidden,
         "dropout": strength["dropout"],
         "round": args.round,
         "regularization": strength,
         "base_regularization": {"dropout": args.dropout, "l1": args.l1, "l2": args.l2, "growth": args.growth},
+        "training": training,
         "best_epoch": best_epoch,
         "epochs": len(history),
     }

@@ -1,0 +1,46 @@
+"""Defaults and limits that the pipeline definition and the step scripts share: declared once, here.
+
+The definition (`pipelines/definition.py`) renders these as the pipeline parameters' default values; the step
+scripts read the same names for their own defaults and checks. This file travels with the step code into the
+containers, so both ends always agree.
+"""
+
+from __future__ import annotations
+
+# -- data -----------------------------------------------------------------------------------------------------------
+TARGET_COLUMN = "target"
+PROBLEM_TYPES = ("auto", "classification", "regression")
+VALIDATION_FRACTION = 0.2
+TEST_FRACTION = 0.2
+SEED = 42
+
+# -- training -------------------------------------------------------------------------------------------------------
+DROPOUT = 0.1
+L1 = 1e-5
+L2 = 0.01  # AdamW weight decay
+GROWTH = 10.0  # per round: L1 and L2 times this, dropout towards MAX_DROPOUT
+MAX_EPOCHS = 200
+PATIENCE = 10
+HIDDEN = "256,256"
+LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
+BATCH_SIZE = 0  # 0: chosen from the training rows (train.auto_batch_size)
+CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHT = "none"
+
+# -- the decision -----------------------------------------------------------------------------------------------------
+# The generalization gap is relative: (validation loss - training loss) / the baseline's validation loss, where the
+# baseline predicts the training split's class shares (classification) or mean (regression). One MaxGap means the
+# same on 2 classes, 50 classes and regression.
+MAX_GAP = 0.1
+# Quality is measured with one metric, higher is better; "auto" is balanced accuracy (classification: meaningful on
+# imbalanced labels) or R2 (regression). The model must beat the baseline on validation by MIN_LIFT, and reach
+# MIN_QUALITY.
+QUALITY_METRICS = ("auto", "balanced_accuracy", "accuracy", "macro_f1", "roc_auc", "r2")
+QUALITY_METRIC = "auto"
+MIN_LIFT = 0.05
+MIN_QUALITY = 0.0
+
+# -- where things go ------------------------------------------------------------------------------------------------
+METRICS_NAMESPACE = "Regula"
+MODEL_PACKAGE_GROUP = "regula-models"
+APPROVAL_STATUS = "PendingManualApproval"

@@ -1,0 +1,136 @@
+"""How good a model is, measured against the trivial model: metrics, the generalization gap and the decision.
+
+The one owner of the ladder's decision: evaluation calls `decide`, writes the decision and its reason into
+evaluation.json, and the pipeline's conditions only branch on that value.
+
+The trivial model (the baseline) predicts the training split's class shares (classification) or mean (regression).
+The generalization gap is relative to it: (validation loss - training loss) / baseline validation loss, so one MaxGap
+means the same on 2 classes, 50 classes and regression. Loss is cross-entropy (classification) or the mean squared
+error of the standardized target (regression).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+QUALITY_FOR = {"classification": "balanced_accuracy", "regression": "r2"}  # QualityMetric=auto
+CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
+DECISIONS = ("register", "overfit", "underfit")
+
+
+def quality_metric(requested: str, problem_type: str, n_classes: int = 0) -> str:
+    """The metric the gate uses; raises ValueError when it does not fit the problem."""
+    metric = QUALITY_FOR[problem_type] if requested == "auto" else requested
+    if problem_type == "regression" and metric != "r2":
+        raise ValueError(f"QualityMetric {metric} is for classification; regression uses r2 (or auto)")
+    if problem_type == "classification" and metric not in CLASSIFICATION_METRICS:
+        raise ValueError(f"QualityMetric {metric} is for regression; use one of {', '.join(CLASSIFICATION_METRICS)}")
+    if metric == "roc_auc" and n_classes != 2:
+        raise ValueError(f"QualityMetric roc_auc needs two classes, the target has {n_classes}")
+    return metric
+
+
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    n_classes = probabilities.shape[1]
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
+    predicted = probabilities.argmax(1)
+    support = np.bincount(labels, minlength=n_classes)
+    hits = np.bincount(labels[predicted == labels], minlength=n_classes)
+    predicted_counts = np.bincount(predicted, minlength=n_classes)
+    present = support > 0
+    recall = hits[present] / support[present]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(support + predicted_counts > 0, 2 * hits / (support + predicted_counts), 0.0)
+    metrics = {
+        "loss": float(-np.log(picked).mean()),
+        "accuracy": float((predicted == labels).mean()),
+        "balanced_accuracy": float(recall.mean()),
+        "macro_f1": float(f1[present | (predicted_counts > 0)].mean()),
+        "rows": len(labels),
+    }
+    if n_classes == 2:
+        metrics["roc_auc"] = roc_auc(probabilities[:, 1], labels)
+    return metrics
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half); 0.5 when a class is absent."""
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return 0.5
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks over ties
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def regression_metrics(predictions: np.ndarray, targets: np.ndarray, std: float) -> dict:
+    errors = predictions.astype(np.float64) - targets
+    total = float(((targets - targets.mean()) ** 2).sum())
+    return {
+        "loss": float(np.mean((errors / std) ** 2)),
+        "rmse": float(np.sqrt(np.mean(errors**2))),
+        "mae": float(np.mean(np.abs(errors))),
+        "r2": float(1 - (errors**2).sum() / total) if total > 0 else 0.0,
+        "rows": len(targets),
+    }
+
+
+def baseline_outputs(schema: dict, rows: int) -> np.ndarray:
+    """What the trivial model outputs for `rows` rows: the training class shares, or the training mean."""
+    if schema["problem_type"] == "classification":
+        counts = np.asarray(schema["class_counts"], dtype=np.float64)
+        return np.tile(counts / counts.sum(), (rows, 1))
+    return np.full(rows, schema["target_mean"])
+
+
+def split_metrics(schema: dict, outputs: np.ndarray, labels: np.ndarray) -> dict:
+    if schema["problem_type"] == "classification":
+        return classification_metrics(outputs, labels)
+    return regression_metrics(outputs, labels.astype(np.float64), schema["target_std"])
+
+
+def baseline_loss(schema: dict, labels: np.ndarray) -> float:
+    return split_metrics(schema, baseline_outputs(schema, len(labels)), labels)["loss"]
+
+
+def relative_gap(validation_loss: float, train_loss: float, baseline: float) -> float:
+    return (validation_loss - train_loss) / max(baseline, 1e-12)
+
+
+def decide(
+    gap: float,
+    quality: float,
+    baseline_quality: float,
+    metric: str,
+    max_gap: float,
+    min_lift: float,
+    min_quality: float,
+) -> tuple[str, str]:
+    """register, overfit or underfit, and why, in words a team can act on."""
+    floor = max(baseline_quality + min_lift, min_quality)
+    if not (math.isfinite(gap) and math.isfinite(quality)):
+        return "underfit", "the model's losses are not finite numbers: training diverged; lower L1/L2 or add data"
+    if gap > max_gap:
+        return "overfit", (
+            f"generalization gap {gap:.4f} > MaxGap {max_gap:g} (validation loss exceeds training loss by "
+            f"{gap:.1%} of the baseline's loss)"
+        )
+    if quality < floor:
+        return "underfit", (
+            f"validation {metric} {quality:.4f} < {floor:.4f} (the baseline's {baseline_quality:.4f} + MinLift "
+            f"{min_lift:g}"
+            + (f", or MinQuality {min_quality:g}" if min_quality > baseline_quality + min_lift else "")
+            + "), with the gap within MaxGap: stronger regularization cannot fix that; lower Dropout/L1/L2, "
+            "give the model more capacity (HiddenLayers) or more informative columns"
+        )
+    return "register", (
+        f"generalization gap {gap:.4f} <= MaxGap {max_gap:g} and validation {metric} {quality:.4f} >= {floor:.4f}"
+    )

@@ -1,0 +1,309 @@
+"""The table transform: a team's raw columns in, float32 model features out.
+
+Packed into model.tar.gz with the inference code, so the served model applies exactly the transform the model was
+trained with. Two stages:
+
+- `column_roles` reads the whole table's *structure* (types, distinct values) and decides what each column is:
+  numeric, categorical, datetime, or dropped with a reason (constant, all missing, an identifier, excluded).
+- `fit` learns every *number* of the transform from the training split only: medians, robust scales, clip bounds,
+  categories. `transform` applies it to any frame with those columns: the splits, or raw rows sent to the model.
+
+Numeric columns: clipped to the training split's [0.1%, 99.9%] range (extreme values cannot dominate), missing values
+imputed with the median (plus a missing-indicator column where the training split had gaps), centered on the median
+and divided by the clipped values' standard deviation. (Dividing by the IQR instead was measured worse: digits test
+balanced accuracy 0.875 against 0.922, wine validation 0.943 against 0.976; clipping already bounds the outliers.)
+Categorical columns (strings, booleans, declared integer columns): one-hot for up to MAX_ONEHOT categories; beyond
+that the most frequent ones, an "other" column and the category's training frequency. Unknown categories at
+inference count as "other" (or as no category); a missing one has its own column where training had gaps.
+Datetime columns become year, month, day, day of week (and hour where times vary).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+MAX_ONEHOT = 32  # one-hot columns per categorical column, at most
+CLIP_QUANTILES = (0.001, 0.999)
+NUMERIC_SHARE = 0.95  # a text column whose values parse as numbers this often is numeric; the rest are missing marks
+DATETIME_SHARE = 0.95  # likewise for dates
+IDENTIFIER_SHARE = 0.95  # a text column with this share of distinct values is an identifier or free text
+IDENTIFIER_MIN_ROWS = 20  # below this, uniqueness says nothing
+DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+ID_NAME = re.compile(r"(^|[^a-z])id$|^id[^a-z]|uuid|guid", re.IGNORECASE)
+
+
+class TableError(ValueError):
+    """Everything wrong with a table, reported at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__(f"{len(problems)} problems: " + "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
+
+
+# -- reading values -------------------------------------------------------------------------------------------------
+
+
+def category_key(value) -> str:
+    """One spelling per category, whether it came from CSV, JSON or Parquet: True, 'true' and 'TRUE' are 'true';
+    2, 2.0 and '2' are '2'."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else text
+
+
+def category_keys(series: pd.Series) -> pd.Series:
+    """`category_key` of every value (per distinct value: fast on millions of rows); missing stays missing."""
+    missing = series.isna()
+    if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
+        series = series.astype(object)
+    keys = series.map({value: category_key(value) for value in pd.unique(series[~missing])})
+    return keys.astype(object).where(~missing, None)
+
+
+def parse_numbers(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """float64 values (NaN where missing or not a number) and the text of the values that are not numbers."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(np.float64), series.iloc[:0]
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(np.float64, na_value=np.nan)
+        return np.where(np.isfinite(values), values, np.nan), series.iloc[:0]
+    text = series.astype(object).map(lambda v: v if v is None or isinstance(v, float) else str(v).strip())
+    text = text.where(text != "", None)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    not_numbers = text[np.isnan(values) & text.notna().to_numpy()]
+    return np.where(np.isfinite(values), values, np.nan), not_numbers.astype(str)
+
+
+def parse_dates(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        dates = series
+    else:
+        dates = pd.to_datetime(series.astype(object), errors="coerce", format="mixed", utc=True)
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    return dates
+
+
+def _looks_like_dates(series: pd.Series) -> bool:
+    sample = series.dropna().astype(str).head(1000)
+    if sample.empty or not sample.str.contains(r"\d").all() or not sample.str.contains(r"[-/:. ]").all():
+        return False
+    with np.errstate(all="ignore"):
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() >= DATETIME_SHARE
+
+
+# -- column roles (structure, whole table) --------------------------------------------------------------------------
+
+
+def column_roles(
+    frame: pd.DataFrame, exclude: list[str] = (), categorical: list[str] = ()
+) -> tuple[dict[str, str], dict[str, str]]:
+    """({column: numeric|categorical|datetime}, {dropped column: why}) for the feature columns of `frame`."""
+    roles, dropped = {}, {}
+    rows = len(frame)
+    for name in frame.columns:
+        series = frame[name]
+        present = series.dropna()
+        if name in exclude:
+            dropped[name] = "excluded (ExcludeColumns)"
+            continue
+        if present.empty:
+            dropped[name] = "all values missing"
+            continue
+        distinct = present.nunique()
+        if distinct <= 1:
+            dropped[name] = f"constant ({present.iloc[0]!r})"
+            continue
+        if name in categorical or pd.api.types.is_bool_dtype(series):
+            roles[name] = "categorical"
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            roles[name] = "datetime"
+        elif pd.api.types.is_numeric_dtype(series):
+            roles[name] = "numeric"
+            if pd.api.types.is_integer_dtype(series) and distinct == rows >= IDENTIFIER_MIN_ROWS:
+                span = int(present.max()) - int(present.min()) + 1
+                if span <= 2 * rows or ID_NAME.search(str(name)):
+                    dropped[name] = "an ID-like integer sequence (one distinct value per row)"
+                    del roles[name]
+        else:
+            values, not_numbers = parse_numbers(present)
+            if np.isfinite(values).mean() >= NUMERIC_SHARE:
+                roles[name] = "numeric"
+            elif _looks_like_dates(present):
+                roles[name] = "datetime"
+            elif rows >= IDENTIFIER_MIN_ROWS and distinct >= IDENTIFIER_SHARE * len(present):
+                dropped[name] = "one distinct text per row (an identifier or free text)"
+            else:
+                roles[name] = "categorical"
+        if name in roles and ID_NAME.search(str(name)) and distinct == len(present) >= IDENTIFIER_MIN_ROWS:
+            dropped[name] = "named like an identifier, one distinct value per row"
+            del roles[name]
+    return roles, dropped
+
+
+# -- fitting (numbers, training split) ------------------------------------------------------------------------------
+
+
+def _fit_numeric(name: str, values: np.ndarray, not_numbers: pd.Series | None = None) -> dict:
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        present = np.zeros(1)
+    low, high = np.quantile(present, CLIP_QUANTILES)
+    clipped = np.clip(present, low, high)
+    median = float(np.median(clipped))
+    scale = float(clipped.std()) or 1.0
+    spec = {
+        "name": name,
+        "kind": "numeric",
+        "low": float(low),
+        "high": float(high),
+        "median": median,
+        "scale": scale,
+        "indicator": bool(np.isnan(values).any()),
+    }
+    if not_numbers is not None and len(not_numbers):
+        spec["missing_marks"] = sorted(set(not_numbers.str.lower()))[:20]
+    return spec
+
+
+def fit(frame: pd.DataFrame, roles: dict[str, str]) -> dict:
+    """The transform, learned from `frame` (the training split)."""
+    columns = []
+    for name, role in roles.items():
+        series = frame[name]
+        if role == "numeric":
+            values, not_numbers = parse_numbers(series)
+            columns.append(_fit_numeric(name, values, not_numbers))
+        elif role == "datetime":
+            dates = parse_dates(series)
+            parts = []
+            for part in DATETIME_PARTS:
+                values = getattr(dates.dt, part).to_numpy(np.float64, na_value=np.nan)
+                present = values[~np.isnan(values)]
+                if present.size and present.min() < present.max():  # a part that never varies says nothing
+                    parts.append({**_fit_numeric(f"{name}.{part}", values), "part": part})
+            columns.append({"name": name, "kind": "datetime", "parts": parts})
+        else:
+            keys = category_keys(series)
+            counts = keys.value_counts()
+            counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+            other = len(counts) > MAX_ONEHOT
+            kept = counts.index[: MAX_ONEHOT - 1 if other else MAX_ONEHOT].tolist()
+            spec = {"name": name, "kind": "categorical", "categories": kept, "other": other}
+            if other:
+                spec["frequencies"] = {k: round(float(v), 6) for k, v in (counts / max(len(keys), 1)).items()}
+            spec["indicator"] = bool(keys.isna().any())
+            columns.append(spec)
+    return {"columns": columns, "features": feature_names({"columns": columns})}
+
+
+def feature_names(spec: dict) -> list[str]:
+    names = []
+    for column in spec["columns"]:
+        name = column["name"]
+        if column["kind"] == "numeric":
+            names += [name] + ([f"{name} missing"] if column["indicator"] else [])
+        elif column["kind"] == "datetime":
+            names += feature_names({"columns": column["parts"]})
+        else:
+            names += [f"{name}={c}" for c in column["categories"]]
+            names += [f"{name}=<other>", f"{name} frequency"] if column["other"] else []
+            names += [f"{name}=<missing>"] if column["indicator"] else []
+    return names
+
+
+# -- applying -------------------------------------------------------------------------------------------------------
+
+
+def required_columns(spec: dict) -> list[str]:
+    """Input columns a row must have: those the training split never had missing. The others may be left out."""
+    required = []
+    for column in spec["columns"]:
+        gaps = column["indicator"] if column["kind"] != "datetime" else any(p["indicator"] for p in column["parts"])
+        if not gaps:
+            required.append(column["name"])
+    return required
+
+
+def _numeric_block(column: dict, values: np.ndarray, out: np.ndarray) -> None:
+    missing = np.isnan(values)
+    scaled = np.clip(np.where(missing, column["median"], values), column["low"], column["high"]) - column["median"]
+    out[:, 0] = scaled / column["scale"]
+    if column["indicator"]:
+        out[:, 1] = missing
+
+
+def _bad_values(name: str, what: str, rows: pd.Index, values: pd.Series) -> str:
+    examples = ", ".join(f"{v!r}" for v in pd.unique(values)[:3])
+    where = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    return f"column '{name}': {len(rows)} values are not {what} ({examples}; rows {where})"
+
+
+def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
+    """float32 features of every row of `frame` (column-major); raises TableError naming every missing column and
+    every column with values of the wrong type."""
+    problems = []
+    absent = [c for c in required_columns(spec) if c not in frame.columns]
+    if absent:
+        problems.append(f"missing required column(s): {', '.join(absent)}")
+    out = np.zeros((len(frame), len(spec["features"])), dtype=np.float32, order="F")
+    none = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    at = 0
+    for column in spec["columns"]:
+        name = column["name"]
+        series = frame[name] if name in frame.columns else none
+        if column["kind"] == "numeric":
+            values, not_numbers = parse_numbers(series)
+            marks = set(column.get("missing_marks", ()))
+            bad = not_numbers[~not_numbers.str.lower().isin(marks)] if len(not_numbers) else not_numbers
+            if len(bad):
+                problems.append(_bad_values(name, "numbers", bad.index, bad))
+            width = 1 + column["indicator"]
+            _numeric_block(column, values, out[:, at : at + width])
+        elif column["kind"] == "datetime":
+            dates = parse_dates(series) if series is not none else pd.Series(pd.NaT, index=frame.index)
+            unparsed = dates.isna() & series.notna()
+            if unparsed.any():
+                problems.append(_bad_values(name, "dates", frame.index[unparsed.to_numpy()], series[unparsed]))
+            width = 0
+            for part in column["parts"]:
+                values = getattr(dates.dt, part["part"]).to_numpy(np.float64, na_value=np.nan)
+                part_width = 1 + part["indicator"]
+                _numeric_block(part, values, out[:, at + width : at + width + part_width])
+                width += part_width
+        else:
+            keys = category_keys(series)
+            categories = column["categories"]
+            codes = pd.Categorical(keys, categories=categories).codes  # -1: unknown or missing
+            known = codes >= 0
+            out[np.flatnonzero(known), at + codes[known]] = 1.0
+            width = len(categories)
+            if column["other"]:
+                out[:, at + width] = ~known & keys.notna().to_numpy()
+                out[:, at + width + 1] = keys.map(column["frequencies"]).fillna(0.0).to_numpy(np.float32)
+                width += 2
+            if column["indicator"]:
+                out[:, at + width] = keys.isna().to_numpy()
+                width += 1
+        at += width
+    if problems:
+        raise TableError(problems)
+    return out
