@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.errors import RegulaError
+from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -28,10 +29,10 @@ class AlertsError(RegulaError):
 @dataclass(frozen=True)
 class AlertSpec:
     pipeline_name: str = "regula"
-    namespace: str = "Regula"
-    max_gap: float = 0.2
+    namespace: str = METRICS_NAMESPACE
+    max_gap: float = MAX_GAP
     rise_epochs: int = 3
-    model_package_group: str = "regula-models"
+    model_package_group: str = MODEL_PACKAGE_GROUP
 
     @property
     def topic_name(self) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipelines.errors import RegulaError
 from pipelines.settings import PIPELINE_JSON, Settings
+from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
 
 class UsageError(RegulaError):
@@ -130,6 +131,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pipelines import predict
+
+    if not args.data.is_file():
+        raise UsageError(f"data file {args.data} does not exist")
+    with tempfile.TemporaryDirectory(prefix="regula-predict-") as tmp:
+        workdir = Path(tmp)
+        if Path(args.model).is_dir():
+            archive, expected = predict.from_run_folder(Path(args.model))
+        else:
+            archive, expected = predict.from_registry(
+                client(args, "sagemaker"), client(args, "s3"), args.group, args.model, workdir
+            )
+        model_dir = predict.unpack(archive, expected, workdir / "model")
+        rows, text = predict.predict(model_dir, args.data, args.out)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        print(f"scored {rows} rows of {args.data} -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     from pipelines import alerts
 
@@ -221,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("reject", "reject a package"),
     ):
         sub = model_actions.add_parser(action, help=text)
-        sub.add_argument("--group", default="regula-models", help="model package group (default: regula-models)")
+        sub.add_argument(
+            "--group", default=MODEL_PACKAGE_GROUP, help=f"model package group (default: {MODEL_PACKAGE_GROUP})"
+        )
         sub.add_argument("--region")
         if action == "list":
             sub.add_argument("--json", action="store_true")
@@ -232,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--force", action="store_true", help="approve even if the package breaks the gap policy")
             sub.add_argument("--max-gap", type=float, help="policy maximum gap (default: the one recorded)")
         sub.set_defaults(func=cmd_models, force=False, max_gap=None, note="", json=False)
+
+    predict = commands.add_parser("predict", help="score a raw table with a registered model, locally")
+    predict.add_argument("--model", required=True, help="run folder, model package ARN, version number, or latest")
+    predict.add_argument(
+        "--data", required=True, type=Path, help="rows to score: .csv with a header, .json, .jsonl, .parquet"
+    )
+    predict.add_argument("--out", type=Path, help="write here (.csv or .json) instead of standard output")
+    predict.add_argument(
+        "--group", default=MODEL_PACKAGE_GROUP, help=f"model package group (default: {MODEL_PACKAGE_GROUP})"
+    )
+    predict.add_argument("--region")
+    predict.set_defaults(func=cmd_predict)
 
     alerts = commands.add_parser("alerts", help="overfitting alarms emailed to the team")
     alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -247,10 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--email", action="append", help="team member's address, repeatable")
         else:
             sub.add_argument("--json", action="store_true")
-        sub.add_argument("--namespace", default="Regula", help="CloudWatch namespace of the metrics")
-        sub.add_argument("--max-gap", type=float, default=0.2, help="alarm when a round's gap is above this")
+        sub.add_argument("--namespace", default=METRICS_NAMESPACE, help="CloudWatch namespace of the metrics")
+        sub.add_argument("--max-gap", type=float, default=MAX_GAP, help="alarm when a round's gap is above this")
         sub.add_argument("--rise-epochs", type=int, default=3, help="alarm when val loss rises this many epochs")
-        sub.add_argument("--group", default="regula-models", help="model package group for approval events")
+        sub.add_argument("--group", default=MODEL_PACKAGE_GROUP, help="model package group for approval events")
         sub.set_defaults(func=cmd_alerts, json=False, email=None)
     return parser
 

@@ -86,10 +86,10 @@ class Predictor:
     def predict(self, rows: pd.DataFrame) -> dict:
         outputs = self.outputs(self.features(rows))
         if not self.classification:
-            return {"predictions": outputs.round(6).tolist()}
+            return {"predictions": outputs.astype(np.float64).round(6).tolist()}
         return {
             "predictions": [self.classes[i] for i in outputs.argmax(1)],
-            "probabilities": outputs.round(6).tolist(),
+            "probabilities": outputs.astype(np.float64).round(6).tolist(),
             "classes": self.classes,
         }
 

@@ -170,10 +170,10 @@ def check_label(labels: pd.Series, kind: str, target: str, min_rows: int) -> lis
     if kind == "classification":
         counts = labels.value_counts()
         if len(counts) < 2:
-            problems.append(f"target column '{target}' has a single class ({counts.index[0]!r}); need at least 2")
+            problems.append(f"target column '{target}' has a single class ({counts.index[0]}); need at least 2")
         rare = counts[counts < min_rows]
         if len(rare):
-            listed = ", ".join(f"{c!r} ({n} rows)" for c, n in rare.head(5).items())
+            listed = ", ".join(f"{c} ({n} rows)" for c, n in rare.head(5).items())
             problems.append(
                 f"too few rows to split: {len(rare)} classes have fewer than the {min_rows} rows a stratified "
                 f"train/validation/test split needs: {listed}"

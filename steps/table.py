@@ -130,7 +130,8 @@ def column_roles(
             continue
         distinct = present.nunique()
         if distinct <= 1:
-            dropped[name] = f"constant ({present.iloc[0]!r})"
+            value = present.iloc[0]
+            dropped[name] = f"constant ({value.item() if isinstance(value, np.generic) else value!r})"
             continue
         if name in categorical or pd.api.types.is_bool_dtype(series):
             roles[name] = "categorical"

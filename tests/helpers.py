@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,17 +36,28 @@ def run_training(splits: Path, model_dir: Path, *args: str, env: dict | None = N
     )
 
 
+def pack(model_dir: Path, into: Path) -> Path:
+    """model_dir as SageMaker packs it: into/model.tar.gz."""
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(into / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return into / "model.tar.gz"
+
+
 # Tables that preprocessing must refuse, with what its one-line error says (target column: label).
 BAD_INPUTS = {
     "empty file": ("", "is empty"),
+    "header only": ("a,b,label\n", "input table has no rows"),
     "missing target": ("a,b\n1,2\n3,4\n", "target column 'label' not found; columns are: a, b"),
-    "nan": (
-        "a,b,label\n" + "1,2,0\n" * 6 + "nan,2,1\n" + "1,2,1\n" * 6,
-        "1 rows have NaN or infinite values in columns: a",
+    "duplicate columns": ("a,b,a,label\n" + "1,2,3,0\n4,5,6,1\n" * 6, "duplicate column names: a"),
+    "one class": ("a,label\n" + "1,0\n2,0\n" * 10, "target column 'label' has a single class (0); need at least 2"),
+    "too few rows": ("a,label\n1,x\n2,x\n3,y\n4,y\n", "too few rows to split: 2 classes have fewer than the 5 rows"),
+    "no features": ("label\n0\n1\n" * 5, "table has no feature columns besides the target"),
+    "no usable feature": ("c,label\n" + "7,0\n7,1\n" * 10, "no usable feature column: 'c' is constant (7)"),
+    "every problem at once": (
+        "c,label\n" + "7,0\n" * 20,
+        "2 problems: (1) target column 'label' has a single class (0); need at least 2; "
+        "(2) no usable feature column: 'c' is constant (7)",
     ),
-    "inf": ("a,b,label\n" + "1,2,0\n" * 6 + "1,inf,1\n" + "1,2,1\n" * 6, "NaN or infinite values in columns: b"),
-    "non-numeric": ("a,city,label\n" + "1,paris,0\n1,rome,1\n" * 6, "non-numeric feature columns: city"),
-    "one class": ("a,label\n" + "1,0\n" * 10, "single class"),
-    "too few rows": ("a,label\n1,0\n2,0\n3,1\n4,1\n", "too few rows to split"),
-    "no features": ("label\n0\n1\n" * 5, "no feature columns"),
 }

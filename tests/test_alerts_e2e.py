@@ -19,6 +19,7 @@ from localstack_server import LocalStack, ensure_venv
 from pipelines import alerts
 from pipelines.local import run_local
 from pipelines.settings import Settings
+from steps.defaults import MAX_GAP
 
 MEMBERS = ["ana@example.com", "bo@example.org", "cy@example.net"]
 
@@ -42,13 +43,13 @@ def test_an_overfitting_round_emails_every_team_member(localstack, aws, tmp_path
     cloudwatch_sns = boto3.Session(region_name="us-east-1")
     cloudwatch = cloudwatch_sns.client("cloudwatch", endpoint_url=localstack.endpoint)
     sns = cloudwatch_sns.client("sns", endpoint_url=localstack.endpoint)
-    alerts.apply(alerts.AlertSpec(max_gap=0.2), MEMBERS, sns, cloudwatch, "us-east-1", echo=lambda _: None)
+    alerts.apply(alerts.AlertSpec(max_gap=MAX_GAP), MEMBERS, sns, cloudwatch, "us-east-1", echo=lambda _: None)
 
     # the steps' metrics go to LocalStack; S3 and the registry stay on moto
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", localstack.endpoint)
     report = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lambda _: None)
     assert report["rounds"][0]["decision"] == "overfit"
-    assert report["rounds"][0]["generalization_gap"] > 0.2
+    assert report["rounds"][0]["generalization_gap"] > MAX_GAP
 
     deadline = time.monotonic() + 180  # the alarm's period is 60 s
     while time.monotonic() < deadline:
@@ -69,4 +70,4 @@ def test_an_overfitting_round_emails_every_team_member(localstack, aws, tmp_path
         time.sleep(1)
     assert set(emailed) == set(MEMBERS)
     trigger = emailed[MEMBERS[0]]["Trigger"]
-    assert (trigger["MetricName"], trigger["Threshold"]) == ("FinalGeneralizationGap", 0.2)
+    assert (trigger["MetricName"], trigger["Threshold"]) == ("FinalGeneralizationGap", MAX_GAP)

@@ -75,7 +75,9 @@ def test_start_before_upsert_says_what_to_do(clients):
     assert result.stderr.strip() == "regula: error: pipeline regula does not exist: run `regula upsert` first"
 
 
-def register(sagemaker, gap: float, status: str = "PendingManualApproval") -> str:
+def register(
+    sagemaker, gap: float, status: str = "PendingManualApproval", val_quality: float = 0.91, **extra: str
+) -> str:
     group = "regula-models"
     if not sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]:
         sagemaker.create_model_package_group(ModelPackageGroupName=group)
@@ -91,8 +93,12 @@ def register(sagemaker, gap: float, status: str = "PendingManualApproval") -> st
             "regula:gap": str(gap),
             "regula:max_gap": "0.2",
             "regula:round": "2",
-            "regula:val_accuracy": "0.91",
-            "regula:min_val_accuracy": "0.85",
+            "regula:quality_metric": "balanced_accuracy",
+            "regula:val_quality": str(val_quality),
+            "regula:baseline_quality": "0.5",
+            "regula:min_lift": "0.05",
+            "regula:min_quality": "0",
+            **extra,
         },
     )["ModelPackageArn"]
 
@@ -123,6 +129,28 @@ def test_approve_and_reject_change_status_and_the_guard_refuses_a_bad_package(cl
 
     listed = regula("models", "list")
     assert listed.returncode == 0 and "Approved" in listed.stdout and "0.3100" in listed.stdout
+
+
+def test_the_guard_refuses_a_model_no_better_than_its_baseline_and_one_missing_its_policy(clients):
+    sagemaker = clients["sagemaker"]
+    trivial = register(sagemaker, gap=0.01, val_quality=0.52)  # baseline 0.5 + lift 0.05 = 0.55 needed
+    result = regula("models", "approve", trivial)
+    assert result.returncode == 2
+    assert "its validation balanced_accuracy 0.5200 is under 0.5500" in result.stderr
+    unrecorded = sagemaker.create_model_package(
+        ModelPackageGroupName="regula-models",
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": "123.dkr.ecr.us-east-1.amazonaws.com/x:1", "ModelDataUrl": "s3://b/m.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={"regula:gap": "0.01"},
+    )["ModelPackageArn"]
+    result = regula("models", "approve", unrecorded)
+    assert result.returncode == 2 and "it has no recorded maximum gap, validation quality" in result.stderr
+    for arn in (trivial, unrecorded):
+        assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
 
 def test_unknown_model_package_is_a_one_line_error(clients):

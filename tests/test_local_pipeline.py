@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -95,17 +96,22 @@ def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
     report, _ = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15"})
     assert report["status"] == "Failed" and report["failed_step"] == "StillOverfitting"
     assert len(report["rounds"]) == 3
-    last_gap = report["rounds"][-1]["generalization_gap"]
-    assert "still overfits after 3 rounds" in report["failure_reason"]
-    assert str(last_gap) in report["failure_reason"]
+    last = report["rounds"][-1]
+    assert [r["decision"] for r in report["rounds"]] == ["overfit"] * 3
+    assert report["failure_reason"] == (
+        "The model still overfits after 3 rounds of stronger regularization: "
+        f"{last['reason']}. Raise RegularizationGrowth, add data, or use a smaller model (HiddenLayers)."
+    )
+    assert f"generalization gap {last['generalization_gap']:.4f} > MaxGap 0.0001" in last["reason"]
     assert model_packages(clients["sagemaker"]) == []
 
 
 def test_underfitting_model_is_not_registered_nor_retrained(tmp_path, clients):
-    report, _ = run(tmp_path, params={"MaxGap": "5", "MinValidationAccuracy": "0.9999", "MaxEpochs": "15"})
+    report, _ = run(tmp_path, params={"MaxGap": "5", "MinQuality": "0.9999", "MaxEpochs": "15"})
     assert report["status"] == "Failed" and report["failed_step"] == "UnderfitRound1"
-    assert "underfits" in report["failure_reason"]
-    assert len(report["rounds"]) == 1
+    assert len(report["rounds"]) == 1 and report["rounds"][0]["decision"] == "underfit"
+    assert report["failure_reason"] == f"Round 1 is not good enough: {report['rounds'][0]['reason']}"
+    assert "< 0.9999" in report["failure_reason"] and "MinQuality 0.9999" in report["failure_reason"]
     assert model_packages(clients["sagemaker"]) == []
 
 
@@ -140,10 +146,29 @@ def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
     )
     assert result.returncode == 1
     failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
-    assert failures == [
-        "FAILED at Preprocess: preprocess: target column 'label' not found; columns are: a, b, c "
-        + failures[0].split("columns are: a, b, c ")[1]
-    ]
+    assert len(failures) == 1
+    assert re.fullmatch(
+        r"FAILED at Preprocess: preprocess: target column 'label' not found; columns are: a, b, c "
+        r"\(exit code 2, log: \S+/logs/Preprocess\.log\)",
+        failures[0],
+    ), failures[0]
     assert "Traceback" not in result.stdout + result.stderr
     assert "TrainRound1" not in result.stdout
+    assert model_packages(clients["sagemaker"]) == []
+
+
+def test_the_pipeline_follows_the_decision_its_evaluation_reports(tmp_path, clients):
+    """Both thresholds broken at once: the evaluation says overfit, so the pipeline retrains, and fails with that."""
+    lines = []
+    report = run_local(
+        Settings(rounds=2),
+        runs_dir=tmp_path / "runs",
+        echo=lines.append,
+        params={"MaxGap": "0.0001", "MinQuality": "0.9999", "MaxEpochs": "5"},
+    )
+    decisions = [r["decision"] for r in report["rounds"]]
+    assert decisions == ["overfit", "overfit"]
+    assert report["failed_step"] == "StillOverfitting" and report["rounds"][-1]["reason"] in report["failure_reason"]
+    printed = [line for line in lines if "evaluate: round" in line]
+    assert len(printed) == 2 and all(line.rstrip().split(" -> ")[1].startswith("overfit:") for line in printed)
     assert model_packages(clients["sagemaker"]) == []

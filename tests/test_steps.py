@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import json
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow.parquet as pq
 import pytest
-from helpers import BAD_INPUTS, STEPS, run_script
+from helpers import BAD_INPUTS, pack, run_script
 from helpers import run_training as train
 from sklearn.datasets import load_digits
 
 
+def read(splits: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    table = pq.read_table(splits / name / f"{name}.parquet")
+    return np.column_stack([c.to_numpy() for c in table.columns[1:]]), table.column(0).to_numpy()
+
+
 def test_preprocess_splits_stratified_and_scales_on_train_only(splits):
-    train = pd.read_csv(splits / "train" / "train.csv")
-    validation = pd.read_csv(splits / "validation" / "validation.csv")
-    test = pd.read_csv(splits / "test" / "test.csv")
+    (train, y_train), (validation, y_val), (test, y_test) = (read(splits, n) for n in ("train", "validation", "test"))
     schema = json.loads((splits / "train" / "schema.json").read_text())
     assert len(train) == 300 and schema["rows"] == {"train": 300, "validation": len(validation), "test": len(test)}
-    assert list(train.columns) == ["label", *schema["features"]]
-    assert set(train["label"]) == set(validation["label"]) == set(test["label"]) == set(range(10))
-    features = train[schema["features"]].to_numpy()
-    varying = features.std(axis=0) > 0
-    assert np.allclose(features.mean(axis=0), 0, atol=1e-4)
-    assert np.allclose(features.std(axis=0)[varying], 1, atol=1e-3)
+    assert train.dtype == np.float32 and train.shape[1] == len(schema["features"])
+    assert set(y_train) == set(y_val) == set(y_test) == set(range(10))
+    assert schema["problem_type"] == "classification" and schema["classes"] == list(range(10))
+    # digits has pixels that are 0 in every row: dropped as constant, and named
+    digits = load_digits(as_frame=True).frame
+    constant = [c for c in digits.columns if digits[c].nunique() == 1]
+    assert constant and sorted(schema["dropped"]) == sorted(constant)
+    # centered on the training median, scaled by the training spread: the training split only
+    raw = digits.drop(columns=["target", *constant])
+    column = schema["features"].index("pixel_2_3")
+    spec = next(c for c in schema["transform"]["columns"] if c["name"] == "pixel_2_3")
+    assert np.median(train[:, column]) == pytest.approx(0, abs=1e-6)
+    assert spec["median"] in set(raw["pixel_2_3"]) and spec["scale"] > 0
 
 
 def test_preprocess_is_seeded(splits, tmp_path):
@@ -42,7 +54,8 @@ def test_preprocess_is_seeded(splits, tmp_path):
         "300",
         env={"REGULA_METRICS": "off"},
     )
-    assert (tmp_path / "again" / "train" / "train.csv").read_bytes() == (splits / "train" / "train.csv").read_bytes()
+    again, train = read(tmp_path / "again", "train"), read(splits, "train")
+    assert np.array_equal(again[0], train[0]) and np.array_equal(again[1], train[1])
 
 
 def test_preprocess_reads_parquet(tmp_path):
@@ -59,7 +72,8 @@ def test_preprocess_reads_parquet(tmp_path):
         env={"REGULA_METRICS": "off"},
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "test" / "test.csv").exists()
+    assert (tmp_path / "out" / "test" / "test.parquet").exists()
+    assert "(Parquet)" in result.stdout
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
@@ -90,15 +104,22 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     assert config["epochs"] == len(history) < 200, "early stopping"
     best = min(history, key=lambda h: h["val_loss"])
     assert config["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 3
-    assert sorted(p.name for p in (tmp_path / "model" / "code").iterdir()) == ["inference.py", "model.py"]
+    assert sorted(p.name for p in (tmp_path / "model" / "code").iterdir()) == ["inference.py", "model.py", "table.py"]
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
 
     # the restored weights are the best epoch's: evaluating them reproduces its validation loss
+    with (
+        tarfile.open(tmp_path / "packed" / "model.tar.gz", "w:gz")
+        if (tmp_path / "packed").mkdir() is None
+        else None as tar
+    ):
+        for path in (tmp_path / "model").iterdir():
+            tar.add(path, arcname=path.name)
     evaluation = run_script(
         "evaluate.py",
         "--model-dir",
-        str(tmp_path / "model"),
+        str(tmp_path / "packed"),
         "--data-dir",
         str(splits),
         "--output-dir",
@@ -108,9 +129,14 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     assert evaluation.returncode == 0, evaluation.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["metrics"]["validation"]["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
-    assert report["generalization_gap"]["loss"] == pytest.approx(
-        report["metrics"]["validation"]["loss"] - report["metrics"]["train"]["loss"]
+    # the relative gap: in units of the baseline's validation loss, which for 10 balanced classes is about ln(10)
+    validation, train_loss = report["metrics"]["validation"]["loss"], report["metrics"]["train"]["loss"]
+    assert report["baseline"]["validation"]["loss"] == pytest.approx(np.log(10), rel=0.01)
+    assert report["generalization_gap"]["relative"] == pytest.approx(
+        (validation - train_loss) / report["baseline"]["validation"]["loss"]
     )
+    assert report["decision"] in ("register", "overfit", "underfit") and report["reason"]
+    assert report["served_rows_checked"] > 0
 
 
 @pytest.mark.parametrize(
@@ -131,29 +157,26 @@ def test_training_rejects_invalid_hyperparameters(splits, tmp_path, args, messag
     assert not (tmp_path / "model").exists()
 
 
-def test_inference_handlers_serve_the_packed_model(splits, tmp_path):
+def test_inference_handlers_serve_the_packed_model_on_raw_rows(splits, tmp_path):
     assert train(splits, tmp_path / "model", "--max_epochs", "5").returncode == 0
-    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:
-        for path in (tmp_path / "model").iterdir():
-            tar.add(path, arcname=path.name)
+    archive = pack(tmp_path / "model", tmp_path / "packed")
     served = tmp_path / "served"
-    with tarfile.open(tmp_path / "model.tar.gz") as tar:
+    with tarfile.open(archive) as tar:
         tar.extractall(served, filter="data")
-    import sys
-
     sys.path.insert(0, str(served / "code"))
     try:
         import inference
     finally:
         sys.path.remove(str(served / "code"))
+        for name in ("inference", "model", "table"):
+            sys.modules.pop(name, None)
     predictor = inference.model_fn(str(served))
-    raw = load_digits().data[:3]
-    body = "\n".join(",".join(str(v) for v in row) for row in raw)
-    out = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body, "text/csv"), predictor)))
+    raw = load_digits(as_frame=True).frame.drop(columns=["target"]).head(3)
+    out = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(raw.to_csv(index=False)), predictor)))
     assert len(out["predictions"]) == 3 and all(p in range(10) for p in out["predictions"])
     assert np.allclose(np.sum(out["probabilities"], axis=1), 1, atol=1e-4)
-    as_json = inference.input_fn(json.dumps({"instances": raw.tolist()}), "application/json")
+    shuffled = raw[list(reversed(raw.columns))]
+    as_json = inference.input_fn(json.dumps(shuffled.to_dict(orient="records")), "application/json")
     assert inference.predict_fn(as_json, predictor)["predictions"] == out["predictions"]
-    with pytest.raises(ValueError, match="expected 64 features"):
-        predictor.predict(raw[:, :10])
-    assert STEPS.exists()
+    with pytest.raises(inference.ClientError, match="missing required column"):
+        predictor.predict(raw.iloc[:, :10])

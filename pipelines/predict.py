@@ -1,0 +1,130 @@
+"""`regula predict`: score a raw table locally with exactly the code and weights a model was registered with.
+
+The model is a local run folder (the round it registered), a model package ARN, a version number of the group, or
+`latest`. For the registry, the artifact is fetched from S3 and checked against the sha256 that evaluation recorded
+in the package's metadata before anything in it runs. The rows are read and scored by the artifact's own
+`code/inference.py`, the code the SageMaker endpoint runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+from pipelines.errors import RegulaError
+from pipelines.report import EVALUATION_FILE
+from pipelines.s3 import split_uri
+
+CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonlines"}
+SERVING_MODULES = ("inference", "model", "table")
+
+
+class PredictError(RegulaError):
+    pass
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def from_run_folder(run_dir: Path) -> tuple[Path, str]:
+    """The model.tar.gz of the round a local run registered, and the sha256 its evaluation recorded."""
+    report_file = run_dir / "report.json"
+    if not report_file.exists():
+        raise PredictError(f"{run_dir} is not a run folder: no report.json")
+    report = json.loads(report_file.read_text())
+    registered = [r for r in report.get("rounds", []) if r.get("decision") == "register"]
+    if not report.get("model_package_arn") or not registered:
+        raise PredictError(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
+    round_ = registered[-1]["round"]
+    archive = run_dir / "jobs" / f"TrainRound{round_}" / "model.tar.gz"
+    evaluation = run_dir / "jobs" / f"EvaluateRound{round_}" / EVALUATION_FILE
+    if not archive.exists() or not evaluation.exists():
+        raise PredictError(f"run {run_dir.name}: the round {round_} model or its evaluation is missing")
+    return archive, json.loads(evaluation.read_text())["artifact_sha256"]
+
+
+def from_registry(sagemaker, s3, group: str, ref: str, workdir: Path) -> tuple[Path, str]:
+    """Download the package's model.tar.gz; the expected sha256 is the one recorded at registration."""
+    from pipelines.registry import find
+
+    row = find(sagemaker, group, ref)
+    package = sagemaker.describe_model_package(ModelPackageName=row["arn"])
+    uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    expected = row["metadata"].get("regula:artifact_sha256")
+    if not expected:
+        raise PredictError(f"model package {row['arn']} records no artifact hash: it was not registered by Regula")
+    archive = workdir / "model.tar.gz"
+    bucket, key = split_uri(uri)
+    s3.download_file(bucket, key, str(archive))
+    return archive, expected
+
+
+def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
+    actual = sha256(archive)
+    if actual != expected_sha256:
+        raise PredictError(
+            f"{archive.name} is not the artifact that was evaluated (sha256 {actual[:12]}..., recorded "
+            f"{expected_sha256[:12]}...): refusing to run its code"
+        )
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def load_serving_code(model_dir: Path):
+    """Import the artifact's inference.py (and the model.py and table.py beside it) as the endpoint would."""
+    code = str(model_dir / "code")
+    for name in SERVING_MODULES:
+        sys.modules.pop(name, None)
+    sys.path.insert(0, code)
+    try:
+        return importlib.import_module("inference")
+    finally:
+        sys.path.remove(code)
+
+
+def read_rows(inference, data: Path):
+    suffix = data.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pandas as pd
+
+        return pd.read_parquet(data)
+    if suffix not in CONTENT_TYPES:
+        raise PredictError(f"cannot read {data.name}: use .csv (with a header), .json, .jsonl or .parquet")
+    return inference.read_rows(data.read_bytes(), CONTENT_TYPES[suffix])
+
+
+def write_predictions(rows, result: dict, out: Path | None) -> str:
+    """JSON for a .json --out, else CSV: the input rows with a prediction column (and one probability per class)."""
+    if out is not None and out.suffix.lower() == ".json":
+        text = json.dumps(result)
+    else:
+        table = rows.copy()
+        table["prediction"] = result["predictions"]
+        for index, label in enumerate(result.get("classes") or []):
+            table[f"probability_{label}"] = [p[index] for p in result["probabilities"]]
+        text = table.to_csv(index=False)
+    if out is not None:
+        out.write_text(text)
+    return text
+
+
+def predict(model_dir: Path, data: Path, out: Path | None) -> tuple[int, str]:
+    """Score `data` with the unpacked model in `model_dir`; (rows scored, output text)."""
+    inference = load_serving_code(model_dir)
+    predictor = inference.model_fn(str(model_dir))
+    try:
+        rows = read_rows(inference, data)
+        result = predictor.predict(rows)
+    except inference.ClientError as error:
+        raise PredictError(f"{data.name}: {error}") from None
+    return len(rows), write_predictions(rows, result, out)
