@@ -111,7 +111,9 @@ def main() -> None:
         metrics, baseline = {}, {}
         for name in SPLITS:
             features, labels = read_split(data_dir / name, name)
-            metrics[name] = split_metrics(schema, predictor.outputs(features), labels)
+            outputs = predictor.outputs(features)
+            predicted = predictor.labels(outputs) if predictor.classification else None
+            metrics[name] = split_metrics(schema, outputs, labels, predicted)
             if name != "train":
                 baseline[name] = split_metrics(schema, baseline_outputs(schema, len(labels)), labels)
             if name == "test":

@@ -53,6 +53,11 @@ class Predictor:
         self.schema = json.loads((Path(model_dir) / "schema.json").read_text())
         self.classification = self.schema["problem_type"] == "classification"
         self.classes = self.schema.get("classes")
+        # ClassWeight=balanced: pick the class with the highest probability relative to its training share
+        self.shares = None
+        if self.classification and self.schema.get("class_weight") == "balanced":
+            counts = np.asarray(self.schema["class_counts"], dtype=np.float64)
+            self.shares = np.maximum(counts, 1) / counts.sum()
 
     @torch.no_grad()
     def outputs(self, features: np.ndarray) -> np.ndarray:
@@ -68,6 +73,10 @@ class Predictor:
         if not results:
             return np.zeros((0, len(self.classes)) if self.classification else 0)
         return np.concatenate(results)
+
+    def labels(self, probabilities: np.ndarray) -> np.ndarray:
+        """The predicted class index of each row."""
+        return (probabilities if self.shares is None else probabilities / self.shares).argmax(1)
 
     def features(self, rows: pd.DataFrame) -> np.ndarray:
         if rows.empty:
@@ -88,7 +97,7 @@ class Predictor:
         if not self.classification:
             return {"predictions": outputs.astype(np.float64).round(6).tolist()}
         return {
-            "predictions": [self.classes[i] for i in outputs.argmax(1)],
+            "predictions": [self.classes[i] for i in self.labels(outputs)],
             "probabilities": outputs.astype(np.float64).round(6).tolist(),
             "classes": self.classes,
         }
@@ -98,10 +107,14 @@ def read_rows(body, content_type: str) -> pd.DataFrame:
     """A request body as a frame of raw rows; ClientError for anything that is not rows with named columns."""
     content_type = (content_type or "").split(";")[0].strip().lower()
     if isinstance(body, (bytes, bytearray)):
-        body = body.decode("utf-8-sig")
+        try:
+            body = bytes(body).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ClientError("the body is not UTF-8 text") from None
     if content_type == "text/csv":
         try:
-            rows = pd.read_csv(io.StringIO(body), skipinitialspace=True)
+            # index_col=False: a trailing delimiter must not turn the first column into the row index
+            rows = pd.read_csv(io.StringIO(body), skipinitialspace=True, index_col=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise ClientError(f"cannot read the CSV body: {str(error).strip().splitlines()[0]}") from None
         rows.columns = [str(c).strip() for c in rows.columns]

@@ -22,6 +22,8 @@ import table as columns
 from cloudwatch import MetricEmitter
 from contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
 from defaults import (
+    CLASS_WEIGHT,
+    CLASS_WEIGHTS,
     METRICS_NAMESPACE,
     PROBLEM_TYPES,
     QUALITY_METRIC,
@@ -47,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--target", default=TARGET_COLUMN, help="name of the label column")
     parser.add_argument("--problem-type", default="auto", help=" | ".join(PROBLEM_TYPES))
     parser.add_argument("--quality-metric", default=QUALITY_METRIC, help="checked here, before any training")
+    parser.add_argument("--class-weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
     parser.add_argument("--exclude-columns", default="", help="comma-separated columns not to use as features")
     parser.add_argument("--categorical-columns", default="", help="comma-separated number columns that are categories")
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
@@ -118,10 +121,10 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
             raise StepError(f"duplicate column names: {', '.join(duplicated(header))}")
         encoding = "utf-8-sig"
         try:
-            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False)
+            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False, index_col=False)
         except UnicodeDecodeError:  # not UTF-8: a legacy single-byte encoding reads every byte
             encoding = "latin-1"
-            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False)
+            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False, index_col=False)
         frame.columns = [str(c).strip() for c in frame.columns]
         return frame, f"CSV, delimiter {delimiter!r}, {encoding}"
     except pd.errors.EmptyDataError:
@@ -158,6 +161,13 @@ def sort_classes(values: list) -> list:
         return sorted(values)
     except TypeError:
         return sorted(values, key=str)
+
+
+def class_weight(requested: str, metric: str) -> str:
+    """How the served model turns probabilities into a label (see defaults.CLASS_WEIGHTS)."""
+    if requested != "auto":
+        return requested
+    return "balanced" if metric in ("balanced_accuracy", "macro_f1") else "none"
 
 
 def min_rows_per_class(args: argparse.Namespace) -> int:
@@ -230,6 +240,8 @@ def main() -> None:
         problems.append(f"ProblemType must be one of {', '.join(PROBLEM_TYPES)}, got {args.problem_type!r}")
     if args.quality_metric not in QUALITY_METRICS:
         problems.append(f"QualityMetric must be one of {', '.join(QUALITY_METRICS)}, got {args.quality_metric!r}")
+    if args.class_weight not in CLASS_WEIGHTS:
+        problems.append(f"ClassWeight must be one of {', '.join(CLASS_WEIGHTS)}, got {args.class_weight!r}")
     if args.max_train_rows < 0:
         problems.append(f"MaxTrainRows must be >= 0, got {args.max_train_rows}")
     if problems:
@@ -261,8 +273,9 @@ def main() -> None:
     labels = frame[args.target]
     kind, reason = problem_type(labels, args.problem_type)
     problems += check_label(labels, kind, args.target, min_rows_per_class(args))
+    metric = None
     try:
-        quality_metric(args.quality_metric, kind, labels.nunique())
+        metric = quality_metric(args.quality_metric, kind, labels.nunique())
     except ValueError as error:
         problems.append(str(error))
 
@@ -290,7 +303,7 @@ def main() -> None:
     else:
         encoded = columns.parse_numbers(labels)[0].astype(np.float32)
     positions = split(encoded, classification, args)
-    transform = columns.fit(features.iloc[positions["train"]], roles)
+    transform = columns.fit(features.iloc[positions["train"]], roles, columns.missing_marks(features, roles))
 
     output = Path(args.output_dir)
     for name in SPLITS:
@@ -317,6 +330,7 @@ def main() -> None:
         train_labels = encoded[positions["train"]]
         schema["classes"] = classes
         schema["class_counts"] = np.bincount(train_labels, minlength=len(classes)).tolist()
+        schema["class_weight"] = class_weight(args.class_weight, metric)
     else:
         train_labels = encoded[positions["train"]].astype(np.float64)
         schema["target_mean"] = float(train_labels.mean())

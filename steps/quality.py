@@ -32,10 +32,11 @@ def quality_metric(requested: str, problem_type: str, n_classes: int = 0) -> str
     return metric
 
 
-def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, predicted: np.ndarray | None = None) -> dict:
+    """Loss from the probabilities; accuracy-type metrics from the predicted classes (default: the most probable)."""
     n_classes = probabilities.shape[1]
     picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
-    predicted = probabilities.argmax(1)
+    predicted = probabilities.argmax(1) if predicted is None else predicted
     support = np.bincount(labels, minlength=n_classes)
     hits = np.bincount(labels[predicted == labels], minlength=n_classes)
     predicted_counts = np.bincount(predicted, minlength=n_classes)
@@ -84,16 +85,17 @@ def regression_metrics(predictions: np.ndarray, targets: np.ndarray, std: float)
 
 
 def baseline_outputs(schema: dict, rows: int) -> np.ndarray:
-    """What the trivial model outputs for `rows` rows: the training class shares, or the training mean."""
+    """What the trivial model outputs for `rows` rows: the training class shares (it predicts the majority class), or
+    the training mean."""
     if schema["problem_type"] == "classification":
         counts = np.asarray(schema["class_counts"], dtype=np.float64)
         return np.tile(counts / counts.sum(), (rows, 1))
     return np.full(rows, schema["target_mean"])
 
 
-def split_metrics(schema: dict, outputs: np.ndarray, labels: np.ndarray) -> dict:
+def split_metrics(schema: dict, outputs: np.ndarray, labels: np.ndarray, predicted: np.ndarray | None = None) -> dict:
     if schema["problem_type"] == "classification":
-        return classification_metrics(outputs, labels)
+        return classification_metrics(outputs, labels, predicted)
     return regression_metrics(outputs, labels.astype(np.float64), schema["target_std"])
 
 

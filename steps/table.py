@@ -31,7 +31,7 @@ NUMERIC_SHARE = 0.95  # a text column whose values parse as numbers this often i
 DATETIME_SHARE = 0.95  # likewise for dates
 IDENTIFIER_SHARE = 0.95  # a text column with this share of distinct values is an identifier or free text
 IDENTIFIER_MIN_ROWS = 20  # below this, uniqueness says nothing
-DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 ID_NAME = re.compile(r"(^|[^a-z])id$|^id[^a-z]|uuid|guid", re.IGNORECASE)
 
 
@@ -160,10 +160,22 @@ def column_roles(
     return roles, dropped
 
 
+def missing_marks(frame: pd.DataFrame, roles: dict[str, str]) -> dict[str, list[str]]:
+    """The texts standing for a missing number ('?', 'n/a', ...) in the numeric text columns, over the whole table:
+    a mark that only occurs in the validation or test rows is a mark all the same."""
+    marks = {}
+    for name, role in roles.items():
+        if role == "numeric" and not pd.api.types.is_numeric_dtype(frame[name]):
+            not_numbers = parse_numbers(frame[name])[1]
+            if len(not_numbers):
+                marks[name] = sorted(set(not_numbers.str.lower()))
+    return marks
+
+
 # -- fitting (numbers, training split) ------------------------------------------------------------------------------
 
 
-def _fit_numeric(name: str, values: np.ndarray, not_numbers: pd.Series | None = None) -> dict:
+def _fit_numeric(name: str, values: np.ndarray, marks: list[str] = ()) -> dict:
     present = values[~np.isnan(values)]
     if present.size == 0:
         present = np.zeros(1)
@@ -180,19 +192,21 @@ def _fit_numeric(name: str, values: np.ndarray, not_numbers: pd.Series | None = 
         "scale": scale,
         "indicator": bool(np.isnan(values).any()),
     }
-    if not_numbers is not None and len(not_numbers):
-        spec["missing_marks"] = sorted(set(not_numbers.str.lower()))[:20]
+    if marks:
+        spec["missing_marks"] = list(marks)
     return spec
 
 
-def fit(frame: pd.DataFrame, roles: dict[str, str]) -> dict:
-    """The transform, learned from `frame` (the training split)."""
+def fit(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]] | None = None) -> dict:
+    """The transform, learned from `frame` (the training split); `marks` from `missing_marks` of the whole table
+    (default: the marks in `frame`)."""
+    marks = missing_marks(frame, roles) if marks is None else marks
     columns = []
     for name, role in roles.items():
         series = frame[name]
         if role == "numeric":
-            values, not_numbers = parse_numbers(series)
-            columns.append(_fit_numeric(name, values, not_numbers))
+            values = parse_numbers(series)[0]
+            columns.append(_fit_numeric(name, values, marks.get(name, ())))
         elif role == "datetime":
             dates = parse_dates(series)
             parts = []
@@ -272,6 +286,8 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
         name = column["name"]
         series = frame[name] if name in frame.columns else none
         if column["kind"] == "numeric":
+            if pd.api.types.is_bool_dtype(series):
+                problems.append(f"column '{name}': true/false values where numbers are expected")
             values, not_numbers = parse_numbers(series)
             marks = set(column.get("missing_marks", ()))
             bad = not_numbers[~not_numbers.str.lower().isin(marks)] if len(not_numbers) else not_numbers
@@ -291,9 +307,13 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
                 _numeric_block(part, values, out[:, at + width : at + width + part_width])
                 width += part_width
         else:
-            keys = category_keys(series)
+            try:
+                keys = category_keys(series)
+            except TypeError:  # lists or objects (JSON) are not categories
+                problems.append(f"column '{name}': values must be single values, not lists or objects")
+                keys = none
             categories = column["categories"]
-            codes = pd.Categorical(keys, categories=categories).codes  # -1: unknown or missing
+            codes = pd.Index(categories, dtype=object).get_indexer(keys)  # -1: unknown or missing
             known = codes >= 0
             out[np.flatnonzero(known), at + codes[known]] = 1.0
             width = len(categories)

@@ -30,8 +30,6 @@ from cloudwatch import MetricEmitter
 from contract import SCHEMA, StepError, read_schema, read_split, run, torch_threads
 from defaults import (
     BATCH_SIZE,
-    CLASS_WEIGHT,
-    CLASS_WEIGHTS,
     DROPOUT,
     GROWTH,
     HIDDEN,
@@ -66,7 +64,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
     parser.add_argument("--learning_rate", type=float, default=0.0, help="0: LEARNING_RATE scaled to the batch")
-    parser.add_argument("--class_weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline_name", default="")
@@ -79,8 +76,6 @@ def parse_args() -> argparse.Namespace:
         raise StepError(f"dropout, l1, l2, growth and learning_rate must be finite numbers, got {numbers}")
     if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
         raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
-    if args.class_weight not in CLASS_WEIGHTS:
-        raise StepError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {args.class_weight!r}")
     try:
         args.hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
     except ValueError:
@@ -114,23 +109,19 @@ class Objective:
     """The loss of the problem type: cross-entropy over class logits, or squared error of the standardized target.
     `quality` is accuracy (classification) or R2 (regression), for the epoch lines."""
 
-    def __init__(self, schema: dict, class_weight: str, y_train: torch.Tensor, device: torch.device):
+    def __init__(self, schema: dict):
         self.classification = schema["problem_type"] == "classification"
         self.outputs = len(schema["classes"]) if self.classification else 1
         self.quality_name = "accuracy" if self.classification else "r2"
-        self.weight = None
-        if self.classification and class_weight == "balanced":  # each class weighs as much as the others in total
-            counts = torch.bincount(y_train, minlength=self.outputs).float().clamp(min=1)
-            self.weight = (counts.sum() / (self.outputs * counts)).to(device)
 
     def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.classification:
-            return F.cross_entropy(out.float(), y, weight=self.weight)
+            return F.cross_entropy(out.float(), y)
         return F.mse_loss(out.float()[:, 0], y)
 
     @torch.no_grad()
     def measure(self, model, x: torch.Tensor, y: torch.Tensor, amp: dict, batch: int = 8192) -> tuple[float, float]:
-        """(loss, quality) without dropout and without class weights: what evaluation reports too."""
+        """(loss, quality) without dropout: the loss evaluation reports too."""
         model.eval()
         loss_sum, hits = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
         for i in range(0, len(x), batch):
@@ -166,7 +157,7 @@ def main() -> None:
         y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
     x_train, y_train = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)
     x_val, y_val = torch.from_numpy(x_val).to(device), torch.from_numpy(y_val).to(device)
-    objective = Objective(schema, args.class_weight, y_train, device)
+    objective = Objective(schema)
 
     batch_size = args.batch_size or auto_batch_size(len(x_train))
     learning_rate = args.learning_rate or LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
@@ -270,7 +261,7 @@ def main() -> None:
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
         )
-        training = {"batch_size": batch_size, "learning_rate": learning_rate, "class_weight": args.class_weight}
+        training = {"batch_size": batch_size, "learning_rate": learning_rate}
         save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir))
     metrics.close()
     if world > 1:

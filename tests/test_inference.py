@@ -1,0 +1,303 @@
+"""Raw rows through the serving code packed with a really trained model (code/inference.py beside the weights)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import run_script, run_training
+from palmerpenguins import load_penguins
+
+PACKED = ("inference", "model", "table")  # the modules of code/, imported by their bare names
+SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def load_serving_code(model_dir: Path) -> tuple[ModuleType, ModuleType]:
+    """code/inference.py of `model_dir` and the code/table.py it uses, imported as evaluation does (code/ first on
+    sys.path); afterwards sys.path and sys.modules are as before, so no other test sees these modules."""
+    code = str(model_dir / "code")
+    saved = {name: sys.modules.pop(name) for name in PACKED if name in sys.modules}
+    sys.path.insert(0, code)
+    try:
+        module = importlib.import_module("inference")
+        table = sys.modules["table"]
+    finally:
+        sys.path.remove(code)
+        for name in PACKED:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+    assert Path(module.__file__).parent == Path(table.__file__).parent == model_dir / "code"
+    return module, table
+
+
+def train_model(root: Path, frame: pd.DataFrame, target: str, epochs: int) -> Path:
+    """preprocess.py then train.py on `frame`, as the pipeline runs them; the model folder."""
+    frame.to_csv(root / "table.csv", index=False)
+    result = run_script(
+        "preprocess.py",
+        "--input",
+        str(root / "table.csv"),
+        "--output-dir",
+        str(root / "splits"),
+        "--target",
+        target,
+        env={"REGULA_METRICS": "off"},
+    )
+    assert result.returncode == 0, result.stderr
+    result = run_training(root / "splits", root / "model", "--max_epochs", str(epochs))
+    assert result.returncode == 0, result.stderr
+    for name in ("model.pt", "config.json", "schema.json", "code/inference.py", "code/model.py", "code/table.py"):
+        assert (root / "model" / name).is_file(), name
+    return root / "model"
+
+
+def regression_table(rows: int = 400) -> pd.DataFrame:
+    """y = 3a - 2b + a shop's effect + noise, with the shop as text."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=rows), rng.normal(size=rows)
+    shop = rng.choice(["north", "south", "east"], size=rows)
+    effect = pd.Series(shop).map({"north": 2.0, "south": -1.0, "east": 0.0}).to_numpy()
+    return pd.DataFrame({"a": a, "b": b, "shop": shop, "y": 3 * a - 2 * b + effect + rng.normal(0, 0.3, rows)})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """The penguins classifier and the regression model, trained side by side (each step is one process)."""
+    jobs = {
+        "penguins": (load_penguins(), "species", 30),
+        "regression": (regression_table(), "y", 50),
+    }
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = {n: pool.submit(train_model, tmp_path_factory.mktemp(n), *job) for n, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def penguins(trained):
+    frame = load_penguins()
+    model_dir = trained["penguins"]
+    inference, table = load_serving_code(model_dir)
+    predictor = inference.model_fn(str(model_dir))
+
+    def serve(body, content_type: str = "text/csv") -> dict:
+        rows = inference.input_fn(body, content_type)
+        return json.loads(inference.output_fn(inference.predict_fn(rows, predictor), "application/json"))
+
+    return SimpleNamespace(
+        inference=inference,
+        predictor=predictor,
+        serve=serve,
+        rows=frame.drop(columns=["species"]),
+        species=frame["species"],
+        required=table.required_columns(predictor.schema["transform"]),
+    )
+
+
+def records(rows: pd.DataFrame) -> list[dict]:
+    """Rows as JSON objects, missing values as null."""
+    return json.loads(rows.to_json(orient="records"))
+
+
+def sample(penguins, count: int = 12) -> pd.DataFrame:
+    """Four rows of each species; the fourth has only island and year (numbers and sex missing)."""
+    return pd.concat([penguins.rows.iloc[0:4], penguins.rows.iloc[150:154], penguins.rows.iloc[300:304]])[:count]
+
+
+# -- what comes back ------------------------------------------------------------------------------------------------
+
+
+def test_csv_with_header_gives_species_and_probabilities(penguins):
+    rows = sample(penguins)
+    out = penguins.serve(rows.to_csv(index=False))
+    assert out["classes"] == SPECIES
+    assert len(out["predictions"]) == len(rows) and set(out["predictions"]) <= set(SPECIES)
+    probabilities = np.array(out["probabilities"])
+    assert probabilities.shape == (len(rows), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert [SPECIES[i] for i in probabilities.argmax(axis=1)] == out["predictions"]
+
+
+def test_raw_rows_are_predicted_well(penguins):
+    out = penguins.serve(penguins.rows.to_csv(index=False))
+    accuracy = np.mean(np.array(out["predictions"]) == penguins.species.to_numpy())
+    assert accuracy > 0.9
+
+
+def test_extra_columns_such_as_the_target_are_ignored(penguins):
+    rows = sample(penguins)
+    with_target = rows.assign(species="Gentoo", comment="seen on a Tuesday")
+    assert penguins.serve(with_target.to_csv(index=False)) == penguins.serve(rows.to_csv(index=False))
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["shuffled csv", "json records", "json instances", "json lines", "csv bytes"],
+)
+def test_every_format_and_column_order_gives_the_same_answer(penguins, body):
+    rows = sample(penguins)
+    expected = penguins.serve(rows.to_csv(index=False))
+    shuffled = rows[list(np.random.default_rng(3).permutation(rows.columns))]
+    assert list(shuffled.columns) != list(rows.columns)
+    bodies = {
+        "shuffled csv": (shuffled.to_csv(index=False), "text/csv"),
+        "json records": (json.dumps(records(shuffled)), "application/json"),
+        "json instances": (json.dumps({"instances": records(rows)}), "application/json"),
+        "json lines": ("\n".join(json.dumps(r) for r in records(rows)), "application/jsonlines"),
+        "csv bytes": (rows.to_csv(index=False).encode(), "text/csv; charset=utf-8"),
+    }
+    out = penguins.serve(*bodies[body])
+    assert out["predictions"] == expected["predictions"]
+    assert out["probabilities"] == expected["probabilities"]
+
+
+def test_one_json_object_is_one_row(penguins):
+    row = sample(penguins).iloc[[5]]
+    out = penguins.serve(json.dumps(records(row)[0]), "application/json")
+    assert out["predictions"] == penguins.serve(row.to_csv(index=False))["predictions"]
+
+
+# -- gaps and unknowns are served ------------------------------------------------------------------------------------
+
+
+def test_missing_value_in_a_number_column_still_predicts(penguins):
+    # bill_length_mm has gaps in the table but none in this seeded training split (it is required): a row that has
+    # the column but no value in it is imputed all the same
+    rows = sample(penguins, 3).copy()
+    rows["bill_length_mm"] = [np.nan, 40.0, np.nan]
+    out = penguins.serve(rows.to_csv(index=False))
+    assert len(out["predictions"]) == 3
+    out = penguins.serve(json.dumps(records(rows)), "application/json")
+    assert len(out["predictions"]) == 3
+
+
+def test_optional_column_left_out_still_predicts(penguins):
+    optional = sorted(set(penguins.predictor.schema["roles"]) - set(penguins.required))
+    assert optional == ["sex"]  # the only column with gaps in the training split
+    rows = sample(penguins)
+    out = penguins.serve(rows.drop(columns=optional).to_csv(index=False))
+    assert len(out["predictions"]) == len(rows)
+    rows = rows.assign(sex=None)
+    assert penguins.serve(json.dumps(records(rows)), "application/json")["predictions"] == out["predictions"]
+
+
+def test_unknown_island_still_predicts(penguins):
+    rows = sample(penguins).assign(island="Atlantis")
+    out = penguins.serve(rows.to_csv(index=False))
+    assert len(out["predictions"]) == len(rows)
+    np.testing.assert_allclose(np.sum(out["probabilities"], axis=1), 1.0, atol=1e-4)
+
+
+# -- client errors ---------------------------------------------------------------------------------------------------
+
+
+def client_error(penguins, body, content_type: str = "text/csv") -> str:
+    with pytest.raises(penguins.inference.ClientError) as error:
+        penguins.serve(body, content_type)
+    assert isinstance(error.value, ValueError)
+    return str(error.value)
+
+
+def test_missing_required_column_is_a_client_error(penguins):
+    assert "year" in penguins.required
+    message = client_error(penguins, sample(penguins).drop(columns=["year"]).to_csv(index=False))
+    assert "missing required column(s): year" in message
+
+
+def test_wrong_typed_value_is_a_client_error_naming_column_and_row(penguins):
+    rows = sample(penguins).astype({"body_mass_g": object})
+    rows.iloc[2, rows.columns.get_loc("body_mass_g")] = "abc"
+    message = client_error(penguins, rows.to_csv(index=False))
+    assert "column 'body_mass_g'" in message and "'abc'" in message and "rows 2" in message
+    message = client_error(penguins, json.dumps(records(rows)), "application/json")
+    assert "column 'body_mass_g'" in message and "'abc'" in message
+
+
+def test_missing_column_and_wrong_value_are_one_error_naming_both(penguins):
+    rows = sample(penguins).drop(columns=["year"]).astype({"body_mass_g": object})
+    rows.iloc[0, rows.columns.get_loc("body_mass_g")] = "abc"
+    message = client_error(penguins, rows.to_csv(index=False))
+    assert message.startswith("2 problems")
+    assert "missing required column(s): year" in message and "column 'body_mass_g'" in message
+
+
+def test_csv_without_header_is_a_client_error(penguins):
+    message = client_error(penguins, sample(penguins).to_csv(index=False, header=False))
+    assert "header row" in message
+
+
+def test_json_list_of_lists_is_a_client_error(penguins):
+    lists = sample(penguins).to_json(orient="values")
+    assert json.loads(lists)[0][0] == "Torgersen"
+    for body in (lists, json.dumps({"instances": json.loads(lists)})):
+        assert "objects keyed by column name" in client_error(penguins, body, "application/json")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        ("", "text/csv", "cannot read the CSV body"),
+        (b"", "text/csv", "cannot read the CSV body"),
+        ("", "application/json", "cannot read the JSON body"),
+        ("[]", "application/json", "no rows"),
+        ("", "application/jsonlines", "no rows"),
+        ("island,year\n", "text/csv", "no rows"),
+    ],
+)
+def test_empty_body_is_a_client_error(penguins, body, content_type, says):
+    assert says in client_error(penguins, body, content_type)
+
+
+def test_broken_json_is_a_client_error(penguins):
+    assert "cannot read the JSON body" in client_error(penguins, '[{"island": "Dream",', "application/json")
+
+
+def test_unsupported_content_type_is_a_client_error(penguins):
+    message = client_error(penguins, sample(penguins).to_csv(index=False), "application/x-npy")
+    assert "unsupported content type 'application/x-npy'" in message and "text/csv" in message
+
+
+def test_json_list_where_a_category_belongs_is_a_client_error(penguins):
+    row = {**records(sample(penguins, 1))[0], "island": ["Dream"]}
+    assert "island" in client_error(penguins, json.dumps([row]), "application/json")
+
+
+def test_body_that_is_not_utf8_is_scored_or_a_client_error(penguins):
+    body = sample(penguins).assign(sex="mâle").to_csv(index=False).encode("latin-1")
+    try:
+        out = penguins.serve(body)
+    except penguins.inference.ClientError:
+        return
+    assert len(out["predictions"]) == len(sample(penguins))
+
+
+def test_csv_rows_ending_in_a_delimiter_keep_values_in_their_columns(penguins):
+    try:
+        rows = penguins.inference.input_fn("bill_length_mm,bill_depth_mm\n39.1,18.7,\n", "text/csv")
+    except penguins.inference.ClientError:
+        return  # refusing the body is right too
+    assert rows.to_dict("records") == [{"bill_length_mm": 39.1, "bill_depth_mm": 18.7}]
+
+
+# -- regression -----------------------------------------------------------------------------------------------------
+
+
+def test_regression_model_serves_values_near_the_truth(trained):
+    frame = regression_table()
+    model_dir = trained["regression"]
+    inference, _ = load_serving_code(model_dir)
+    predictor = inference.model_fn(str(model_dir))
+    assert predictor.schema["problem_type"] == "regression"
+    body = frame.drop(columns=["y"]).to_csv(index=False)
+    out = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body, "text/csv"), predictor)))
+    predictions = np.array(out["predictions"])
+    assert set(out) == {"predictions"} and predictions.dtype == np.float64 and predictions.shape == (len(frame),)
+    truth = frame["y"].to_numpy()
+    r2 = 1 - np.sum((truth - predictions) ** 2) / np.sum((truth - truth.mean()) ** 2)
+    assert r2 > 0.7

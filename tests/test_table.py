@@ -1,0 +1,366 @@
+"""The table transform (steps/table.py): column roles from the whole table, numbers from the training split."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from steps.table import (
+    MAX_ONEHOT,
+    TableError,
+    category_key,
+    column_roles,
+    feature_names,
+    fit,
+    missing_marks,
+    required_columns,
+    transform,
+)
+
+
+def fitted(frame: pd.DataFrame, **options) -> dict:
+    """The transform fitted on all of `frame`, with the roles `column_roles` gives it."""
+    roles, _ = column_roles(frame, **options)
+    return fit(frame, roles)
+
+
+def standardized(value: float, training: list[float]) -> float:
+    """A numeric feature by its definition: clip to the training [0.1%, 99.9%] quantiles, center on the median,
+    divide by the standard deviation of the clipped training values."""
+    training = np.asarray(training, dtype=float)
+    low, high = np.quantile(training, [0.001, 0.999])
+    clipped = np.clip(training, low, high)
+    return (np.clip(value, low, high) - np.median(clipped)) / clipped.std()
+
+
+# -- column roles ---------------------------------------------------------------------------------------------------
+
+
+def test_numbers_are_numeric_strings_and_booleans_categorical():
+    frame = pd.DataFrame(
+        {"x": [1.5, 2.5, 3.5, 4.5], "n": [1, 2, 1, 2], "s": ["a", "b", "a", "b"], "b": [True, False] * 2}
+    )
+    roles, dropped = column_roles(frame)
+    assert roles == {"x": "numeric", "n": "numeric", "s": "categorical", "b": "categorical"}
+    assert dropped == {}
+
+
+def test_integer_column_declared_categorical_is_categorical():
+    frame = pd.DataFrame({"code": [1, 2, 3, 1, 2, 3], "x": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+    roles, _ = column_roles(frame, categorical=["code"])
+    assert roles == {"code": "categorical", "x": "numeric"}
+
+
+def test_true_false_text_with_gaps_is_categorical():
+    frame = pd.DataFrame({"flag": ["true", "false", None, "TRUE"] * 5})
+    assert column_roles(frame)[0] == {"flag": "categorical"}
+
+
+def test_text_of_numbers_with_a_few_question_marks_is_numeric():
+    frame = pd.DataFrame({"x": [str(i) for i in range(39)] + ["?"]})
+    assert column_roles(frame)[0] == {"x": "numeric"}
+
+
+rng = np.random.default_rng(7)
+ROWS = 30
+DROPPED = {
+    "constant": ("level", [4] * ROWS, "constant"),
+    "all missing": ("blank", [np.nan] * ROWS, "all values missing"),
+    "unique text per row": ("comment", [f"note {i}" for i in range(ROWS)], "one distinct text per row"),
+    "integer sequence": ("row", list(rng.permutation(ROWS) + 1000), "ID-like integer sequence"),
+    "named like an identifier": (
+        "customer_id",
+        [float(v) for v in rng.choice(10**6, ROWS - 1, replace=False)] + [np.nan],
+        "named like an identifier",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DROPPED)
+def test_dropped_column_says_why(case):
+    name, values, reason = DROPPED[case]
+    frame = pd.DataFrame({name: values, "keep": np.arange(ROWS) % 4})
+    roles, dropped = column_roles(frame)
+    assert roles == {"keep": "numeric"}
+    assert list(dropped) == [name] and reason in dropped[name]
+
+
+def test_excluded_column_is_dropped_as_excluded():
+    frame = pd.DataFrame({"leak": [1.0, 2.0, 3.0], "keep": [3.0, 1.0, 2.0]})
+    roles, dropped = column_roles(frame, exclude=["leak"])
+    assert roles == {"keep": "numeric"}
+    assert "excluded" in dropped["leak"]
+
+
+def test_uniqueness_says_nothing_below_20_rows():
+    frame = pd.DataFrame({"name": [f"n{i}" for i in range(19)], "seq": np.arange(19)})
+    roles, dropped = column_roles(frame)
+    assert roles == {"name": "categorical", "seq": "numeric"} and dropped == {}
+
+
+def test_spread_out_unique_integers_without_an_id_name_are_numeric():
+    frame = pd.DataFrame({"income": np.arange(ROWS) * 1000 + 17})
+    assert column_roles(frame)[0] == {"income": "numeric"}
+
+
+# -- numeric columns ------------------------------------------------------------------------------------------------
+
+
+def test_numeric_column_is_imputed_clipped_centered_and_scaled():
+    # training [1, 2, 3, 4, NaN]: clip bounds 1.003 and 3.997, median 2.5, std of [1.003, 2, 3, 3.997]
+    spec = fitted(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, np.nan]}))
+    std = np.sqrt((2 * 1.497**2 + 2 * 0.5**2) / 4)
+    assert feature_names(spec) == ["x", "x missing"]
+    out = transform(pd.DataFrame({"x": [2.5, 3.0, np.nan, 100.0, -100.0]}), spec)
+    assert out.dtype == np.float32 and out.shape == (5, 2)
+    expected = [0.0, 0.5 / std, 0.0, 1.497 / std, -1.497 / std]
+    np.testing.assert_allclose(out[:, 0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 1], [0, 0, 1, 0, 0])
+
+
+def test_missing_indicator_only_when_training_had_gaps():
+    spec = fitted(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}))
+    assert feature_names(spec) == ["x"]
+    out = transform(pd.DataFrame({"x": [np.nan]}), spec)  # still imputed with the median
+    np.testing.assert_array_equal(out, [[0.0]])
+
+
+def test_extreme_value_at_transform_is_clipped_to_training_quantiles():
+    training = np.arange(1.0, 1001.0)  # quantiles 1.999 and 999.001
+    spec = fitted(pd.DataFrame({"x": training}))
+    out = transform(pd.DataFrame({"x": [1e9, -1e9, 999.001, 1.999]}), spec)[:, 0]
+    std = np.clip(training, 1.999, 999.001).std()
+    expected = [(999.001 - 500.5) / std, (1.999 - 500.5) / std] * 2
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    assert out[0] == out[2] and out[1] == out[3]
+
+
+def test_numbers_are_learned_from_the_training_split_only():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 1000.0, 2000.0]})
+    roles, _ = column_roles(frame)
+    spec = fit(frame.iloc[:4], roles)
+    out = transform(frame, spec)[:, 0]
+    np.testing.assert_allclose(out, [standardized(v, [1, 2, 3, 4]) for v in frame["x"]], rtol=1e-5)
+    assert out[4] == out[5] == out[3]  # clipped to the training range
+
+
+def test_infinity_is_treated_as_missing():
+    spec = fitted(pd.DataFrame({"x": [1.0, 2.0, 3.0, np.inf, 4.0]}))
+    assert feature_names(spec) == ["x", "x missing"]
+    out = transform(pd.DataFrame({"x": [np.inf, -np.inf, 2.5]}), spec)
+    np.testing.assert_array_equal(out, [[0, 1], [0, 1], [0, 0]])
+
+
+def test_question_mark_is_missing_at_transform_time():
+    training = [str(i) for i in range(39)] + ["?"]
+    spec = fitted(pd.DataFrame({"x": training}))
+    assert feature_names(spec) == ["x", "x missing"]
+    out = transform(pd.DataFrame({"x": ["?", "19", "38"]}), spec)
+    expected = [[0.0, 1.0], [0.0, 0.0], [standardized(38, range(39)), 0.0]]
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_unseen_text_in_numeric_column_is_an_error_naming_the_column():
+    spec = fitted(pd.DataFrame({"x": [str(i) for i in range(39)] + ["?"]}))
+    with pytest.raises(TableError, match=r"column 'x'.*not numbers.*'abc'") as error:
+        transform(pd.DataFrame({"x": ["1", "abc", "?"]}), spec)
+    assert isinstance(error.value, ValueError)
+    assert "rows 1" in str(error.value)
+
+
+def test_missing_mark_seen_only_outside_the_training_split_is_still_missing():
+    frame = pd.DataFrame({"x": [str(i) for i in range(39)] + ["?"]})
+    roles, _ = column_roles(frame)
+    assert roles == {"x": "numeric"}
+    marks = missing_marks(frame, roles)  # over the whole table, as preprocessing does
+    assert marks == {"x": ["?"]}
+    spec = fit(frame.iloc[:30], roles, marks)  # the '?' row is in the validation or test split
+    out = transform(frame.iloc[30:], spec)
+    assert out[-1, 0] == 0.0  # imputed with the median
+
+
+# -- categorical columns --------------------------------------------------------------------------------------------
+
+
+def test_categories_are_one_hot_columns_most_frequent_first():
+    spec = fitted(pd.DataFrame({"city": ["Oslo", "Rome", "Rome", "Bonn", "Rome", "Oslo"]}))
+    assert feature_names(spec) == ["city=Rome", "city=Oslo", "city=Bonn"]
+    out = transform(pd.DataFrame({"city": ["Bonn", "Rome", "Oslo"]}), spec)
+    np.testing.assert_array_equal(out, [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
+
+
+def test_unknown_category_is_all_zeros():
+    spec = fitted(pd.DataFrame({"city": ["Oslo", "Rome", "Bonn"]}))
+    out = transform(pd.DataFrame({"city": ["Atlantis", "Rome"]}), spec)
+    np.testing.assert_array_equal(out, [[0, 0, 0], [0, 0, 1]])
+
+
+def test_missing_category_column_only_when_training_had_missing():
+    without = fitted(pd.DataFrame({"city": ["Oslo", "Rome", "Oslo"]}))
+    assert feature_names(without) == ["city=Oslo", "city=Rome"]
+    np.testing.assert_array_equal(transform(pd.DataFrame({"city": [None]}), without), [[0, 0]])
+    gappy = fitted(pd.DataFrame({"city": ["Oslo", None, "Rome", "Oslo"]}))
+    assert feature_names(gappy) == ["city=Oslo", "city=Rome", "city=<missing>"]
+    out = transform(pd.DataFrame({"city": [None, "Rome", np.nan]}), gappy)
+    np.testing.assert_array_equal(out, [[0, 0, 1], [0, 1, 0], [0, 0, 1]])
+
+
+def test_many_categories_keep_the_most_frequent_an_other_column_and_the_frequency():
+    # k00..k30 three rows each, k31..k39 one row each: 102 rows, 40 categories
+    common = [f"k{i:02d}" for i in range(31)]
+    rare = [f"k{i:02d}" for i in range(31, 40)]
+    spec = fitted(pd.DataFrame({"c": common * 3 + rare}))
+    assert MAX_ONEHOT == 32
+    assert feature_names(spec) == [f"c={k}" for k in common] + ["c=<other>", "c frequency"]
+    out = transform(pd.DataFrame({"c": ["k00", "k35", "unseen"]}), spec)
+    assert out.shape == (3, 33)
+    assert out[0, 0] == 1 and out[0, 31] == 0 and out[0, 32] == pytest.approx(3 / 102, abs=1e-6)
+    assert out[1, :31].sum() == 0 and out[1, 31] == 1 and out[1, 32] == pytest.approx(1 / 102, abs=1e-6)
+    assert out[2, :31].sum() == 0 and out[2, 31] == 1 and out[2, 32] == 0
+
+
+def test_true_spellings_are_one_category():
+    spec = fitted(pd.DataFrame({"member": [True, False, True]}))
+    assert feature_names(spec) == ["member=true", "member=false"]
+    rows = pd.DataFrame({"member": pd.Series([True, "true", "TRUE", " True ", False, "false"], dtype=object)})
+    np.testing.assert_array_equal(transform(rows, spec), [[1, 0]] * 4 + [[0, 1]] * 2)
+
+
+def test_number_spellings_are_one_category():
+    spec = fitted(pd.DataFrame({"code": [1, 2, 3, 2]}), categorical=["code"])
+    assert feature_names(spec) == ["code=2", "code=1", "code=3"]
+    rows = pd.DataFrame({"code": pd.Series([2, 2.0, "2", "2.0", np.int64(2)], dtype=object)})
+    np.testing.assert_array_equal(transform(rows, spec), [[1, 0, 0]] * 5)
+    np.testing.assert_array_equal(transform(pd.DataFrame({"code": [3.0, 2.5]}), spec), [[0, 0, 1], [0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ((True, "true", "TRUE", " True", np.bool_(True)), "true"),
+        ((False, "false", "FALSE"), "false"),
+        ((2, 2.0, "2", "2.0", " 2 ", np.int64(2), np.float32(2.0)), "2"),
+        ((2.5, "2.5", np.float64(2.5)), "2.5"),
+        (("Oslo", " Oslo "), "Oslo"),
+    ],
+)
+def test_category_key_spells_a_category_one_way(values, key):
+    assert {category_key(v) for v in values} == {key}
+
+
+# -- datetime columns -----------------------------------------------------------------------------------------------
+
+DATES = ["2020-01-01", "2021-06-15", "2022-12-31", "2023-03-10"]  # Wednesday, Tuesday, Saturday, Friday
+
+
+def test_iso_dates_become_year_month_day_and_day_of_week():
+    frame = pd.DataFrame({"joined": DATES})
+    assert column_roles(frame)[0] == {"joined": "datetime"}
+    spec = fitted(frame)
+    assert feature_names(spec) == ["joined.year", "joined.month", "joined.day", "joined.day_of_week"]
+    out = transform(pd.DataFrame({"joined": ["2021-06-15"]}), spec)[0]
+    expected = [
+        standardized(2021, [2020, 2021, 2022, 2023]),
+        standardized(6, [1, 6, 12, 3]),
+        standardized(15, [1, 15, 31, 10]),
+        standardized(1, [2, 1, 5, 4]),  # Monday is 0
+    ]
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_date_parts_that_never_vary_in_training_are_left_out():
+    spec = fitted(pd.DataFrame({"d": ["2021-03-01", "2021-03-02", "2021-03-03", "2021-03-04"]}))
+    assert feature_names(spec) == ["d.day", "d.day_of_week"]
+
+
+def test_hour_only_when_times_vary():
+    dates = fitted(pd.DataFrame({"d": ["2021-01-04 00:00", "2021-03-15 00:00", "2021-07-09 00:00"]}))
+    assert "d.hour" not in feature_names(dates)
+    times = fitted(pd.DataFrame({"d": ["2021-01-04 08:30", "2021-03-15 17:00", "2021-07-09 01:00"]}))
+    assert feature_names(times) == ["d.month", "d.day", "d.day_of_week", "d.hour"]
+
+
+def test_unparseable_date_is_an_error_naming_the_column():
+    spec = fitted(pd.DataFrame({"joined": DATES}))
+    with pytest.raises(TableError, match=r"column 'joined'.*not dates.*'someday'"):
+        transform(pd.DataFrame({"joined": ["2021-06-15", "someday"]}), spec)
+
+
+# -- applying the transform -----------------------------------------------------------------------------------------
+
+
+def mixed_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "gappy": [1.0, np.nan, 3.0, 4.0, np.nan, 6.0],
+            "city": ["Oslo", "Rome", "Oslo", "Bonn", "Rome", "Oslo"],
+            "when": ["2020-01-01", "2020-05-02", "2021-02-03", "2021-08-04", "2022-03-05", "2022-11-06"],
+        }
+    )
+
+
+def test_required_columns_are_those_without_gaps_in_training():
+    assert required_columns(fitted(mixed_frame())) == ["x", "city", "when"]
+
+
+def test_column_order_does_not_matter():
+    frame = mixed_frame()
+    spec = fitted(frame)
+    np.testing.assert_array_equal(transform(frame[["when", "city", "gappy", "x"]], spec), transform(frame, spec))
+
+
+def test_extra_columns_are_ignored():
+    frame = mixed_frame()
+    spec = fitted(frame)
+    extra = frame.assign(unused=["a", "b", "c", "d", "e", "f"], more=np.arange(6))
+    np.testing.assert_array_equal(transform(extra, spec), transform(frame, spec))
+
+
+def test_missing_optional_column_is_imputed():
+    frame = mixed_frame()
+    spec = fitted(frame)
+    out = transform(frame.drop(columns=["gappy"]), spec)
+    at = feature_names(spec).index("gappy")
+    np.testing.assert_array_equal(out[:, at], 0.0)  # the median
+    np.testing.assert_array_equal(out[:, at + 1], 1.0)  # and marked missing
+    full = transform(frame, spec)
+    np.testing.assert_array_equal(np.delete(out, [at, at + 1], axis=1), np.delete(full, [at, at + 1], axis=1))
+
+
+def test_missing_required_column_and_bad_value_are_reported_together():
+    frame = mixed_frame()
+    spec = fitted(frame)
+    rows = frame.drop(columns=["city"]).astype({"x": object})
+    rows.loc[2, "x"] = "abc"
+    with pytest.raises(TableError) as error:
+        transform(rows, spec)
+    assert len(error.value.problems) == 2
+    message = str(error.value)
+    assert "missing required column(s): city" in message
+    assert "column 'x'" in message and "'abc'" in message and "rows 2" in message
+
+
+# -- pandas 4 -------------------------------------------------------------------------------------------------------
+
+PANDAS_4_WARNING = getattr(pd.errors, "Pandas4Warning", None)
+needs_pandas_4_warning = pytest.mark.skipif(PANDAS_4_WARNING is None, reason="no Pandas4Warning in this pandas")
+
+
+@needs_pandas_4_warning
+def test_unknown_category_uses_nothing_pandas_4_removes():
+    spec = fitted(pd.DataFrame({"city": ["Oslo", "Rome", "Bonn"]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PANDAS_4_WARNING)
+        transform(pd.DataFrame({"city": ["Atlantis"]}), spec)
+
+
+@needs_pandas_4_warning
+def test_date_parts_use_nothing_pandas_4_removes():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PANDAS_4_WARNING)
+        spec = fitted(pd.DataFrame({"joined": DATES}))
+        transform(pd.DataFrame({"joined": DATES}), spec)
