@@ -12,6 +12,7 @@ training-set gap pass; CloudWatch is off here). Target: train.py >= 0.9x the bar
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -21,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "steps"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from contract import read_split, torch_threads  # noqa: E402
 from model import MLP  # noqa: E402
 from synthetic import write_splits  # noqa: E402
 from training import train_command  # noqa: E402
@@ -57,9 +58,10 @@ def regula_samples_per_second(root: Path, epochs: int, batch: int) -> float:
 
 def bare_samples_per_second(root: Path, epochs: int, batch: int) -> float:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    table = np.loadtxt(root / "train" / "train.csv", delimiter=",", skiprows=1, dtype=np.float32)
-    x = torch.from_numpy(table[:, 1:]).to(device)
-    y = torch.from_numpy(table[:, 0].astype(np.int64)).to(device)
+    features, labels = read_split(root / "train", "train")
+    x, y = torch.from_numpy(features).to(device), torch.from_numpy(labels).to(device)
+    widths = [x.shape[1], *HIDDEN, 10]
+    torch.set_num_threads(torch_threads(batch * sum(a * b for a, b in itertools.pairwise(widths))))  # as train.py
     model = MLP(x.shape[1], 10, HIDDEN, 0.1).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16

@@ -2,7 +2,8 @@
 
 Both sides drive the same training script (steps/train.py) on the same splits, over the same
 dropout / L1 / L2 space, with the same early stopping. The ladder trains round after round until
-evaluate.py accepts the model (gap <= 0.2, validation accuracy >= 0.85) or the 3 rounds are spent.
+evaluate.py accepts the model (steps/defaults.py: relative gap <= MAX_GAP, validation quality above the
+baseline by MIN_LIFT) or the 3 rounds are spent.
 Optuna runs 30 TPE trials with a median pruner fed the validation loss of every epoch, and picks the
 trial with the lowest validation loss. Reported: total training epochs, wall time, test accuracy of
 each side's chosen model.
@@ -25,14 +26,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from training import train_command  # noqa: E402
+from training import pack, train_command  # noqa: E402
+
+from steps import defaults as d  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
 ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(STEPS)}
 EPOCH = re.compile(r"^epoch (\d+): .*?val_loss=([0-9.eE+-]+);")
-BASE = {"dropout": 0.1, "l1": 1e-5, "l2": 0.01, "growth": 10.0}
-ROUNDS, MAX_GAP, MIN_VAL_ACCURACY = 3, 0.2, 0.85
+BASE = {"dropout": d.DROPOUT, "l1": d.L1, "l2": d.L2, "growth": d.GROWTH}
+ROUNDS = 3
 
 
 def datasets() -> dict:
@@ -73,15 +76,15 @@ def evaluate(splits: Path, model_dir: Path, out: Path) -> dict:
             sys.executable,
             str(STEPS / "evaluate.py"),
             "--model-dir",
-            str(model_dir),
+            str(pack(model_dir)),
             "--data-dir",
             str(splits),
             "--output-dir",
             str(out),
             "--max-gap",
-            str(MAX_GAP),
-            "--min-val-accuracy",
-            str(MIN_VAL_ACCURACY),
+            str(d.MAX_GAP),
+            "--min-lift",
+            str(d.MIN_LIFT),
         ],
         check=True,
         capture_output=True,
@@ -105,7 +108,7 @@ def ladder(splits: Path, work: Path) -> dict:
         "rounds": round_,
         "accepted": report["decision"] == "register",
         "test_accuracy": report["metrics"]["test"]["accuracy"],
-        "gap": report["generalization_gap"]["loss"],
+        "gap": report["generalization_gap"]["relative"],
     }
 
 
@@ -161,7 +164,7 @@ def optuna_search(splits: Path, work: Path, trials: int) -> dict:
         "trials": trials,
         "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
         "test_accuracy": report["metrics"]["test"]["accuracy"],
-        "gap": report["generalization_gap"]["loss"],
+        "gap": report["generalization_gap"]["relative"],
         "best_params": study.best_params,
     }
 

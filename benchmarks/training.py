@@ -23,3 +23,15 @@ def train_command(splits: Path, model_dir: Path, **hyperparameters) -> list[str]
     for key, value in hyperparameters.items():
         command += [f"--{key}", str(value)]
     return command
+
+
+def pack(model_dir: Path) -> Path:
+    """model_dir packed as SageMaker packs it, into a sibling folder: what evaluate.py reads."""
+    import tarfile
+
+    packed = model_dir.with_name(model_dir.name + "-packed")
+    packed.mkdir(exist_ok=True)
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return packed

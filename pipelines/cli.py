@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -25,10 +26,31 @@ def key_values(items: list[str] | None, option: str = "--param") -> dict[str, st
     return values
 
 
+SETTINGS_OPTIONS = (
+    "pipeline_name",
+    "region",
+    "bucket",
+    "prefix",
+    "role_arn",
+    "rounds",
+    "image_uri",
+    "allow_auto_approval",
+)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         k: getattr(args, k)
-        for k in ("pipeline_name", "region", "bucket", "prefix", "role_arn", "rounds", "image_uri")
+        for k in (
+            "pipeline_name",
+            "region",
+            "bucket",
+            "prefix",
+            "role_arn",
+            "rounds",
+            "image_uri",
+            "allow_auto_approval",
+        )
         if getattr(args, k, None) is not None
     }
     return Settings(**overrides)
@@ -195,6 +217,12 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--role-arn", help="SageMaker execution role")
     group.add_argument("--rounds", type=int, help="rounds in the retraining ladder (default: 3)")
     group.add_argument("--image-uri", help="custom image for the steps (see containers/); default: AWS PyTorch")
+    group.add_argument(
+        "--allow-auto-approval",
+        action="store_true",
+        default=None,
+        help="let executions register packages as Approved (ModelApprovalStatus); default: review only",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def interrupted(_signum, _frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: cleanup (ending running jobs) runs either way
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, interrupted)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

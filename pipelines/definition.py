@@ -52,6 +52,7 @@ from sagemaker.train.model_trainer import ModelTrainer
 from pipelines.session import RegulaSession
 from pipelines.settings import Settings
 from steps import defaults as d
+from steps import parameters
 
 GAP_PATH = "generalization_gap.relative"
 STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
@@ -96,7 +97,11 @@ class Parameters:
         self.min_lift = ParameterFloat("MinLift", default_value=d.MIN_LIFT)
         self.min_quality = ParameterFloat("MinQuality", default_value=d.MIN_QUALITY)
         self.model_group = ParameterString("ModelPackageGroupName", default_value=d.MODEL_PACKAGE_GROUP)
-        self.approval_status = ParameterString("ModelApprovalStatus", default_value=d.APPROVAL_STATUS)
+        # a package registers for review unless the pipeline was rendered with --allow-auto-approval
+        statuses = [d.APPROVAL_STATUS, "Approved"] if settings.allow_auto_approval else [d.APPROVAL_STATUS]
+        self.approval_status = ParameterString(
+            "ModelApprovalStatus", default_value=d.APPROVAL_STATUS, enum_values=statuses
+        )
         self.metrics_namespace = ParameterString("MetricsNamespace", default_value=d.METRICS_NAMESPACE)
         self.code_version = ParameterString("CodeVersion", default_value="unknown")
 
@@ -167,6 +172,18 @@ def metrics_arguments(p: Parameters) -> list:
     ]
 
 
+def checked_parameters(p: Parameters) -> list:
+    """`--check Name=value` for every parameter with limits: the first step refuses bad values before any data is
+    read, whoever started the execution (console, API, CI)."""
+    limited = {*parameters.NUMBERS, *parameters.CHOICES, "HiddenLayers"}
+    return [
+        item
+        for param in p.all()
+        if param.name in limited
+        for item in ("--check", Join(on="=", values=[param.name, param]))
+    ]
+
+
 def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, lib_uri: str) -> ProcessingStep:
     args = processor(settings, session, p, "preprocess").run(
         code=f"{STEPS_DIR}/preprocess.py",
@@ -195,6 +212,7 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             "--max-train-rows",
             p.max_train_rows.to_string(),
             *metrics_arguments(p),
+            *checked_parameters(p),
         ],
     )
     return ProcessingStep(name="Preprocess", step_args=args)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 
 from pipelines.errors import RegulaError
+from pipelines.parameters import parameter_values
 from pipelines.settings import Settings, code_version
 
 INLINE_DEFINITION_LIMIT = 100_000  # CreatePipeline's PipelineDefinition; larger ones go through S3
@@ -88,15 +89,14 @@ def _same_json(left: str | None, right: str) -> bool:
         return False
 
 
-def declared_parameters(sagemaker, pipeline_name: str) -> dict[str, dict]:
+def deployed_definition(sagemaker, pipeline_name: str) -> dict:
     try:
         described = sagemaker.describe_pipeline(PipelineName=pipeline_name)
     except sagemaker.exceptions.ClientError as error:
         if not missing(error):
             raise
         raise DeployError(f"pipeline {pipeline_name} does not exist: run `regula upsert` first") from None
-    definition = json.loads(described["PipelineDefinition"])
-    return {p["Name"]: p for p in definition.get("Parameters", [])}
+    return json.loads(described["PipelineDefinition"])
 
 
 def start(
@@ -108,13 +108,11 @@ def start(
     timeout_seconds: float = 6 * 3600,
     echo: Callable = print,
 ) -> dict:
-    declared = declared_parameters(sagemaker, settings.pipeline_name)
+    definition = deployed_definition(sagemaker, settings.pipeline_name)
     params = dict(params or {})
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise DeployError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
-    if "CodeVersion" in declared:
+    if any(p["Name"] == "CodeVersion" for p in definition.get("Parameters", [])):
         params.setdefault("CodeVersion", code_version())
+    parameter_values(definition, params)  # names, types, ranges: refused here, before any execution starts
     response = sagemaker.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in sorted(params.items())],

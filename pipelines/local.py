@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.errors import RegulaError
 from pipelines.settings import Settings, code_version
 
 DEMO_MAX_TRAIN_ROWS = 300  # a small training subset, so round 1 overfits and the retrain path shows
@@ -19,6 +20,23 @@ def demo_dataset_csv() -> bytes:
     from sklearn.datasets import load_digits
 
     return load_digits(as_frame=True).frame.to_csv(index=False).encode()
+
+
+def claim_run_dir(runs_dir: Path) -> Path:
+    """A new folder under `runs_dir`, named by the time; mkdir is atomic, so two runs never share one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in range(1, 1000):
+            run_dir = runs_dir / (stamp if suffix == 1 else f"{stamp}-{suffix}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+    except OSError as error:
+        raise RegulaError(f"cannot create a run folder in {runs_dir}: {error.strerror}") from None
+    raise RegulaError(f"cannot create a run folder in {runs_dir}: too many runs started at {stamp}")
 
 
 def run_local(
@@ -52,6 +70,7 @@ def run_local(
     text, session = render(settings)
     definition = json.loads(text)
     parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
+    run_dir = claim_run_dir(Path(runs_dir))
 
     with aws_environment(settings.region) as env:
         boto = boto3.Session(
@@ -82,11 +101,6 @@ def run_local(
             params["InputDataUri"] = f"s3://{settings.bucket}/{key}"
             echo(f"data: {data} -> {params['InputDataUri']}")
 
-        run_dir = Path(runs_dir) / time.strftime("%Y%m%d-%H%M%S")
-        suffix = 1
-        while run_dir.exists():
-            suffix += 1
-            run_dir = Path(runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
         runner = LocalRunner(definition, run_dir, s3, sagemaker, settings.region, env=env, echo=echo, verbose=verbose)
         execution = runner.run(settings.pipeline_name, params)
 

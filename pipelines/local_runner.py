@@ -18,10 +18,12 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines import expressions
 from pipelines.expressions import Context, evaluate_condition, resolve
+from pipelines.parameters import parameter_values
 from pipelines.s3 import download_prefix, split_uri, upload_dir
 
 CONTAINER_ROOT = "/opt/ml"
@@ -71,27 +74,6 @@ class Execution:
     seconds: float = 0.0
 
 
-def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, Any]:
-    """Defaults from the definition, overridden and typed like SageMaker does."""
-    casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
-    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise ValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
-    values = {}
-    for name, spec in declared.items():
-        raw = overrides.get(name, spec.get("DefaultValue"))
-        if raw is None:
-            raise ValueError(f"pipeline parameter {name} has no default and was not given")
-        try:
-            values[name] = casts[spec["Type"]](raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"pipeline parameter {name} must be {spec['Type']}, got {raw!r}") from None
-        if spec.get("EnumValues") and values[name] not in spec["EnumValues"]:
-            raise ValueError(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
-    return values
-
-
 def referenced_steps(value: Any) -> set[str]:
     found = set()
     if isinstance(value, dict):
@@ -123,6 +105,26 @@ def order_steps(steps: list[dict]) -> list[dict]:
         ordered.append(ready[0])
         done.add(ready[0]["Name"])
     return ordered
+
+
+def max_runtime(args: dict) -> float | None:
+    """The job's StoppingCondition.MaxRuntimeInSeconds, which SageMaker enforces: the local runner does too."""
+    seconds = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    return float(seconds) if seconds else None
+
+
+def end_process_group(process: subprocess.Popen) -> None:
+    """Stop a job and everything it started (its own process group): TERM, then KILL after a grace period."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def free_port() -> int:
@@ -273,7 +275,7 @@ class LocalRunner:
             self._container_arg(root, a) for a in app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])
         ]
         env = {k: self._container_arg(root, str(v)) for k, v in args.get("Environment", {}).items()}
-        self._run_process(record, command, env, cwd=root)
+        self._run_process(record, command, env, cwd=root, timeout=max_runtime(args))
         for item in outputs:
             upload_dir(self.s3, self._host_path(root, item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
         self.execution.properties[step["Name"]] = {
@@ -332,6 +334,7 @@ class LocalRunner:
             cwd=channels.get("code", root),
             processes=processes,
             failure_file=ml / "output" / "failure",
+            timeout=max_runtime(args),
         )
 
         archive = root / "model.tar.gz"
@@ -430,49 +433,78 @@ class LocalRunner:
         cwd: Path,
         processes: int = 1,
         failure_file: Path | None = None,
+        timeout: float | None = None,
     ) -> None:
         log = self.run_dir / "logs" / f"{record.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         record.log = str(log)
-        base = {**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1"}
-        ranks = []
+        # each process gets its share of the CPUs: more torch/BLAS threads than cores only spin (steps/contract.py)
+        share = str(max(1, (os.cpu_count() or 1) // processes))
+        base = {**os.environ, **self.env, **env, "PYTHONUNBUFFERED": "1", "REGULA_CPUS": share}
+        ranks: list[subprocess.Popen] = []
         rank_logs = contextlib.ExitStack()
         started = time.perf_counter()
         master_port = str(free_port())
-        for rank in range(processes):
-            rank_env = dict(base)
-            if processes > 1:
-                rank_env.update(
-                    WORLD_SIZE=str(processes),
-                    RANK=str(rank),
-                    LOCAL_RANK="0",
-                    MASTER_ADDR="127.0.0.1",
-                    MASTER_PORT=master_port,
+        timed_out = threading.Event()
+
+        def stop_all() -> None:
+            timed_out.set()
+            for process in ranks:
+                end_process_group(process)
+
+        watchdog = threading.Timer(timeout, stop_all) if timeout else None
+        try:
+            for rank in range(processes):
+                rank_env = dict(base)
+                if processes > 1:
+                    rank_env.update(
+                        WORLD_SIZE=str(processes),
+                        RANK=str(rank),
+                        LOCAL_RANK="0",
+                        MASTER_ADDR="127.0.0.1",
+                        MASTER_PORT=master_port,
+                    )
+                out = (
+                    subprocess.PIPE
+                    if rank == 0
+                    else rank_logs.enter_context(open(log.with_suffix(f".rank{rank}.log"), "w"))
                 )
-            out = (
-                subprocess.PIPE
-                if rank == 0
-                else rank_logs.enter_context(open(log.with_suffix(f".rank{rank}.log"), "w"))
-            )
-            ranks.append(
-                subprocess.Popen(command, cwd=cwd, env=rank_env, stdout=out, stderr=subprocess.STDOUT, text=True)
-            )
-        last_lines: list[str] = []
-        last_shown = time.monotonic()
-        with open(log, "w") as sink:
-            for line in ranks[0].stdout:
-                sink.write(line)
-                line = line.rstrip()
-                if line:
-                    last_lines = (last_lines + [line])[-20:]
-                # every line with --verbose; else all but the per-epoch ones, of which one every few seconds
-                quiet = line.startswith("epoch ") and time.monotonic() - last_shown < PROGRESS_SECONDS
-                if line and (self.verbose or not quiet):
-                    self.echo(f"   | {line}")
-                    last_shown = time.monotonic()
-        codes = [p.wait() for p in ranks]
+                ranks.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=cwd,
+                        env=rank_env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        start_new_session=True,  # its own process group: ended with everything it started
+                    )
+                )
+            if watchdog:
+                watchdog.start()
+            last_lines: list[str] = []
+            last_shown = time.monotonic()
+            with open(log, "w") as sink:
+                for line in ranks[0].stdout:
+                    sink.write(line)
+                    line = line.rstrip()
+                    if line:
+                        last_lines = (last_lines + [line])[-20:]
+                    # every line with --verbose; else all but the per-epoch ones, of which one every few seconds
+                    quiet = line.startswith("epoch ") and time.monotonic() - last_shown < PROGRESS_SECONDS
+                    if line and (self.verbose or not quiet):
+                        self.echo(f"   | {line}")
+                        last_shown = time.monotonic()
+            codes = [p.wait() for p in ranks]
+        finally:  # an error, Ctrl-C or SIGTERM here: no job outlives the runner
+            if watchdog:
+                watchdog.cancel()
+            for process in ranks:
+                end_process_group(process)
+            rank_logs.close()
         record.process_seconds = round(time.perf_counter() - started, 3)
-        rank_logs.close()
+        if timed_out.is_set():
+            raise StepFailed(f"stopped after MaxRuntimeInSeconds={timeout:g} (log: {log})")
         if any(codes):
             reason = ""
             if failure_file and failure_file.exists():

@@ -4,12 +4,15 @@ Approval is guarded: a package whose recorded generalization gap is above the
 policy's maximum, or whose validation quality does not beat the recorded
 baseline by the recorded lift (and reach the recorded minimum), is refused
 unless forced. The policy is the one recorded with the package at registration
-(`regula:max_gap`, `regula:min_lift`, `regula:min_quality`), or `--max-gap`.
-A package missing any of these numbers is refused too: the guard fails closed.
+(`regula:max_gap`, `regula:min_lift`, `regula:min_quality`); `--max-gap` can
+only tighten it. A package missing any of these numbers (or holding one that is
+not a number) is refused too, and so is re-approving a rejected package without
+--force and a note: the guard fails closed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from pipelines.errors import RegulaError
@@ -20,10 +23,12 @@ class RegistryError(RegulaError):
 
 
 def _float(metadata: dict, key: str) -> float | None:
+    """The recorded number, or None when it is missing or not a finite number (the guard then refuses)."""
     try:
-        return float(metadata[key])
+        value = float(metadata[key])
     except (KeyError, TypeError, ValueError):
         return None
+    return value if math.isfinite(value) else None
 
 
 def _row(package: dict) -> dict:
@@ -110,11 +115,11 @@ def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
         "min_lift": "minimum lift",
         "min_quality": "minimum quality",
     }
-    absent = [text for key, text in names.items() if row[key] is None or row[key] != row[key]]  # None or NaN
+    absent = [text for key, text in names.items() if row[key] is None]
     if absent:
         return [f"it has no recorded {', '.join(absent)}"]
     problems = []
-    limit = max_gap if max_gap is not None else row["max_gap"]
+    limit = row["max_gap"] if max_gap is None else min(max_gap, row["max_gap"])  # --max-gap only tightens
     if row["gap"] > limit:
         problems.append(f"its generalization gap {row['gap']:.4f} is above the maximum {limit:g}")
     floor = max(row["baseline_quality"] + row["min_lift"], row["min_quality"])
@@ -136,18 +141,26 @@ def set_status(
     max_gap: float | None = None,
     echo: Callable = print,
 ) -> dict:
+    if max_gap is not None and not math.isfinite(max_gap):
+        raise RegistryError(f"--max-gap must be a finite number, got {max_gap}")
     row = find(sagemaker, group, ref)
-    if row["status"] == status:
-        echo(f"version {row['version']} is already {status}")
-        return row
     if status == "Approved":
+        # the policy first, even for a package that is approved already: the answer must not depend on history
         problems = policy_violations(row, max_gap)
+        if row["status"] == "Rejected" and not (force and note):
+            raise RegistryError(
+                f"refusing to approve version {row['version']}: it was rejected; approving it needs --force and a "
+                "--note saying why"
+            )
         if problems and not force:
             raise RegistryError(
                 f"refusing to approve version {row['version']}: {'; '.join(problems)} (--force overrides)"
             )
-        if problems:
+        if problems and row["status"] != status:
             echo(f"approving version {row['version']} despite the policy (--force): {'; '.join(problems)}")
+    if row["status"] == status:
+        echo(f"version {row['version']} is already {status}")
+        return row
     # The metadata is sent again unchanged: AWS keeps it anyway, moto would drop it on update.
     request = {
         "ModelPackageArn": row["arn"],

@@ -14,9 +14,11 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 
 def download_prefix(s3, uri: str, destination: Path) -> int:
-    """Copy every object under `uri` (a prefix or one object) into `destination`, as SageMaker's S3Prefix input does."""
+    """Copy every object under `uri` (a prefix or one object) into `destination`, as SageMaker's S3Prefix input does.
+    Keys are untrusted: one that would land outside `destination` ('..', an absolute path) is refused, by name."""
     bucket, prefix = split_uri(uri)
     destination.mkdir(parents=True, exist_ok=True)
+    root = destination.resolve()
     count = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
@@ -24,7 +26,9 @@ def download_prefix(s3, uri: str, destination: Path) -> int:
             if key.endswith("/"):
                 continue
             relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
-            target = destination / relative
+            target = (root / relative).resolve()
+            if not target.is_relative_to(root) or target == root:
+                raise ValueError(f"object key {key!r} would be written outside {destination}: refused")
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(target))
             count += 1

@@ -66,15 +66,17 @@ class RegulaSession(PipelineSession):
         return f"s3://{bucket}/{key}"
 
     def push_uploads(self, s3_client) -> int:
-        """Put the recorded code into the bucket, skipping what is there already (keys are content
-        hashes, so a present key holds the same bytes); returns how many objects were written."""
+        """Put the recorded code into the bucket; returns how many objects were written. An object already at its
+        content-addressed key is kept only when its bytes are the recorded ones: anything else there (a poisoned
+        train.py, a truncated upload) is overwritten before a job can run it."""
         written = 0
         for key, data in sorted(self.uploads.items()):
             try:
-                s3_client.head_object(Bucket=self.default_bucket(), Key=key)
-                continue
+                present = s3_client.get_object(Bucket=self.default_bucket(), Key=key)["Body"].read()
             except s3_client.exceptions.ClientError:
-                pass
+                present = None
+            if present is not None and hashlib.sha256(present).digest() == hashlib.sha256(data).digest():
+                continue
             s3_client.put_object(Bucket=self.default_bucket(), Key=key, Body=data)
             written += 1
         return written

@@ -23,6 +23,7 @@ class Settings:
     pytorch_version: str = "2.5"
     python_version: str = "py311"
     image_uri: str | None = None  # a custom image for the steps (containers/steps/Dockerfile) instead of AWS's
+    allow_auto_approval: bool = False  # may an execution register packages as Approved (ModelApprovalStatus)?
 
     def __post_init__(self):
         if not 1 <= self.rounds <= 10:

@@ -13,6 +13,7 @@ run anywhere.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sys
@@ -56,12 +57,19 @@ class MetricEmitter:
         self._client = client
         self._stop = threading.Event()
         self._thread = None
+        self._non_finite: set[str] = set()
         if self.enabled:
             self._thread = threading.Thread(target=self._run, name="regula-metrics", daemon=True)
             self._thread.start()
 
     def put(self, name: str, value: float, unit: str = "None") -> None:
         if not self.enabled:
+            return
+        if not math.isfinite(value):  # PutMetricData refuses NaN and infinities: the whole request would fail
+            if name not in self._non_finite:
+                print(f"[regula] CloudWatch: not sending {name}={value} (not a finite number)", file=sys.stderr)
+            self._non_finite.add(name)
+            self.dropped += 1
             return
         now = datetime.now(UTC)
         for dims in (self.dimensions, self.detail_dimensions):

@@ -16,6 +16,7 @@ SEED = 42
 
 # -- training -------------------------------------------------------------------------------------------------------
 DROPOUT = 0.1
+MAX_DROPOUT = 0.8  # the ladder moves dropout towards this, never reaching it
 L1 = 1e-5
 L2 = 0.01  # AdamW weight decay
 GROWTH = 10.0  # per round: L1 and L2 times this, dropout towards MAX_DROPOUT

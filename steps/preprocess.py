@@ -33,6 +33,7 @@ from defaults import (
     TEST_FRACTION,
     VALIDATION_FRACTION,
 )
+from parameters import problems as parameter_problems
 from quality import quality_metric
 from sklearn.model_selection import train_test_split
 
@@ -56,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--check", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
     parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
@@ -229,7 +231,8 @@ def split(labels: np.ndarray, classification: bool, args: argparse.Namespace) ->
 
 def main() -> None:
     args = parse_args()
-    problems = []
+    # every pipeline parameter's limits, before any data is read: a bad value never reaches a (billed) training job
+    problems = parameter_problems(dict(item.partition("=")[::2] for item in args.check))
     if not (
         0 < args.validation_fraction < 1
         and 0 < args.test_fraction < 1

@@ -10,7 +10,7 @@ script calls `schedule` itself.
 
 from __future__ import annotations
 
-MAX_DROPOUT = 0.8
+from defaults import MAX_DROPOUT
 
 
 def schedule(dropout: float, l1: float, l2: float, growth: float, round_: int) -> dict[str, float]:

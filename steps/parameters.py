@@ -1,0 +1,65 @@
+"""What each pipeline parameter may be: checked before the first job, everywhere a run can start.
+
+`regula run --local` and `regula start` check the values on the client; on SageMaker the Preprocess step checks
+them again before it reads any data (a console start or an API call skips the client), so a bad value never costs
+a training job. Every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+from defaults import CLASS_WEIGHTS, MAX_DROPOUT, PROBLEM_TYPES, QUALITY_METRICS
+
+# name: (whole number?, allowed, what is allowed); every number must also be finite
+NUMBERS = {
+    "MaxTrainRows": (True, lambda v: v >= 0, ">= 0"),
+    "TrainingInstanceCount": (True, lambda v: 1 <= v <= 100, "between 1 and 100"),
+    "Dropout": (False, lambda v: 0 <= v < MAX_DROPOUT, f"in [0, {MAX_DROPOUT})"),
+    "L1": (False, lambda v: v >= 0, ">= 0"),
+    "L2": (False, lambda v: v >= 0, ">= 0"),
+    "RegularizationGrowth": (False, lambda v: v > 1, "> 1, so each round is stronger"),
+    "LearningRate": (False, lambda v: 0 <= v <= 1, "in [0, 1] (0: automatic)"),
+    "BatchSize": (True, lambda v: 0 <= v <= 1_000_000, "in [0, 1000000] (0: automatic)"),
+    "MaxEpochs": (True, lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
+    "Patience": (True, lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
+    "MaxGap": (False, lambda v: v >= 0, ">= 0"),
+    "MinLift": (False, lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "MinQuality": (False, lambda v: v <= 1, "<= 1"),
+}
+CHOICES = {"ProblemType": PROBLEM_TYPES, "QualityMetric": QUALITY_METRICS, "ClassWeight": CLASS_WEIGHTS}
+
+
+def hidden_layers(text: str) -> list[int]:
+    """'256,128' -> [256, 128]; ValueError unless every size is a positive whole number."""
+    try:
+        sizes = [int(h) for h in str(text).split(",") if h.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"HiddenLayers must be comma-separated positive layer sizes, got {text!r}")
+    return sizes
+
+
+def problems(values: dict) -> list[str]:
+    """Why each given value is not allowed; parameters not listed here, or not given, are not checked."""
+    found = []
+    for name, (whole, allowed, text) in NUMBERS.items():
+        if name not in values:
+            continue
+        try:
+            number = float(values[name])
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or (whole and not number.is_integer()) or not allowed(number):
+            kind = "a whole number" if whole else "a number"
+            found.append(f"{name} must be {kind} {text}, got {values[name]!r}")
+    for name, allowed in CHOICES.items():
+        if name in values and values[name] not in allowed:
+            found.append(f"{name} must be one of {', '.join(allowed)}, got {values[name]!r}")
+    if "HiddenLayers" in values:
+        try:
+            hidden_layers(values["HiddenLayers"])
+        except ValueError as error:
+            found.append(str(error))
+    return found
