@@ -68,3 +68,51 @@ def test_register_step_carries_metrics_metadata_and_inference_code(rendered):
 def test_invalid_rounds_are_refused():
     with pytest.raises(ValueError, match="rounds"):
         Settings(rounds=0)
+
+
+def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exists(rendered):
+    """The definition and the step scripts read one module of defaults (steps/defaults.py): the rendered parameters
+    carry its values, and every option the definition passes to a step script is one that script declares."""
+    import subprocess
+    import sys
+
+    from helpers import STEPS
+
+    from steps import defaults as d
+
+    definition = json.loads(rendered[0])
+    params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    expected = {
+        "TargetColumn": d.TARGET_COLUMN,
+        "Dropout": d.DROPOUT,
+        "L1": d.L1,
+        "L2": d.L2,
+        "RegularizationGrowth": d.GROWTH,
+        "HiddenLayers": d.HIDDEN,
+        "BatchSize": d.BATCH_SIZE,
+        "ClassWeight": d.CLASS_WEIGHT,
+        "MaxEpochs": d.MAX_EPOCHS,
+        "Patience": d.PATIENCE,
+        "MaxGap": d.MAX_GAP,
+        "QualityMetric": d.QUALITY_METRIC,
+        "MinLift": d.MIN_LIFT,
+        "MinQuality": d.MIN_QUALITY,
+        "ModelPackageGroupName": d.MODEL_PACKAGE_GROUP,
+        "ModelApprovalStatus": d.APPROVAL_STATUS,
+        "MetricsNamespace": d.METRICS_NAMESPACE,
+    }
+    assert {name: params[name] for name in expected} == expected
+
+    steps = list(walk(definition["Steps"]))
+    passed = {
+        "preprocess.py": next(s for s in steps if s["Name"] == "Preprocess")["Arguments"]["AppSpecification"],
+        "evaluate.py": next(s for s in steps if s["Name"] == "EvaluateRound1")["Arguments"]["AppSpecification"],
+    }
+    for script, app in passed.items():
+        options = {a for a in app["ContainerArguments"] if isinstance(a, str) and a.startswith("--")}
+        declared = subprocess.run([sys.executable, str(STEPS / script), "--help"], capture_output=True, text=True)
+        assert declared.returncode == 0, declared.stderr
+        assert options and all(option in declared.stdout for option in options), (script, options)
+    hyperparameters = next(s for s in steps if s["Name"] == "TrainRound1")["Arguments"]["HyperParameters"]
+    declared = subprocess.run([sys.executable, str(STEPS / "train.py"), "--help"], capture_output=True, text=True)
+    assert all(f"--{name}" in declared.stdout for name in hyperparameters), sorted(hyperparameters)
