@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import palmerpenguins
 import pyarrow.parquet as pq
 import pytest
 from helpers import BAD_INPUTS, pack, run_script
@@ -180,3 +181,18 @@ def test_inference_handlers_serve_the_packed_model_on_raw_rows(splits, tmp_path)
     assert inference.predict_fn(as_json, predictor)["predictions"] == out["predictions"]
     with pytest.raises(inference.ClientError, match="missing required column"):
         predictor.predict(raw.iloc[:, :10])
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_preprocess_detects_the_delimiter_and_a_legacy_encoding(delimiter, tmp_path):
+    penguins = palmerpenguins.load_penguins()
+    penguins["island"] = penguins["island"].str.replace("Dream", "Drëam")  # not ASCII: latin-1 below
+    (tmp_path / "data.csv").write_bytes(penguins.to_csv(index=False, sep=delimiter).encode("latin-1"))
+    result = run_script(
+        "preprocess.py", "--input", str(tmp_path / "data.csv"), "--output-dir", str(tmp_path / "out"),
+        "--target", "species", env={"REGULA_METRICS": "off"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"(CSV, delimiter {delimiter!r}, latin-1): 344 rows, 8 columns" in result.stdout
+    schema = json.loads((tmp_path / "out" / "train" / "schema.json").read_text())
+    assert "island=Drëam" in schema["features"] and schema["roles"]["sex"] == "categorical"
