@@ -18,7 +18,7 @@ def write_splits(root: Path, rows: int, features: int = 64, classes: int = 10) -
     for name, n in (("train", rows), ("validation", rows // 10)):
         x = rng.standard_normal((n, features)).astype(np.float32)
         y = ((x[:, :classes].argmax(1) + (rng.random(n) < 0.1)) % classes).astype(np.int64)
-        write_split(root / name, name, x, y, names)
+        write_split(root / name, name, [(x, y)], names)
         if name == "train":
             counts = np.bincount(y, minlength=classes).tolist()
     schema = {

@@ -31,30 +31,41 @@ def split_path(directory: str | Path, name: str) -> Path:
     return Path(directory) / f"{name}.parquet"
 
 
-def write_split(directory: Path, name: str, features: np.ndarray, labels: np.ndarray, names: list[str]) -> Path:
-    """One split as Parquet: the label column, then one float32 column per model feature."""
+def write_split(directory: Path, name: str, blocks, names: list[str]) -> Path:
+    """One split as Parquet: the label column, then one float32 column per model feature. `blocks` yields
+    (features, labels) row blocks, appended in order: a large split is never whole in memory twice."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     directory.mkdir(parents=True, exist_ok=True)
-    columns = {LABEL: labels, **{f"{j}:{n}": features[:, j] for j, n in enumerate(names)}}
     path = split_path(directory, name)
-    pq.write_table(pa.table(columns), path, compression="zstd")
+    writer = None
+    try:
+        for features, labels in blocks:
+            columns = {LABEL: labels, **{f"{j}:{n}": features[:, j] for j, n in enumerate(names)}}
+            table = pa.table(columns)
+            writer = writer or pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
     return path
 
 
 def read_split(directory: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features (float32, row-major) and labels (int64 class indices, or float32 targets) of one split."""
+    """Features (float32, row-major) and labels (int64 class indices, or float32 targets) of one split. Read a
+    column at a time into the result: the decoded file is never held beside it (half the peak memory)."""
     import pyarrow.parquet as pq
 
     path = split_path(directory, name)
     if not path.exists():
         raise StepError(f"missing split file {path}")
-    table = pq.read_table(path)
-    labels = table.column(LABEL).to_numpy()
-    features = np.empty((table.num_rows, table.num_columns - 1), dtype=np.float32)
-    for j, column in enumerate(table.columns[1:]):
-        features[:, j] = column.to_numpy()
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    labels = parquet.read(columns=[LABEL]).column(0).to_numpy()
+    features = np.empty((parquet.metadata.num_rows, len(names) - 1), dtype=np.float32)
+    for j, column in enumerate(names[1:]):
+        features[:, j] = parquet.read(columns=[column]).column(0).to_numpy()
     labels = labels.astype(np.int64) if np.issubdtype(labels.dtype, np.integer) else labels.astype(np.float32)
     return features, labels
 

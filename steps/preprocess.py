@@ -41,6 +41,7 @@ DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 DELIMITERS = ",;\t|"
 MAX_AUTO_CLASSES = 50  # ProblemType=auto: whole-number targets with at most this many distinct values are classes
 RAW_SAMPLE_ROWS = 500
+READ_ROWS = 250_000  # CSV rows read, and split rows transformed and written, per block: bounded peak memory
 
 
 def parse_args() -> argparse.Namespace:
@@ -103,6 +104,13 @@ def duplicated(header: list[str]) -> list[str]:
     return duplicates
 
 
+def read_csv(path: Path, delimiter: str, encoding: str) -> pd.DataFrame:
+    """In blocks of rows: reading a large CSV in one go peaks at twice the table's size. index_col=False: a trailing
+    delimiter must not turn the first column into the row index."""
+    blocks = pd.read_csv(path, sep=delimiter, encoding=encoding, index_col=False, chunksize=READ_ROWS)
+    return pd.concat(blocks, ignore_index=True)
+
+
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """The table and a note on how it was read. Duplicate column names are refused: pandas would rename them."""
     try:
@@ -123,10 +131,10 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
             raise StepError(f"duplicate column names: {', '.join(duplicated(header))}")
         encoding = "utf-8-sig"
         try:
-            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False, index_col=False)
+            frame = read_csv(path, delimiter, encoding)
         except UnicodeDecodeError:  # not UTF-8: a legacy single-byte encoding reads every byte
             encoding = "latin-1"
-            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, low_memory=False, index_col=False)
+            frame = read_csv(path, delimiter, encoding)
         frame.columns = [str(c).strip() for c in frame.columns]
         return frame, f"CSV, delimiter {delimiter!r}, {encoding}"
     except pd.errors.EmptyDataError:
@@ -306,13 +314,15 @@ def main() -> None:
     else:
         encoded = columns.parse_numbers(labels)[0].astype(np.float32)
     positions = split(encoded, classification, args)
-    transform = columns.fit(features.iloc[positions["train"]], roles, columns.missing_marks(features, roles))
+    transform = columns.fit(features, roles, columns.missing_marks(features, roles), rows=positions["train"])
 
     output = Path(args.output_dir)
     for name in SPLITS:
-        x = columns.transform(features.iloc[positions[name]], transform)
-        write_split(output / name, name, x, encoded[positions[name]], transform["features"])
-        del x
+        blocks = (
+            (columns.transform(features.iloc[rows], transform), encoded[rows])
+            for rows in np.array_split(positions[name], max(1, -(-len(positions[name]) // READ_ROWS)))
+        )
+        write_split(output / name, name, blocks, transform["features"])
     sample = positions["test"][:RAW_SAMPLE_ROWS]
     frame.iloc[sample].drop(columns=[args.target]).to_csv(output / "test" / RAW_SAMPLE, index=False)
 

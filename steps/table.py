@@ -69,12 +69,11 @@ def category_key(value) -> str:
 
 
 def category_keys(series: pd.Series) -> pd.Series:
-    """`category_key` of every value (per distinct value: fast on millions of rows); missing stays missing."""
-    missing = series.isna()
-    if pd.api.types.is_string_dtype(series) and not pd.api.types.is_object_dtype(series):
-        series = series.astype(object)
-    keys = series.map({value: category_key(value) for value in pd.unique(series[~missing])})
-    return keys.astype(object).where(~missing, None)
+    """`category_key` of every value, computed once per distinct value (fast and light on millions of rows);
+    missing stays missing (None)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    keys = np.array([category_key(value) for value in uniques] + [None], dtype=object)  # code -1: the None
+    return pd.Series(keys[codes], index=series.index, dtype=object)
 
 
 def parse_numbers(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
@@ -197,13 +196,13 @@ def _fit_numeric(name: str, values: np.ndarray, marks: list[str] = ()) -> dict:
     return spec
 
 
-def fit(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]] | None = None) -> dict:
-    """The transform, learned from `frame` (the training split); `marks` from `missing_marks` of the whole table
-    (default: the marks in `frame`)."""
+def fit(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]] | None = None, rows=None) -> dict:
+    """The transform, learned from the training rows of `frame` (positions `rows`; default: all of it), one column
+    at a time; `marks` from `missing_marks` of the whole table (default: the marks in `frame`)."""
     marks = missing_marks(frame, roles) if marks is None else marks
     columns = []
     for name, role in roles.items():
-        series = frame[name]
+        series = frame[name] if rows is None else frame[name].iloc[rows]
         if role == "numeric":
             values = parse_numbers(series)[0]
             columns.append(_fit_numeric(name, values, marks.get(name, ())))

@@ -1,0 +1,541 @@
+"""Regula end to end on real and realistic tables, against scikit-learn's standard baselines on the same split.
+
+For each table: write it to a CSV as a user would (raw columns, strings, missing values, booleans, the target as it
+is), run the whole pipeline locally (`pipelines.local.run_local`: preprocess, train, evaluate, register or retrain or
+fail; S3 and the registry in an embedded moto server), and time it. Then reproduce Regula's split with the
+preprocessing step's own functions (checked against the run's schema.json) and fit two scikit-learn baselines on the
+same training rows and raw columns: median/most-frequent imputation, scaling and one-hot encoding followed by
+LogisticRegression or Ridge, and HistGradientBoosting. All are scored on the same test rows.
+
+Target: every table ends in a registered model or a correct, explained refusal, and the registered model's test
+metric is within 1 point of accuracy (classification) or 0.02 of R2 (regression) of the better baseline on at least
+80% of tables. A refusal is correct only when the baselines also do not beat the trivial model by the pipeline's
+MinLift (0.05 of balanced accuracy over chance, or of R2 over 0).
+
+Regula's default ClassWeight=auto turns probabilities into labels with a balanced decision rule (its quality metric is
+balanced accuracy), while the baselines predict the most probable class: on imbalanced tables that costs Regula
+accuracy and gains it balanced accuracy. So the table also compares balanced accuracy, and the notes give the
+threshold-free test ROC AUC of binary tables.
+
+    python benchmarks/real_tables.py [--quick] [--only NAME ...] [--param NAME=VALUE ...] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "steps"))
+import preprocess  # noqa: E402
+
+from pipelines.local import run_local  # noqa: E402
+from pipelines.settings import Settings  # noqa: E402
+
+ACCURACY_TOLERANCE = 0.01
+R2_TOLERANCE = 0.02
+MIN_LIFT = 0.05  # the pipeline's default: a refusal is right when the baselines cannot beat the trivial model by this
+TARGET_SHARE = 0.8
+PARAMS = {"MaxEpochs": "100"}
+HGB_MAX_ONEHOT = 256  # dense one-hot for gradient boosting: at most this many columns per column (keeps it fast)
+HGB_MAX_CLASSES_NO_STOP = 10  # beyond, boosting grows a tree per class per iteration: early stopping keeps it short
+SCHEMA_GLOB = "*/jobs/Preprocess/opt/ml/processing/output/train/schema.json"
+QUICK = ("penguins", "iris", "wine", "breast_cancer", "diabetes")
+
+
+# -- tables ---------------------------------------------------------------------------------------------------------
+
+
+def penguins() -> tuple[pd.DataFrame, str]:
+    import palmerpenguins
+
+    return palmerpenguins.load_penguins(), "species"
+
+
+def penguins_raw() -> tuple[pd.DataFrame, str]:
+    import palmerpenguins
+
+    return palmerpenguins.load_penguins_raw(), "Species"
+
+
+def sklearn_table(name: str, **kwargs) -> Callable[[], tuple[pd.DataFrame, str]]:
+    def load() -> tuple[pd.DataFrame, str]:
+        import sklearn.datasets
+
+        return getattr(sklearn.datasets, f"load_{name}")(as_frame=True, **kwargs).frame, "target"
+
+    return load
+
+
+def with_gaps(rng: np.random.Generator, values: np.ndarray, share: float) -> np.ndarray:
+    values = values.astype(object if values.dtype.kind in "bOU" else float)
+    values[rng.random(len(values)) < share] = np.nan
+    return values
+
+
+def iso_dates(rng: np.random.Generator, n: int) -> tuple[list[str], np.ndarray]:
+    days = rng.integers(0, 1500, n)
+    dates = [date(2020, 1, 1) + timedelta(days=int(d)) for d in days]
+    return [d.isoformat() for d in dates], np.array([d.month for d in dates])
+
+
+def mixed_classification(n: int = 20000) -> tuple[pd.DataFrame, str]:
+    """24% 'yes': nonlinear in numbers, a 200-value city, a boolean, the signup month; gaps, an ID, a heavy tail."""
+    rng = np.random.default_rng(7)
+    age, balance, score, noise = rng.normal(40, 12, n), rng.normal(0, 1, n), rng.uniform(0, 1, n), rng.normal(0, 1, n)
+    income, tenure = rng.lognormal(10, 1.0, n), rng.integers(0, 120, n)
+    plans = np.array(["basic", "plus", "pro", "enterprise"])
+    plan = rng.choice(4, n, p=[0.4, 0.3, 0.2, 0.1])
+    channels = np.array(["web", "store", "phone", "partner", "app"])
+    channel = rng.integers(0, 5, n)
+    weights = 1 / np.arange(1, 201) ** 0.8
+    city = rng.choice(200, n, p=weights / weights.sum())
+    autopay = rng.random(n) < 0.45
+    signup, month = iso_dates(rng, n)
+    z = (
+        1.2 * np.sin(1.5 * balance)
+        + 1.0 * ((score > 0.6) & (tenure < 24))
+        + 0.5 * (np.log(income) - 10)
+        - 0.04 * np.abs(age - 40)
+        + np.array([0.0, 0.3, 0.7, -0.5])[plan]
+        + np.array([0.0, -0.4, 0.3, 0.5, 0.1])[channel]
+        + rng.normal(0, 0.7, 200)[city]
+        + 0.8 * autopay
+        + 0.6 * (month >= 11)
+        + rng.logistic(0, 0.6, n)
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": rng.permutation(n),
+            "age": with_gaps(rng, age.round(0), 0.06),
+            "income": income.round(2),
+            "balance": with_gaps(rng, balance, 0.09),
+            "tenure_months": tenure,
+            "score": with_gaps(rng, score, 0.05),
+            "noise": noise,
+            "plan": plans[plan],
+            "channel": channels[channel],
+            "city": np.char.add("city_", np.char.zfill(city.astype(str), 3)),
+            "autopay": with_gaps(rng, autopay, 0.07),
+            "signup_date": signup,
+            "churn": np.where(z > np.quantile(z, 0.76), "yes", "no"),
+        }
+    )
+    return frame, "churn"
+
+
+def imbalanced(n: int = 20000) -> tuple[pd.DataFrame, str]:
+    """6% positives (integer 0/1); a good model reaches balanced accuracy about 0.8 at a balanced threshold."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 1, (n, 5))
+    segments = np.array(["consumer", "smb", "mid", "enterprise", "public", "edu"])
+    segment = rng.integers(0, 6, n)
+    regions = np.array([f"region-{i}" for i in range(10)])
+    region = rng.integers(0, 10, n)
+    promo = rng.random(n) < 0.3
+    z = (
+        0.9 * x[:, 0]
+        + 0.6 * x[:, 1] * x[:, 2]
+        + 0.5 * np.maximum(x[:, 3], 0)
+        + np.array([0.0, 0.3, 0.5, 0.9, -0.3, -0.6])[segment]
+        + rng.normal(0, 0.4, 10)[region]
+        + 0.5 * promo
+        + rng.logistic(0, 0.3, n)
+    )
+    frame = pd.DataFrame({f"x{i}": with_gaps(rng, x[:, i], 0.04 * (i % 2)) for i in range(5)})
+    frame["segment"] = segments[segment]
+    frame["region"] = with_gaps(rng, regions[region], 0.03)
+    frame["promo"] = promo
+    frame["fraud"] = (z > np.quantile(z, 0.94)).astype(int)
+    return frame, "fraud"
+
+
+def mixed_regression(n: int = 20000) -> tuple[pd.DataFrame, str]:
+    """A float target from numbers (some nonlinear, some with gaps), a grade, a 30-value region, a boolean, noise."""
+    rng = np.random.default_rng(13)
+    x = rng.normal(0, 1, (n, 4))
+    size = rng.lognormal(3, 0.8, n)
+    grades = np.array(list("ABCDE"))
+    grade = rng.choice(5, n, p=[0.1, 0.25, 0.3, 0.25, 0.1])
+    region = rng.integers(0, 30, n)
+    premium = rng.random(n) < 0.2
+    y = (
+        2.0 * x[:, 0]
+        + 1.5 * np.sin(2 * x[:, 1])
+        + x[:, 2] * x[:, 3]
+        + 0.8 * np.log(size)
+        + np.array([0.0, 0.5, 1.0, 2.0, 3.0])[grade]
+        + rng.normal(0, 1, 30)[region]
+        + 1.0 * premium
+        + rng.normal(0, 1, n)
+    )
+    frame = pd.DataFrame(
+        {
+            "x0": with_gaps(rng, x[:, 0], 0.05),
+            "x1": x[:, 1],
+            "x2": with_gaps(rng, x[:, 2], 0.05),
+            "x3": x[:, 3],
+            "size_sqm": size.round(1),
+            "grade": grades[grade],
+            "region": np.char.add("R", region.astype(str)),
+            "premium": premium,
+            "price": (100 + 10 * y).round(2),
+        }
+    )
+    return frame, "price"
+
+
+def fifty_classes(n: int = 10000, classes: int = 50, features: int = 20) -> tuple[pd.DataFrame, str]:
+    """Gaussian clusters, one per class, labels 'c00'..'c49'."""
+    rng = np.random.default_rng(17)
+    centers = rng.normal(0, 0.85, (classes, features))
+    y = rng.integers(0, classes, n)
+    x = centers[y] + rng.normal(0, 1, (n, features))
+    frame = pd.DataFrame(x.round(4), columns=[f"f{i:02d}" for i in range(features)])
+    frame["label"] = [f"c{c:02d}" for c in y]
+    return frame, "label"
+
+
+TABLES: dict[str, Callable[[], tuple[pd.DataFrame, str]]] = {
+    "penguins": penguins,
+    "penguins_raw": penguins_raw,
+    "breast_cancer": sklearn_table("breast_cancer"),
+    "wine": sklearn_table("wine"),
+    "iris": sklearn_table("iris"),
+    "digits": sklearn_table("digits"),
+    "diabetes": sklearn_table("diabetes", scaled=False),
+    "synthetic_mixed": mixed_classification,
+    "synthetic_imbalanced": imbalanced,
+    "synthetic_regression": mixed_regression,
+    "synthetic_50_classes": fifty_classes,
+}
+
+
+# -- Regula ---------------------------------------------------------------------------------------------------------
+
+
+def run_regula(csv: Path, target: str, runs_dir: Path, params: dict[str, str]) -> dict:
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ["REGULA_METRICS"] = "off"
+    start = time.perf_counter()
+    try:
+        report = run_local(Settings(), data=csv, target=target, params=dict(params), runs_dir=runs_dir, echo=_quiet)
+    except Exception as error:  # a crash is a finding: keep it and go on with the next table
+        return {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "seconds": 0.0}
+    report["seconds"] = time.perf_counter() - start
+    return report
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def run_schema(runs_dir: Path) -> dict | None:
+    paths = sorted(runs_dir.glob(SCHEMA_GLOB))
+    return json.loads(paths[-1].read_text()) if paths else None
+
+
+def regula_summary(report: dict) -> dict:
+    if "error" in report:
+        return {"outcome": "crashed", "error": report["error"], "traceback": report["traceback"], "seconds": 0.0}
+    rounds = report["rounds"]
+    last = rounds[-1] if rounds else None
+    registered = report["decision"] == "registered"
+    outcome = f"registered r{last['round']}" if registered else f"failed at {report['failed_step']}"
+    return {
+        "outcome": outcome,
+        "registered": registered,
+        "failure_reason": report["failure_reason"],
+        "problem_type": last["problem_type"] if last else None,
+        "test_metrics": last["test_metrics"] if last else None,
+        "rounds": [
+            {k: r[k] for k in ("round", "generalization_gap", "validation_quality", "decision")} for r in rounds
+        ],
+        "seconds": round(report["seconds"], 1),
+    }
+
+
+# -- baselines on the same split ------------------------------------------------------------------------------------
+
+
+def same_split(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, str, np.ndarray, dict]:
+    """Regula's split, from the preprocessing step's own functions: (labelled rows, problem type, labels, positions)."""
+    frame = frame[frame[target].notna().to_numpy()]
+    labels = frame[target]
+    kind, _ = preprocess.problem_type(labels, "auto")
+    if kind == "classification":
+        classes = preprocess.sort_classes(pd.unique(labels).tolist())
+        encoded = pd.Categorical(labels, categories=classes).codes.astype("int64")
+    else:
+        encoded = labels.astype(float).to_numpy()
+    args = argparse.Namespace(validation_fraction=0.2, test_fraction=0.2, max_train_rows=0, seed=42)
+    return frame, kind, encoded, preprocess.split(encoded, kind == "classification", args)
+
+
+def baseline_models(features: pd.DataFrame, classification: bool, classes: int) -> dict:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in features.columns if is_number(features[c])]
+    categorical = [c for c in features.columns if c not in numeric]
+
+    def columns(dense: bool) -> ColumnTransformer:
+        encode = OneHotEncoder(
+            handle_unknown="ignore", sparse_output=not dense, max_categories=HGB_MAX_ONEHOT if dense else None
+        )
+        return ColumnTransformer(
+            [
+                ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+                ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), encode), categorical),
+            ]
+        )
+
+    if classification:
+        stop = True if classes > HGB_MAX_CLASSES_NO_STOP else "auto"
+        linear = LogisticRegression(max_iter=2000)
+        boosted = HistGradientBoostingClassifier(random_state=0, early_stopping=stop)
+    else:
+        linear, boosted = Ridge(), HistGradientBoostingRegressor(random_state=0)
+    return {"linear": make_pipeline(columns(False), linear), "hgb": make_pipeline(columns(True), boosted)}
+
+
+def is_number(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def as_sklearn_input(features: pd.DataFrame) -> pd.DataFrame:
+    """Text, boolean and category columns as object columns of strings (NaN kept), so the imputer and encoder agree."""
+    out = features.copy()
+    for name in out.columns:
+        if not is_number(out[name]):
+            column = out[name].astype(object)
+            out[name] = column.where(column.isna(), column.astype(str)).astype(object)
+    return out
+
+
+def score(model, features: pd.DataFrame, y_true: np.ndarray, classification: bool) -> dict:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score, roc_auc_score
+
+    predicted = model.predict(features)
+    if not classification:
+        return {"r2": float(r2_score(y_true, predicted))}
+    scores = {
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, predicted)),
+    }
+    if len(model.classes_) == 2:  # threshold-free: compares the probabilities whatever the decision rule
+        scores["roc_auc"] = float(roc_auc_score(y_true, model.predict_proba(features)[:, 1]))
+    return scores
+
+
+def run_baselines(frame: pd.DataFrame, target: str, kind: str, encoded: np.ndarray, positions: dict) -> dict:
+    features = as_sklearn_input(frame.drop(columns=[target]))
+    classification = kind == "classification"
+    train, test = positions["train"], positions["test"]
+    results = {}
+    for name, model in baseline_models(features, classification, len(np.unique(encoded))).items():
+        start = time.perf_counter()
+        model.fit(features.iloc[train], encoded[train])
+        results[name] = score(model, features.iloc[test], encoded[test], classification)
+        results[name]["seconds"] = round(time.perf_counter() - start, 1)
+    return results
+
+
+def id_like_columns(frame: pd.DataFrame, target: str) -> list[str]:
+    """Integer or text columns with one distinct value per row: identifiers, given to the baselines anyway."""
+    rows = len(frame)
+    return [
+        c
+        for c in frame.columns
+        if c != target
+        and not pd.api.types.is_float_dtype(frame[c])
+        and rows >= 20
+        and frame[c].nunique() >= 0.95 * rows
+    ]
+
+
+# -- comparison -----------------------------------------------------------------------------------------------------
+
+
+def verdict(regula: dict, baselines: dict, kind: str, classes: int) -> dict:
+    metric = "accuracy" if kind == "classification" else "r2"
+    tolerance = ACCURACY_TOLERANCE if metric == "accuracy" else R2_TOLERANCE
+    best = max(b[metric] for b in baselines.values())
+    quality = "balanced_accuracy" if kind == "classification" else "r2"
+    chance = 1 / classes if kind == "classification" else 0.0
+    learnable = max(b[quality] for b in baselines.values()) - chance >= MIN_LIFT
+    if regula.get("registered"):
+        value = regula["test_metrics"][metric]
+        within = value >= best - tolerance
+        result = {
+            "metric": metric,
+            "value": value,
+            "best": best,
+            "within": within,
+            "label": _delta(within, value, best),
+        }
+        if kind == "classification":  # Regula's own quality metric, which its default decision rule aims at
+            value, best = regula["test_metrics"][quality], max(b[quality] for b in baselines.values())
+            result["balanced"] = {"value": value, "best": best, "label": _delta(value >= best - tolerance, value, best)}
+        return result
+    if regula["outcome"] == "crashed":
+        return {"metric": metric, "value": None, "best": best, "within": False, "label": "miss (crash)"}
+    value = regula["test_metrics"][metric] if regula.get("test_metrics") else None
+    correct = bool(regula["rounds"]) and regula["rounds"][-1]["decision"] == "underfit" and not learnable
+    if correct:
+        label = "correct refusal"
+    elif not regula["rounds"]:
+        label = "miss (step error)"
+    else:
+        label = f"miss (refused: {regula['rounds'][-1]['decision']})"
+    return {"metric": metric, "value": value, "best": best, "within": correct, "label": label}
+
+
+def _delta(within: bool, value: float, best: float) -> str:
+    return ("yes" if within else "no") + f" ({value - best:+.3f})"
+
+
+def balanced_label(verdict: dict) -> str:
+    return verdict["balanced"]["label"] if "balanced" in verdict else "-"
+
+
+# -- one table, all tables ------------------------------------------------------------------------------------------
+
+
+def run_table(name: str, workdir: Path, params: dict[str, str]) -> dict:
+    frame, target = TABLES[name]()
+    csv = workdir / name / f"{name}.csv"
+    csv.parent.mkdir(parents=True)
+    frame.to_csv(csv, index=False)
+    frame = pd.read_csv(csv, low_memory=False)  # what the user's file holds, as preprocessing reads it
+    runs_dir = workdir / name / "runs"
+    regula = regula_summary(run_regula(csv, target, runs_dir, params))
+
+    labelled, kind, encoded, positions = same_split(frame, target)
+    schema = run_schema(runs_dir)
+    if schema is not None:
+        sizes = {split: len(rows) for split, rows in positions.items()}
+        assert schema["rows"] == sizes, f"{name}: split differs from Regula's: {schema['rows']} vs {sizes}"
+        assert schema["problem_type"] == kind, f"{name}: problem type {schema['problem_type']} vs {kind}"
+    baselines = run_baselines(labelled, target, kind, encoded, positions)
+    classes = len(np.unique(encoded)) if kind == "classification" else 0
+    return {
+        "table": name,
+        "rows": len(frame),
+        "labelled_rows": len(labelled),
+        "columns": frame.shape[1] - 1,
+        "problem_type": kind,
+        "classes": classes or None,
+        "split": {split: len(rows) for split, rows in positions.items()},
+        "split_checked": schema is not None,
+        "regula_dropped_columns": schema["dropped"] if schema else None,
+        "id_like_columns": id_like_columns(labelled, target),
+        "regula": regula,
+        "baselines": baselines,
+        "verdict": verdict(regula, baselines, kind, classes),
+    }
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def classification_cell(metrics: dict | None) -> str:
+    if not metrics:
+        return "-"
+    if "r2" in metrics:
+        return fmt(metrics["r2"])
+    return f"{fmt(metrics['accuracy'])} (bal {fmt(metrics['balanced_accuracy'])})"
+
+
+def markdown(results: list[dict]) -> list[str]:
+    lines = [
+        "| table | rows | problem | Regula outcome | Regula test | LogReg/Ridge | HGB | within? | bal. acc within? "
+        "| Regula s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        kind = r["problem_type"] + (f" ({r['classes']})" if r["classes"] else "")
+        lines.append(
+            f"| {r['table']} | {r['rows']} | {kind} | {r['regula']['outcome']} "
+            f"| {classification_cell(r['regula'].get('test_metrics'))} "
+            f"| {classification_cell(r['baselines']['linear'])} | {classification_cell(r['baselines']['hgb'])} "
+            f"| {r['verdict']['label']} | {balanced_label(r['verdict'])} | {r['regula']['seconds']:.0f} |"
+        )
+    within = sum(r["verdict"]["within"] for r in results)
+    lines.append("")
+    lines.append(f"{within} of {len(results)} tables within target")
+    balanced = [r["verdict"]["balanced"]["label"].startswith("yes") for r in results if "balanced" in r["verdict"]]
+    lines.append(
+        f"(on balanced accuracy, Regula's default quality metric: {sum(balanced)} of {len(balanced)} registered "
+        "classification tables within 0.01 of the better baseline)"
+    )
+    return lines
+
+
+def notes(results: list[dict]) -> list[str]:
+    lines = []
+    for r in results:
+        regula = r["regula"]
+        if r["id_like_columns"]:
+            lines.append(f"- {r['table']}: ID-like columns given to both: {', '.join(r['id_like_columns'])}")
+        if r["regula_dropped_columns"]:
+            dropped = "; ".join(f"{c}: {why}" for c, why in r["regula_dropped_columns"].items())
+            lines.append(f"- {r['table']}: Regula dropped {dropped}")
+        auc = [b.get("roc_auc") for b in r["baselines"].values()]
+        if regula.get("test_metrics") and "roc_auc" in regula["test_metrics"] and None not in auc:
+            lines.append(
+                f"- {r['table']}: test ROC AUC Regula {regula['test_metrics']['roc_auc']:.3f}, "
+                f"LogReg {auc[0]:.3f}, HGB {auc[1]:.3f}"
+            )
+        if not regula.get("registered"):
+            lines.append(f"- {r['table']}: {regula['outcome']}: {regula.get('failure_reason') or regula.get('error')}")
+    return lines
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=list(TABLES), help="run these tables only")
+    parser.add_argument("--quick", action="store_true", help=f"the small real tables only: {', '.join(QUICK)}")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "real_tables.json")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    names = args.only or (list(QUICK) if args.quick else list(TABLES))
+    params = {**PARAMS, **dict(p.split("=", 1) for p in args.param)}
+    start = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="regula-tables-") as tmp:
+        for name in names:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            results.append(run_table(name, Path(tmp), params))
+            print(f"{name}: {results[-1]['verdict']['label']}", file=sys.stderr, flush=True)
+    total = time.perf_counter() - start
+    print("\n".join(markdown(results)))
+    print(f"total {total:.0f} s")
+    print("\n".join(notes(results)))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"params": params, "seconds": round(total, 1), "tables": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
