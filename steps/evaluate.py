@@ -125,8 +125,12 @@ def main() -> None:
     gap = relative_gap(metrics["validation"]["loss"], metrics["train"]["loss"], baseline["validation"]["loss"])
     quality = metrics["validation"][metric]
     baseline_quality = baseline["validation"][metric]
-    decision, reason = decide(gap, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality)
     config = predictor.config
+    later = [h["gap"] for h in history if h["epoch"] > config["best_epoch"] and math.isfinite(h["gap"])]
+    later_gap = max(later) if later else None  # the curve past the restored weights: did it go on to memorize?
+    decision, reason = decide(
+        gap, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality, later_gap
+    )
     report = {
         "round": config["round"],
         "problem_type": schema["problem_type"],
@@ -142,7 +146,7 @@ def main() -> None:
             "baseline": baseline_quality,
             "test": metrics["test"][metric],
         },
-        "generalization_gap": {"relative": gap, "loss": loss_gap},
+        "generalization_gap": {"relative": gap, "loss": loss_gap, "after_best_epoch": later_gap},
         "thresholds": {"max_gap": args.max_gap, "min_lift": args.min_lift, "min_quality": args.min_quality},
         "decision": decision,
         "reason": reason,

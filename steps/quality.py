@@ -115,8 +115,11 @@ def decide(
     max_gap: float,
     min_lift: float,
     min_quality: float,
+    later_gap: float | None = None,
 ) -> tuple[str, str]:
-    """register, overfit or underfit, and why, in words a team can act on."""
+    """register, overfit or underfit, and why, in words a team can act on. `gap` is measured at the restored best
+    epoch; `later_gap` is the largest gap the training curve reached after it: a model that is not good enough at
+    its best epoch but then memorized the training split overfits (more capacity is not what it lacks)."""
     floor = max(baseline_quality + min_lift, min_quality)
     if not (math.isfinite(gap) and math.isfinite(quality)):
         return "underfit", "the model's losses are not finite numbers: training diverged; lower L1/L2 or add data"
@@ -124,6 +127,11 @@ def decide(
         return "overfit", (
             f"generalization gap {gap:.4f} > MaxGap {max_gap:g} (validation loss exceeds training loss by "
             f"{gap:.1%} of the baseline's loss)"
+        )
+    if quality < floor and later_gap is not None and later_gap > max_gap:
+        return "overfit", (
+            f"validation {metric} {quality:.4f} < {floor:.4f} at the best epoch, and after it the model memorized "
+            f"the training split (the gap rose to {later_gap:.4f} > MaxGap {max_gap:g})"
         )
     if quality < floor:
         return "underfit", (
