@@ -1,12 +1,20 @@
-"""Overfitting alerts: an SNS topic with one email subscription per team member, CloudWatch alarms that
-publish to it, a dashboard of the runs, and the same resources as a CloudFormation template.
+"""Alerts worth an email: an SNS topic with one email subscription per team member, CloudWatch alarms on what a
+team must act on, a dashboard of the runs, an EventBridge rule for approval decisions, and the same resources as a
+CloudFormation template.
 
-The alarms are plain metric alarms (no metric math), so any CloudWatch evaluator evaluates them:
-- `<pipeline>-generalization-gap`: the evaluated gap of a round (FinalGeneralizationGap, from the evaluation
-  step) is above MaxGap;
-- `<pipeline>-val-loss-rising`: the validation loss rose for `rise_epochs` epochs in a row during training
-  (ValLossRiseStreak, from the training script).
-Both use the Pipeline dimension only, so one alarm covers every run of the pipeline.
+A round that overfits is the ladder's normal path, not news: the per-epoch overfitting signal is kept on the
+dashboard, without an email. The alarms that email (plain metric alarms, no metric math, so any CloudWatch evaluator
+evaluates them; Pipeline dimension only, so one alarm covers every run):
+- `<pipeline>-run-gave-up`: a run ended without a model (RunGaveUp, from evaluation: a round that underfits, or
+  still overfits in the last round), one email per run that gave up;
+- `<pipeline>-training-diverged`: a training loss stopped being a number (TrainingDiverged, from training).
+Without an email: `<pipeline>-overfitting-seen` (OverfittingSignal, from training: in the same epoch the gap is
+above the execution's MaxGap AND the validation loss has risen 3 epochs in a row). Thresholds are tied to the
+pipeline's parameters: the steps compare with the execution's own MaxGap, the alarms with 0 or 1.
+
+The topic's policy lets only this account's alarms and rule publish (aws:SourceAccount, aws:SourceArn); with
+--kms-key-id the topic is encrypted with that customer-managed key, whose policy must let cloudwatch.amazonaws.com
+and events.amazonaws.com use it (the template creates such a key).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.errors import RegulaError
-from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
+from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -30,9 +38,8 @@ class AlertsError(RegulaError):
 class AlertSpec:
     pipeline_name: str = "regula"
     namespace: str = METRICS_NAMESPACE
-    max_gap: float = MAX_GAP
-    rise_epochs: int = 3
     model_package_group: str = MODEL_PACKAGE_GROUP
+    kms_key_id: str | None = None
 
     @property
     def topic_name(self) -> str:
@@ -41,6 +48,10 @@ class AlertSpec:
     @property
     def dashboard_name(self) -> str:
         return f"{self.pipeline_name}-overfitting"
+
+    @property
+    def rule_name(self) -> str:
+        return f"{self.pipeline_name}-approval-decisions"
 
 
 def validate_emails(emails: list[str]) -> list[str]:
@@ -54,38 +65,81 @@ def validate_emails(emails: list[str]) -> list[str]:
 
 def alarms(spec: AlertSpec, topic_arn) -> list[dict]:
     """PutMetricAlarm requests (also the CloudFormation alarm properties)."""
-    dimensions = [{"Name": "Pipeline", "Value": spec.pipeline_name}]
-    common = {
-        "Namespace": spec.namespace,
-        "Dimensions": dimensions,
-        "Statistic": "Maximum",
-        "Period": 60,
-        "EvaluationPeriods": 1,
-        "DatapointsToAlarm": 1,
-        "TreatMissingData": "notBreaching",
-        "ActionsEnabled": True,
-        "AlarmActions": [topic_arn],
-    }
-    return [
-        {
-            "AlarmName": f"{spec.pipeline_name}-generalization-gap",
-            "AlarmDescription": f"A round of pipeline {spec.pipeline_name} overfits: its generalization gap "
-            f"(validation loss - training loss) is above {spec.max_gap}.",
-            "MetricName": "FinalGeneralizationGap",
-            "Threshold": spec.max_gap,
-            "ComparisonOperator": "GreaterThanThreshold",
-            **common,
-        },
-        {
-            "AlarmName": f"{spec.pipeline_name}-val-loss-rising",
-            "AlarmDescription": f"Training in pipeline {spec.pipeline_name} overfits: the validation loss rose "
-            f"{spec.rise_epochs} epochs in a row.",
-            "MetricName": "ValLossRiseStreak",
-            "Threshold": float(spec.rise_epochs),
+
+    def alarm(name: str, metric: str, description: str, email: bool) -> dict:
+        return {
+            "AlarmName": f"{spec.pipeline_name}-{name}",
+            "AlarmDescription": description,
+            "Namespace": spec.namespace,
+            "MetricName": metric,
+            "Dimensions": [{"Name": "Pipeline", "Value": spec.pipeline_name}],
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "Threshold": 1.0,
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-            **common,
-        },
+            "TreatMissingData": "notBreaching",
+            "ActionsEnabled": email,
+            "AlarmActions": [topic_arn] if email else [],
+        }
+
+    return [
+        alarm(
+            "run-gave-up",
+            "RunGaveUp",
+            f"A run of pipeline {spec.pipeline_name} ended without a model: a round underfit, or the last round still "
+            "overfit. The execution's failure message says why and what to change.",
+            email=True,
+        ),
+        alarm(
+            "training-diverged",
+            "TrainingDiverged",
+            f"Training in pipeline {spec.pipeline_name} diverged: its loss is no longer a number. Lower L1/L2 or the "
+            "LearningRate.",
+            email=True,
+        ),
+        alarm(
+            "overfitting-seen",
+            "OverfittingSignal",
+            f"Training in pipeline {spec.pipeline_name} overfits: the gap is above MaxGap while the validation loss "
+            "rises. The ladder retrains with stronger regularization; no email.",
+            email=False,
+        ),
     ]
+
+
+def topic_policy(topic_arn, account: str, region: str, spec: AlertSpec) -> dict:
+    """Only this account's alarms of this pipeline, and its approval rule, may publish to the topic."""
+    alarm_arns = f"arn:aws:cloudwatch:{region}:{account}:alarm:{spec.pipeline_name}-*"
+    rule_arn = f"arn:aws:events:{region}:{account}:rule/{spec.rule_name}"
+    statements = []
+    for sid, service, source in (
+        ("CloudWatchAlarms", "cloudwatch.amazonaws.com", alarm_arns),
+        ("ModelApprovalEvents", "events.amazonaws.com", rule_arn),
+    ):
+        statements.append(
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": source}},
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def approval_rule(spec: AlertSpec) -> dict:
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {
+            "ModelPackageGroupName": [spec.model_package_group],
+            "ModelApprovalStatus": ["Approved", "Rejected"],
+        },
+    }
 
 
 def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
@@ -117,8 +171,8 @@ def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
                 6,
             ),
             metric_widget(
-                "Evaluated gap per round, rising validation loss",
-                ["FinalGeneralizationGap", "ValLossRiseStreak"],
+                "Evaluated gap per round, overfitting signal, runs that gave up",
+                ["FinalGeneralizationGap", "ValLossRiseStreak", "OverfittingSignal", "RunGaveUp"],
                 12,
                 6,
             ),
@@ -128,16 +182,26 @@ def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
                 "y": 12,
                 "width": 24,
                 "height": 3,
-                "properties": {"title": "Overfitting alarms", "alarms": alarm_arns},
+                "properties": {"title": "Alarms", "alarms": alarm_arns},
             },
         ]
     }
 
 
-def apply(spec: AlertSpec, emails: list[str], sns, cloudwatch, region: str, echo: Callable = print) -> dict:
+def apply(
+    spec: AlertSpec, emails: list[str], sns, cloudwatch, events, account: str, region: str, echo: Callable = print
+) -> dict:
     """Create or update everything; running it again with the same input changes nothing."""
     emails = validate_emails(emails)
-    topic_arn = sns.create_topic(Name=spec.topic_name, Tags=[{"Key": "regula:managed", "Value": "true"}])["TopicArn"]
+    attributes = {"KmsMasterKeyId": spec.kms_key_id} if spec.kms_key_id else {}
+    topic_arn = sns.create_topic(
+        Name=spec.topic_name, Attributes=attributes, Tags=[{"Key": "regula:managed", "Value": "true"}]
+    )["TopicArn"]
+    sns.set_topic_attributes(
+        TopicArn=topic_arn,
+        AttributeName="Policy",
+        AttributeValue=json.dumps(topic_policy(topic_arn, account, region, spec)),
+    )
     subscribed = {s["Endpoint"].lower() for s in subscriptions(sns, topic_arn) if s["Protocol"] == "email"}
     for email in emails:
         if email in subscribed:
@@ -152,7 +216,14 @@ def apply(spec: AlertSpec, emails: list[str], sns, cloudwatch, region: str, echo
     cloudwatch.put_dashboard(
         DashboardName=spec.dashboard_name, DashboardBody=json.dumps(dashboard(spec, region, alarm_arns))
     )
-    echo(f"topic {topic_arn}; alarms {', '.join(names)}; dashboard {spec.dashboard_name}")
+    events.put_rule(
+        Name=spec.rule_name,
+        EventPattern=json.dumps(approval_rule(spec)),
+        Description=f"Approval decisions on {spec.model_package_group} models",
+        State="ENABLED",
+    )
+    events.put_targets(Rule=spec.rule_name, Targets=[{"Id": "AlertsTopic", "Arn": topic_arn}])
+    echo(f"topic {topic_arn}; alarms {', '.join(names)}; dashboard {spec.dashboard_name}; rule {spec.rule_name}")
     return {"topic_arn": topic_arn, "alarms": names, "dashboard": spec.dashboard_name, "emails": emails}
 
 
@@ -179,6 +250,7 @@ def show(spec: AlertSpec, sns, cloudwatch) -> dict:
                 "metric": a["MetricName"],
                 "threshold": a["Threshold"],
                 "actions": a["AlarmActions"],
+                "emails": bool(a["AlarmActions"]),
             }
             for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
         ],
@@ -186,74 +258,84 @@ def show(spec: AlertSpec, sns, cloudwatch) -> dict:
     }
 
 
+def key_policy() -> dict:
+    """A customer-managed key CloudWatch alarms and EventBridge can publish to an encrypted topic with (with the
+    AWS-managed SNS key they deliver nothing, silently)."""
+    account = {"Fn::Sub": "${AWS::AccountId}"}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AlarmsAndRulesPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            },
+        ],
+    }
+
+
 def cloudformation(spec: AlertSpec, emails: list[str]) -> dict:
-    """The same resources as `apply`, plus an EventBridge rule that emails approval decisions of the registry."""
+    """The same resources as `apply`; the topic encrypted with `spec.kms_key_id`, or with a key the template creates."""
     emails = validate_emails(emails)
     topic = {"Ref": "AlertsTopic"}
-    resources: dict = {
-        "AlertsTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": spec.topic_name}},
-        "AlertsTopicPolicy": {
-            "Type": "AWS::SNS::TopicPolicy",
-            "Properties": {
-                "Topics": [topic],
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "CloudWatchAlarms",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                            "Action": "sns:Publish",
-                            "Resource": topic,
-                        },
-                        {
-                            "Sid": "ModelApprovalEvents",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "events.amazonaws.com"},
-                            "Action": "sns:Publish",
-                            "Resource": topic,
-                        },
-                    ],
-                },
-            },
-        },
+    policy = topic_policy(topic, "${AWS::AccountId}", "${AWS::Region}", spec)
+    for statement in policy["Statement"]:  # the account and region are the stack's
+        condition = statement["Condition"]
+        condition["StringEquals"]["aws:SourceAccount"] = {"Fn::Sub": "${AWS::AccountId}"}
+        condition["ArnLike"]["aws:SourceArn"] = {"Fn::Sub": condition["ArnLike"]["aws:SourceArn"]}
+    resources: dict = {}
+    if spec.kms_key_id is None:
+        resources["AlertsKey"] = {
+            "Type": "AWS::KMS::Key",
+            "Properties": {"Description": f"{spec.topic_name} encryption", "KeyPolicy": key_policy()},
+        }
+    resources["AlertsTopic"] = {
+        "Type": "AWS::SNS::Topic",
+        "Properties": {"TopicName": spec.topic_name, "KmsMasterKeyId": spec.kms_key_id or {"Ref": "AlertsKey"}},
+    }
+    resources["AlertsTopicPolicy"] = {
+        "Type": "AWS::SNS::TopicPolicy",
+        "Properties": {"Topics": [topic], "PolicyDocument": policy},
     }
     for index, email in enumerate(emails, start=1):
         resources[f"Member{index}Subscription"] = {
             "Type": "AWS::SNS::Subscription",
             "Properties": {"TopicArn": topic, "Protocol": "email", "Endpoint": email},
         }
-    for alarm, logical in zip(alarms(spec, topic), ("GapAlarm", "ValLossRisingAlarm"), strict=True):
+    logical_names = ("GaveUpAlarm", "DivergedAlarm", "OverfittingSeenAlarm")
+    for alarm, logical in zip(alarms(spec, topic), logical_names, strict=True):
         resources[logical] = {"Type": "AWS::CloudWatch::Alarm", "Properties": alarm}
     resources["Dashboard"] = {
         "Type": "AWS::CloudWatch::Dashboard",
         "Properties": {
             "DashboardName": spec.dashboard_name,
             "DashboardBody": {
-                "Fn::Sub": json.dumps(
-                    dashboard(spec, "${AWS::Region}", ["${GapAlarm.Arn}", "${ValLossRisingAlarm.Arn}"])
-                )
+                "Fn::Sub": json.dumps(dashboard(spec, "${AWS::Region}", [f"${{{n}.Arn}}" for n in logical_names]))
             },
         },
     }
     resources["ApprovalDecisionRule"] = {
         "Type": "AWS::Events::Rule",
         "Properties": {
+            "Name": spec.rule_name,
             "Description": f"Approval decisions on {spec.model_package_group} models",
-            "EventPattern": {
-                "source": ["aws.sagemaker"],
-                "detail-type": ["SageMaker Model Package State Change"],
-                "detail": {
-                    "ModelPackageGroupName": [spec.model_package_group],
-                    "ModelApprovalStatus": ["Approved", "Rejected"],
-                },
-            },
+            "EventPattern": approval_rule(spec),
             "Targets": [{"Arn": topic, "Id": "AlertsTopic"}],
         },
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"Regula overfitting alerts for pipeline {spec.pipeline_name}",
+        "Description": f"Regula alerts for pipeline {spec.pipeline_name}",
         "Resources": resources,
         "Outputs": {"TopicArn": {"Value": topic}},
     }

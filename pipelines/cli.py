@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipelines.errors import RegulaError
 from pipelines.settings import PIPELINE_JSON, Settings
-from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
+from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
 
 class UsageError(RegulaError):
@@ -183,17 +183,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     spec = alerts.AlertSpec(
         pipeline_name=settings_from(args).pipeline_name,
         namespace=args.namespace,
-        max_gap=args.max_gap,
-        rise_epochs=args.rise_epochs,
         model_package_group=args.group,
+        kms_key_id=args.kms_key_id,
     )
     if args.action == "template":
         print_json(alerts.cloudformation(spec, args.email or []))
         return 0
     if args.action == "apply":
-        alerts.apply(
-            spec, args.email or [], client(args, "sns"), client(args, "cloudwatch"), settings_from(args).region
-        )
+        account = client(args, "sts").get_caller_identity()["Account"]
+        sns, cloudwatch, events = (client(args, name) for name in ("sns", "cloudwatch", "events"))
+        alerts.apply(spec, args.email or [], sns, cloudwatch, events, account, settings_from(args).region)
         return 0
     shown = alerts.show(spec, client(args, "sns"), client(args, "cloudwatch"))
     if args.json:
@@ -202,8 +201,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     print(f"topic: {shown['topic_arn']}")
     for sub in shown["subscriptions"]:
         print(f"  {sub['email']}: {'confirmed' if sub['confirmed'] else 'pending confirmation'}")
+    pending = [sub["email"] for sub in shown["subscriptions"] if not sub["confirmed"]]
+    if pending:
+        print(f"  {len(pending)} still to confirm (AWS emailed each a link): {', '.join(pending)}")
     for alarm in shown["alarms"]:
-        print(f"alarm {alarm['name']}: {alarm['state']} ({alarm['metric']} threshold {alarm['threshold']:g})")
+        emails = "emails the team" if alarm["emails"] else "dashboard only"
+        print(f"alarm {alarm['name']}: {alarm['state']} ({alarm['metric']} >= {alarm['threshold']:g}, {emails})")
     print(f"dashboard: {shown['dashboard']}")
     return 0
 
@@ -315,10 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--json", action="store_true")
         sub.add_argument("--namespace", default=METRICS_NAMESPACE, help="CloudWatch namespace of the metrics")
-        sub.add_argument("--max-gap", type=float, default=MAX_GAP, help="alarm when a round's gap is above this")
-        sub.add_argument("--rise-epochs", type=int, default=3, help="alarm when val loss rises this many epochs")
+        if action != "show":
+            sub.add_argument("--kms-key-id", help="customer-managed KMS key for the topic (template: one is created)")
         sub.add_argument("--group", default=MODEL_PACKAGE_GROUP, help="model package group for approval events")
-        sub.set_defaults(func=cmd_alerts, json=False, email=None)
+        sub.set_defaults(func=cmd_alerts, json=False, email=None, kms_key_id=None)
     return parser
 
 

@@ -243,6 +243,7 @@ def train_step(
             "learning_rate": p.learning_rate.to_string(),
             "batch_size": p.batch_size.to_string(),
             "max_epochs": p.max_epochs.to_string(),
+            "max_gap": p.max_gap.to_string(),
             "patience": p.patience.to_string(),
             "metrics_namespace": p.metrics_namespace,
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
@@ -296,6 +297,7 @@ def evaluate_step(
             p.min_lift.to_string(),
             "--min-quality",
             p.min_quality.to_string(),
+            *(["--final-round"] if round_ == settings.rounds else []),
             *metrics_arguments(p),
         ],
     )

@@ -50,6 +50,7 @@ def run_local(
 ) -> dict:
     import boto3
 
+    from pipelines import run_layout
     from pipelines.local_runner import LocalRunner, parameter_values
     from pipelines.moto_server import aws_environment
     from pipelines.render import render
@@ -105,10 +106,10 @@ def run_local(
         execution = runner.run(settings.pipeline_name, params)
 
     report = build_report(execution)
-    plot = plot_losses(run_dir, run_dir / "losses.png")
+    plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
     report["plot"] = str(plot) if plot else None
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    run_layout.report_file(run_dir).write_text(json.dumps(report, indent=2, default=str))
     for line in summary_lines(report):
         echo(line)
-    echo(f"run folder: {run_dir} (report.json{', losses.png' if plot else ''})")
+    echo(f"run folder: {run_dir} ({run_layout.REPORT_FILE}{', ' + run_layout.LOSS_PLOT if plot else ''})")
     return report

@@ -15,8 +15,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from pipelines import run_layout
 from pipelines.errors import RegulaError
-from pipelines.report import EVALUATION_FILE
 from pipelines.s3 import split_uri
 
 CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonlines"}
@@ -37,7 +37,7 @@ def sha256(path: Path) -> str:
 
 def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     """The model.tar.gz of the round a local run registered, and the sha256 its evaluation recorded."""
-    report_file = run_dir / "report.json"
+    report_file = run_layout.report_file(run_dir)
     if not report_file.exists():
         raise PredictError(f"{run_dir} is not a run folder: no report.json")
     report = json.loads(report_file.read_text())
@@ -45,8 +45,8 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     if not report.get("model_package_arn") or not registered:
         raise PredictError(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
     round_ = registered[-1]["round"]
-    archive = run_dir / "jobs" / f"TrainRound{round_}" / "model.tar.gz"
-    evaluation = run_dir / "jobs" / f"EvaluateRound{round_}" / EVALUATION_FILE
+    archive = run_layout.round_model(run_dir, round_)
+    evaluation = run_layout.round_evaluation(run_dir, round_)
     if not archive.exists() or not evaluation.exists():
         raise PredictError(f"run {run_dir.name}: the round {round_} model or its evaluation is missing")
     return archive, json.loads(evaluation.read_text())["artifact_sha256"]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipelines import run_layout
 from pipelines.local_runner import Execution
-
-EVALUATION_FILE = "opt/ml/processing/evaluation/evaluation.json"
 
 
 def round_evaluations(run_dir: Path) -> list[dict]:
     """evaluation.json of every round that got evaluated, in round order."""
     rounds = []
-    for path in sorted((run_dir / "jobs").glob(f"EvaluateRound*/{EVALUATION_FILE}")):
+    for path in run_layout.round_evaluations(run_dir):
         rounds.append(json.loads(path.read_text()))
     return sorted(rounds, key=lambda r: r["round"])
 

@@ -38,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quality-metric", default=QUALITY_METRIC)
     parser.add_argument("--min-lift", type=float, default=MIN_LIFT)
     parser.add_argument("--min-quality", type=float, default=MIN_QUALITY)
+    parser.add_argument("--final-round", action="store_true", help="the ladder's last round: overfit ends the run")
     parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
@@ -171,6 +172,9 @@ def main() -> None:
             "FinalValidationQuality": quality,
             "TestQuality": metrics["test"][metric],
             "Overfitting": float(decision == "overfit"),
+            "GapOverMaxGap": gap - args.max_gap,
+            # the run ends here without a model: what the team is emailed about (pipelines/alerts.py)
+            "RunGaveUp": float(decision == "underfit" or (decision == "overfit" and args.final_round)),
         }
     )
     emitter.close()

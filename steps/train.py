@@ -37,6 +37,7 @@ from defaults import (
     L2,
     LEARNING_RATE,
     MAX_EPOCHS,
+    MAX_GAP,
     METRICS_NAMESPACE,
     PATIENCE,
     SEED,
@@ -49,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 INFERENCE_CODE = ("inference.py", "model.py", "table.py")
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows
 BASE_BATCH = 64  # LEARNING_RATE is for this batch size
+RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
 MAX_AUTO_BATCH = 4096
 
 
@@ -64,6 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
     parser.add_argument("--learning_rate", type=float, default=0.0, help="0: LEARNING_RATE scaled to the batch")
+    parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline_name", default="")
@@ -238,6 +241,8 @@ def main() -> None:
         history.append(record)
         if rank == 0:
             print(f"epoch {epoch}: " + " ".join(f"{k}={v:.6f};" for k, v in record.items() if k != "epoch"), flush=True)
+            diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+            overfitting = record["gap"] > args.max_gap and rise_streak >= RISE_EPOCHS
             metrics.put_many(
                 {
                     "TrainingLoss": train_loss,
@@ -245,8 +250,12 @@ def main() -> None:
                     "ValidationAccuracy" if quality_name == "accuracy" else "ValidationR2": val_quality,
                     "GeneralizationGap": record["gap"],
                     "ValLossRiseStreak": rise_streak,
+                    "OverfittingSignal": float(overfitting),
+                    "TrainingDiverged": float(diverged),
                 }
             )
+            if diverged:
+                print(f"train: the loss is no longer a number at epoch {epoch}: stopping", flush=True)
 
         if val_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch

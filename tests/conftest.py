@@ -30,7 +30,7 @@ def aws(moto_server, monkeypatch):
 @pytest.fixture
 def clients(aws):
     session = boto3.Session(region_name=REGION)
-    return {name: session.client(name) for name in ("s3", "sagemaker", "cloudwatch", "sns")}
+    return {name: session.client(name) for name in ("s3", "sagemaker", "cloudwatch", "sns", "events")}
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Helpers for the tests: where the steps are, and how to run one as SageMaker does."""
+"""Helpers for the tests: where the steps are, how to run one as SageMaker does, and how to run the CLI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
 REGION = "us-east-1"
+
+
+def regula(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """`regula ARGS` as a user runs it: a separate process, output captured as text; kwargs go to subprocess.run."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def run_script(name: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:

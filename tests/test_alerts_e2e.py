@@ -1,8 +1,9 @@
-"""End to end: a local pipeline run whose first round overfits emails every team member.
+"""End to end: a run that gives up emails every team member once; a run that registers after an overfitting round
+emails nobody.
 
-The pipeline runs as everywhere in these tests (S3 and the registry in moto), with CloudWatch and SNS
-served by LocalStack, which evaluates the alarm Regula created and delivers its SNS action as email
-(read back from LocalStack's SES outbox).
+The pipeline runs as everywhere in these tests (S3, the registry and EventBridge in moto), with CloudWatch and SNS
+served by LocalStack, which evaluates the alarms Regula created and delivers their SNS action as email (read back
+from LocalStack's SES outbox).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from localstack_server import LocalStack, ensure_venv
 from pipelines import alerts
 from pipelines.local import run_local
 from pipelines.settings import Settings
-from steps.defaults import MAX_GAP
 
 MEMBERS = ["ana@example.com", "bo@example.org", "cy@example.net"]
 
@@ -39,35 +39,72 @@ def localstack(tmp_path_factory):
         server.stop()
 
 
-def test_an_overfitting_round_emails_every_team_member(localstack, aws, tmp_path, monkeypatch):
-    cloudwatch_sns = boto3.Session(region_name="us-east-1")
-    cloudwatch = cloudwatch_sns.client("cloudwatch", endpoint_url=localstack.endpoint)
-    sns = cloudwatch_sns.client("sns", endpoint_url=localstack.endpoint)
-    alerts.apply(alerts.AlertSpec(max_gap=MAX_GAP), MEMBERS, sns, cloudwatch, "us-east-1", echo=lambda _: None)
+def emails_for(localstack, alarm_name: str) -> list[tuple[str, dict]]:
+    outbox = json.loads(urllib.request.urlopen(f"{localstack.endpoint}/_aws/ses", timeout=5).read())
+    found = []
+    for message in outbox["messages"]:
+        try:
+            body = json.loads(message["Body"]["text_part"])
+        except (KeyError, TypeError, json.JSONDecodeError):
+            continue
+        if body.get("AlarmName") == alarm_name and body.get("NewStateValue") == "ALARM":
+            found += [(address, body) for address in message["Destination"]["ToAddresses"]]
+    return found
+
+
+def test_a_run_that_gives_up_emails_every_member_once_and_a_run_that_registers_emails_nobody(
+    localstack, aws, tmp_path, monkeypatch
+):
+    session = boto3.Session(region_name="us-east-1")
+    cloudwatch = session.client("cloudwatch", endpoint_url=localstack.endpoint)
+    sns = session.client("sns", endpoint_url=localstack.endpoint)
+    account = session.client("sts", endpoint_url=localstack.endpoint).get_caller_identity()["Account"]
+    alerts.apply(
+        alerts.AlertSpec(),
+        MEMBERS,
+        sns,
+        cloudwatch,
+        session.client("events"),
+        account,
+        "us-east-1",
+        echo=lambda _: None,
+    )
+    shown = alerts.show(alerts.AlertSpec(), sns, cloudwatch)
+    assert sorted(s["email"] for s in shown["subscriptions"]) == sorted(MEMBERS)
 
     # the steps' metrics go to LocalStack; S3 and the registry stay on moto
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", localstack.endpoint)
-    report = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lambda _: None)
-    assert report["rounds"][0]["decision"] == "overfit"
-    assert report["rounds"][0]["generalization_gap"] > MAX_GAP
+    registered = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lambda _: None)
+    assert registered["decision"] == "registered" and registered["rounds"][0]["decision"] == "overfit"
+    # what the gave-up alarm evaluates: every datum of that run is 0, below its threshold of 1
+    series = cloudwatch.get_metric_statistics(
+        Namespace="Regula",
+        MetricName="RunGaveUp",
+        Dimensions=[{"Name": "Pipeline", "Value": "regula"}],
+        StartTime=time.time() - 3600,
+        EndTime=time.time() + 60,
+        Period=60,
+        Statistics=["Maximum", "SampleCount"],
+    )["Datapoints"]
+    assert series and max(p["Maximum"] for p in series) == 0.0
 
-    deadline = time.monotonic() + 180  # the alarm's period is 60 s
+    gave_up = run_local(
+        Settings(rounds=2), runs_dir=tmp_path / "runs", params={"MaxGap": "0.0001"}, echo=lambda _: None
+    )
+    assert gave_up["failed_step"] == "StillOverfitting"
+
+    deadline = time.monotonic() + 180  # the alarms' period is 60 s
     while time.monotonic() < deadline:
-        alarm = cloudwatch.describe_alarms(AlarmNames=["regula-generalization-gap"])["MetricAlarms"][0]
+        alarm = cloudwatch.describe_alarms(AlarmNames=["regula-run-gave-up"])["MetricAlarms"][0]
         if alarm["StateValue"] == "ALARM":
             break
         time.sleep(2)
     assert alarm["StateValue"] == "ALARM"
-
-    emailed = {}
-    while time.monotonic() < deadline and set(emailed) != set(MEMBERS):
-        outbox = json.loads(urllib.request.urlopen(f"{localstack.endpoint}/_aws/ses", timeout=5).read())
-        for message in outbox["messages"]:
-            body = json.loads(message["Body"]["text_part"])
-            if body.get("AlarmName") == "regula-generalization-gap" and body.get("NewStateValue") == "ALARM":
-                for address in message["Destination"]["ToAddresses"]:
-                    emailed[address] = body
+    while time.monotonic() < deadline and {a for a, _ in emails_for(localstack, "regula-run-gave-up")} != set(MEMBERS):
         time.sleep(1)
-    assert set(emailed) == set(MEMBERS)
-    trigger = emailed[MEMBERS[0]]["Trigger"]
-    assert (trigger["MetricName"], trigger["Threshold"]) == ("FinalGeneralizationGap", MAX_GAP)
+    time.sleep(5)  # anything else on its way arrives too
+    sent = emails_for(localstack, "regula-run-gave-up")
+    assert sorted(address for address, _ in sent) == sorted(MEMBERS), "one email per member"
+    assert sent[0][1]["Trigger"]["MetricName"] == "RunGaveUp"
+    # the per-epoch overfitting signal is on the dashboard only: whatever its state, it emailed nobody
+    assert emails_for(localstack, "regula-overfitting-seen") == []

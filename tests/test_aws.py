@@ -8,16 +8,12 @@ import sys
 import time
 
 import pytest
-from helpers import run_training
+from helpers import regula, run_training
 
-from pipelines import alerts, registry
+from pipelines import registry
 from pipelines.deploy import DeployError, compact, start, status, upsert
 from pipelines.render import render
 from pipelines.settings import Settings
-
-
-def regula(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -125,7 +121,8 @@ def test_approve_and_reject_change_status_and_the_guard_refuses_a_bad_package(cl
 
     assert regula("models", "reject", bad, "--note", "overfits").returncode == 0
     assert sagemaker.describe_model_package(ModelPackageName=bad)["ModelApprovalStatus"] == "Rejected"
-    assert regula("models", "approve", bad, "--force").returncode == 0
+    assert regula("models", "approve", bad, "--force").returncode == 2  # rejected: --force needs a --note too
+    assert regula("models", "approve", bad, "--force", "--note", "accepted risk").returncode == 0
     assert sagemaker.describe_model_package(ModelPackageName=bad)["ModelApprovalStatus"] == "Approved"
 
     listed = regula("models", "list")
@@ -165,38 +162,6 @@ def test_unknown_model_package_is_a_one_line_error(clients):
     )
 
 
-def test_alerts_apply_twice_leaves_one_topic_one_subscription_per_member(clients):
-    sns, cloudwatch = clients["sns"], clients["cloudwatch"]
-    spec = alerts.AlertSpec(max_gap=0.2)
-    members = ["ana@example.com", "bo@example.org"]
-    for _ in range(2):
-        alerts.apply(spec, members, sns, cloudwatch, "us-east-1", echo=lambda _: None)
-    topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
-    assert len(topics) == 1 and topics[0].endswith(":regula-overfitting-alerts")
-    subs = sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]
-    assert sorted((s["Protocol"], s["Endpoint"]) for s in subs) == [("email", m) for m in members]
-
-    found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
-    assert set(found) == {"regula-generalization-gap", "regula-val-loss-rising"}
-    gap, rising = found["regula-generalization-gap"], found["regula-val-loss-rising"]
-    assert gap["AlarmActions"] == [topics[0]] and rising["AlarmActions"] == [topics[0]]
-    assert (gap["MetricName"], gap["Threshold"], gap["ComparisonOperator"]) == (
-        "FinalGeneralizationGap",
-        0.2,
-        "GreaterThanThreshold",
-    )
-    assert (rising["MetricName"], rising["Threshold"]) == ("ValLossRiseStreak", 3.0)
-    assert gap["Dimensions"] == [{"Name": "Pipeline", "Value": "regula"}]
-    body = json.loads(cloudwatch.get_dashboard(DashboardName="regula-overfitting")["DashboardBody"])
-    assert any(w["type"] == "alarm" for w in body["widgets"])
-
-    # a third member joins: one more subscription, the others untouched
-    alerts.apply(spec, [*members, "cy@example.net"], sns, cloudwatch, "us-east-1", echo=lambda _: None)
-    assert len(sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]) == 3
-    shown = json.loads(regula("alerts", "show", "--json").stdout)
-    assert shown["topic_arn"] == topics[0] and len(shown["alarms"]) == 2
-
-
 def test_alerts_refuse_an_invalid_email_before_creating_anything(clients):
     result = regula("alerts", "apply", "--email", "ana@example.com", "--email", "not-an-address")
     assert result.returncode == 2 and result.stderr.strip() == "regula: error: invalid email address: not-an-address"
@@ -210,6 +175,14 @@ def test_cloudformation_template_passes_cfn_lint(tmp_path):
     template.write_text(result.stdout)
     resources = json.loads(result.stdout)["Resources"]
     assert [r for r in resources if r.endswith("Subscription")] == ["Member1Subscription", "Member2Subscription"]
+    assert resources["AlertsTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AlertsKey"}
+    (publish,) = [
+        s for s in resources["AlertsKey"]["Properties"]["KeyPolicy"]["Statement"] if "Service" in s["Principal"]
+    ]
+    assert set(publish["Principal"]["Service"]) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    assert set(publish["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    statements = resources["AlertsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert all("aws:SourceAccount" in st["Condition"]["StringEquals"] for st in statements)
     rule = resources["ApprovalDecisionRule"]["Properties"]["EventPattern"]
     assert rule["detail-type"] == ["SageMaker Model Package State Change"]
     lint = subprocess.run(

@@ -3,17 +3,10 @@ nothing half-written."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from helpers import BAD_INPUTS
+from helpers import BAD_INPUTS, regula
 
 from pipelines.local import run_local
-
-
-def regula(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def s3_keys(s3, prefix: str) -> list[str]:
@@ -55,9 +48,8 @@ def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     assert malformed.stderr.strip() == "regula: error: --param takes KEY=VALUE, got 'MaxGap'"
 
 
-def test_negative_l1_fails_training_with_its_reason(tmp_path, clients):
+def test_negative_l1_is_refused_before_anything_starts(tmp_path, clients):
     result = regula("run", "--local", "--param", "L1=-0.001", "--runs-dir", str(tmp_path / "runs"))
-    assert result.returncode == 1
-    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
-    assert len(failed) == 1 and failed[0].startswith("FAILED at TrainRound1: train: l1 must be >= 0, got -0.001")
+    assert (result.returncode, result.stderr.strip()) == (2, "regula: error: L1 must be a number >= 0, got -0.001")
+    assert not (tmp_path / "runs").exists()
     assert clients["sagemaker"].list_model_package_groups()["ModelPackageGroupSummaryList"] == []

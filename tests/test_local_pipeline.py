@@ -115,12 +115,26 @@ def test_underfitting_model_is_not_registered_nor_retrained(tmp_path, clients):
     assert model_packages(clients["sagemaker"]) == []
 
 
-def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_path, clients):
-    report, _ = run(tmp_path, params={"Dropout": "1.5"})
-    assert report["status"] == "Failed" and report["failed_step"] == "TrainRound1"
-    assert "dropout must be in [0, 0.8)" in report["failure_reason"]
-    assert [s["name"] for s in report["steps"]] == ["Preprocess", "TrainRound1"]
-    assert model_packages(clients["sagemaker"]) == []
+def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_path):
+    from pipelines.local_runner import LocalRunner
+
+    crash = "import sys; print('ERROR the job fell over', flush=True); sys.exit(3)"
+    definition = {
+        "Parameters": [],
+        "Steps": [
+            {
+                "Name": "Crash",
+                "Type": "Processing",
+                "Arguments": {"AppSpecification": {"ContainerEntrypoint": ["python3", "-c", crash]}},
+            },
+            {"Name": "After", "Type": "Fail", "DependsOn": ["Crash"], "Arguments": {"ErrorMessage": "not reached"}},
+        ],
+    }
+    runner = LocalRunner(definition, tmp_path / "run", s3=None, sagemaker=None, region="us-east-1", echo=lambda _: 0)
+    execution = runner.run("p")
+    assert (execution.status, execution.failed_step) == ("Failed", "Crash")
+    assert execution.failure_reason.startswith("the job fell over (exit code 3, log: ")
+    assert [s.name for s in execution.steps] == ["Crash"]
 
 
 def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):

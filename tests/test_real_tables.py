@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import palmerpenguins
 import pandas as pd
 import pytest
+from helpers import regula
 from sklearn.datasets import load_diabetes
 
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
-
-
-def regula(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 def run_folder(runs: Path) -> Path:

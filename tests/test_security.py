@@ -11,21 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REGION, run_script
+from helpers import REGION, regula, run_script
 
-from pipelines import local_runner
+from pipelines.container_jobs import ContainerJob
 from pipelines.local import claim_run_dir, run_local
+from pipelines.local_runner import StepFailed
 from pipelines.render import render
+from pipelines.run_layout import job_log, job_root
 from pipelines.s3 import download_prefix, ensure_bucket
 from steps.cloudwatch import MetricEmitter
 
 BUCKET = "regula-artifacts"
-
-
-def regula(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=600, **kwargs
-    )
 
 
 def escaping_key(prefix: str, target: Path) -> str:
@@ -241,14 +237,13 @@ def test_sigterm_to_regula_ends_its_running_job(tmp_path, aws):
 
 
 def test_a_job_past_its_max_runtime_is_stopped(tmp_path):
-    runner = local_runner.LocalRunner({}, tmp_path / "run", s3=None, sagemaker=None, region=REGION)
-    record = local_runner.StepRecord("Sleepy", "Processing")
+    run_dir = tmp_path / "run"
+    job = ContainerJob("Sleepy", job_root(run_dir, "Sleepy"), job_log(run_dir, "Sleepy"), s3=None, env={})
     started = time.monotonic()
-    with pytest.raises(local_runner.StepFailed, match="stopped after MaxRuntimeInSeconds=1"):
-        runner._run_process(
-            record, [sys.executable, "-c", "import time; print('x', flush=True); time.sleep(60)"], {}, tmp_path,
-            timeout=1,
-        )  # fmt: skip
+    with pytest.raises(StepFailed, match="stopped after MaxRuntimeInSeconds=1"):
+        job.run_processes(
+            [sys.executable, "-c", "import time; print('x', flush=True); time.sleep(60)"], {}, tmp_path, timeout=1
+        )
     assert time.monotonic() - started < 20
 
 

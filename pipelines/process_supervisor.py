@@ -1,0 +1,125 @@
+"""Run a job's processes and watch them: each in its own process group, stopped past their time limit and ended with
+the runner, one per rank of a distributed job, rank 0's output logged and shown on the console (throttled)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.run_layout import rank_log
+
+PROGRESS_SECONDS = 5.0
+
+
+@dataclass
+class ProcessRun:
+    """How a job's processes ended: where rank 0's output is, how long they ran, their exit codes."""
+
+    log: Path
+    seconds: float
+    exit_codes: list[int]
+    timed_out: bool  # stopped at the time limit
+    last_lines: list[str]  # rank 0's last non-empty lines of output
+
+
+def end_process_group(process: subprocess.Popen) -> None:
+    """Stop a job and everything it started (its own process group): TERM, then KILL after a grace period."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_processes(
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    echo: Callable[[str], None] = print,
+    verbose: bool = False,
+    processes: int = 1,
+    timeout: float | None = None,
+) -> ProcessRun:
+    """Run `command` as `processes` ranks with `env` over this process's environment, until all end or `timeout`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # each process gets its share of the CPUs: more torch/BLAS threads than cores only spin (steps/contract.py)
+    share = str(max(1, (os.cpu_count() or 1) // processes))
+    base = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "REGULA_CPUS": share}
+    ranks: list[subprocess.Popen] = []
+    rank_logs = contextlib.ExitStack()
+    started = time.perf_counter()
+    master_port = str(free_port())
+    timed_out = threading.Event()
+
+    def stop_all() -> None:
+        timed_out.set()
+        for process in ranks:
+            end_process_group(process)
+
+    watchdog = threading.Timer(timeout, stop_all) if timeout else None
+    try:
+        for rank in range(processes):
+            rank_env = dict(base)
+            if processes > 1:
+                rank_env.update(
+                    WORLD_SIZE=str(processes),
+                    RANK=str(rank),
+                    LOCAL_RANK="0",
+                    MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=master_port,
+                )
+            out = subprocess.PIPE if rank == 0 else rank_logs.enter_context(open(rank_log(log, rank), "w"))
+            ranks.append(
+                subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=rank_env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,  # its own process group: ended with everything it started
+                )
+            )
+        if watchdog:
+            watchdog.start()
+        last_lines: list[str] = []
+        last_shown = time.monotonic()
+        with open(log, "w") as sink:
+            for line in ranks[0].stdout:
+                sink.write(line)
+                line = line.rstrip()
+                if line:
+                    last_lines = (last_lines + [line])[-20:]
+                # every line with --verbose; else all but the per-epoch ones, of which one every few seconds
+                quiet = line.startswith("epoch ") and time.monotonic() - last_shown < PROGRESS_SECONDS
+                if line and (verbose or not quiet):
+                    echo(f"   | {line}")
+                    last_shown = time.monotonic()
+        codes = [p.wait() for p in ranks]
+    finally:  # an error, Ctrl-C or SIGTERM here: no job outlives the runner
+        if watchdog:
+            watchdog.cancel()
+        for process in ranks:
+            end_process_group(process)
+        rank_logs.close()
+    return ProcessRun(log, round(time.perf_counter() - started, 3), codes, timed_out.is_set(), last_lines)

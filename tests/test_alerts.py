@@ -1,0 +1,88 @@
+"""Alerts against a moto server: what emails the team, what only shows on the dashboard, and who may publish."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import regula
+
+from pipelines import alerts
+
+MEMBERS = ["ana@example.com", "bo@example.org"]
+ACCOUNT = "123456789012"  # moto's
+
+
+def apply(clients, emails=MEMBERS, **spec) -> dict:
+    return alerts.apply(
+        alerts.AlertSpec(**spec),
+        emails,
+        clients["sns"],
+        clients["cloudwatch"],
+        clients["events"],
+        ACCOUNT,
+        "us-east-1",
+        echo=lambda _: None,
+    )
+
+
+def test_apply_twice_is_one_topic_one_subscription_per_member_and_alarms_worth_an_email(clients):
+    sns, cloudwatch = clients["sns"], clients["cloudwatch"]
+    for _ in range(2):
+        apply(clients)
+    topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+    assert len(topics) == 1 and topics[0].endswith(":regula-overfitting-alerts")
+    subs = sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]
+    assert sorted((s["Protocol"], s["Endpoint"]) for s in subs) == [("email", m) for m in MEMBERS]
+
+    found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(found) == {"regula-run-gave-up", "regula-training-diverged", "regula-overfitting-seen"}
+    emailing = {name for name, alarm in found.items() if alarm["AlarmActions"] == [topics[0]]}
+    assert emailing == {"regula-run-gave-up", "regula-training-diverged"}
+    assert found["regula-overfitting-seen"]["AlarmActions"] == []  # the ladder's normal path: dashboard only
+    gave_up = found["regula-run-gave-up"]
+    assert (gave_up["MetricName"], gave_up["Threshold"], gave_up["ComparisonOperator"]) == (
+        "RunGaveUp",
+        1.0,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert gave_up["Dimensions"] == [{"Name": "Pipeline", "Value": "regula"}]
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="regula-overfitting")["DashboardBody"])
+    assert any(w["type"] == "alarm" for w in body["widgets"])
+
+    # a third member joins: one more subscription, the others untouched
+    apply(clients, [*MEMBERS, "cy@example.net"])
+    assert len(sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]) == 3
+    shown = json.loads(regula("alerts", "show", "--json").stdout)
+    assert shown["topic_arn"] == topics[0] and len(shown["alarms"]) == 3
+
+
+def test_only_this_accounts_alarms_and_rule_may_publish(clients):
+    topic = apply(clients)["topic_arn"]
+    policy = json.loads(clients["sns"].get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    by_service = {s["Principal"]["Service"]: s for s in policy["Statement"]}
+    assert set(by_service) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    for statement in by_service.values():
+        assert statement["Action"] == "sns:Publish" and statement["Resource"] == topic
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert by_service["cloudwatch.amazonaws.com"]["Condition"]["ArnLike"]["aws:SourceArn"] == (
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:regula-*"
+    )
+    rule = clients["events"].describe_rule(Name="regula-approval-decisions")
+    assert json.loads(rule["EventPattern"])["detail-type"] == ["SageMaker Model Package State Change"]
+    targets = clients["events"].list_targets_by_rule(Rule="regula-approval-decisions")["Targets"]
+    assert [t["Arn"] for t in targets] == [topic]
+    assert by_service["events.amazonaws.com"]["Condition"]["ArnLike"]["aws:SourceArn"] == rule["Arn"]
+
+
+def test_a_customer_managed_key_encrypts_the_topic(clients):
+    topic = apply(clients, kms_key_id="alias/regula-alerts")["topic_arn"]
+    attributes = clients["sns"].get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["KmsMasterKeyId"] == "alias/regula-alerts"
+
+
+def test_show_says_which_alarms_email(clients):
+    apply(clients)
+    shown = regula("alerts", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert "regula-run-gave-up: OK (RunGaveUp >= 1, emails the team)" in shown.stdout
+    assert "regula-overfitting-seen: OK (OverfittingSignal >= 1, dashboard only)" in shown.stdout
