@@ -1,4 +1,9 @@
-"""Shared fixtures: a real moto server over HTTP on 127.0.0.1, and the AWS environment pointing at it."""
+"""Shared fixtures: a real moto server over HTTP on 127.0.0.1, and the AWS environment pointing at it.
+
+Two tiers: `pytest` runs the fast one (unit tests, the step scripts, one whole local pipeline) for the edit-test
+loop; `pytest --slow` runs everything, as CI does. Tests marked `slow` (whole pipelines, LocalStack, interrupts)
+are left out of the fast tier, never deleted.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,23 @@ from helpers import REGION, run_script
 from sklearn.datasets import load_digits
 
 from pipelines.moto_server import MotoServer
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the slow tier (what CI runs)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: whole local pipelines and other long tests, run with --slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]
 
 
 @pytest.fixture(scope="session")

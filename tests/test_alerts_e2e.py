@@ -21,6 +21,8 @@ from pipelines import alerts
 from pipelines.local import run_local
 from pipelines.settings import Settings
 
+pytestmark = pytest.mark.slow  # LocalStack and two whole pipelines: the slow tier (pytest --slow)
+
 MEMBERS = ["ana@example.com", "bo@example.org", "cy@example.net"]
 
 

@@ -13,6 +13,7 @@ def s3_keys(s3, prefix: str) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket="regula-artifacts", Prefix=prefix).get("Contents", [])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_table_fails_the_run_at_preprocess_and_writes_nothing(case, tmp_path, clients):
     content, message = BAD_INPUTS[case]
@@ -26,6 +27,7 @@ def test_bad_table_fails_the_run_at_preprocess_and_writes_nothing(case, tmp_path
     assert clients["sagemaker"].list_model_package_groups()["ModelPackageGroupSummaryList"] == []
 
 
+@pytest.mark.slow
 def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     missing = regula("run", "--local", "--data", str(tmp_path / "nope.csv"))
     assert (missing.returncode, missing.stderr.strip()) == (

@@ -33,6 +33,7 @@ def model_packages(sagemaker):
     ]
 
 
+@pytest.mark.slow
 def test_default_run_retrains_then_registers(tmp_path, clients):
     report, output = run(tmp_path)
 
@@ -83,6 +84,7 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     assert package["ModelApprovalStatus"] == "Approved"
 
 
+@pytest.mark.slow
 def test_two_training_instances_train_as_one_torch_distributed_job(tmp_path, clients):
     report, output = run(tmp_path, params={"MaxGap": "5", "TrainingInstanceCount": "2"})
     assert report["decision"] == "registered"
@@ -92,6 +94,7 @@ def test_two_training_instances_train_as_one_torch_distributed_job(tmp_path, cli
     assert "Traceback" not in rank1 and "epoch 1:" not in rank1, "only rank 0 reports"
 
 
+@pytest.mark.slow
 def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
     report, _ = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15"})
     assert report["status"] == "Failed" and report["failed_step"] == "StillOverfitting"
@@ -106,6 +109,7 @@ def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
     assert model_packages(clients["sagemaker"]) == []
 
 
+@pytest.mark.slow
 def test_underfitting_model_is_not_registered_nor_retrained(tmp_path, clients):
     report, _ = run(tmp_path, params={"MaxGap": "5", "MinQuality": "0.9999", "MaxEpochs": "15"})
     assert report["status"] == "Failed" and report["failed_step"] == "UnderfitRound1"
@@ -137,6 +141,7 @@ def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_pat
     assert [s.name for s in execution.steps] == ["Crash"]
 
 
+@pytest.mark.slow
 def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,c\n1,2,3\n4,5,6\n")
@@ -171,6 +176,7 @@ def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
     assert model_packages(clients["sagemaker"]) == []
 
 
+@pytest.mark.slow
 def test_the_pipeline_follows_the_decision_its_evaluation_reports(tmp_path, clients):
     """Both thresholds broken at once: the evaluation says overfit, so the pipeline retrains, and fails with that."""
     lines = []

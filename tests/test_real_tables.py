@@ -14,6 +14,8 @@ from sklearn.datasets import load_diabetes
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
 
+pytestmark = pytest.mark.slow  # whole pipelines: the slow tier (pytest --slow)
+
 
 def run_folder(runs: Path) -> Path:
     (folder,) = runs.iterdir()

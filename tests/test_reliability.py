@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from helpers import run_training
 
+pytestmark = pytest.mark.slow  # a dead CloudWatch costs each run its flush deadline: the slow tier
+
 
 class Throttling(BaseHTTPRequestHandler):
     requests = 0

@@ -31,6 +31,7 @@ def escaping_key(prefix: str, target: Path) -> str:
 # -- S3 keys and code objects ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_s3_key_that_climbs_out_of_the_job_folder_is_refused(tmp_path, clients):
     s3 = clients["s3"]
     ensure_bucket(s3, BUCKET, REGION)
@@ -213,6 +214,7 @@ def job_processes(run_dir: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_sigterm_to_regula_ends_its_running_job(tmp_path, aws):
     runs = tmp_path / "runs"
     process = subprocess.Popen(
