@@ -6,7 +6,7 @@ import sys
 
 from helpers import REPO
 
-TEST_COMMAND = "pip install torch==2.13.0 && pip install -e '.[dev]' && ruff check . && pytest"
+TEST_COMMAND = "pip install torch==2.13.0 && pip install -e '.[dev]' && ruff check . && ruff format --check . && pytest"
 RUN_COMMAND = "pip install torch==2.13.0 && pip install -e . && regula run --local"
 
 
@@ -18,9 +18,10 @@ def test_readme_has_exactly_the_two_set_up_and_go_commands():
     assert readme_commands() == [RUN_COMMAND, TEST_COMMAND]
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_and_the_slow_tier():
     script = (REPO / ".ci" / "run").read_text().splitlines()
     assert TEST_COMMAND in script
+    assert "pytest --slow -m slow" in script
 
 
 def test_cli_start_up_does_not_import_the_sdk():
