@@ -39,20 +39,7 @@ SETTINGS_OPTIONS = (
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "pipeline_name",
-            "region",
-            "bucket",
-            "prefix",
-            "role_arn",
-            "rounds",
-            "image_uri",
-            "allow_auto_approval",
-        )
-        if getattr(args, k, None) is not None
-    }
+    overrides = {k: getattr(args, k) for k in SETTINGS_OPTIONS if getattr(args, k, None) is not None}
     return Settings(**overrides)
 
 

@@ -87,7 +87,7 @@ class Parameters:
         self.l2 = ParameterFloat("L2", default_value=d.L2)
         self.growth = ParameterFloat("RegularizationGrowth", default_value=d.GROWTH)
         self.hidden = ParameterString("HiddenLayers", default_value=d.HIDDEN)
-        self.learning_rate = ParameterFloat("LearningRate", default_value=0.0)
+        self.learning_rate = ParameterFloat("LearningRate", default_value=d.LEARNING_RATE)
         self.batch_size = ParameterInteger("BatchSize", default_value=d.BATCH_SIZE)
         self.class_weight = ParameterString("ClassWeight", default_value=d.CLASS_WEIGHT)
         self.max_epochs = ParameterInteger("MaxEpochs", default_value=d.MAX_EPOCHS)

@@ -23,7 +23,8 @@ GROWTH = 10.0  # per round: L1 and L2 times this, dropout towards MAX_DROPOUT
 MAX_EPOCHS = 200
 PATIENCE = 10
 HIDDEN = "256,256"
-LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
+BASE_LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
+LEARNING_RATE = 0.0  # 0: BASE_LEARNING_RATE scaled to the batch size
 BATCH_SIZE = 0  # 0: chosen from the training rows (train.auto_batch_size)
 # Class weighting, applied where it was measured to work: in the decision, not the loss. "balanced" predicts the class
 # with the highest probability divided by its training share (the Bayes rule for balanced accuracy); probabilities stay

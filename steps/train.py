@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from cloudwatch import MetricEmitter
 from contract import SCHEMA, StepError, read_schema, read_split, run, torch_threads
 from defaults import (
+    BASE_LEARNING_RATE,
     BATCH_SIZE,
     DROPOUT,
     GROWTH,
@@ -49,7 +50,7 @@ from regularization import schedule
 HERE = Path(__file__).resolve().parent
 INFERENCE_CODE = ("inference.py", "model.py", "table.py")
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows
-BASE_BATCH = 64  # LEARNING_RATE is for this batch size
+BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
 MAX_AUTO_BATCH = 4096
 
@@ -65,7 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
-    parser.add_argument("--learning_rate", type=float, default=0.0, help="0: LEARNING_RATE scaled to the batch")
+    parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
     parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
@@ -163,7 +164,7 @@ def main() -> None:
     objective = Objective(schema)
 
     batch_size = args.batch_size or auto_batch_size(len(x_train))
-    learning_rate = args.learning_rate or LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
+    learning_rate = args.learning_rate or BASE_LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
     model = MLP(x_train.shape[1], objective.outputs, args.hidden, strength["dropout"]).to(device)
     widths = [x_train.shape[1], *args.hidden, objective.outputs]
     if device.type == "cpu":

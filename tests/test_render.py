@@ -90,6 +90,7 @@ def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exist
         "RegularizationGrowth": d.GROWTH,
         "HiddenLayers": d.HIDDEN,
         "BatchSize": d.BATCH_SIZE,
+        "LearningRate": d.LEARNING_RATE,
         "ClassWeight": d.CLASS_WEIGHT,
         "MaxEpochs": d.MAX_EPOCHS,
         "Patience": d.PATIENCE,
