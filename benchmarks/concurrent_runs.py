@@ -56,7 +56,7 @@ def main() -> None:
             alone = timed(1, env, Path(tmp) / f"{len(results)}-alone")
             together = timed(2, env, Path(tmp) / f"{len(results)}-together")
             results[name] = {"alone_s": alone, "two_at_once_s": together, "ratio": round(together / alone, 3)}
-            print(f"{name}: alone {alone:.1f} s, two at once {together:.1f} s, ratio {together / alone:.2f}", flush=True)
+            print(f"{name}: alone {alone:.1f} s, two at once {together:.1f} s, ratio {together / alone:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2) + "\n")
     print(f"target: ratio <= 1.3; wrote {args.out}")
