@@ -140,6 +140,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def notice(text: str) -> None:
+    print(text, file=sys.stderr)  # beside the data on standard output, never in it
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -153,7 +157,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             archive, expected = predict.from_run_folder(Path(args.model))
         else:
             archive, expected = predict.from_registry(
-                client(args, "sagemaker"), client(args, "s3"), args.group, args.model, workdir
+                client(args, "sagemaker"), client(args, "s3"), args.group, args.model, workdir, echo=notice
             )
         model_dir = predict.unpack(archive, expected, workdir / "model")
         rows, text = predict.predict(model_dir, args.data, args.out)

@@ -19,7 +19,7 @@ from pipelines import run_layout
 from pipelines.errors import RegulaError
 from pipelines.s3 import split_uri
 
-CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json", ".jsonl": "application/jsonlines"}
+CONTENT_TYPES = {".json": "application/json", ".jsonl": "application/jsonlines"}
 SERVING_MODULES = ("inference", "model", "table")
 
 
@@ -52,11 +52,13 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     return archive, json.loads(evaluation.read_text())["artifact_sha256"]
 
 
-def from_registry(sagemaker, s3, group: str, ref: str, workdir: Path) -> tuple[Path, str]:
+def from_registry(sagemaker, s3, group: str, ref: str, workdir: Path, echo=print) -> tuple[Path, str]:
     """Download the package's model.tar.gz; the expected sha256 is the one recorded at registration."""
     from pipelines.registry import find
 
     row = find(sagemaker, group, ref)
+    if row["status"] != "Approved":
+        echo(f"note: version {row['version']} is {row['status']}, not Approved")
     package = sagemaker.describe_model_package(ModelPackageName=row["arn"])
     uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     expected = row["metadata"].get("regula:artifact_sha256")
@@ -93,11 +95,15 @@ def load_serving_code(model_dir: Path):
 
 
 def read_rows(inference, data: Path):
+    """A .csv or .parquet file read as preprocessing reads tables (any dialect); JSON as the endpoint reads it."""
     suffix = data.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pandas as pd
+    if suffix in (".csv", ".parquet", ".pq"):
+        from steps.tablefile import TableFileError, read_table
 
-        return pd.read_parquet(data)
+        try:
+            return read_table(data)[0]
+        except TableFileError as error:
+            raise PredictError(str(error)) from None
     if suffix not in CONTENT_TYPES:
         raise PredictError(f"cannot read {data.name}: use .csv (with a header), .json, .jsonl or .parquet")
     return inference.read_rows(data.read_bytes(), CONTENT_TYPES[suffix])

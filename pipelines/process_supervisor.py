@@ -30,6 +30,18 @@ class ProcessRun:
     last_lines: list[str]  # rank 0's last non-empty lines of output
 
 
+def wait_all(ranks: list[subprocess.Popen]) -> list[int]:
+    """Exit codes of every rank; the moment one fails, the others are ended (they would wait in a collective
+    operation for the failed one until the job's time limit)."""
+    while any(p.poll() is None for p in ranks):
+        if any(p.returncode not in (None, 0) for p in ranks):
+            for process in ranks:
+                end_process_group(process)
+            break
+        time.sleep(0.1)
+    return [p.wait() for p in ranks]
+
+
 def end_process_group(process: subprocess.Popen) -> None:
     """Stop a job and everything it started (its own process group): TERM, then KILL after a grace period."""
     if process.poll() is not None:
@@ -115,7 +127,7 @@ def run_processes(
                 if line and (verbose or not quiet):
                     echo(f"   | {line}")
                     last_shown = time.monotonic()
-        codes = [p.wait() for p in ranks]
+        codes = wait_all(ranks)
     finally:  # an error, Ctrl-C or SIGTERM here: no job outlives the runner
         if watchdog:
             watchdog.cancel()

@@ -122,8 +122,14 @@ def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
     limit = row["max_gap"] if max_gap is None else min(max_gap, row["max_gap"])  # --max-gap only tightens
     if row["gap"] > limit:
         problems.append(f"its generalization gap {row['gap']:.4f} is above the maximum {limit:g}")
-    floor = max(row["baseline_quality"] + row["min_lift"], row["min_quality"])
-    if row["val_quality"] < floor:
+    # whatever an execution was started with, a model no better than the trivial baseline is never approvable
+    floor = max(row["baseline_quality"] + max(row["min_lift"], 0.0), row["min_quality"])
+    if row["val_quality"] <= row["baseline_quality"]:
+        problems.append(
+            f"its validation {row['quality_metric']} {row['val_quality']:.4f} is no better than the baseline's "
+            f"{row['baseline_quality']:.4f}"
+        )
+    elif row["val_quality"] < floor:
         problems.append(
             f"its validation {row['quality_metric']} {row['val_quality']:.4f} is under {floor:.4f} "
             f"(baseline {row['baseline_quality']:.4f} + lift {row['min_lift']:g}, or minimum {row['min_quality']:g})"

@@ -59,17 +59,26 @@ class RegulaSession(PipelineSession):
         for name, data in contents.items():
             self.uploads[f"{key}/{name}"] = data
         uri = f"s3://{self.default_bucket()}/{key}"
-        return uri if path.is_dir() else f"{uri}/{path.name}"
+        # a folder ends in '/': S3 prefixes match by string, and '<hash>x.py' must not count as inside '<hash>'
+        return f"{uri}/" if path.is_dir() else f"{uri}/{path.name}"
 
     def upload_string_as_file_body(self, body, bucket, key, kms_key=None) -> str:
         self.uploads[key] = body.encode() if isinstance(body, str) else body
         return f"s3://{bucket}/{key}"
 
     def push_uploads(self, s3_client) -> int:
-        """Put the recorded code into the bucket; returns how many objects were written. An object already at its
-        content-addressed key is kept only when its bytes are the recorded ones: anything else there (a poisoned
-        train.py, a truncated upload) is overwritten before a job can run it."""
+        """Put the recorded code into the bucket; returns how many objects were written or removed. An object already
+        at its content-addressed key is kept only when its bytes are the recorded ones: anything else there (a
+        poisoned train.py, a truncated upload) is overwritten, and objects in a code folder that were never uploaded
+        (a planted sitecustomize.py) are removed, before a job can run them."""
         written = 0
+        folders = {key.rsplit("/", 1)[0] + "/" for key in self.uploads}
+        for folder in sorted(folders):  # an object nobody uploaded inside a code folder would reach the jobs too
+            pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=self.default_bucket(), Prefix=folder)
+            for item in (item for page in pages for item in page.get("Contents", [])):
+                if item["Key"] not in self.uploads:
+                    s3_client.delete_object(Bucket=self.default_bucket(), Key=item["Key"])
+                    written += 1
         for key, data in sorted(self.uploads.items()):
             try:
                 present = s3_client.get_object(Bucket=self.default_bucket(), Key=key)["Body"].read()

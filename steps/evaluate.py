@@ -71,11 +71,17 @@ def check_served_rows(predictor, data_dir: Path, test_features: np.ndarray) -> i
     path = data_dir / "test" / RAW_SAMPLE
     if not path.exists():
         raise StepError(f"missing {path}: preprocessing writes it")
-    served = predictor.outputs(predictor.features(read_rows(path.read_bytes(), "text/csv")))
-    expected = predictor.outputs(test_features[: len(served)])
-    if served.shape != expected.shape or not np.allclose(served, expected, atol=RAW_TOLERANCE, rtol=RAW_TOLERANCE):
-        worst = float(np.max(np.abs(served - expected))) if served.shape == expected.shape else float("inf")
-        raise StepError(f"the serving code scores raw rows differently from the evaluated features (max diff {worst})")
+    as_csv = read_rows(path.read_bytes(), "text/csv")
+    as_json = read_rows(as_csv.to_json(orient="records"), "application/json")  # the same rows as JSON records
+    for how, rows in (("CSV", as_csv), ("JSON", as_json)):
+        served = predictor.outputs(predictor.features(rows))
+        expected = predictor.outputs(test_features[: len(served)])
+        same = served.shape == expected.shape and np.allclose(served, expected, atol=RAW_TOLERANCE, rtol=RAW_TOLERANCE)
+        if not same or not np.isfinite(served).all():
+            worst = float(np.max(np.abs(served - expected))) if served.shape == expected.shape else float("inf")
+            raise StepError(
+                f"the serving code scores raw {how} rows differently from the evaluated features (max diff {worst})"
+            )
     return len(served)
 
 

@@ -15,6 +15,7 @@ probabilities), or the predicted values for regression.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from pathlib import Path
@@ -105,8 +106,23 @@ class Predictor:
 
 def read_rows(body, content_type: str) -> pd.DataFrame:
     """A request body as a frame of raw rows; ClientError for anything that is not rows with named columns."""
+    try:
+        rows = _read_rows(body, content_type)
+    except (RecursionError, ValueError, TypeError) as error:  # absurd nesting, huge numbers, odd bodies
+        if isinstance(error, ClientError):
+            raise
+        raise ClientError(f"cannot read the body: {type(error).__name__}: {str(error)[:200]}") from None
+    names = [str(c).strip() for c in rows.columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ClientError(f"duplicate column names: {', '.join(duplicates)}")
+    rows.columns = names
+    return rows
+
+
+def _read_rows(body, content_type: str) -> pd.DataFrame:
     content_type = (content_type or "").split(";")[0].strip().lower()
-    if isinstance(body, (bytes, bytearray)):
+    if isinstance(body, (bytes, bytearray, memoryview)):
         try:
             body = bytes(body).decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -117,7 +133,9 @@ def read_rows(body, content_type: str) -> pd.DataFrame:
             rows = pd.read_csv(io.StringIO(body), skipinitialspace=True, index_col=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise ClientError(f"cannot read the CSV body: {str(error).strip().splitlines()[0]}") from None
-        rows.columns = [str(c).strip() for c in rows.columns]
+        header = next(csv.reader(io.StringIO(body)), [])
+        if len(header) == rows.shape[1]:  # pandas renames duplicates (age, age.1): the header says what was sent
+            rows.columns = header
         return rows
     if content_type in ("application/json", "application/jsonlines"):
         try:

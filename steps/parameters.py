@@ -23,9 +23,9 @@ NUMBERS = {
     "BatchSize": (True, lambda v: 0 <= v <= 1_000_000, "in [0, 1000000] (0: automatic)"),
     "MaxEpochs": (True, lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
     "Patience": (True, lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
-    "MaxGap": (False, lambda v: v >= 0, ">= 0"),
+    "MaxGap": (False, lambda v: 0 <= v <= 10, "in [0, 10]"),
     "MinLift": (False, lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "MinQuality": (False, lambda v: v <= 1, "<= 1"),
+    "MinQuality": (False, lambda v: -1 <= v <= 1, "in [-1, 1]"),
 }
 CHOICES = {"ProblemType": PROBLEM_TYPES, "QualityMetric": QUALITY_METRICS, "ClassWeight": CLASS_WEIGHTS}
 

@@ -10,8 +10,6 @@ rows that evaluation sends through the serving code.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -36,12 +34,12 @@ from defaults import (
 from parameters import problems as parameter_problems
 from quality import quality_metric
 from sklearn.model_selection import train_test_split
+from tablefile import TableFileError, read_table
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
-DELIMITERS = ",;\t|"
 MAX_AUTO_CLASSES = 50  # ProblemType=auto: whole-number targets with at most this many distinct values are classes
 RAW_SAMPLE_ROWS = 500
-READ_ROWS = 250_000  # CSV rows read, and split rows transformed and written, per block: bounded peak memory
+BLOCK_ROWS = 250_000  # split rows transformed and written per block: bounded peak memory
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,64 +83,6 @@ def find_data_file(path: Path) -> Path:
             f"expected one data file under {path}, found {len(files)}: {', '.join(p.name for p in files[:5])}"
         )
     return files[0]
-
-
-def sniff_delimiter(head: str) -> str:
-    """Comma, semicolon, tab or pipe: what the first lines agree on (comma when they say nothing)."""
-    try:
-        return csv.Sniffer().sniff(head, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return ","
-
-
-def duplicated(header: list[str]) -> list[str]:
-    seen, duplicates = set(), []
-    for name in header:
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.add(name)
-    return duplicates
-
-
-def read_csv(path: Path, delimiter: str, encoding: str) -> pd.DataFrame:
-    """In blocks of rows: reading a large CSV in one go peaks at twice the table's size. index_col=False: a trailing
-    delimiter must not turn the first column into the row index."""
-    blocks = pd.read_csv(path, sep=delimiter, encoding=encoding, index_col=False, chunksize=READ_ROWS)
-    return pd.concat(blocks, ignore_index=True)
-
-
-def read_table(path: Path) -> tuple[pd.DataFrame, str]:
-    """The table and a note on how it was read. Duplicate column names are refused: pandas would rename them."""
-    try:
-        if path.suffix.lower() != ".csv":
-            import pyarrow.parquet as pq
-
-            header = pq.read_schema(path).names
-            if duplicated(header):
-                raise StepError(f"duplicate column names: {', '.join(map(str, duplicated(header)))}")
-            return pd.read_parquet(path), "Parquet"
-        with open(path, "rb") as handle:
-            head = handle.read(65536).decode("utf-8-sig", errors="ignore")
-        if not head.strip():
-            raise StepError(f"input file {path.name} is empty")
-        delimiter = sniff_delimiter(head)
-        header = [h.strip() for h in next(csv.reader(io.StringIO(head), delimiter=delimiter))]
-        if duplicated(header):
-            raise StepError(f"duplicate column names: {', '.join(duplicated(header))}")
-        encoding = "utf-8-sig"
-        try:
-            frame = read_csv(path, delimiter, encoding)
-        except UnicodeDecodeError:  # not UTF-8: a legacy single-byte encoding reads every byte
-            encoding = "latin-1"
-            frame = read_csv(path, delimiter, encoding)
-        frame.columns = [str(c).strip() for c in frame.columns]
-        return frame, f"CSV, delimiter {delimiter!r}, {encoding}"
-    except pd.errors.EmptyDataError:
-        raise StepError(f"input file {path.name} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        if isinstance(error, StepError):
-            raise
-        raise StepError(f"cannot read {path.name}: {str(error).strip().splitlines()[0]}") from None
 
 
 # -- the label ------------------------------------------------------------------------------------------------------
@@ -201,6 +141,13 @@ def check_label(labels: pd.Series, kind: str, target: str, min_rows: int) -> lis
                 + " (merge or drop them, or set ProblemType=regression for a quantity)"
             )
     else:
+        raw = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
+        infinite = np.flatnonzero(np.isinf(raw))
+        if len(infinite):
+            problems.append(
+                f"target column '{target}' holds {len(infinite)} infinite values (rows "
+                f"{', '.join(str(labels.index[i]) for i in infinite[:5])}): fix or drop them"
+            )
         values, not_numbers = columns.parse_numbers(labels)
         if len(not_numbers):
             problems.append(
@@ -259,7 +206,10 @@ def main() -> None:
         raise columns.TableError(problems)
 
     path = find_data_file(Path(args.input))
-    frame, how = read_table(path)
+    try:
+        frame, how = read_table(path)
+    except TableFileError as error:
+        raise StepError(str(error)) from None
     print(f"preprocess: read {path.name} ({how}): {len(frame)} rows, {frame.shape[1]} columns", flush=True)
     if frame.empty:
         raise StepError("input table has no rows")
@@ -314,13 +264,15 @@ def main() -> None:
     else:
         encoded = columns.parse_numbers(labels)[0].astype(np.float32)
     positions = split(encoded, classification, args)
-    transform = columns.fit(features, roles, columns.missing_marks(features, roles), rows=positions["train"])
+    marks = columns.missing_marks(features, roles)
+    gaps = columns.columns_with_gaps(features, roles, marks)
+    transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps)
 
     output = Path(args.output_dir)
     for name in SPLITS:
         blocks = (
             (columns.transform(features.iloc[rows], transform), encoded[rows])
-            for rows in np.array_split(positions[name], max(1, -(-len(positions[name]) // READ_ROWS)))
+            for rows in np.array_split(positions[name], max(1, -(-len(positions[name]) // BLOCK_ROWS)))
         )
         write_split(output / name, name, blocks, transform["features"])
     sample = positions["test"][:RAW_SAMPLE_ROWS]

@@ -48,32 +48,54 @@ class TableError(ValueError):
 
 # -- reading values -------------------------------------------------------------------------------------------------
 
+# Texts that mean "missing" wherever a value comes from: pandas' read_csv defaults, applied to JSON and Parquet
+# values too, so the same row scores the same whichever way it is sent.
+MISSING_TEXTS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA"]
+    + ["NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+MARK = re.compile(r"^[^0-9A-Za-z]*$|^(unknown|missing|none|null|na|n/a|nan|not available)$", re.IGNORECASE)
+BOOLEAN_SPELLINGS = {"1": "true", "0": "false", "yes": "true", "no": "false", "y": "true", "n": "false"}
+DAY_MONTH = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}")
 
-def category_key(value) -> str:
+
+def _number_key(number: float) -> str:
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def category_key(value) -> str | None:
     """One spelling per category, whether it came from CSV, JSON or Parquet: True, 'true' and 'TRUE' are 'true';
-    2, 2.0 and '2' are '2'."""
+    2, 2.0 and '2' are '2'; 1.1 and '1.10' are '1.1'. None for a missing value."""
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
+        return _number_key(float(value)) if np.isfinite(value) else None
     text = str(value).strip()
+    if text in MISSING_TEXTS:
+        return None
     if text.lower() in ("true", "false"):
         return text.lower()
     try:
         number = float(text)
     except ValueError:
         return text
-    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else text
+    return _number_key(number) if np.isfinite(number) else text
 
 
 def category_keys(series: pd.Series) -> pd.Series:
     """`category_key` of every value, computed once per distinct value (fast and light on millions of rows);
-    missing stays missing (None)."""
+    missing stays missing (None). TypeError for values that are lists or objects."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     keys = np.array([category_key(value) for value in uniques] + [None], dtype=object)  # code -1: the None
     return pd.Series(keys[codes], index=series.index, dtype=object)
+
+
+def _texts(series: pd.Series) -> pd.Series:
+    """Stripped text of each value; None for missing values and MISSING_TEXTS."""
+    text = series.astype(object).map(lambda v: v if v is None or isinstance(v, float) else str(v).strip())
+    return text.where(~text.isin(MISSING_TEXTS) & text.notna(), None)
 
 
 def parse_numbers(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
@@ -83,29 +105,42 @@ def parse_numbers(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
     if pd.api.types.is_numeric_dtype(series):
         values = series.to_numpy(np.float64, na_value=np.nan)
         return np.where(np.isfinite(values), values, np.nan), series.iloc[:0]
-    text = series.astype(object).map(lambda v: v if v is None or isinstance(v, float) else str(v).strip())
-    text = text.where(text != "", None)
+    text = _texts(series)
     values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
     not_numbers = text[np.isnan(values) & text.notna().to_numpy()]
     return np.where(np.isfinite(values), values, np.nan), not_numbers.astype(str)
 
 
-def parse_dates(series: pd.Series) -> pd.Series:
+def day_first(series: pd.Series) -> bool:
+    """Whether dates like 04/03/2021 are day first: some value's first field is above 12, and no second one is."""
+    parts = _texts(series).dropna().astype(str).str.extract(DAY_MONTH).dropna().astype(int)
+    return bool(len(parts)) and bool((parts[0] > 12).any()) and not bool((parts[1] > 12).any())
+
+
+def parse_dates(series: pd.Series, dayfirst: bool = False) -> pd.Series:
+    """Timestamps (UTC, naive); NaT where missing or not a date. One day/month order for the whole column."""
     if pd.api.types.is_datetime64_any_dtype(series):
         dates = series
     else:
-        dates = pd.to_datetime(series.astype(object), errors="coerce", format="mixed", utc=True)
+        texts = _texts(series)
+        with np.errstate(all="ignore"):
+            dates = pd.to_datetime(texts, errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     return dates
 
 
-def _looks_like_dates(series: pd.Series) -> bool:
-    sample = series.dropna().astype(str).head(1000)
-    if sample.empty or not sample.str.contains(r"\d").all() or not sample.str.contains(r"[-/:. ]").all():
+def _marks(texts: pd.Series) -> pd.Series:
+    """Which of these texts are marks for a missing value ('?', '-', 'unknown'), not values."""
+    return texts.str.fullmatch(MARK.pattern, case=False).fillna(False).astype(bool)
+
+
+def _looks_like_dates(present: pd.Series) -> bool:
+    texts = present.astype(str)
+    texts = texts[~_marks(texts)]
+    if texts.empty or not texts.str.contains(r"\d").all() or not texts.str.contains(r"[-/:. ]").all():
         return False
-    with np.errstate(all="ignore"):
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    parsed = parse_dates(texts, day_first(texts))
     return parsed.notna().mean() >= DATETIME_SHARE
 
 
@@ -127,7 +162,11 @@ def column_roles(
         if present.empty:
             dropped[name] = "all values missing"
             continue
-        distinct = present.nunique()
+        try:
+            distinct = present.nunique()
+        except TypeError:  # lists or records (Parquet): not a column a table model can use
+            dropped[name] = "holds lists or records, not single values"
+            continue
         if distinct <= 1:
             value = present.iloc[0]
             dropped[name] = f"constant ({value.item() if isinstance(value, np.generic) else value!r})"
@@ -145,7 +184,8 @@ def column_roles(
                     del roles[name]
         else:
             values, not_numbers = parse_numbers(present)
-            if np.isfinite(values).mean() >= NUMERIC_SHARE:
+            marks = int(_marks(not_numbers).sum())  # '?', '-', 'unknown' stand for missing numbers: not evidence
+            if np.isfinite(values).sum() >= NUMERIC_SHARE * max(len(present) - marks, 1):
                 roles[name] = "numeric"
             elif _looks_like_dates(present):
                 roles[name] = "datetime"
@@ -160,21 +200,44 @@ def column_roles(
 
 
 def missing_marks(frame: pd.DataFrame, roles: dict[str, str]) -> dict[str, list[str]]:
-    """The texts standing for a missing number ('?', 'n/a', ...) in the numeric text columns, over the whole table:
-    a mark that only occurs in the validation or test rows is a mark all the same."""
+    """The texts standing for a missing number or date ('?', 'n/a', 'unknown', ...) in the numeric and date text
+    columns, over the whole table: a mark that only occurs in the validation or test rows is a mark all the same."""
     marks = {}
     for name, role in roles.items():
-        if role == "numeric" and not pd.api.types.is_numeric_dtype(frame[name]):
-            not_numbers = parse_numbers(frame[name])[1]
-            if len(not_numbers):
-                marks[name] = sorted(set(not_numbers.str.lower()))
+        series = frame[name]
+        if role == "numeric" and not pd.api.types.is_numeric_dtype(series):
+            not_numbers = parse_numbers(series)[1]
+        elif role == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
+            texts = _texts(series)
+            not_numbers = texts[parse_dates(texts, day_first(texts)).isna() & texts.notna()].astype(str)
+        else:
+            continue
+        if len(not_numbers):
+            marks[name] = sorted(set(not_numbers.str.lower()))
     return marks
+
+
+def columns_with_gaps(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]]) -> set[str]:
+    """Columns with a missing value anywhere in the table: these get a missing-indicator and may be left out of a
+    row; the others are required, value and all."""
+    gaps = set(marks)
+    for name, role in roles.items():
+        series = frame[name]
+        if role == "numeric":
+            missing = np.isnan(parse_numbers(series)[0]).any()
+        elif role == "datetime":
+            missing = parse_dates(series, day_first(series)).isna().any()
+        else:
+            missing = category_keys(series).isna().any()
+        if missing:
+            gaps.add(name)
+    return gaps
 
 
 # -- fitting (numbers, training split) ------------------------------------------------------------------------------
 
 
-def _fit_numeric(name: str, values: np.ndarray, marks: list[str] = ()) -> dict:
+def _fit_numeric(name: str, values: np.ndarray, marks: list[str] = (), gaps: bool | None = None) -> dict:
     present = values[~np.isnan(values)]
     if present.size == 0:
         present = np.zeros(1)
@@ -189,32 +252,43 @@ def _fit_numeric(name: str, values: np.ndarray, marks: list[str] = ()) -> dict:
         "high": float(high),
         "median": median,
         "scale": scale,
-        "indicator": bool(np.isnan(values).any()),
+        "indicator": bool(np.isnan(values).any()) if gaps is None else gaps,
     }
     if marks:
         spec["missing_marks"] = list(marks)
     return spec
 
 
-def fit(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]] | None = None, rows=None) -> dict:
+def fit(
+    frame: pd.DataFrame,
+    roles: dict[str, str],
+    marks: dict[str, list[str]] | None = None,
+    rows=None,
+    gaps: set[str] | None = None,
+) -> dict:
     """The transform, learned from the training rows of `frame` (positions `rows`; default: all of it), one column
-    at a time; `marks` from `missing_marks` of the whole table (default: the marks in `frame`)."""
+    at a time. `marks` (from `missing_marks`) and `gaps` (from `columns_with_gaps`) describe the whole table; by
+    default they are read from `frame`."""
     marks = missing_marks(frame, roles) if marks is None else marks
+    gaps = columns_with_gaps(frame, roles, marks) if gaps is None else gaps
     columns = []
     for name, role in roles.items():
         series = frame[name] if rows is None else frame[name].iloc[rows]
         if role == "numeric":
             values = parse_numbers(series)[0]
-            columns.append(_fit_numeric(name, values, marks.get(name, ())))
+            columns.append(_fit_numeric(name, values, marks.get(name, ()), name in gaps))
         elif role == "datetime":
-            dates = parse_dates(series)
+            dayfirst = day_first(series)
+            dates = parse_dates(series, dayfirst)
             parts = []
             for part in DATETIME_PARTS:
                 values = getattr(dates.dt, part).to_numpy(np.float64, na_value=np.nan)
                 present = values[~np.isnan(values)]
                 if present.size and present.min() < present.max():  # a part that never varies says nothing
-                    parts.append({**_fit_numeric(f"{name}.{part}", values), "part": part})
-            columns.append({"name": name, "kind": "datetime", "parts": parts})
+                    parts.append({**_fit_numeric(f"{name}.{part}", values, gaps=name in gaps), "part": part})
+            spec = {"name": name, "kind": "datetime", "day_first": dayfirst, "parts": parts}
+            spec.update({"missing_marks": marks[name]} if name in marks else {})
+            columns.append(spec)
         else:
             keys = category_keys(series)
             counts = keys.value_counts()
@@ -224,7 +298,7 @@ def fit(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]] 
             spec = {"name": name, "kind": "categorical", "categories": kept, "other": other}
             if other:
                 spec["frequencies"] = {k: round(float(v), 6) for k, v in (counts / max(len(keys), 1)).items()}
-            spec["indicator"] = bool(keys.isna().any())
+            spec["indicator"] = name in gaps
             columns.append(spec)
     return {"columns": columns, "features": feature_names({"columns": columns})}
 
@@ -271,9 +345,17 @@ def _bad_values(name: str, what: str, rows: pd.Index, values: pd.Series) -> str:
     return f"column '{name}': {len(rows)} values are not {what} ({examples}; rows {where})"
 
 
+def _gaps(name: str, rows: pd.Index) -> list[str]:
+    """A missing value in a column the table never had gaps in: the model cannot know what it means."""
+    if not len(rows):
+        return []
+    where = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    return [f"column '{name}': {len(rows)} missing values (rows {where}); the model was trained without gaps there"]
+
+
 def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """float32 features of every row of `frame` (column-major); raises TableError naming every missing column and
-    every column with values of the wrong type."""
+    """float32 features of every row of `frame` (column-major); raises TableError naming every missing column, every
+    column with values of the wrong type, and every missing value in a column the training table had no gaps in."""
     problems = []
     absent = [c for c in required_columns(spec) if c not in frame.columns]
     if absent:
@@ -292,13 +374,26 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
             bad = not_numbers[~not_numbers.str.lower().isin(marks)] if len(not_numbers) else not_numbers
             if len(bad):
                 problems.append(_bad_values(name, "numbers", bad.index, bad))
+            elif not column["indicator"] and name in frame.columns:
+                problems += _gaps(name, frame.index[np.isnan(values)])
             width = 1 + column["indicator"]
             _numeric_block(column, values, out[:, at : at + width])
         elif column["kind"] == "datetime":
-            dates = parse_dates(series) if series is not none else pd.Series(pd.NaT, index=frame.index)
-            unparsed = dates.isna() & series.notna()
+            try:
+                if pd.api.types.is_datetime64_any_dtype(series):
+                    texts, dates = series, parse_dates(series)
+                else:
+                    texts = _texts(series)
+                    dates = parse_dates(texts, column.get("day_first", False))
+            except TypeError:  # lists or objects (JSON)
+                problems.append(f"column '{name}': values must be single values, not lists or objects")
+                texts = dates = pd.Series(pd.NaT, index=frame.index)
+            marks = set(column.get("missing_marks", ()))
+            unparsed = dates.isna() & texts.notna() & ~texts.astype(str).str.lower().isin(marks)
             if unparsed.any():
-                problems.append(_bad_values(name, "dates", frame.index[unparsed.to_numpy()], series[unparsed]))
+                problems.append(_bad_values(name, "dates", frame.index[unparsed.to_numpy()], texts[unparsed]))
+            elif name in frame.columns and not any(p["indicator"] for p in column["parts"]) and column["parts"]:
+                problems += _gaps(name, frame.index[dates.isna().to_numpy()])
             width = 0
             for part in column["parts"]:
                 values = getattr(dates.dt, part["part"]).to_numpy(np.float64, na_value=np.nan)
@@ -312,6 +407,10 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
                 problems.append(f"column '{name}': values must be single values, not lists or objects")
                 keys = none
             categories = column["categories"]
+            if set(categories) == {"true", "false"}:  # 1/0, yes/no, y/n mean true/false in a true/false column
+                keys = keys.map(lambda k: BOOLEAN_SPELLINGS.get(k.lower(), k) if isinstance(k, str) else k)
+            if not column["indicator"] and name in frame.columns:
+                problems += _gaps(name, frame.index[keys.isna().to_numpy()])
             codes = pd.Index(categories, dtype=object).get_indexer(keys)  # -1: unknown or missing
             known = codes >= 0
             out[np.flatnonzero(known), at + codes[known]] = 1.0

@@ -49,7 +49,7 @@ from regularization import schedule
 
 HERE = Path(__file__).resolve().parent
 INFERENCE_CODE = ("inference.py", "model.py", "table.py")
-TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows
+TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows, a seeded random sample
 BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
 MAX_AUTO_BATCH = 4096
@@ -201,6 +201,8 @@ def main() -> None:
     best_loss, best_state, best_epoch = float("inf"), copy.deepcopy(model.state_dict()), 0
     rise_streak, previous_val_loss, history = 0, float("inf"), []
     generator = torch.Generator().manual_seed(args.seed)
+    # a random sample, not the first rows: the splits keep the table's order, which may be sorted
+    train_eval = torch.randperm(len(x_train), generator=generator)[:TRAIN_EVAL_ROWS].to(device)
     started = time.perf_counter()
     for epoch in range(1, args.max_epochs + 1):
         net.train()
@@ -224,9 +226,7 @@ def main() -> None:
         train_loss = loss_sum.item() / max(len(order) * world, 1)
 
         val_loss, val_quality = objective.measure(model, x_val, y_val, amp)
-        train_eval_loss, train_quality = objective.measure(
-            model, x_train[:TRAIN_EVAL_ROWS], y_train[:TRAIN_EVAL_ROWS], amp
-        )
+        train_eval_loss, train_quality = objective.measure(model, x_train[train_eval], y_train[train_eval], amp)
         rise_streak = rise_streak + 1 if val_loss > previous_val_loss else 0
         previous_val_loss = val_loss
         record = {

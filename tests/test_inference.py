@@ -167,8 +167,8 @@ def test_one_json_object_is_one_row(penguins):
 
 
 def test_missing_value_in_a_number_column_still_predicts(penguins):
-    # bill_length_mm has gaps in the table but none in this seeded training split (it is required): a row that has
-    # the column but no value in it is imputed all the same
+    # bill_length_mm has gaps in the table (so it is optional, with a missing-indicator): a row that has the column
+    # but no value in it is imputed
     rows = sample(penguins, 3).copy()
     rows["bill_length_mm"] = [np.nan, 40.0, np.nan]
     out = penguins.serve(rows.to_csv(index=False))
@@ -179,9 +179,10 @@ def test_missing_value_in_a_number_column_still_predicts(penguins):
 
 def test_optional_column_left_out_still_predicts(penguins):
     optional = sorted(set(penguins.predictor.schema["roles"]) - set(penguins.required))
-    assert optional == ["sex"]  # the only column with gaps in the training split
+    # the columns with gaps anywhere in penguins: the four measurements and sex
+    assert optional == ["bill_depth_mm", "bill_length_mm", "body_mass_g", "flipper_length_mm", "sex"]
     rows = sample(penguins)
-    out = penguins.serve(rows.drop(columns=optional).to_csv(index=False))
+    out = penguins.serve(rows.drop(columns=["sex"]).to_csv(index=False))
     assert len(out["predictions"]) == len(rows)
     rows = rows.assign(sex=None)
     assert penguins.serve(json.dumps(records(rows)), "application/json")["predictions"] == out["predictions"]

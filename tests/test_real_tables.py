@@ -45,6 +45,7 @@ def test_a_table_with_strings_and_gaps_registers_and_scores_raw_rows(tmp_path, c
     from_registry = regula("predict", "--model", "latest", "--data", str(tmp_path / "rows.csv"))
     assert from_registry.returncode == 0, from_registry.stderr
     assert from_registry.stdout == local.stdout
+    assert "note: version 1 is PendingManualApproval, not Approved" in from_registry.stderr
 
     # a tampered artifact in the registry's bucket is refused before any of its code runs
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])

@@ -158,7 +158,7 @@ def test_bad_numbers_are_refused_at_once_before_anything_starts(tmp_path, client
     assert result.stderr.strip() == (
         "regula: error: TrainingInstanceCount must be a whole number between 1 and 100, got 0; "
         "Dropout must be a number in [0, 0.8), got 0.9; L1 must be a number >= 0, got nan; "
-        "MaxGap must be a number >= 0, got inf"
+        "MaxGap must be a number in [0, 10], got inf"
     )
     assert not (tmp_path / "runs").exists()
     assert clients["s3"].list_buckets()["Buckets"] == [], "nothing was uploaded"

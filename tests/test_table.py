@@ -121,11 +121,17 @@ def test_numeric_column_is_imputed_clipped_centered_and_scaled():
     np.testing.assert_array_equal(out[:, 1], [0, 0, 1, 0, 0])
 
 
-def test_missing_indicator_only_when_training_had_gaps():
+def test_missing_indicator_only_where_the_table_had_gaps_and_a_gap_elsewhere_is_refused():
     spec = fitted(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}))
     assert feature_names(spec) == ["x"]
-    out = transform(pd.DataFrame({"x": [np.nan]}), spec)  # still imputed with the median
-    np.testing.assert_array_equal(out, [[0.0]])
+    with pytest.raises(TableError, match="column 'x': 1 missing values \\(rows 0\\); the model was trained without"):
+        transform(pd.DataFrame({"x": [np.nan]}), spec)  # the model never saw a gap there: refused, not guessed
+    # gaps anywhere in the table (even outside the training rows) make the column optional, with an indicator
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, np.nan]})
+    roles, _ = column_roles(frame)
+    spec = fit(frame, roles, rows=[0, 1, 2, 3])
+    assert feature_names(spec) == ["x", "x missing"]
+    np.testing.assert_array_equal(transform(pd.DataFrame({"x": [np.nan]}), spec), [[0.0, 1.0]])
 
 
 def test_extreme_value_at_transform_is_clipped_to_training_quantiles():
@@ -201,7 +207,8 @@ def test_unknown_category_is_all_zeros():
 def test_missing_category_column_only_when_training_had_missing():
     without = fitted(pd.DataFrame({"city": ["Oslo", "Rome", "Oslo"]}))
     assert feature_names(without) == ["city=Oslo", "city=Rome"]
-    np.testing.assert_array_equal(transform(pd.DataFrame({"city": [None]}), without), [[0, 0]])
+    with pytest.raises(TableError, match="column 'city': 1 missing values"):
+        transform(pd.DataFrame({"city": [None]}), without)
     gappy = fitted(pd.DataFrame({"city": ["Oslo", None, "Rome", "Oslo"]}))
     assert feature_names(gappy) == ["city=Oslo", "city=Rome", "city=<missing>"]
     out = transform(pd.DataFrame({"city": [None, "Rome", np.nan]}), gappy)
