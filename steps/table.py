@@ -124,7 +124,10 @@ def parse_dates(series: pd.Series, dayfirst: bool = False) -> pd.Series:
     else:
         texts = _texts(series)
         with np.errstate(all="ignore"):
-            dates = pd.to_datetime(texts, errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+            dates = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
+            if dayfirst:  # only for dd/mm/yyyy texts: pandas would read ISO 2021-03-04 as April 3 too
+                short = texts.astype(str).str.match(DAY_MONTH.pattern).to_numpy()
+                dates[short] = pd.to_datetime(texts[short], errors="coerce", format="mixed", dayfirst=True, utc=True)
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     return dates

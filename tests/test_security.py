@@ -270,3 +270,32 @@ def test_an_unusable_runs_dir_is_a_one_line_error(tmp_path):
     result = regula("run", "--local", "--runs-dir", str(blocker / "runs"), env={**os.environ, "REGULA_METRICS": "off"})
     assert result.returncode == 2
     assert result.stderr.strip() == f"regula: error: cannot create a run folder in {blocker / 'runs'}: Not a directory"
+
+
+def test_a_failed_rank_ends_the_others_at_once(tmp_path):
+    from pipelines.process_supervisor import run_processes
+
+    # rank 0 fails at once; rank 1 would wait for it (as in a collective operation) for a minute
+    script = "import os, sys, time; sys.exit(2) if os.environ['RANK'] == '0' else time.sleep(60)"
+    started = time.monotonic()
+    run = run_processes(
+        [sys.executable, "-c", script], {}, tmp_path, tmp_path / "log", echo=lambda _: None, processes=2
+    )
+    assert run.exit_codes[0] == 2 and run.exit_codes[1] != 0
+    assert time.monotonic() - started < 15
+
+
+def test_an_object_planted_in_a_code_folder_is_removed(clients):
+    s3 = clients["s3"]
+    _, session = render()
+    ensure_bucket(s3, BUCKET, REGION)
+    session.push_uploads(s3)
+    folder = next(k for k in session.uploads if k.endswith("/train.py")).rsplit("/", 1)[0]
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/sitecustomize.py", Body=b"import os\n")
+    sibling = f"{folder}sitecustomize.py"  # outside the folder ('<hash>sitecustomize.py'): not downloaded with it
+    s3.put_object(Bucket=BUCKET, Key=sibling, Body=b"import os\n")
+    assert session.push_uploads(s3) == 1
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=folder)["Contents"]}
+    assert f"{folder}/sitecustomize.py" not in keys
+    definition = render()[0]
+    assert f'"s3://{BUCKET}/{folder}/"' in definition  # code inputs name the folder, '/' and all

@@ -196,3 +196,15 @@ def test_preprocess_detects_the_delimiter_and_a_legacy_encoding(delimiter, tmp_p
     assert f"(CSV, delimiter {delimiter!r}, latin-1): 344 rows, 8 columns" in result.stdout
     schema = json.loads((tmp_path / "out" / "train" / "schema.json").read_text())
     assert "island=Drëam" in schema["features"] and schema["roles"]["sex"] == "categorical"
+
+
+def test_preprocess_reads_a_european_csv_with_decimal_commas(tmp_path):
+    palmerpenguins.load_penguins().to_csv(tmp_path / "eu.csv", sep=";", decimal=",", index=False)
+    result = run_script(
+        "preprocess.py", "--input", str(tmp_path / "eu.csv"), "--output-dir", str(tmp_path / "out"),
+        "--target", "species", env={"REGULA_METRICS": "off"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(CSV, delimiter ';', decimal comma, utf-8-sig)" in result.stdout
+    roles = json.loads((tmp_path / "out" / "train" / "schema.json").read_text())["roles"]
+    assert roles["bill_length_mm"] == roles["body_mass_g"] == "numeric"

@@ -371,3 +371,34 @@ def test_date_parts_use_nothing_pandas_4_removes():
         warnings.simplefilter("error", PANDAS_4_WARNING)
         spec = fitted(pd.DataFrame({"joined": DATES}))
         transform(pd.DataFrame({"joined": DATES}), spec)
+
+
+def test_day_first_dates_are_read_day_first_for_the_whole_column():
+    frame = pd.DataFrame({"when": ["13/02/2021", "04/03/2021", "25/12/2020"] * 10})
+    roles, _ = column_roles(frame)
+    assert roles == {"when": "datetime"}
+    spec = fit(frame, roles)
+    assert spec["columns"][0]["day_first"] is True
+    month = feature_names(spec).index("when.month")
+    day = transform(pd.DataFrame({"when": ["04/03/2021"]}), spec)[0]
+    expected = transform(pd.DataFrame({"when": ["2021-03-04"]}), spec)[0]  # 4 March, not 3 April
+    np.testing.assert_array_equal(day, expected)
+    assert month >= 0
+
+
+def test_missing_texts_and_numeric_codes_mean_the_same_from_any_source():
+    assert category_key("NA") is None and category_key("null") is None and category_key(float("nan")) is None
+    assert category_key("1.10") == category_key(1.1) == "1.1"
+    assert category_key("1e20") == category_key(1e20)
+
+
+def test_true_false_columns_accept_the_usual_spellings():
+    spec = fitted(pd.DataFrame({"flag": [True, False, True, False]}))
+    out = transform(pd.DataFrame({"flag": [1, "0", "yes", "N", True]}), spec)
+    np.testing.assert_array_equal(out, transform(pd.DataFrame({"flag": [True, False, True, False, True]}), spec))
+
+
+def test_a_tenth_of_question_marks_does_not_make_numbers_categories():
+    values = [str(i) for i in range(90)] + ["?"] * 10
+    roles, _ = column_roles(pd.DataFrame({"x": values, "y": list(range(50)) * 2}))
+    assert roles["x"] == "numeric"
