@@ -374,7 +374,8 @@ def still_overfitting_step(evaluate: ProcessingStep, report: PropertyFile, round
         "StillOverfitting",
         f"The model still overfits after {rounds} rounds of stronger regularization: ",
         evaluation_value(evaluate, report, "reason"),
-        ". Raise RegularizationGrowth, add data, or use a smaller model (HiddenLayers).",
+        ". Raise RegularizationGrowth, add data, use a smaller model (HiddenLayers), or, where this gap is acceptable "
+        "(on small tables it is noisy), raise MaxGap.",
     )
 
 

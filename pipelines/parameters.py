@@ -30,7 +30,7 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
         except (TypeError, ValueError):
             problems.append(f"pipeline parameter {name} must be {spec['Type']}, got {raw!r}")
             continue
-        if spec.get("EnumValues") and values[name] not in spec["EnumValues"]:
+        if spec.get("EnumValues") and values[name] not in spec["EnumValues"] and name not in parameters.CHOICES:
             problems.append(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
     problems += parameters.problems(values)
     if problems:

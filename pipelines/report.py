@@ -93,7 +93,7 @@ def summary_lines(report: dict) -> list[str]:
     rounds = report["rounds"]
     metric = rounds[0]["quality_metric"] if rounds else "quality"
     header = f"round  dropout  l1        l2        gap      {'validation ' + metric:<28} test      epochs  decision"
-    lines = ["", header]
+    lines = ["", header] if rounds else []
     for r in rounds:
         reg = r["regularization"]
         validation = f"{r['validation_quality']:.4f} (baseline {r['baseline_quality']:.4f})"

@@ -255,7 +255,7 @@ def main() -> None:
     for name, why in dropped.items():
         print(f"preprocess: dropped column '{name}': {why}", flush=True)
     by_role = {r: [c for c, role in roles.items() if role == r] for r in ("numeric", "categorical", "datetime")}
-    print("preprocess: " + "; ".join(f"{len(c)} {r}" for r, c in by_role.items() if c), flush=True)
+    print("preprocess: " + "; ".join(f"{r}: {', '.join(c)}" for r, c in by_role.items() if c), flush=True)
 
     classification = kind == "classification"
     if classification:

@@ -103,7 +103,8 @@ def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
     assert [r["decision"] for r in report["rounds"]] == ["overfit"] * 3
     assert report["failure_reason"] == (
         "The model still overfits after 3 rounds of stronger regularization: "
-        f"{last['reason']}. Raise RegularizationGrowth, add data, or use a smaller model (HiddenLayers)."
+        f"{last['reason']}. Raise RegularizationGrowth, add data, use a smaller model (HiddenLayers), or, where this "
+        "gap is acceptable (on small tables it is noisy), raise MaxGap."
     )
     assert f"generalization gap {last['generalization_gap']:.4f} > MaxGap 0.0001" in last["reason"]
     assert model_packages(clients["sagemaker"]) == []
