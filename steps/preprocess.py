@@ -207,13 +207,15 @@ def main() -> None:
 
     path = find_data_file(Path(args.input))
     try:
-        frame, how = read_table(path)
+        frame, how = read_table(path, duplicates_allowed=True)
     except TableFileError as error:
         raise StepError(str(error)) from None
     print(f"preprocess: read {path.name} ({how}): {len(frame)} rows, {frame.shape[1]} columns", flush=True)
     if frame.empty:
         raise StepError("input table has no rows")
 
+    if frame.attrs.get("duplicates"):  # pandas renamed the copies (a, a.1): reported, and never used
+        problems.append(f"duplicate column names: {', '.join(frame.attrs['duplicates'])}")
     exclude, categorical = names(args.exclude_columns), names(args.categorical_columns)
     for option, listed in (("ExcludeColumns", exclude), ("CategoricalColumns", categorical)):
         unknown = [n for n in listed if n not in frame.columns]

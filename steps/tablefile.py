@@ -46,16 +46,20 @@ def _read_csv(path: Path, delimiter: str, decimal: str, encoding: str) -> pd.Dat
     return pd.concat(blocks, ignore_index=True)
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, str]:
-    """The table and a note on how it was read."""
+def read_table(path: Path, duplicates_allowed: bool = False) -> tuple[pd.DataFrame, str]:
+    """The table and a note on how it was read. Duplicate column names raise TableFileError, unless
+    `duplicates_allowed`: then pandas' renamed copies are kept and the names are in `frame.attrs["duplicates"]`, so
+    the caller can report them with every other problem of the table."""
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
             header = [str(n) for n in pq.read_schema(path).names]
-            if duplicated(header):
+            if duplicated(header) and not duplicates_allowed:
                 raise TableFileError(f"duplicate column names: {', '.join(duplicated(header))}")
-            return pd.read_parquet(path), "Parquet"
+            frame = pd.read_parquet(path)
+            frame.attrs["duplicates"] = duplicated(header)
+            return frame, "Parquet"
         with open(path, "rb") as handle:
             head = handle.read(65536).decode("utf-8-sig", errors="ignore")
         if not head.strip():
@@ -63,7 +67,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
         delimiter = sniff_delimiter(head)
         decimal = "," if delimiter == ";" and DECIMAL_COMMA.search(head) else "."
         header = [h.strip() for h in next(csv.reader(io.StringIO(head), delimiter=delimiter))]
-        if duplicated(header):
+        if duplicated(header) and not duplicates_allowed:
             raise TableFileError(f"duplicate column names: {', '.join(duplicated(header))}")
         encoding = "utf-8-sig"
         try:
@@ -72,6 +76,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
             encoding = "latin-1"
             frame = _read_csv(path, delimiter, decimal, encoding)
         frame.columns = [str(c).strip() for c in frame.columns]
+        frame.attrs["duplicates"] = duplicated(header)
         comma = ", decimal comma" if decimal == "," else ""
         return frame, f"CSV, delimiter {delimiter!r}{comma}, {encoding}"
     except pd.errors.EmptyDataError:

@@ -208,3 +208,17 @@ def test_preprocess_reads_a_european_csv_with_decimal_commas(tmp_path):
     assert "(CSV, delimiter ';', decimal comma, utf-8-sig)" in result.stdout
     roles = json.loads((tmp_path / "out" / "train" / "schema.json").read_text())["roles"]
     assert roles["bill_length_mm"] == roles["body_mass_g"] == "numeric"
+
+
+def test_duplicate_columns_are_reported_with_every_other_problem(tmp_path):
+    (tmp_path / "data.csv").write_text("a,b,a\n1,2,3\n4,5,6\n")
+    result = run_script(
+        "preprocess.py", "--input", str(tmp_path / "data.csv"), "--output-dir", str(tmp_path / "out"),
+        "--target", "label", "--exclude-columns", "zz", env={"REGULA_METRICS": "off"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        "ERROR preprocess: 3 problems: (1) duplicate column names: a; "
+        "(2) ExcludeColumns names columns the table does not have: zz; (3) target column 'label' not found"
+    )
+    assert not (tmp_path / "out").exists()
