@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the SDK builds a client at import
+from pipelines.sdk import IMPORT_REGION
+
+os.environ.setdefault("AWS_DEFAULT_REGION", IMPORT_REGION)  # the SDK builds a client at import (pipelines/sdk.py)
 
 from sagemaker.core import image_uris
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics

@@ -10,42 +10,27 @@ the bytes go to S3 (upsert, local run) or nowhere (render).
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import boto3
-from botocore.awsrequest import AWSResponse
-from sagemaker.core.telemetry import telemetry_logging
 from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+from pipelines import sdk
 
-def _no_telemetry(*_args, **_kwargs):
-    return None
-
-
-# The SDK's telemetry opt-out lives in a SageMaker config, and any non-empty
-# config is re-validated against its JSON schema on every lookup (~0.2 s each,
-# ~20 s per render). So the config stays empty and the sender is switched off.
-telemetry_logging._send_telemetry_request = _no_telemetry
-
-
-def _allow_role_check(**_kwargs):
-    # ModelTrainer asks IAM whether the role may write the bucket; offline we answer yes.
-    return AWSResponse("", 200, {}, None), {"EvaluationResults": [{"EvalDecision": "allowed"}]}
+sdk.disable_telemetry()
 
 
 class RegulaSession(PipelineSession):
     def __init__(self, region: str, bucket: str, prefix: str):
-        os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
         # Offline credentials: rendering must not reach AWS, whatever the environment holds.
         boto_session = boto3.Session(region_name=region, aws_access_key_id="offline", aws_secret_access_key="offline")
-        boto_session.events.register("before-call.iam.SimulatePrincipalPolicy", _allow_role_check)
+        sdk.answer_role_checks(boto_session)
         super().__init__(boto_session=boto_session, default_bucket=bucket, sagemaker_config={})
         self.code_prefix = f"{prefix}/code"
         self.uploads: dict[str, bytes] = {}
 
     def default_bucket(self) -> str:
-        return self._default_bucket_name_override
+        return sdk.given_default_bucket(self)
 
     def upload_data(self, path, bucket=None, key_prefix="data", callback=None, extra_args=None) -> str:
         path = Path(path)

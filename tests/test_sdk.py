@@ -1,0 +1,61 @@
+"""The SageMaker SDK behaviours Regula relies on (pipelines/sdk.py): after an SDK upgrade, this fails first, naming
+the behaviour that changed."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+
+import boto3
+
+
+def python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, "AWS_CONFIG_FILE": "/nonexistent", **env},
+    )
+
+
+def test_1_importing_the_sdk_needs_a_region():
+    result = python("import sagemaker.mlops.workflow.pipeline")
+    assert result.returncode != 0 and "NoRegionError" in result.stderr
+    assert python("import sagemaker.mlops.workflow.pipeline", AWS_DEFAULT_REGION="us-east-1").returncode == 0
+
+
+def test_2_importing_the_sdk_sets_the_root_logger_to_info():
+    code = "import logging, sagemaker.mlops.workflow.pipeline; print(logging.getLogger().level)"
+    result = python(code, AWS_DEFAULT_REGION="us-east-1")
+    assert result.stdout.strip() == str(20), result.stderr  # logging.INFO
+    lines = ["import logging", "from pipelines import sdk", "with sdk.quiet_import():"]
+    lines.append("    import sagemaker.mlops.workflow.pipeline")
+    quiet = "\n".join(lines)
+    assert python(quiet + "\nprint(logging.getLogger().level)").stdout.strip() == str(30)  # WARNING, as before
+
+
+def test_3_the_telemetry_sender_is_where_regula_switches_it_off():
+    from sagemaker.core.telemetry import telemetry_logging
+
+    assert callable(telemetry_logging._send_telemetry_request)
+
+
+def test_4_the_role_is_validated_with_iam_unless_told_not_to():
+    from sagemaker.core.helper import iam_role_resolver
+
+    source = inspect.getsource(iam_role_resolver)
+    assert "SAGEMAKER_VALIDATE_ROLE" in source and "simulate_principal_policy" in source
+
+
+def test_5_pipeline_session_keeps_the_given_bucket_where_regula_reads_it():
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    from pipelines import sdk
+
+    boto = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    session = PipelineSession(boto_session=boto, default_bucket="regula-check", sagemaker_config={})
+    assert sdk.given_default_bucket(session) == "regula-check"
