@@ -6,7 +6,8 @@ trained with. Two stages:
 - `column_roles` reads the whole table's *structure* (types, distinct values) and decides what each column is:
   numeric, categorical, datetime, or dropped with a reason (constant, all missing, an identifier, excluded).
 - `fit` learns every *number* of the transform from the training split only: medians, scales, clip bounds,
-  categories. (Which columns have gaps, and which texts mark a missing value, are structure: whole table.) `transform` applies it to any frame with those columns: the splits, or raw rows sent to the model.
+  categories. (Which columns have gaps, and which texts mark a missing value, are structure: whole table.)
+  `transform` applies it to any frame with those columns: the splits, or raw rows sent to the model.
 
 Numeric columns: clipped to the training split's [0.1%, 99.9%] range (extreme values cannot dominate), missing values
 imputed with the median (plus a missing-indicator column where the table had gaps), centered on the median
