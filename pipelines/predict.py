@@ -8,7 +8,6 @@ in the package's metadata before anything in it runs. The rows are read and scor
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from pipelines import run_layout
 from pipelines.errors import RegulaError
 from pipelines.s3 import split_uri
+from steps.contract import file_sha256
 
 CONTENT_TYPES = {".json": "application/json", ".jsonl": "application/jsonlines"}
 SERVING_MODULES = ("inference", "model", "table")
@@ -25,14 +25,6 @@ SERVING_MODULES = ("inference", "model", "table")
 
 class PredictError(RegulaError):
     pass
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def from_run_folder(run_dir: Path) -> tuple[Path, str]:
@@ -71,7 +63,7 @@ def from_registry(sagemaker, s3, group: str, ref: str, workdir: Path, echo=print
 
 
 def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
-    actual = sha256(archive)
+    actual = file_sha256(archive)
     if actual != expected_sha256:
         raise PredictError(
             f"{archive.name} is not the artifact that was evaluated (sha256 {actual[:12]}..., recorded "

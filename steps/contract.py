@@ -8,6 +8,7 @@ step's message.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -68,6 +69,15 @@ def read_split(directory: str | Path, name: str) -> tuple[np.ndarray, np.ndarray
         features[:, j] = parquet.read(columns=[column]).column(0).to_numpy()
     labels = labels.astype(np.int64) if np.issubdtype(labels.dtype, np.integer) else labels.astype(np.float32)
     return features, labels
+
+
+def file_sha256(path: Path) -> str:
+    """The artifact's fingerprint: evaluation records it, `regula predict` checks it before running the code."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_schema(directory: str | Path) -> dict:

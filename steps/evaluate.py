@@ -12,7 +12,6 @@ the registered model, in SageMaker's layout) and sends the results to CloudWatch
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from cloudwatch import MetricEmitter
-from contract import RAW_SAMPLE, SPLITS, StepError, read_split, run, torch_threads
+from contract import RAW_SAMPLE, SPLITS, StepError, file_sha256, read_split, run, torch_threads
 from defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC
+from parameters import problems as parameter_problems
 from quality import baseline_outputs, decide, quality_metric, relative_gap, split_metrics
 
 RAW_TOLERANCE = 1e-4  # served and evaluated outputs of the same rows may differ by float rounding only
@@ -43,10 +43,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
     args = parser.parse_args()
-    thresholds = {"MaxGap": args.max_gap, "MinLift": args.min_lift, "MinQuality": args.min_quality}
-    bad = [f"{k}={v}" for k, v in thresholds.items() if not math.isfinite(v)]
-    if bad:
-        raise StepError(f"thresholds must be finite numbers: {', '.join(bad)}")
+    problems = parameter_problems(
+        {
+            "MaxGap": args.max_gap,
+            "MinLift": args.min_lift,
+            "MinQuality": args.min_quality,
+            "QualityMetric": args.quality_metric,
+        }
+    )
+    if problems:
+        raise StepError("; ".join(problems))
     return args
 
 
@@ -55,13 +61,9 @@ def unpack(model_dir: Path, into: Path) -> tuple[Path, str]:
     archive = model_dir / "model.tar.gz"
     if not archive.exists():
         raise StepError(f"no model.tar.gz in {model_dir}")
-    digest = hashlib.sha256()
-    with open(archive, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
-    return into, digest.hexdigest()
+    return into, file_sha256(archive)
 
 
 def check_served_rows(predictor, data_dir: Path, test_features: np.ndarray) -> int:

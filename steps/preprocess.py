@@ -25,7 +25,6 @@ from defaults import (
     METRICS_NAMESPACE,
     PROBLEM_TYPES,
     QUALITY_METRIC,
-    QUALITY_METRICS,
     SEED,
     TARGET_COLUMN,
     TEST_FRACTION,
@@ -186,22 +185,22 @@ def split(labels: np.ndarray, classification: bool, args: argparse.Namespace) ->
 
 def main() -> None:
     args = parse_args()
-    # every pipeline parameter's limits, before any data is read: a bad value never reaches a (billed) training job
-    problems = parameter_problems(dict(item.partition("=")[::2] for item in args.check))
+    # every pipeline parameter's limits, before any data is read: a bad value never reaches a (billed) training job;
+    # this step's own options are pipeline parameters too, checked by the same rules (the --check value wins)
+    values = {
+        "ProblemType": args.problem_type,
+        "QualityMetric": args.quality_metric,
+        "ClassWeight": args.class_weight,
+        "MaxTrainRows": args.max_train_rows,
+    }
+    values.update(item.partition("=")[::2] for item in args.check)
+    problems = parameter_problems(values)
     if not (
         0 < args.validation_fraction < 1
         and 0 < args.test_fraction < 1
         and args.validation_fraction + args.test_fraction < 1
     ):
         problems.append("validation and test fractions must be in (0, 1) and sum to less than 1")
-    if args.problem_type not in PROBLEM_TYPES:
-        problems.append(f"ProblemType must be one of {', '.join(PROBLEM_TYPES)}, got {args.problem_type!r}")
-    if args.quality_metric not in QUALITY_METRICS:
-        problems.append(f"QualityMetric must be one of {', '.join(QUALITY_METRICS)}, got {args.quality_metric!r}")
-    if args.class_weight not in CLASS_WEIGHTS:
-        problems.append(f"ClassWeight must be one of {', '.join(CLASS_WEIGHTS)}, got {args.class_weight!r}")
-    if args.max_train_rows < 0:
-        problems.append(f"MaxTrainRows must be >= 0, got {args.max_train_rows}")
     if problems:
         raise columns.TableError(problems)
 
