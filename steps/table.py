@@ -283,7 +283,7 @@ def fit(
             values = parse_numbers(series)[0]
             columns.append(_fit_numeric(name, values, marks.get(name, ()), name in gaps))
         elif role == "datetime":
-            dayfirst = day_first(series)
+            dayfirst = day_first(frame[name])  # the order is structure: read from the whole table, like the roles
             dates = parse_dates(series, dayfirst)
             parts = []
             for part in DATETIME_PARTS:
