@@ -203,6 +203,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
     # a random sample, not the first rows: the splits keep the table's order, which may be sorted
     train_eval = torch.randperm(len(x_train), generator=generator)[:TRAIN_EVAL_ROWS].to(device)
+    x_eval, y_eval = x_train[train_eval], y_train[train_eval]  # gathered once, not every epoch
     started = time.perf_counter()
     for epoch in range(1, args.max_epochs + 1):
         net.train()
@@ -226,7 +227,7 @@ def main() -> None:
         train_loss = loss_sum.item() / max(len(order) * world, 1)
 
         val_loss, val_quality = objective.measure(model, x_val, y_val, amp)
-        train_eval_loss, train_quality = objective.measure(model, x_train[train_eval], y_train[train_eval], amp)
+        train_eval_loss, train_quality = objective.measure(model, x_eval, y_eval, amp)
         rise_streak = rise_streak + 1 if val_loss > previous_val_loss else 0
         previous_val_loss = val_loss
         record = {
