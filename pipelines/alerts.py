@@ -14,7 +14,8 @@ pipeline's parameters: the steps compare with the execution's own MaxGap, the al
 
 The topic's policy lets only this account's alarms and rule publish (aws:SourceAccount, aws:SourceArn); with
 --kms-key-id the topic is encrypted with that customer-managed key, whose policy must let cloudwatch.amazonaws.com
-and events.amazonaws.com use it (the template creates such a key).
+and events.amazonaws.com use it (the template, `alerts_template.py`, creates such a key). The dashboard's body is
+`alerts_dashboard.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipelines.alerts_dashboard import dashboard
 from pipelines.errors import RegulaError
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
@@ -142,52 +144,6 @@ def approval_rule(spec: AlertSpec) -> dict:
     }
 
 
-def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
-    def metric_widget(title: str, metrics: list[str], x: int, y: int) -> dict:
-        return {
-            "type": "metric",
-            "x": x,
-            "y": y,
-            "width": 12,
-            "height": 6,
-            "properties": {
-                "title": title,
-                "region": region,
-                "view": "timeSeries",
-                "stat": "Average",
-                "period": 60,
-                "metrics": [[spec.namespace, m, "Pipeline", spec.pipeline_name] for m in metrics],
-            },
-        }
-
-    return {
-        "widgets": [
-            metric_widget("Loss per epoch", ["TrainingLoss", "ValidationLoss"], 0, 0),
-            metric_widget("Generalization gap per epoch", ["GeneralizationGap"], 12, 0),
-            metric_widget(
-                "Validation quality",
-                ["ValidationAccuracy", "ValidationR2", "FinalValidationQuality", "TestQuality"],
-                0,
-                6,
-            ),
-            metric_widget(
-                "Evaluated gap per round, overfitting signal, runs that gave up",
-                ["FinalGeneralizationGap", "ValLossRiseStreak", "OverfittingSignal", "RunGaveUp"],
-                12,
-                6,
-            ),
-            {
-                "type": "alarm",
-                "x": 0,
-                "y": 12,
-                "width": 24,
-                "height": 3,
-                "properties": {"title": "Alarms", "alarms": alarm_arns},
-            },
-        ]
-    }
-
-
 def apply(
     spec: AlertSpec, emails: list[str], sns, cloudwatch, events, account: str, region: str, echo: Callable = print
 ) -> dict:
@@ -255,87 +211,4 @@ def show(spec: AlertSpec, sns, cloudwatch) -> dict:
             for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
         ],
         "dashboard": spec.dashboard_name,
-    }
-
-
-def key_policy() -> dict:
-    """A customer-managed key CloudWatch alarms and EventBridge can publish to an encrypted topic with (with the
-    AWS-managed SNS key they deliver nothing, silently)."""
-    account = {"Fn::Sub": "${AWS::AccountId}"}
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministers",
-                "Effect": "Allow",
-                "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "AlarmsAndRulesPublish",
-                "Effect": "Allow",
-                "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            },
-        ],
-    }
-
-
-def cloudformation(spec: AlertSpec, emails: list[str]) -> dict:
-    """The same resources as `apply`; the topic encrypted with `spec.kms_key_id`, or with a key the template creates."""
-    emails = validate_emails(emails)
-    topic = {"Ref": "AlertsTopic"}
-    policy = topic_policy(topic, "${AWS::AccountId}", "${AWS::Region}", spec)
-    for statement in policy["Statement"]:  # the account and region are the stack's
-        condition = statement["Condition"]
-        condition["StringEquals"]["aws:SourceAccount"] = {"Fn::Sub": "${AWS::AccountId}"}
-        condition["ArnLike"]["aws:SourceArn"] = {"Fn::Sub": condition["ArnLike"]["aws:SourceArn"]}
-    resources: dict = {}
-    if spec.kms_key_id is None:
-        resources["AlertsKey"] = {
-            "Type": "AWS::KMS::Key",
-            "Properties": {"Description": f"{spec.topic_name} encryption", "KeyPolicy": key_policy()},
-        }
-    resources["AlertsTopic"] = {
-        "Type": "AWS::SNS::Topic",
-        "Properties": {"TopicName": spec.topic_name, "KmsMasterKeyId": spec.kms_key_id or {"Ref": "AlertsKey"}},
-    }
-    resources["AlertsTopicPolicy"] = {
-        "Type": "AWS::SNS::TopicPolicy",
-        "Properties": {"Topics": [topic], "PolicyDocument": policy},
-    }
-    for index, email in enumerate(emails, start=1):
-        resources[f"Member{index}Subscription"] = {
-            "Type": "AWS::SNS::Subscription",
-            "Properties": {"TopicArn": topic, "Protocol": "email", "Endpoint": email},
-        }
-    logical_names = ("GaveUpAlarm", "DivergedAlarm", "OverfittingSeenAlarm")
-    for alarm, logical in zip(alarms(spec, topic), logical_names, strict=True):
-        resources[logical] = {"Type": "AWS::CloudWatch::Alarm", "Properties": alarm}
-    resources["Dashboard"] = {
-        "Type": "AWS::CloudWatch::Dashboard",
-        "Properties": {
-            "DashboardName": spec.dashboard_name,
-            "DashboardBody": {
-                "Fn::Sub": json.dumps(dashboard(spec, "${AWS::Region}", [f"${{{n}.Arn}}" for n in logical_names]))
-            },
-        },
-    }
-    resources["ApprovalDecisionRule"] = {
-        "Type": "AWS::Events::Rule",
-        "Properties": {
-            "Name": spec.rule_name,
-            "Description": f"Approval decisions on {spec.model_package_group} models",
-            "EventPattern": approval_rule(spec),
-            "Targets": [{"Arn": topic, "Id": "AlertsTopic"}],
-        },
-    }
-    return {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"Regula alerts for pipeline {spec.pipeline_name}",
-        "Resources": resources,
-        "Outputs": {"TopicArn": {"Value": topic}},
     }

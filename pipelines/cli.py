@@ -178,7 +178,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         kms_key_id=args.kms_key_id,
     )
     if args.action == "template":
-        print_json(alerts.cloudformation(spec, args.email or []))
+        from pipelines.alerts_template import cloudformation
+
+        print_json(cloudformation(spec, args.email or []))
         return 0
     if args.action == "apply":
         account = client(args, "sts").get_caller_identity()["Account"]
