@@ -1,0 +1,75 @@
+"""What the `regula` command modules share: the settings options, KEY=VALUE lists, AWS clients and output.
+
+Light on purpose: `regula --help` imports it, so boto3 and json are imported only when a command uses them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipelines.errors import RegulaError
+from pipelines.settings import Settings
+
+
+class UsageError(RegulaError):
+    """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+def key_values(items: list[str] | None, option: str = "--param") -> dict[str, str]:
+    values = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} takes KEY=VALUE, got {item!r}")
+        values[key] = value
+    return values
+
+
+SETTINGS_OPTIONS = (
+    "pipeline_name",
+    "region",
+    "bucket",
+    "prefix",
+    "role_arn",
+    "rounds",
+    "image_uri",
+    "allow_auto_approval",
+)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k) for k in SETTINGS_OPTIONS if getattr(args, k, None) is not None}
+    return Settings(**overrides)
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where the pipeline is rendered for")
+    group.add_argument("--pipeline-name", help="default: regula")
+    group.add_argument("--region", help="default: us-east-1")
+    group.add_argument("--bucket", help="S3 bucket for code and artifacts (default: regula-artifacts)")
+    group.add_argument("--prefix", help="key prefix in the bucket (default: regula)")
+    group.add_argument("--role-arn", help="SageMaker execution role")
+    group.add_argument("--rounds", type=int, help="rounds in the retraining ladder (default: 3)")
+    group.add_argument("--image-uri", help="custom image for the steps (see containers/); default: AWS PyTorch")
+    group.add_argument(
+        "--allow-auto-approval",
+        action="store_true",
+        default=None,
+        help="let executions register packages as Approved (ModelApprovalStatus); default: review only",
+    )
+
+
+def client(args: argparse.Namespace, service: str):
+    import boto3
+
+    return boto3.Session(region_name=settings_from(args).region).client(service)
+
+
+def print_json(value) -> None:
+    import json
+
+    print(json.dumps(value, indent=2, default=str))
+
+
+def notice(text: str) -> None:
+    print(text, file=sys.stderr)  # beside the data on standard output, never in it

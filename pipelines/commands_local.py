@@ -1,0 +1,60 @@
+"""`regula render` and `regula run --local`: the commands that need no AWS account."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.cli_shared import UsageError, add_settings_options, key_values, settings_from
+from pipelines.settings import PIPELINE_JSON
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from pipelines.render import render
+
+    text, _ = render(settings_from(args))
+    out = Path(args.output)
+    if args.check:
+        if not out.exists() or out.read_text() != text:
+            print(f"{out} does not match the code: run `regula render`", file=sys.stderr)
+            return 1
+        print(f"{out} matches the code")
+        return 0
+    out.write_text(text)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.local:
+        raise UsageError("only local runs are done here: add --local (use `regula start` to run on SageMaker)")
+    from pipelines.local import run_local
+
+    report = run_local(
+        settings_from(args),
+        data=args.data,
+        target=args.target,
+        params=key_values(args.param),
+        runs_dir=Path(args.runs_dir),
+        verbose=args.verbose,
+    )
+    return 0 if report["status"] == "Succeeded" else 1
+
+
+def add_parsers(commands) -> None:
+    render = commands.add_parser("render", help="write the pipeline definition (pipeline.json)")
+    add_settings_options(render)
+    render.add_argument("--output", default=str(PIPELINE_JSON))
+    render.add_argument("--check", action="store_true", help="fail if the file differs from what the code renders")
+    render.set_defaults(func=cmd_render)
+
+    run = commands.add_parser("run", help="run the pipeline locally: no Docker, no AWS account")
+    add_settings_options(run)
+    run.add_argument("--local", action="store_true", help="run on this machine (S3 and the registry in moto)")
+    run.add_argument("--data", type=Path, help="CSV or Parquet file with a label column (default: bundled digits)")
+    run.add_argument("--target", help="name of the label column")
+    run.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter, repeatable")
+    run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+    run.add_argument("--verbose", "-v", action="store_true", help="show every line the steps print")
+    run.set_defaults(func=cmd_run)

@@ -1,0 +1,65 @@
+"""`regula upsert`, `regula start`, `regula status`: the pipeline in SageMaker (the work is in deploy.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.cli_shared import add_settings_options, client, key_values, print_json, settings_from
+
+
+def cmd_upsert(args: argparse.Namespace) -> int:
+    from pipelines.deploy import upsert
+
+    upsert(settings_from(args), client(args, "s3"), client(args, "sagemaker"), tags=key_values(args.tag, "--tag"))
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from pipelines.deploy import start
+
+    result = start(
+        settings_from(args),
+        client(args, "sagemaker"),
+        key_values(args.param),
+        wait=args.wait,
+        poll_seconds=args.poll_seconds,
+    )
+    return 0 if result["status"] in ("Executing", "Succeeded") else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipelines.deploy import status
+
+    rows = status(settings_from(args), client(args, "sagemaker"), limit=args.limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"pipeline {settings_from(args).pipeline_name} has no executions")
+    for row in rows:
+        print(f"{row['status']:<10} {row['started'][:19]:<20} {row['execution_arn']}")
+        if row["failure_reason"]:
+            print(f"           {row['failure_reason']}")
+        for step in row["steps"]:
+            print(f"           {step['StepName']}: {step['StepStatus']}")
+    return 0
+
+
+def add_parsers(commands) -> None:
+    upsert = commands.add_parser("upsert", help="create or update the pipeline in SageMaker (idempotent)")
+    add_settings_options(upsert)
+    upsert.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag for the pipeline, repeatable")
+    upsert.set_defaults(func=cmd_upsert)
+
+    start = commands.add_parser("start", help="start an execution of the pipeline")
+    add_settings_options(start)
+    start.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter, repeatable")
+    start.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
+    start.add_argument("--poll-seconds", type=float, default=30)
+    start.set_defaults(func=cmd_start)
+
+    status = commands.add_parser("status", help="the latest executions and their steps")
+    add_settings_options(status)
+    status.add_argument("--limit", type=int, default=5)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
