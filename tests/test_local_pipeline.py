@@ -6,10 +6,9 @@ import itertools
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
+from helpers import regula
 
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
@@ -73,12 +72,7 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     assert len(model_packages(clients["sagemaker"])) == 1
 
     # the approval flow picks up what the local run registered
-    approve = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "models", "approve", "latest", "--note", "ok"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    approve = regula("models", "approve", "latest", "--note", "ok", timeout=120)
     assert approve.returncode == 0, approve.stderr
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     assert package["ModelApprovalStatus"] == "Approved"
@@ -146,23 +140,8 @@ def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_pat
 def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,c\n1,2,3\n4,5,6\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--local",
-            "--data",
-            str(bad),
-            "--target",
-            "label",
-            "--runs-dir",
-            str(tmp_path / "runs"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = regula(
+        "run", "--local", "--data", str(bad), "--target", "label", "--runs-dir", str(tmp_path / "runs"), timeout=300
     )
     assert result.returncode == 1
     failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
