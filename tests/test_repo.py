@@ -6,12 +6,13 @@ import sys
 
 from helpers import REPO
 
-TEST_COMMAND = "pip install torch==2.13.0 && pip install -e '.[dev]' && ruff check . && ruff format --check . && pytest"
-RUN_COMMAND = "pip install torch==2.13.0 && pip install -e . && regula run --local"
+TEST_COMMAND = ".ci/install dev && ruff check . && ruff format --check . && pytest"
+RUN_COMMAND = ".ci/install && regula run --local"
+WORKFLOW = REPO / ".github" / "workflows" / "regula.yml"
 
 
 def readme_commands() -> list[str]:
-    return re.findall(r"^    (pip install .*)$", (REPO / "README.md").read_text(), flags=re.MULTILINE)
+    return re.findall(r"^    (\.ci/install.*)$", (REPO / "README.md").read_text(), flags=re.MULTILINE)
 
 
 def test_readme_has_exactly_the_two_set_up_and_go_commands():
@@ -22,6 +23,19 @@ def test_ci_runs_the_readme_test_command_and_the_slow_tier():
     script = (REPO / ".ci" / "run").read_text().splitlines()
     assert TEST_COMMAND in script
     assert "pytest --slow -m slow" in script
+
+
+def test_torch_and_regula_are_installed_one_way():
+    """.ci/install alone says how (torch's CPU build first): the README, .ci/run and the workflow call it."""
+    import yaml
+
+    callers = [REPO / "README.md", REPO / ".ci" / "run", WORKFLOW]
+    assert [path.name for path in callers if "pip install" in path.read_text()] == []
+    install = (REPO / ".ci" / "install").read_text()
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in install
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    assert [step["run"] for step in jobs["test"]["steps"] if "run" in step] == [TEST_COMMAND]
+    assert ".ci/install" in [step.get("run") for step in jobs["deploy"]["steps"]]
 
 
 def test_cli_start_up_does_not_import_the_sdk():
@@ -36,7 +50,7 @@ def test_cli_start_up_does_not_import_the_sdk():
 def test_example_workflow_fails_on_a_failed_execution_and_keeps_credentials_to_deploy():
     import yaml
 
-    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "regula.yml").read_text())
+    workflow = yaml.safe_load(WORKFLOW.read_text())
     jobs = workflow["jobs"]
     assert "id-token" not in workflow["permissions"] and "permissions" not in jobs["test"]
     assert jobs["deploy"]["permissions"]["id-token"] == "write" and jobs["deploy"]["environment"]
