@@ -1,7 +1,8 @@
 """LocalStack on 127.0.0.1, for the one thing moto cannot do: evaluate alarms and run their SNS actions.
 
-Installed on first use into ~/.cache/regula/localstack-venv (it needs Python >= 3.12, found on PATH or
-under pyenv), then started as a plain process: no Docker.
+Installed on first use into ~/.cache/regula/localstack-venv-<hash of the requirements> (it needs Python >= 3.12,
+found on PATH or under pyenv), then started as a plain process: no Docker. Its requirements are declared once, in
+localstack-requirements.txt, not as an extra: its pins conflict with Regula's (pyproject.toml says which).
 """
 
 from __future__ import annotations
