@@ -1,7 +1,7 @@
 """The Regula pipeline, one function per step.
 
     Preprocess -> TrainRound1 -> EvaluateRound1 -> CheckRound1
-        decision register:  RegisterRound1
+        decision register or candidate:  RegisterRound1 -> AcceptedRound1? (candidate: CandidateRound1, fail)
         else OverfitsRound1?  decision overfit: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
                               else:             UnderfitRound1 (fail: more regularization cannot help)
     ... the last round's overfit branch is StillOverfitting (fail, with the evaluation's reason).
@@ -9,10 +9,11 @@
 The decision and its reason are computed once, by the evaluation step (`steps/quality.py`), and written to
 evaluation.json; the conditions only compare that value, and the Fail steps quote the reason.
 
-The ladder is unrolled (a pipeline graph is acyclic) and bounded by
-`Settings.rounds`. Each round passes the same base regularization, the growth
-factor and its round number to the training script, which computes the
-round's strength with `steps/regularization.py`: strictly stronger each round.
+The ladder is unrolled (a pipeline graph is acyclic) and bounded by `Settings.rounds`. Every round gets the
+earlier rounds' evaluation reports as inputs: the training script picks the round's regularization from the gaps
+they measured (`steps/regularization.py`: strictly stronger, bounded), and the evaluation script names, and with
+RegisterBestCandidate=yes registers for review, the best round when the run gives up. The register step reads what
+it registers (model, metrics, metadata) from the evaluation's `selected` block.
 
 Importing this module imports the SageMaker SDK (seconds): only the commands
 that render a definition import it.
@@ -37,7 +38,7 @@ from sagemaker.core.shapes import (
     ProcessingS3Output,
 )
 from sagemaker.core.training.configs import Compute, InputData, SourceCode
-from sagemaker.core.workflow.conditions import ConditionEquals
+from sagemaker.core.workflow.conditions import ConditionEquals, ConditionIn
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
 from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
@@ -56,9 +57,9 @@ from pipelines.settings import Settings
 from steps import defaults as d
 from steps import parameters
 
-GAP_PATH = "generalization_gap.relative"
 STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
 LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
+EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
 
 # What the training script prints every epoch, for SageMaker metric definitions.
 EPOCH_METRICS = {
@@ -98,6 +99,9 @@ class Parameters:
         self.quality_metric = ParameterString("QualityMetric", default_value=d.QUALITY_METRIC)
         self.min_lift = ParameterFloat("MinLift", default_value=d.MIN_LIFT)
         self.min_quality = ParameterFloat("MinQuality", default_value=d.MIN_QUALITY)
+        self.register_candidate = ParameterString(
+            "RegisterBestCandidate", default_value=d.REGISTER_CANDIDATE, enum_values=list(d.REGISTER_CANDIDATE_CHOICES)
+        )
         self.model_group = ParameterString("ModelPackageGroupName", default_value=d.MODEL_PACKAGE_GROUP)
         # a package registers for review unless the pipeline was rendered with --allow-auto-approval
         statuses = [d.APPROVAL_STATUS, "Approved"] if settings.allow_auto_approval else [d.APPROVAL_STATUS]
@@ -224,8 +228,17 @@ def split_uri(preprocess: ProcessingStep, split: str):
     return preprocess.properties.ProcessingOutputConfig.Outputs[split].S3Output.S3Uri
 
 
+def evaluation_folder(evaluate: ProcessingStep):
+    return evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
+
+
 def train_step(
-    settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, round_: int
+    settings: Settings,
+    session: RegulaSession,
+    p: Parameters,
+    preprocess: ProcessingStep,
+    earlier: list[ProcessingStep],
+    round_: int,
 ) -> TrainingStep:
     trainer = ModelTrainer(
         sagemaker_session=session,
@@ -255,7 +268,9 @@ def train_step(
     )
     args = trainer.train(
         input_data_config=[
-            InputData(channel_name=split, data_source=split_uri(preprocess, split)) for split in ("train", "validation")
+            *[InputData(channel_name=s, data_source=split_uri(preprocess, s)) for s in ("train", "validation")],
+            # the earlier rounds' evaluations: the gaps this round's regularization is chosen from
+            *[InputData(channel_name=f"round{i}", data_source=evaluation_folder(e)) for i, e in enumerate(earlier, 1)],
         ]
     )
     return TrainingStep(name=f"TrainRound{round_}", step_args=args)
@@ -267,10 +282,12 @@ def evaluate_step(
     p: Parameters,
     preprocess: ProcessingStep,
     train: TrainingStep,
+    earlier: list[ProcessingStep],
     lib_uri: str,
     round_: int,
 ) -> tuple[ProcessingStep, PropertyFile]:
     report = PropertyFile(name=f"EvaluationRound{round_}", output_name="evaluation", path="evaluation.json")
+    folder = output_uri(settings, f"evaluation-round{round_}")
     args = processor(settings, session, p, "evaluate").run(
         code=f"{STEPS_DIR}/evaluate.py",
         inputs=[
@@ -280,10 +297,9 @@ def evaluate_step(
                 for split in ("train", "validation", "test")
             ],
             s3_input("lib", lib_uri, LIB_DIR),
+            *[s3_input(f"round{i}", evaluation_folder(e), f"{EARLIER_DIR}/round{i}") for i, e in enumerate(earlier, 1)],
         ],
-        outputs=[
-            s3_output("evaluation", output_uri(settings, f"evaluation-round{round_}"), "/opt/ml/processing/evaluation")
-        ],
+        outputs=[s3_output("evaluation", folder, "/opt/ml/processing/evaluation")],
         arguments=[
             "--model-dir",
             "/opt/ml/processing/model",
@@ -299,6 +315,13 @@ def evaluate_step(
             p.min_lift.to_string(),
             "--min-quality",
             p.min_quality.to_string(),
+            "--register-candidate",
+            p.register_candidate,
+            "--model-uri",
+            train.properties.ModelArtifacts.S3ModelArtifacts,
+            "--evaluation-uri",
+            Join(on="/", values=[folder, "evaluation.json"]),
+            *(["--earlier", EARLIER_DIR] if earlier else []),
             *(["--final-round"] if round_ == settings.rounds else []),
             *metrics_arguments(p),
         ],
@@ -314,17 +337,17 @@ def register_step(
     settings: Settings,
     session: RegulaSession,
     p: Parameters,
-    train: TrainingStep,
     evaluate: ProcessingStep,
     report: PropertyFile,
     round_: int,
 ) -> ModelStep:
-    evaluation_uri = Join(
-        on="/",
-        values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, "evaluation.json"],
-    )
+    """Registers the evaluation's `selected` round: this round when accepted, else the best candidate."""
+
+    def selected(path: str) -> JsonGet:
+        return evaluation_value(evaluate, report, f"selected.{path}")
+
     builder = ModelBuilder(
-        s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+        s3_model_data_url=selected("model_uri"),
         image_uri=inference_image(settings),
         env_vars={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
         sagemaker_session=session,
@@ -339,29 +362,31 @@ def register_step(
         inference_instances=["ml.m5.large", "ml.m5.xlarge"],
         transform_instances=["ml.m5.large"],
         model_metrics=ModelMetrics(
-            model_statistics=MetricsSource(s3_uri=evaluation_uri, content_type="application/json")
+            model_statistics=MetricsSource(s3_uri=selected("evaluation_uri"), content_type="application/json")
         ),
         customer_metadata_properties={
-            "regula:round": str(round_),
+            "regula:round": as_text(selected("round")),
+            "regula:accepted": as_text(selected("accepted")),
             "regula:decision": as_text(evaluation_value(evaluate, report, "decision")),
             "regula:problem_type": as_text(evaluation_value(evaluate, report, "problem_type")),
-            "regula:gap": as_text(evaluation_value(evaluate, report, GAP_PATH)),
+            "regula:gap": as_text(selected("gap")),
+            "regula:gap_se": as_text(selected("gap_se")),
             "regula:max_gap": p.max_gap.to_string(),
-            "regula:quality_metric": as_text(evaluation_value(evaluate, report, "quality.metric")),
-            "regula:val_quality": as_text(evaluation_value(evaluate, report, "quality.validation")),
-            "regula:baseline_quality": as_text(evaluation_value(evaluate, report, "quality.baseline")),
-            "regula:test_quality": as_text(evaluation_value(evaluate, report, "quality.test")),
+            "regula:quality_metric": as_text(selected("quality.metric")),
+            "regula:val_quality": as_text(selected("quality.validation")),
+            "regula:baseline_quality": as_text(selected("quality.baseline")),
+            "regula:test_quality": as_text(selected("quality.test")),
             "regula:min_lift": p.min_lift.to_string(),
             "regula:min_quality": p.min_quality.to_string(),
-            "regula:artifact_sha256": as_text(evaluation_value(evaluate, report, "artifact_sha256")),
+            "regula:artifact_sha256": as_text(selected("artifact_sha256")),
             # the round's effective regularization, as the training script computed it
-            "regula:dropout": as_text(evaluation_value(evaluate, report, "regularization.dropout")),
-            "regula:l1": as_text(evaluation_value(evaluate, report, "regularization.l1")),
-            "regula:l2": as_text(evaluation_value(evaluate, report, "regularization.l2")),
+            "regula:dropout": as_text(selected("regularization.dropout")),
+            "regula:l1": as_text(selected("regularization.l1")),
+            "regula:l2": as_text(selected("regularization.l2")),
             "regula:code_version": p.code_version,
             "regula:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
         },
-        description=f"Regula model, regularization round {round_}",
+        description=f"Regula model, registered after regularization round {round_}",
     )
     return ModelStep(name=f"RegisterRound{round_}", step_args=args)
 
@@ -389,16 +414,37 @@ def underfit_step(evaluate: ProcessingStep, report: PropertyFile, round_: int) -
     )
 
 
+def not_accepted_step(evaluate: ProcessingStep, report: PropertyFile, register: ModelStep, round_: int):
+    """After registering a candidate for review, the run still fails: no round was accepted."""
+    return ConditionStep(
+        name=f"AcceptedRound{round_}",
+        depends_on=[register],
+        conditions=[ConditionEquals(left=evaluation_value(evaluate, report, "decision"), right="register")],
+        if_steps=[],
+        else_steps=[
+            fail_step(
+                f"CandidateRound{round_}", "No round was accepted: ", evaluation_value(evaluate, report, "reason")
+            )
+        ],
+    )
+
+
 def round_steps(
-    settings: Settings, session: RegulaSession, p: Parameters, preprocess: ProcessingStep, lib_uri: str, round_: int
+    settings: Settings,
+    session: RegulaSession,
+    p: Parameters,
+    preprocess: ProcessingStep,
+    lib_uri: str,
+    earlier: list[ProcessingStep],
 ) -> list:
     """Train, evaluate and branch on the evaluation's decision for one round; the overfit branch holds all later
     rounds."""
-    train = train_step(settings, session, p, preprocess, round_)
-    evaluate, report = evaluate_step(settings, session, p, preprocess, train, lib_uri, round_)
+    round_ = len(earlier) + 1
+    train = train_step(settings, session, p, preprocess, earlier, round_)
+    evaluate, report = evaluate_step(settings, session, p, preprocess, train, earlier, lib_uri, round_)
     decision = evaluation_value(evaluate, report, "decision")
     if round_ < settings.rounds:
-        retrain = round_steps(settings, session, p, preprocess, lib_uri, round_ + 1)
+        retrain = round_steps(settings, session, p, preprocess, lib_uri, [*earlier, evaluate])
     else:
         retrain = [still_overfitting_step(evaluate, report, settings.rounds)]
     overfits = ConditionStep(
@@ -407,10 +453,11 @@ def round_steps(
         if_steps=retrain,
         else_steps=[underfit_step(evaluate, report, round_)],
     )
+    register = register_step(settings, session, p, evaluate, report, round_)
     check = ConditionStep(
         name=f"CheckRound{round_}",
-        conditions=[ConditionEquals(left=decision, right="register")],
-        if_steps=[register_step(settings, session, p, train, evaluate, report, round_)],
+        conditions=[ConditionIn(value=decision, in_values=["register", "candidate"])],
+        if_steps=[register, not_accepted_step(evaluate, report, register, round_)],
         else_steps=[overfits],
     )
     return [train, evaluate, check]
@@ -423,6 +470,6 @@ def build_pipeline(settings: Settings, session: RegulaSession) -> Pipeline:
     return Pipeline(
         name=settings.pipeline_name,
         parameters=p.all(),
-        steps=[preprocess, *round_steps(settings, session, p, preprocess, lib_uri, 1)],
+        steps=[preprocess, *round_steps(settings, session, p, preprocess, lib_uri, [])],
         sagemaker_session=session,
     )

@@ -1,7 +1,8 @@
 """The Model Registry approval flow: list the packages Regula registered, approve or reject them.
 
-Approval is guarded: a package whose recorded generalization gap is above the
-policy's maximum, or whose validation quality does not beat the recorded
+Approval is guarded: a package the pipeline did not accept (a best candidate registered for review), one whose
+recorded generalization gap is above the policy's maximum by more than its recorded standard error (the rule the
+evaluation step decides with, steps/quality.py), or whose validation quality does not beat the recorded
 baseline by the recorded lift (and reach the recorded minimum), is refused
 unless forced. The policy is the one recorded with the package at registration
 (`regula:max_gap`, `regula:min_lift`, `regula:min_quality`); `--max-gap` can
@@ -16,6 +17,7 @@ import math
 from collections.abc import Callable
 
 from pipelines.errors import RegulaError
+from steps.quality import gap_exceeds
 
 
 class RegistryError(RegulaError):
@@ -40,6 +42,9 @@ def _row(package: dict) -> dict:
         "status": package["ModelApprovalStatus"],
         "problem_type": metadata.get("regula:problem_type"),
         "gap": _float(metadata, "regula:gap"),
+        "gap_se": _float(metadata, "regula:gap_se") or 0.0,  # packages registered before it was recorded: none
+        # recorded since candidates can be registered; before, only accepted rounds were (decision "register")
+        "accepted": metadata.get("regula:accepted", str(metadata.get("regula:decision") == "register").lower()),
         "max_gap": _float(metadata, "regula:max_gap"),
         "quality_metric": metadata.get("regula:quality_metric"),
         "val_quality": _float(metadata, "regula:val_quality"),
@@ -120,8 +125,13 @@ def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
         return [f"it has no recorded {', '.join(absent)}"]
     problems = []
     limit = row["max_gap"] if max_gap is None else min(max_gap, row["max_gap"])  # --max-gap only tightens
-    if row["gap"] > limit:
-        problems.append(f"its generalization gap {row['gap']:.4f} is above the maximum {limit:g}")
+    if row["accepted"] != "true":
+        problems.append("the pipeline did not accept it: it was registered as the best candidate, for review")
+    if gap_exceeds(row["gap"], row["gap_se"], limit):
+        problems.append(
+            f"its generalization gap {row['gap']:.4f} is above the maximum {limit:g} by more than its standard "
+            f"error {row['gap_se']:.4f}"
+        )
     # whatever an execution was started with, a model no better than the trivial baseline is never approvable
     floor = max(row["baseline_quality"] + max(row["min_lift"], 0.0), row["min_quality"])
     if row["val_quality"] <= row["baseline_quality"]:

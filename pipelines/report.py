@@ -20,12 +20,18 @@ def round_evaluations(run_dir: Path) -> list[dict]:
 def build_report(execution: Execution) -> dict:
     evaluations = round_evaluations(execution.run_dir)
     registered = [p["ModelPackageArn"] for p in execution.properties.values() if "ModelPackageArn" in p]
+    if not registered:
+        decision = "failed" if execution.status == "Failed" else "none"
+    elif execution.status == "Failed":  # the best candidate, registered for review: not accepted
+        decision = "candidate registered"
+    else:
+        decision = "registered"
     return {
         "pipeline": execution.pipeline_name,
         "execution_id": execution.execution_id,
         "execution_arn": execution.arn,
         "status": execution.status,
-        "decision": "registered" if registered else ("failed" if execution.status == "Failed" else "none"),
+        "decision": decision,
         "failure_reason": execution.failure_reason,
         "failed_step": execution.failed_step,
         "model_package_arn": registered[0] if registered else None,
@@ -37,6 +43,7 @@ def build_report(execution: Execution) -> dict:
                 "problem_type": e["problem_type"],
                 "regularization": e["regularization"],
                 "generalization_gap": e["generalization_gap"]["relative"],
+                "gap_standard_error": e["generalization_gap"].get("standard_error"),
                 "loss_gap": e["generalization_gap"]["loss"],
                 "quality_metric": e["quality"]["metric"],
                 "train_quality": e["metrics"]["train"][e["quality"]["metric"]],
@@ -48,6 +55,7 @@ def build_report(execution: Execution) -> dict:
                 "best_epoch": e["best_epoch"],
                 "decision": e["decision"],
                 "reason": e["reason"],
+                "selected_round": e.get("selected", {}).get("round"),
             }
             for e in evaluations
         ],

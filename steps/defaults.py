@@ -19,7 +19,8 @@ DROPOUT = 0.1
 MAX_DROPOUT = 0.8  # the ladder moves dropout towards this, never reaching it
 L1 = 1e-5
 L2 = 0.01  # AdamW weight decay
-GROWTH = 10.0  # per round: L1 and L2 times this, dropout towards MAX_DROPOUT
+GROWTH = 10.0  # the largest step of the regularization level per round (steps/regularization.py)
+MIN_GROWTH = 1.5  # the smallest step: every round is strictly stronger than the one before
 MAX_EPOCHS = 200
 PATIENCE = 10
 HIDDEN = "256,256"
@@ -46,6 +47,10 @@ QUALITY_METRICS = ("auto", "balanced_accuracy", "accuracy", "macro_f1", "roc_auc
 QUALITY_METRIC = "auto"
 MIN_LIFT = 0.05
 MIN_QUALITY = 0.0
+# When no round is accepted, the run fails and names the best round (by validation quality); "yes" also registers
+# that round for review, marked as not accepted (regula:accepted=false), so a team can look at it.
+REGISTER_CANDIDATE_CHOICES = ("no", "yes")
+REGISTER_CANDIDATE = "no"
 
 # -- where things go ------------------------------------------------------------------------------------------------
 METRICS_NAMESPACE = "Regula"

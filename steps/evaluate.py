@@ -22,9 +22,19 @@ from pathlib import Path
 import numpy as np
 from cloudwatch import MetricEmitter
 from contract import RAW_SAMPLE, SPLITS, StepError, file_sha256, read_split, run, torch_threads
-from defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC
+from defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
 from parameters import problems as parameter_problems
-from quality import baseline_outputs, decide, quality_metric, relative_gap, split_metrics
+from quality import (
+    baseline_outputs,
+    best_candidate,
+    decide,
+    describe,
+    quality_metric,
+    relative_gap,
+    relative_gap_se,
+    round_summary,
+    split_metrics,
+)
 
 RAW_TOLERANCE = 1e-4  # served and evaluated outputs of the same rows may differ by float rounding only
 
@@ -39,6 +49,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--min-lift", type=float, default=MIN_LIFT)
     parser.add_argument("--min-quality", type=float, default=MIN_QUALITY)
     parser.add_argument("--final-round", action="store_true", help="the ladder's last round: overfit ends the run")
+    parser.add_argument("--earlier", default="", help="a folder with round1/, round2/, ...: earlier evaluations")
+    parser.add_argument("--register-candidate", default=REGISTER_CANDIDATE, help="no|yes: when the run gives up")
+    parser.add_argument("--model-uri", default="", help="where this round's model.tar.gz is (for the registry)")
+    parser.add_argument("--evaluation-uri", default="", help="where this report is uploaded (for the registry)")
     parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
@@ -49,6 +63,7 @@ def parse_args() -> argparse.Namespace:
             "MinLift": args.min_lift,
             "MinQuality": args.min_quality,
             "QualityMetric": args.quality_metric,
+            "RegisterBestCandidate": args.register_candidate,
         }
     )
     if problems:
@@ -85,6 +100,35 @@ def check_served_rows(predictor, data_dir: Path, test_features: np.ndarray) -> i
                 f"the serving code scores raw {how} rows differently from the evaluated features (max diff {worst})"
             )
     return len(served)
+
+
+def earlier_rounds(folder: str, round_: int) -> list[dict]:
+    """Rounds 1 .. round_-1, from `folder`/round<i>/evaluation.json."""
+    summaries = []
+    for i in range(1, round_):
+        path = Path(folder) / f"round{i}" / "evaluation.json"
+        try:
+            summaries.append(round_summary(json.loads(path.read_text())))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
+    return summaries
+
+
+def select(verdict: str, reason: str, current: dict, earlier: list[dict], final_round: bool, candidate: str):
+    """What the pipeline does after this round (decision, reason) and the round it registers, if any.
+
+    A registered round is the one whose gap passed (earlier rounds all overfit, or the ladder would have stopped).
+    When the run gives up, the reason names the best round so far by validation quality; with
+    RegisterBestCandidate=yes the decision becomes `candidate`: that round is registered for review, not accepted."""
+    if verdict == "register":
+        return verdict, reason, current
+    if verdict == "overfit" and not final_round:
+        return verdict, reason, None
+    best = best_candidate([*earlier, current])
+    if candidate == "yes":
+        return "candidate", f"{reason}; registering the best round for review, not accepted: {describe(best)}", best
+    hint = "RegisterBestCandidate=yes registers it for review"
+    return verdict, f"{reason}; the best round was {describe(best)} ({hint})", None
 
 
 def model_quality_layout(schema: dict, metrics: dict, gap: float) -> dict:
@@ -132,16 +176,21 @@ def main() -> None:
     metric = quality_metric(args.quality_metric, schema["problem_type"], len(schema.get("classes") or []))
     loss_gap = metrics["validation"]["loss"] - metrics["train"]["loss"]
     gap = relative_gap(metrics["validation"]["loss"], metrics["train"]["loss"], baseline["validation"]["loss"])
+    gap_se = relative_gap_se(
+        metrics["validation"]["loss_se"], metrics["train"]["loss_se"], baseline["validation"]["loss"]
+    )
     quality = metrics["validation"][metric]
     baseline_quality = baseline["validation"][metric]
     config = predictor.config
     later = [h["gap"] for h in history if h["epoch"] > config["best_epoch"] and math.isfinite(h["gap"])]
     later_gap = max(later) if later else None  # the curve past the restored weights: did it go on to memorize?
-    decision, reason = decide(
-        gap, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality, later_gap
+    verdict, reason = decide(
+        gap, gap_se, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality, later_gap
     )
     report = {
         "round": config["round"],
+        "model_uri": args.model_uri,
+        "evaluation_uri": args.evaluation_uri,
         "problem_type": schema["problem_type"],
         "regularization": config["regularization"],
         "training": config.get("training", {}),
@@ -155,15 +204,27 @@ def main() -> None:
             "baseline": baseline_quality,
             "test": metrics["test"][metric],
         },
-        "generalization_gap": {"relative": gap, "loss": loss_gap, "after_best_epoch": later_gap},
+        "generalization_gap": {
+            "relative": gap,
+            "standard_error": gap_se,
+            "loss": loss_gap,
+            "after_best_epoch": later_gap,
+        },
         "thresholds": {"max_gap": args.max_gap, "min_lift": args.min_lift, "min_quality": args.min_quality},
-        "decision": decision,
-        "reason": reason,
+        "round_decision": verdict,
         "artifact_sha256": artifact_sha256,
         "served_rows_checked": served_rows,
         "history": history,
         **model_quality_layout(schema, metrics, gap),
     }
+    earlier = earlier_rounds(args.earlier, report["round"])
+    decision, reason, selected = select(
+        verdict, reason, round_summary(report), earlier, args.final_round, args.register_candidate
+    )
+    report["decision"], report["reason"] = decision, reason
+    # what the registry records: the registered round, or this one where nothing is registered
+    accepted = "true" if decision == "register" else "false"
+    report["selected"] = {**(selected or round_summary(report)), "accepted": accepted}
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     (output / "evaluation.json").write_text(json.dumps(report, indent=2))
@@ -179,10 +240,10 @@ def main() -> None:
             "FinalGeneralizationGap": gap,
             "FinalValidationQuality": quality,
             "TestQuality": metrics["test"][metric],
-            "Overfitting": float(decision == "overfit"),
+            "Overfitting": float(verdict == "overfit"),
             "GapOverMaxGap": gap - args.max_gap,
             # the run ends here without a model: what the team is emailed about (pipelines/alerts.py)
-            "RunGaveUp": float(decision == "underfit" or (decision == "overfit" and args.final_round)),
+            "RunGaveUp": float(decision in ("underfit", "candidate") or (decision == "overfit" and args.final_round)),
         }
     )
     emitter.close()

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import math
 
-from defaults import CLASS_WEIGHTS, MAX_DROPOUT, PROBLEM_TYPES, QUALITY_METRICS
+from defaults import (
+    CLASS_WEIGHTS,
+    MAX_DROPOUT,
+    MIN_GROWTH,
+    PROBLEM_TYPES,
+    QUALITY_METRICS,
+    REGISTER_CANDIDATE_CHOICES,
+)
 
 # name: (whole number?, allowed, what is allowed); every number must also be finite
 NUMBERS = {
@@ -18,7 +25,7 @@ NUMBERS = {
     "Dropout": (False, lambda v: 0 <= v < MAX_DROPOUT, f"in [0, {MAX_DROPOUT})"),
     "L1": (False, lambda v: v >= 0, ">= 0"),
     "L2": (False, lambda v: v >= 0, ">= 0"),
-    "RegularizationGrowth": (False, lambda v: v > 1, "> 1, so each round is stronger"),
+    "RegularizationGrowth": (False, lambda v: MIN_GROWTH <= v <= 1000, f"in [{MIN_GROWTH}, 1000] (the largest step)"),
     "LearningRate": (False, lambda v: 0 <= v <= 1, "in [0, 1] (0: automatic)"),
     "BatchSize": (True, lambda v: 0 <= v <= 1_000_000, "in [0, 1000000] (0: automatic)"),
     "MaxEpochs": (True, lambda v: 1 <= v <= 100_000, "between 1 and 100000"),
@@ -27,7 +34,12 @@ NUMBERS = {
     "MinLift": (False, lambda v: 0 <= v <= 1, "in [0, 1]"),
     "MinQuality": (False, lambda v: -1 <= v <= 1, "in [-1, 1]"),
 }
-CHOICES = {"ProblemType": PROBLEM_TYPES, "QualityMetric": QUALITY_METRICS, "ClassWeight": CLASS_WEIGHTS}
+CHOICES = {
+    "ProblemType": PROBLEM_TYPES,
+    "QualityMetric": QUALITY_METRICS,
+    "ClassWeight": CLASS_WEIGHTS,
+    "RegisterBestCandidate": REGISTER_CANDIDATE_CHOICES,
+}
 
 
 def hidden_layers(text: str) -> list[int]:

@@ -7,6 +7,11 @@ The trivial model (the baseline) predicts the training split's class shares (cla
 The generalization gap is relative to it: (validation loss - training loss) / baseline validation loss, so one MaxGap
 means the same on 2 classes, 50 classes and regression. Loss is cross-entropy (classification) or the mean squared
 error of the standardized target (regression).
+
+The gap is measured on finite splits, so it carries sampling noise: on a few hundred validation rows its standard
+error is about 0.01-0.02, as large as the difference between a passing and a failing round. A round overfits when
+its gap is above MaxGap by more than GAP_Z standard errors (`gap_exceeds`); on large tables the error vanishes and
+the rule is the plain one. The registry's approval guard applies the same rule to the recorded gap and error.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import numpy as np
 
 QUALITY_FOR = {"classification": "balanced_accuracy", "regression": "r2"}  # QualityMetric=auto
 CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
-DECISIONS = ("register", "overfit", "underfit")
+# what the pipeline does after a round: register it, retrain stronger, give up, or give up and register the best
+# round for review (RegisterBestCandidate=yes)
+DECISIONS = ("register", "overfit", "underfit", "candidate")
+GAP_Z = 1.0  # a gap within one standard error of MaxGap is not evidence of overfitting
 
 
 def quality_metric(requested: str, problem_type: str, n_classes: int = 0) -> str:
@@ -46,6 +54,7 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, predic
         f1 = np.where(support + predicted_counts > 0, 2 * hits / (support + predicted_counts), 0.0)
     metrics = {
         "loss": float(-np.log(picked).mean()),
+        "loss_se": standard_error(-np.log(picked)),
         "accuracy": float((predicted == labels).mean()),
         "balanced_accuracy": float(recall.mean()),
         "macro_f1": float(f1[present | (predicted_counts > 0)].mean()),
@@ -77,6 +86,7 @@ def regression_metrics(predictions: np.ndarray, targets: np.ndarray, std: float)
     total = float(((targets - targets.mean()) ** 2).sum())
     return {
         "loss": float(np.mean((errors / std) ** 2)),
+        "loss_se": standard_error((errors / std) ** 2),
         "rmse": float(np.sqrt(np.mean(errors**2))),
         "mae": float(np.mean(np.abs(errors))),
         "r2": float(1 - (errors**2).sum() / total) if total > 0 else 0.0,
@@ -103,12 +113,28 @@ def baseline_loss(schema: dict, labels: np.ndarray) -> float:
     return split_metrics(schema, baseline_outputs(schema, len(labels)), labels)["loss"]
 
 
+def standard_error(row_losses: np.ndarray) -> float:
+    """The standard error of the mean loss over these rows."""
+    return float(row_losses.std(ddof=1) / np.sqrt(len(row_losses))) if len(row_losses) > 1 else 0.0
+
+
 def relative_gap(validation_loss: float, train_loss: float, baseline: float) -> float:
     return (validation_loss - train_loss) / max(baseline, 1e-12)
 
 
+def relative_gap_se(validation_se: float, train_se: float, baseline: float) -> float:
+    """The gap's standard error: the two means' errors combined (independent rows)."""
+    return math.hypot(validation_se, train_se) / max(baseline, 1e-12)
+
+
+def gap_exceeds(gap: float, gap_se: float, max_gap: float) -> bool:
+    """Is the gap above MaxGap by more than its sampling noise?"""
+    return gap - GAP_Z * max(gap_se, 0.0) > max_gap
+
+
 def decide(
     gap: float,
+    gap_se: float,
     quality: float,
     baseline_quality: float,
     metric: str,
@@ -123,10 +149,10 @@ def decide(
     floor = max(baseline_quality + min_lift, min_quality)
     if not (math.isfinite(gap) and math.isfinite(quality)):
         return "underfit", "the model's losses are not finite numbers: training diverged; lower L1/L2 or add data"
-    if gap > max_gap:
+    if gap_exceeds(gap, gap_se, max_gap):
         return "overfit", (
-            f"generalization gap {gap:.4f} > MaxGap {max_gap:g} (validation loss exceeds training loss by "
-            f"{gap:.1%} of the baseline's loss)"
+            f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) > MaxGap {max_gap:g} (validation loss "
+            f"exceeds training loss by {gap:.1%} of the baseline's loss)"
         )
     if quality < floor and later_gap is not None and later_gap > max_gap:
         return "overfit", (
@@ -141,6 +167,35 @@ def decide(
             + "), with the gap within MaxGap: stronger regularization cannot fix that; lower Dropout/L1/L2, "
             "give the model more capacity (HiddenLayers) or more informative columns"
         )
+    within = f"<= MaxGap {max_gap:g}" if gap <= max_gap else f"within MaxGap {max_gap:g} + {GAP_Z:g} standard error"
     return "register", (
-        f"generalization gap {gap:.4f} <= MaxGap {max_gap:g} and validation {metric} {quality:.4f} >= {floor:.4f}"
+        f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) {within} and validation {metric} {quality:.4f} "
+        f">= {floor:.4f}"
+    )
+
+
+def round_summary(report: dict) -> dict:
+    """What a later round needs of an evaluated round: to compare it, name it and register it."""
+    return {
+        "round": report["round"],
+        "model_uri": report.get("model_uri", ""),
+        "evaluation_uri": report.get("evaluation_uri", ""),
+        "artifact_sha256": report["artifact_sha256"],
+        "quality": report["quality"],
+        "gap": report["generalization_gap"]["relative"],
+        "gap_se": report["generalization_gap"]["standard_error"],
+        "regularization": report["regularization"],
+    }
+
+
+def best_candidate(rounds: list[dict]) -> dict:
+    """The round summary with the highest validation quality; the smaller gap breaks a tie."""
+    return max(rounds, key=lambda r: (r["quality"]["validation"], -r["gap"]))
+
+
+def describe(summary: dict) -> str:
+    q = summary["quality"]
+    return (
+        f"round {summary['round']} (validation {q['metric']} {q['validation']:.4f}, test {q['test']:.4f}, gap "
+        f"{summary['gap']:.4f}, artifact {summary['model_uri'] or 'unknown'})"
     )

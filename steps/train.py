@@ -45,7 +45,7 @@ from defaults import (
 )
 from model import MLP, save
 from quality import baseline_loss, relative_gap
-from regularization import schedule
+from regularization import next_level, overfit_gap, strengths, validate
 
 HERE = Path(__file__).resolve().parent
 INFERENCE_CODE = ("inference.py", "model.py", "table.py")
@@ -60,8 +60,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dropout", type=float, default=DROPOUT)
     parser.add_argument("--l1", type=float, default=L1)
     parser.add_argument("--l2", type=float, default=L2)
-    parser.add_argument("--growth", type=float, default=GROWTH, help="regularization growth per round")
+    parser.add_argument("--growth", type=float, default=GROWTH, help="the largest step of the level per round")
     parser.add_argument("--round", type=int, default=1)
+    parser.add_argument(
+        "--earlier", default="", help="comma-separated folders with the earlier rounds' evaluation.json, oldest first"
+    )
     parser.add_argument("--hidden", default=HIDDEN, help="hidden layer sizes")
     parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
     parser.add_argument("--patience", type=int, default=PATIENCE)
@@ -86,7 +89,34 @@ def parse_args() -> argparse.Namespace:
         raise StepError(f"hidden must be comma-separated layer sizes, got {args.hidden!r}") from None
     if not args.hidden or min(args.hidden) < 1:
         raise StepError(f"hidden must list positive layer sizes, got {args.hidden}")
+    try:
+        validate(args.dropout, args.l1, args.l2, args.growth)
+    except ValueError as error:
+        raise StepError(str(error)) from None
+    if args.round < 1:
+        raise StepError(f"round must be >= 1, got {args.round}")
     return args
+
+
+def earlier_rounds(args: argparse.Namespace) -> list[dict]:
+    """The earlier rounds' evaluation reports: SageMaker mounts round i's as the channel `round<i>`."""
+    folders = [f for f in args.earlier.split(",") if f] or [
+        os.environ.get(f"SM_CHANNEL_ROUND{i}", "") for i in range(1, args.round)
+    ]
+    if len(folders) != args.round - 1 or not all(folders):
+        raise StepError(f"round {args.round} needs the evaluations of rounds 1-{args.round - 1}, got {folders}")
+    reports = []
+    for i, folder in enumerate(folders, 1):
+        path = Path(folder) / "evaluation.json"
+        try:
+            report = json.loads(path.read_text())
+            level = report["regularization"]["level"]
+            reports.append({"round": report["round"], "level": level, "gap": overfit_gap(report)})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
+        if reports[-1]["round"] != i:
+            raise StepError(f"{path} is round {reports[-1]['round']}'s evaluation, expected round {i}'s")
+    return reports
 
 
 def auto_batch_size(rows: int) -> int:
@@ -146,7 +176,9 @@ class Objective:
 
 def main() -> None:
     args = parse_args()
-    strength = schedule(args.dropout, args.l1, args.l2, args.growth, args.round)
+    level, why = next_level(earlier_rounds(args), args.max_gap, args.growth)
+    base = {"dropout": args.dropout, "l1": args.l1, "l2": args.l2}
+    strength = {**strengths(base, level), "level": level, "reason": why}
     rank, world, device = setup_distributed()
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -191,6 +223,7 @@ def main() -> None:
     quality_name = objective.quality_name
     if rank == 0:
         print(
+            f"train: round {args.round}: {why}\n"
             f"train: round {args.round}, {schema['problem_type']}, dropout={strength['dropout']:.4f} "
             f"l1={strength['l1']:.3g} l2={strength['l2']:.3g}, {len(x_train)} rows x {x_train.shape[1]} features, "
             f"batch {batch_size}, lr {learning_rate:.3g}, device={device}, processes={world}, "

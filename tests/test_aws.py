@@ -87,6 +87,7 @@ def register(
             "SupportedResponseMIMETypes": ["application/json"],
         },
         CustomerMetadataProperties={
+            "regula:accepted": "true",
             "regula:gap": str(gap),
             "regula:max_gap": "0.2",
             "regula:round": "2",

@@ -33,18 +33,21 @@ def model_packages(sagemaker):
 
 
 @pytest.mark.slow
-def test_default_run_retrains_then_registers(tmp_path, clients):
-    report, output = run(tmp_path)
+def test_a_strict_max_gap_retrains_with_gap_driven_steps_then_registers(tmp_path, clients):
+    report, output = run(tmp_path, params={"MaxGap": "0.05"})
 
     assert report["status"] == "Succeeded" and report["decision"] == "registered"
     rounds = report["rounds"]
-    assert len(rounds) >= 2, "the demo data must show at least one retrain"
+    assert len(rounds) >= 2, "the demo data overfits a MaxGap of 0.05"
     assert rounds[0]["decision"] == "overfit" and rounds[-1]["decision"] == "register"
     for weaker, stronger in itertools.pairwise(rounds):
+        assert stronger["regularization"]["level"] > weaker["regularization"]["level"]
         assert stronger["regularization"]["dropout"] > weaker["regularization"]["dropout"]
         assert stronger["regularization"]["l2"] > weaker["regularization"]["l2"]
-    assert rounds[-1]["generalization_gap"] <= report["parameters"]["MaxGap"]
-    assert rounds[0]["generalization_gap"] > report["parameters"]["MaxGap"]
+        assert "level x" in stronger["regularization"]["reason"]  # the step and why, in the model and the report
+    last = rounds[-1]
+    assert last["generalization_gap"] - last["gap_standard_error"] <= 0.05
+    assert rounds[0]["generalization_gap"] - rounds[0]["gap_standard_error"] > 0.05
 
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
@@ -68,7 +71,7 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     report, _ = run(tmp_path, params={"MaxGap": "5"})
     assert report["decision"] == "registered"
     assert [r["round"] for r in report["rounds"]] == [1]
-    assert [s["name"] for s in report["steps"]][-1] == "RegisterRound1"
+    assert [s["name"] for s in report["steps"]][-2:] == ["RegisterRound1", "AcceptedRound1"]
     assert len(model_packages(clients["sagemaker"])) == 1
 
     # the approval flow picks up what the local run registered
@@ -100,8 +103,34 @@ def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
         f"{last['reason']}. Raise RegularizationGrowth, add data, use a smaller model (HiddenLayers), or, where this "
         "gap is acceptable (on small tables it is noisy), raise MaxGap."
     )
-    assert f"generalization gap {last['generalization_gap']:.4f} > MaxGap 0.0001" in last["reason"]
+    assert f"generalization gap {last['generalization_gap']:.4f} (standard error " in last["reason"]
+    best = max(report["rounds"], key=lambda r: r["validation_quality"])
+    assert f"the best round was round {best['round']} (validation balanced_accuracy" in last["reason"]
     assert model_packages(clients["sagemaker"]) == []
+
+
+@pytest.mark.slow
+def test_when_no_round_is_accepted_the_best_candidate_can_be_registered_for_review(tmp_path, clients):
+    report, _ = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15", "RegisterBestCandidate": "yes"})
+    assert report["status"] == "Failed" and report["failed_step"] == "CandidateRound3"
+    assert report["decision"] == "candidate registered"
+    best = max(report["rounds"], key=lambda r: r["validation_quality"])
+    assert report["failure_reason"].startswith("No round was accepted: ")
+    assert f"registering the best round for review, not accepted: round {best['round']} " in report["failure_reason"]
+
+    [summary] = model_packages(clients["sagemaker"])
+    package = clients["sagemaker"].describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+    metadata = package["CustomerMetadataProperties"]
+    assert (metadata["regula:accepted"], metadata["regula:decision"]) == ("false", "candidate")
+    assert metadata["regula:round"] == str(best["round"])
+    assert float(metadata["regula:val_quality"]) == pytest.approx(best["validation_quality"])
+    # the best round's own artifact and report, not the last round's
+    model_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert f"TrainRound{best['round']}" in model_url
+    bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    assert json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())["round"] == best["round"]
+    refused = regula("models", "approve", "latest")
+    assert refused.returncode == 2 and "the pipeline did not accept it" in refused.stderr
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ from sklearn import metrics as sk
 
 from steps.quality import (
     baseline_loss,
+    best_candidate,
     classification_metrics,
     decide,
     quality_metric,
     regression_metrics,
     relative_gap,
+    relative_gap_se,
     roc_auc,
 )
 
@@ -59,15 +61,19 @@ def test_the_baseline_loss_is_the_entropy_of_the_training_shares():
 
 def test_decisions_and_their_reasons():
     common = {"metric": "balanced_accuracy", "max_gap": 0.1, "min_lift": 0.05, "min_quality": 0.0}
-    decision, reason = decide(0.2, 0.9, 0.5, **common)
-    assert decision == "overfit" and "generalization gap 0.2000 > MaxGap 0.1" in reason
-    decision, reason = decide(0.05, 0.52, 0.5, **common)
+    decision, reason = decide(0.2, 0.01, 0.9, 0.5, **common)
+    assert decision == "overfit" and "generalization gap 0.2000 (standard error 0.0100) > MaxGap 0.1" in reason
+    # within one standard error of MaxGap: not evidence of overfitting
+    decision, reason = decide(0.11, 0.02, 0.9, 0.5, **common)
+    assert decision == "register" and "within MaxGap 0.1 + 1 standard error" in reason
+    assert decide(0.11, 0.005, 0.9, 0.5, **common)[0] == "overfit"
+    decision, reason = decide(0.05, 0.0, 0.52, 0.5, **common)
     assert decision == "underfit" and "0.5200 < 0.5500" in reason and "HiddenLayers" in reason
-    decision, reason = decide(0.05, 0.52, 0.5, **common, later_gap=0.74)
+    decision, reason = decide(0.05, 0.0, 0.52, 0.5, **common, later_gap=0.74)
     assert decision == "overfit" and "memorized" in reason and "0.7400" in reason
-    assert decide(0.05, 0.8, 0.5, **common, later_gap=0.74)[0] == "register"  # good at its best epoch: kept
-    assert decide(float("nan"), 0.9, 0.5, **common)[0] == "underfit"
-    decision, reason = decide(0.05, 0.7, 0.5, **{**common, "min_quality": 0.8})
+    assert decide(0.05, 0.0, 0.8, 0.5, **common, later_gap=0.74)[0] == "register"  # good at its best epoch: kept
+    assert decide(float("nan"), 0.0, 0.9, 0.5, **common)[0] == "underfit"
+    decision, reason = decide(0.05, 0.0, 0.7, 0.5, **{**common, "min_quality": 0.8})
     assert decision == "underfit" and "MinQuality 0.8" in reason
 
 
@@ -78,3 +84,37 @@ def test_quality_metric_must_fit_the_problem():
         quality_metric("roc_auc", "classification", 3)
     with pytest.raises(ValueError, match="regression uses r2"):
         quality_metric("accuracy", "regression")
+
+
+def test_the_loss_standard_error_is_the_standard_error_of_the_mean_row_loss():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), 200)
+    labels = rng.integers(0, 3, 200)
+    metrics = classification_metrics(probabilities, labels)
+    assert metrics["loss_se"] == pytest.approx(stats.sem(-np.log(probabilities[np.arange(200), labels])))
+    assert relative_gap_se(0.03, 0.04, 2.0) == pytest.approx(0.025)
+
+
+def summary(round_, validation, gap):
+    quality = {"metric": "balanced_accuracy", "validation": validation, "baseline": 0.5, "test": validation}
+    return {"round": round_, "model_uri": f"s3://b/round{round_}/model.tar.gz", "quality": quality, "gap": gap}
+
+
+def test_the_ladder_registers_an_accepted_round_and_otherwise_names_the_best_one():
+    from steps.evaluate import select
+
+    earlier = [summary(1, 0.93, 0.3), summary(2, 0.95, 0.2)]
+    current = summary(3, 0.90, 0.15)
+    assert select("register", "ok", current, earlier, True, "no") == ("register", "ok", current)
+    assert select("overfit", "gap", current, earlier, False, "yes") == ("overfit", "gap", None)
+    decision, reason, selected = select("overfit", "gap", current, earlier, True, "no")
+    assert (decision, selected) == ("overfit", None)
+    assert "the best round was round 2 (validation balanced_accuracy 0.9500" in reason
+    assert "s3://b/round2/model.tar.gz" in reason
+    decision, reason, selected = select("underfit", "too weak", current, earlier, False, "yes")
+    assert (decision, selected["round"]) == ("candidate", 2)
+    assert reason.startswith("too weak; registering the best round for review, not accepted: round 2")
+    # a tie in validation quality: the smaller gap wins
+    assert best_candidate([summary(1, 0.9, 0.3), summary(2, 0.9, 0.2)])["round"] == 2

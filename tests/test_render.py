@@ -56,7 +56,9 @@ def test_register_step_carries_metrics_metadata_and_inference_code(rendered):
     definition = json.loads(rendered[0])
     register = next(s for s in walk(definition["Steps"]) if s["Name"] == "RegisterRound1")["Arguments"]
     assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
-    assert "evaluation.json" in json.dumps(register["ModelMetrics"])
+    # what is registered comes from the evaluation's `selected` round: this one, or the best candidate
+    assert "selected.evaluation_uri" in json.dumps(register["ModelMetrics"])
+    assert "selected.model_uri" in json.dumps(register["InferenceSpecification"])
     assert {"regula:gap", "regula:round", "regula:code_version"} <= set(register["CustomerMetadataProperties"])
     container = register["InferenceSpecification"]["Containers"][0]
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"

@@ -67,7 +67,9 @@ def package(sagemaker, status: str = "PendingManualApproval", **metadata: str) -
     if not sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]:
         sagemaker.create_model_package_group(ModelPackageGroupName="regula-models")
     recorded = {
+        "regula:accepted": "true",
         "regula:gap": "0.05",
+        "regula:gap_se": "0.01",
         "regula:max_gap": "0.1",
         "regula:quality_metric": "balanced_accuracy",
         "regula:val_quality": "0.9",
@@ -137,6 +139,24 @@ def test_the_policy_is_checked_before_already_approved(clients):
     result = regula("models", "approve", "latest", "--max-gap", "0.05")
     assert result.returncode == 2 and "gap 0.0800 is above the maximum 0.05" in result.stderr
     assert "already Approved" not in result.stdout
+
+
+def test_a_candidate_the_pipeline_did_not_accept_is_refused(clients):
+    package(clients["sagemaker"], **{"regula:accepted": "false", "regula:decision": "candidate"})
+    result = regula("models", "approve", "latest")
+    assert result.returncode == 2
+    assert "the pipeline did not accept it: it was registered as the best candidate, for review" in result.stderr
+    status = clients["sagemaker"].list_model_packages(ModelPackageGroupName="regula-models")
+    assert [p["ModelApprovalStatus"] for p in status["ModelPackageSummaryList"]] == ["PendingManualApproval"]
+
+
+def test_the_guard_allows_a_gap_within_one_standard_error_as_the_evaluation_does(clients):
+    within = package(clients["sagemaker"], **{"regula:gap": "0.105", "regula:gap_se": "0.01"})
+    above = package(clients["sagemaker"], **{"regula:gap": "0.125", "regula:gap_se": "0.01"})
+    assert regula("models", "approve", within).returncode == 0
+    result = regula("models", "approve", above)
+    assert result.returncode == 2
+    assert "gap 0.1250 is above the maximum 0.1 by more than its standard error 0.0100" in result.stderr
 
 
 def test_a_run_cannot_register_packages_as_approved_unless_rendered_to(tmp_path, clients):

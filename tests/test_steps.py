@@ -145,7 +145,7 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     [
         (["--dropout", "1.0"], "dropout must be in"),
         (["--l1", "-0.1"], "l1 must be >= 0"),
-        (["--growth", "0.5"], "growth must be > 1"),
+        (["--growth", "0.5"], "growth (the largest step per round) must be >= 1.5"),
         (["--hidden", "a,b"], "hidden must be"),
         (["--patience", "0"], "patience"),
     ],
