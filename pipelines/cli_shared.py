@@ -34,12 +34,27 @@ SETTINGS_OPTIONS = (
     "rounds",
     "image_uri",
     "allow_auto_approval",
+    "spot",
+    "cache_expire_after",
+    "kms_key_id",
+    "subnets",
+    "security_group_ids",
+    "network_isolation",
+    "tags",
 )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {k: getattr(args, k) for k in SETTINGS_OPTIONS if getattr(args, k, None) is not None}
-    return Settings(**overrides)
+    for name in ("subnets", "security_group_ids"):
+        if name in overrides:
+            overrides[name] = tuple(overrides[name])
+    if "tags" in overrides:
+        overrides["tags"] = tuple(key_values(overrides["tags"], "--job-tag").items())
+    try:
+        return Settings(**overrides)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +72,14 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="let executions register packages as Approved (ModelApprovalStatus); default: review only",
     )
+    jobs = parser.add_argument_group("how the jobs run (rendered into the definition)")
+    jobs.add_argument("--spot", action="store_true", default=None, help="managed spot training, with checkpoints")
+    jobs.add_argument("--cache-expire-after", help="how old a cached step may be, ISO 8601 (default: P30D)")
+    jobs.add_argument("--kms-key-id", help="KMS key for job volumes and outputs")
+    jobs.add_argument("--subnet", dest="subnets", action="append", help="VPC subnet for the jobs (repeat)")
+    jobs.add_argument("--security-group", dest="security_group_ids", action="append", help="(repeat)")
+    jobs.add_argument("--network-isolation", action="store_true", default=None, help="no network in the containers")
+    jobs.add_argument("--job-tag", dest="tags", action="append", metavar="KEY=VALUE", help="tag every job (repeat)")
 
 
 def client(args: argparse.Namespace, service: str):

@@ -29,6 +29,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", IMPORT_REGION)  # the SDK builds a c
 
 from sagemaker.core import image_uris
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.network import NetworkConfig
 from sagemaker.core.processing import ScriptProcessor
 from sagemaker.core.shapes import (
     MetricDefinition,
@@ -36,8 +37,16 @@ from sagemaker.core.shapes import (
     ProcessingOutput,
     ProcessingS3Input,
     ProcessingS3Output,
+    Tag,
 )
-from sagemaker.core.training.configs import Compute, InputData, SourceCode
+from sagemaker.core.training.configs import (
+    CheckpointConfig,
+    Compute,
+    InputData,
+    Networking,
+    OutputDataConfig,
+    SourceCode,
+)
 from sagemaker.core.workflow.conditions import ConditionEquals, ConditionIn
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
@@ -47,11 +56,18 @@ from sagemaker.mlops.workflow.condition_step import ConditionStep
 from sagemaker.mlops.workflow.fail_step import FailStep
 from sagemaker.mlops.workflow.model_step import ModelStep
 from sagemaker.mlops.workflow.pipeline import Pipeline
-from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
+from sagemaker.mlops.workflow.retry import (
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+    StepExceptionTypeEnum,
+    StepRetryPolicy,
+)
+from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train.distributed import Torchrun
 from sagemaker.train.model_trainer import ModelTrainer
 
+from pipelines import sdk
 from pipelines.session import RegulaSession
 from pipelines.settings import Settings
 from steps import defaults as d
@@ -60,6 +76,11 @@ from steps import parameters
 STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
 LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
 EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
+CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker syncs it with CheckpointConfig.S3Uri: a restarted job resumes
+# Transient failures are retried with backoff: a job that SageMaker could not place or that failed inside the
+# service (capacity, account limits, internal errors), and throttled or failed service calls of any step.
+JOB_RETRY = {"interval_seconds": 60, "backoff_rate": 2.0, "max_attempts": 4}  # 1, 2, 4 minutes
+CALL_RETRY = {"interval_seconds": 5, "backoff_rate": 2.0, "max_attempts": 5}
 
 # What the training script prints every epoch, for SageMaker metric definitions.
 EPOCH_METRICS = {
@@ -108,6 +129,9 @@ class Parameters:
         self.approval_status = ParameterString(
             "ModelApprovalStatus", default_value=d.APPROVAL_STATUS, enum_values=statuses
         )
+        self.max_runtime = ParameterInteger("MaxRuntimeSeconds", default_value=d.MAX_RUNTIME_SECONDS)
+        if settings.spot:  # only rendered for spot: CreateTrainingJob refuses a MaxWait without it
+            self.max_wait = ParameterInteger("MaxWaitSeconds", default_value=d.MAX_WAIT_SECONDS)
         self.metrics_namespace = ParameterString("MetricsNamespace", default_value=d.METRICS_NAMESPACE)
         self.code_version = ParameterString("CodeVersion", default_value="unknown")
 
@@ -143,6 +167,15 @@ def processor(settings: Settings, session: RegulaSession, p: Parameters, job: st
         base_job_name=f"{settings.pipeline_name}-{job}",
         env={"PYTHONPATH": LIB_DIR},
         sagemaker_session=session,
+        max_runtime_in_seconds=p.max_runtime,
+        volume_kms_key=settings.kms_key_id,
+        output_kms_key=settings.kms_key_id,
+        network_config=NetworkConfig(
+            subnets=list(settings.subnets) or None,
+            security_group_ids=list(settings.security_group_ids) or None,
+            enable_network_isolation=settings.network_isolation,
+        ),
+        tags=job_tags(settings),
     )
 
 
@@ -166,16 +199,43 @@ def pytorch_image(settings: Settings, scope: str) -> str:
     )
 
 
-def metrics_arguments(p: Parameters) -> list:
-    """Where a processing script sends its CloudWatch metrics, and under which dimensions."""
+def metrics_arguments(p: Parameters, per_execution: bool = True) -> list:
+    """Where a processing script sends its CloudWatch metrics, and under which dimensions. The execution id in the
+    arguments makes every execution's step different: a step that should be cached leaves it out."""
+    execution = ["--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID] if per_execution else []
+    return ["--metrics-namespace", p.metrics_namespace, "--pipeline-name", ExecutionVariables.PIPELINE_NAME, *execution]
+
+
+def cache(settings: Settings) -> CacheConfig:
+    """Step caching: an execution reuses a step's result when its cache key (image, arguments, environment, inputs:
+    code is content-addressed, so unchanged code keeps its URI) matches a successful run younger than the expiry."""
+    return CacheConfig(enable_caching=True, expire_after=settings.cache_expire_after)
+
+
+def job_retries() -> list:
     return [
-        "--metrics-namespace",
-        p.metrics_namespace,
-        "--pipeline-name",
-        ExecutionVariables.PIPELINE_NAME,
-        "--execution-id",
-        ExecutionVariables.PIPELINE_EXECUTION_ID,
+        SageMakerJobStepRetryPolicy(
+            exception_types=[
+                SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+            ],
+            **JOB_RETRY,
+        ),
+        *call_retries(),
     ]
+
+
+def call_retries() -> list:
+    return [
+        StepRetryPolicy(
+            exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING], **CALL_RETRY
+        )
+    ]
+
+
+def job_tags(settings: Settings) -> list[dict] | None:
+    return [{"Key": k, "Value": v} for k, v in settings.tags] or None
 
 
 def checked_parameters(p: Parameters) -> list:
@@ -217,11 +277,11 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             p.class_weight,
             "--max-train-rows",
             p.max_train_rows.to_string(),
-            *metrics_arguments(p),
+            *metrics_arguments(p, per_execution=False),
             *checked_parameters(p),
         ],
     )
-    return ProcessingStep(name="Preprocess", step_args=args)
+    return ProcessingStep(name="Preprocess", step_args=args, cache_config=cache(settings), retry_policies=job_retries())
 
 
 def split_uri(preprocess: ProcessingStep, split: str):
@@ -245,7 +305,28 @@ def train_step(
         role=settings.role_arn,
         training_image=training_image(settings),
         source_code=SourceCode(source_dir=STEPS_DIR, entry_script="train.py"),
-        compute=Compute(instance_type=p.training_instance, instance_count=p.training_instances),
+        compute=Compute(
+            instance_type=p.training_instance,
+            instance_count=p.training_instances,
+            volume_kms_key_id=settings.kms_key_id,
+            enable_managed_spot_training=True if settings.spot else None,
+        ),
+        output_data_config=OutputDataConfig(
+            s3_output_path=output_uri(settings, f"train-round{round_}"), kms_key_id=settings.kms_key_id
+        ),
+        # Not per execution: CheckpointConfig is part of the step's cache key. train.py keeps a fingerprint of its
+        # inputs in the checkpoint and resumes only from its own.
+        checkpoint_config=CheckpointConfig(
+            s3_uri=f"{settings.s3_root}/checkpoints/round{round_}", local_path=CHECKPOINT_DIR
+        ),
+        networking=Networking(
+            subnets=list(settings.subnets) or None,
+            security_group_ids=list(settings.security_group_ids) or None,
+            enable_network_isolation=settings.network_isolation or None,
+        )
+        if settings.subnets or settings.network_isolation
+        else None,
+        tags=[Tag(key=k, value=v) for k, v in settings.tags] or None,
         distributed=Torchrun(),  # one process per GPU (or one per CPU instance), across all instances
         base_job_name=f"{settings.pipeline_name}-train-round{round_}",
         hyperparameters={
@@ -273,7 +354,11 @@ def train_step(
             *[InputData(channel_name=f"round{i}", data_source=evaluation_folder(e)) for i, e in enumerate(earlier, 1)],
         ]
     )
-    return TrainingStep(name=f"TrainRound{round_}", step_args=args)
+    stopping = {"MaxRuntimeInSeconds": p.max_runtime, **({"MaxWaitTimeInSeconds": p.max_wait} if settings.spot else {})}
+    step_class = sdk.training_step_class(stopping)  # parameters where ModelTrainer takes literals only
+    return step_class(
+        name=f"TrainRound{round_}", step_args=args, cache_config=cache(settings), retry_policies=job_retries()
+    )
 
 
 def evaluate_step(
@@ -326,7 +411,14 @@ def evaluate_step(
             *metrics_arguments(p),
         ],
     )
-    return ProcessingStep(name=f"EvaluateRound{round_}", step_args=args, property_files=[report]), report
+    step = ProcessingStep(
+        name=f"EvaluateRound{round_}",
+        step_args=args,
+        property_files=[report],
+        cache_config=cache(settings),  # its arguments hold the execution's output folder: a hit only on a retry
+        retry_policies=job_retries(),
+    )
+    return step, report
 
 
 def evaluation_value(evaluate: ProcessingStep, report: PropertyFile, path: str) -> JsonGet:
@@ -388,7 +480,7 @@ def register_step(
         },
         description=f"Regula model, registered after regularization round {round_}",
     )
-    return ModelStep(name=f"RegisterRound{round_}", step_args=args)
+    return ModelStep(name=f"RegisterRound{round_}", step_args=args, retry_policies=call_retries())
 
 
 def fail_step(name: str, *message) -> FailStep:

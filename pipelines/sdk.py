@@ -14,6 +14,8 @@ naming it; pyproject.toml pins sagemaker to the minor release they were checked 
    `default_bucket()` would call S3.
 6. ProcessingStep builds a LocalSession, which needs AWS_DEFAULT_REGION; rendering logs and warns at every call.
 7. Code paths in step arguments are taken relative to the working directory: rendering runs in the repository root.
+8. ModelTrainer's StoppingCondition takes literal integers only; a TrainingStep's request is its `arguments`
+   property, where a pipeline parameter can take their place.
 """
 
 from __future__ import annotations
@@ -85,3 +87,17 @@ def rendering(region: str, root: Path):
             os.environ.pop("AWS_DEFAULT_REGION", None)
         else:
             os.environ["AWS_DEFAULT_REGION"] = region_was
+
+
+def training_step_class(stopping_condition: dict):
+    """(8) A TrainingStep class whose request carries `stopping_condition` (which may hold pipeline parameters)."""
+    from sagemaker.mlops.workflow.steps import TrainingStep
+
+    class TrainingStepWithStoppingCondition(TrainingStep):
+        @property
+        def arguments(self):
+            request = super().arguments
+            request["StoppingCondition"] = stopping_condition
+            return request
+
+    return TrainingStepWithStoppingCondition

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,25 @@ class Settings:
     python_version: str = "py311"
     image_uri: str | None = None  # a custom image for the steps (containers/steps/Dockerfile) instead of AWS's
     allow_auto_approval: bool = False  # may an execution register packages as Approved (ModelApprovalStatus)?
+    # Managed spot training. Fixed at render time: CreateTrainingJob refuses MaxWaitTimeInSeconds without spot, and a
+    # pipeline variable cannot leave a field out (aws/sagemaker-python-sdk#4140), so a run-time switch cannot exist.
+    spot: bool = False
+    cache_expire_after: str = "P30D"  # how old a cached step result may be (ISO 8601; SageMaker reads it as text)
+    kms_key_id: str | None = None  # encrypts job volumes and outputs
+    subnets: tuple[str, ...] = ()  # VPC for every job (with security_group_ids)
+    security_group_ids: tuple[str, ...] = ()
+    network_isolation: bool = False  # no network in the containers (then no custom CloudWatch metrics from them)
+    tags: tuple[tuple[str, str], ...] = ()  # on every job, beside what SageMaker adds
 
     def __post_init__(self):
         if not 1 <= self.rounds <= 10:
             raise ValueError(f"rounds must be between 1 and 10, got {self.rounds}")
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ValueError("a VPC needs both subnets and security groups")
+        if not re.fullmatch(r"P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?)?", self.cache_expire_after):
+            raise ValueError(
+                f"cache expiry must be an ISO 8601 duration such as P30D or PT12H, got {self.cache_expire_after!r}"
+            )
 
     @property
     def s3_root(self) -> str:

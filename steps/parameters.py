@@ -33,6 +33,9 @@ NUMBERS = {
     "MaxGap": (False, lambda v: 0 <= v <= 10, "in [0, 10]"),
     "MinLift": (False, lambda v: 0 <= v <= 1, "in [0, 1]"),
     "MinQuality": (False, lambda v: -1 <= v <= 1, "in [-1, 1]"),
+    # SageMaker's limits: processing jobs run at most 7 days, training (with spot waiting) 28
+    "MaxRuntimeSeconds": (True, lambda v: 1 <= v <= 604_800, "between 1 and 604800 (7 days)"),
+    "MaxWaitSeconds": (True, lambda v: 1 <= v <= 2_419_200, "between 1 and 2419200 (28 days)"),
 }
 CHOICES = {
     "ProblemType": PROBLEM_TYPES,
@@ -69,6 +72,9 @@ def problems(values: dict) -> list[str]:
     for name, allowed in CHOICES.items():
         if name in values and values[name] not in allowed:
             found.append(f"{name} must be one of {', '.join(allowed)}, got {values[name]!r}")
+    if not found and {"MaxRuntimeSeconds", "MaxWaitSeconds"} <= set(values):
+        if float(values["MaxWaitSeconds"]) < float(values["MaxRuntimeSeconds"]):
+            found.append("MaxWaitSeconds must be at least MaxRuntimeSeconds (spot training waits and runs within it)")
     if "HiddenLayers" in values:
         try:
             hidden_layers(values["HiddenLayers"])

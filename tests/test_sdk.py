@@ -59,3 +59,12 @@ def test_5_pipeline_session_keeps_the_given_bucket_where_regula_reads_it():
     boto = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     session = PipelineSession(boto_session=boto, default_bucket="regula-check", sagemaker_config={})
     assert sdk.given_default_bucket(session) == "regula-check"
+
+
+def test_8_a_training_steps_request_is_its_arguments_property():
+    from sagemaker.mlops.workflow.steps import TrainingStep
+
+    assert isinstance(inspect.getattr_static(TrainingStep, "arguments"), property)
+    from sagemaker.core.training.configs import StoppingCondition
+
+    assert StoppingCondition.model_fields["max_runtime_in_seconds"].annotation in (int, int | None)
