@@ -12,7 +12,7 @@ from pathlib import Path
 from pipelines.errors import RegulaError
 from pipelines.settings import Settings, code_version
 
-DEMO_MAX_TRAIN_ROWS = 300  # a small training subset, so round 1 overfits and the retrain path shows
+DEMO_MAX_TRAIN_ROWS = 300  # a small training subset: a model near the gap threshold, quick to train
 
 
 def demo_dataset_csv() -> bytes:
