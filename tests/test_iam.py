@@ -1,0 +1,372 @@
+"""`regula iam`: the policies cover every call Regula makes and nothing more, match AWS's service reference, pass
+cfn-lint as a template, and, against a moto server enforcing IAM, scope S3 as intended.
+
+What moto checks and what it cannot (moto 5.2, `moto/iam/access_control.py`): with `/moto-api/reset-auth` it
+authenticates every request and evaluates the caller's identity policies by Action for every service, and by Resource
+only for S3 (bucket and object ARNs); for every other service the resource is "*", Condition blocks are not evaluated
+outside trust policies, and the action is named by the signing name (CloudWatch's PutMetricData is checked as
+`monitoring:PutMetricData`, which no real policy grants). So the S3 scoping of both roles is shown live below, and
+the rest (SageMaker ARNs, the CloudWatch namespace, iam:PassedToService, s3:prefix) is checked on the documents,
+against the service reference that cfn-lint ships (actions, their resource types, ARN formats).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import botocore.session
+import cfnlint
+import pytest
+import requests
+from botocore import xform_name
+from helpers import REGION, REPO, regula
+
+from pipelines import iam
+from pipelines.deploy import definition_key
+from pipelines.render import render
+from pipelines.settings import Settings
+
+ACCOUNT = "123456789012"  # moto's
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/RegulaSageMakerExecution"
+S3_ACTIONS = {"list_objects_v2": "s3:ListBucket", "head_bucket": "s3:ListBucket", "download_file": "s3:GetObject"}
+CLIENT_NAMES = {"s3": "s3", "s3_client": "s3", "sagemaker": "sagemaker"}
+DOCTOR_CLIENT_NAMES = {**CLIENT_NAMES, "iam": "iam", "sns": "sns"}
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    text, session = render(Settings())
+    return json.loads(text), session
+
+
+@pytest.fixture(scope="module")
+def described(rendered):
+    definition, session = rendered
+    spec = iam.Spec(settings=Settings(), account=ACCOUNT, execution_role_arn=ROLE_ARN, github_repo="octo/app")
+    where = iam.locations(definition, Settings(), session.code_prefix, definition_key(Settings()))
+    return iam.roles(spec, definition, where)
+
+
+def matches(pattern: str, value: str) -> bool:
+    """IAM's wildcard match: * any run of characters, ? one."""
+    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
+
+
+def listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed(policy: dict, action: str, resource: str | None = None) -> list[dict]:
+    """The statements allowing `action` (on `resource`, when given); conditions are left to the caller."""
+    return [
+        s
+        for s in policy["Statement"]
+        if any(matches(a, action) for a in listed(s["Action"]))
+        and (resource is None or any(matches(r, resource) for r in listed(s["Resource"])))
+    ]
+
+
+def client_calls(path: str) -> set[tuple[str, str]]:
+    """(client, method) of every call on a boto3 client variable in `path`, outside its local-only functions; a
+    paginator counts as the call it pages."""
+    tree = ast.parse((REPO / path).read_text())
+    skipped = iam.LOCAL_ONLY.get(path, ())
+    names = DOCTOR_CLIENT_NAMES if path.endswith("doctor.py") else CLIENT_NAMES
+    found = set()
+    for top in tree.body:
+        if isinstance(top, ast.FunctionDef) and top.name in skipped:
+            continue
+        for node in ast.walk(top):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            receiver = node.func.value
+            if not (isinstance(receiver, ast.Name) and receiver.id in names):
+                continue
+            method = node.func.attr
+            if method == "get_paginator":
+                method = node.args[0].value
+            found.add((names[receiver.id], method))
+    return found
+
+
+def test_every_s3_and_sagemaker_call_in_the_ci_modules_is_listed():
+    for path in iam.SCANNED:
+        listed_calls = {(c.client, c.method) for c in iam.CALLS if c.module == path}
+        assert client_calls(path) == listed_calls, path
+
+
+def test_each_call_is_named_by_the_action_aws_authorizes_it_with():
+    session = botocore.session.get_session()
+    for call in iam.CALLS:
+        if call.method in S3_ACTIONS:
+            assert call.action == S3_ACTIONS[call.method], call
+            continue
+        model = session.get_service_model(call.client)
+        operations = {xform_name(op): op for op in model.operation_names}
+        prefix = model.signing_name if call.client != "s3" else "s3"
+        assert call.action == f"{prefix}:{operations[call.method]}", call
+
+
+def test_the_ci_role_allows_every_call_and_nothing_else(described):
+    policy = described["ci"]["PolicyDocument"]
+    for call in iam.CALLS:
+        if call.action in iam.DOCTOR_ONLY:
+            assert not allowed(policy, call.action), call
+        else:
+            assert allowed(policy, call.action), call
+    granted = {a for s in policy["Statement"] for a in listed(s["Action"])}
+    assert granted == {c.action for c in iam.CALLS} - iam.DOCTOR_ONLY | set(iam.CI_EXTRAS)
+
+
+def test_the_execution_role_allows_what_each_reason_names(described):
+    policy = described["execution"]["PolicyDocument"]
+    assert {a for s in policy["Statement"] for a in listed(s["Action"])} == set(iam.EXECUTION_ACTIONS)
+
+
+def service_reference() -> dict:
+    return json.loads((Path(cfnlint.__file__).parent / "data/AdditionalSpecs/Policies.json").read_text())
+
+
+def arn_format(template: str) -> re.Pattern:
+    pattern = template.replace("${Partition}", "aws").replace("${Region}", REGION).replace("${Account}", r"\d{12}")
+    return re.compile(re.sub(r"\$\{[^}]+\}", "[^:]+", pattern))
+
+
+@pytest.mark.parametrize("role", ["execution", "ci"])
+def test_actions_and_resources_match_the_service_authorization_reference(described, role):
+    """Every action exists; an action without resource types is granted on "*"; every other action has a resource
+    of one of its types in its statement, and every resource serves one of the statement's actions."""
+    reference = service_reference()
+    for statement in described[role]["PolicyDocument"]["Statement"]:
+        resources = listed(statement["Resource"])
+        used = set()
+        for action in listed(statement["Action"]):
+            service, name = action.split(":")
+            spec = reference[service]["Actions"][name.lower()]  # KeyError: no such action
+            types = spec.get("Resources", [])
+            if not types:
+                assert resources == ["*"], (statement["Sid"], action)
+                continue
+            formats = [arn_format(f) for t in types for f in reference[service]["Resources"][t]["ARNFormats"]]
+            fitting = {r for r in resources if any(f.fullmatch(r) for f in formats)}
+            assert fitting, (statement["Sid"], action, resources)
+            used |= fitting
+        assert resources == ["*"] or used == set(resources), statement["Sid"]
+
+
+def test_jobs_read_and_write_exactly_where_the_definition_says(rendered, described):
+    definition, session = rendered
+    execution = described["execution"]["PolicyDocument"]
+    ci = described["ci"]["PolicyDocument"]
+
+    def can(policy, action, uri):
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        return bool(allowed(policy, action, f"arn:aws:s3:::{bucket}/{key}"))
+
+    named = [t for t in iam.strings(definition) if t.startswith("s3://")]
+    assert named, "the definition names S3 locations"
+    for uri in named:  # a file is readable, and so is what a folder holds
+        last = uri.rstrip("/").rsplit("/", 1)[-1]
+        assert can(execution, "s3:GetObject", uri if "." in last else f"{uri.rstrip('/')}/part-0.parquet"), uri
+    outputs = [
+        "s3://regula-artifacts/regula/runs/exec-1/train/train.parquet",
+        "s3://regula-artifacts/regula/runs/exec-1/evaluation-round2/evaluation.json",
+        "s3://regula-artifacts/regula-train-round3/pipelines-x-TrainRound3-y/output/model.tar.gz",
+    ]
+    for uri in outputs:
+        assert can(execution, "s3:PutObject", uri) and can(execution, "s3:GetObject", uri), uri
+    code = [f"s3://regula-artifacts/{key}" for key in session.uploads]
+    for uri in code:  # the jobs run the code; only upsert writes it
+        assert can(execution, "s3:GetObject", uri) and not can(execution, "s3:PutObject", uri), uri
+        assert all(can(ci, action, uri) for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")), uri
+    assert can(ci, "s3:GetObject", outputs[-1]) and not can(ci, "s3:PutObject", outputs[-1])  # regula predict
+    assert not can(ci, "s3:PutObject", outputs[0])  # CI never writes a run's outputs
+    for uri in ("s3://regula-artifacts/elsewhere/x", "s3://other-bucket/regula/code/x.py"):
+        assert not can(execution, "s3:GetObject", uri) and not can(ci, "s3:GetObject", uri)
+
+    # S3Prefix inputs list their prefix: every input location (code, data, outputs; not the bare roots that output
+    # locations are joined from) is a listing the condition lets through
+    (listing,) = allowed(execution, "s3:ListBucket", "arn:aws:s3:::regula-artifacts")
+    patterns = listing["Condition"]["StringLike"]["s3:prefix"]
+    keys = [uri[len("s3://regula-artifacts/") :] for uri in [*named, *outputs]]
+    for key in (key for key in keys if "/" in key):
+        assert any(matches(p, key) for p in patterns), key
+    assert not any(matches(p, "") for p in patterns), "the whole bucket is not listable"
+
+
+def test_conditions_moto_cannot_evaluate(described):
+    execution = described["execution"]["PolicyDocument"]
+    ci = described["ci"]["PolicyDocument"]
+    (metrics,) = allowed(execution, "cloudwatch:PutMetricData")
+    assert metrics["Condition"] == {
+        "StringEquals": {
+            "cloudwatch:namespace": ["/aws/sagemaker/ProcessingJobs", "/aws/sagemaker/TrainingJobs", "Regula"]
+        }
+    }
+    for policy in (execution, ci):
+        (passing,) = allowed(policy, "iam:PassRole")
+        assert passing["Resource"] == ROLE_ARN
+        assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    (logs,) = allowed(execution, "logs:PutLogEvents")
+    assert logs["Resource"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/*"
+    trust = described["ci"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {
+        "Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+    }
+    assert trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        "repo:octo/app:environment:sagemaker"
+    )
+    for role in described.values():  # IAM's limit on a role's inline policies
+        assert len(json.dumps(role["PolicyDocument"], separators=(",", ":"))) < 10_240
+
+
+def test_namespaces_groups_and_pipeline_names_are_the_ones_given(rendered):
+    definition, session = rendered
+    settings = Settings(pipeline_name="Churn")
+    spec = iam.Spec(
+        settings=settings,
+        account=ACCOUNT,
+        execution_role_arn=ROLE_ARN,
+        github_repo="octo/app",
+        namespaces=("Regula", "TeamA"),
+        model_package_group="ChurnModels",
+    )
+    where = iam.locations(definition, settings, session.code_prefix, definition_key(settings))
+    described = iam.roles(spec, definition, where)
+    (metrics,) = allowed(described["execution"]["PolicyDocument"], "cloudwatch:PutMetricData")
+    assert {"Regula", "TeamA"} <= set(metrics["Condition"]["StringEquals"]["cloudwatch:namespace"])
+    ci = described["ci"]["PolicyDocument"]
+    for name in ("Churn", "churn"):  # SageMaker ARNs spell names in lowercase: both are allowed
+        assert allowed(ci, "sagemaker:StartPipelineExecution", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{name}")
+    assert allowed(
+        ci, "sagemaker:UpdateModelPackage", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churnmodels/3"
+    )
+    assert not allowed(ci, "sagemaker:UpdateModelPackage", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/x/3")
+
+
+def test_cloudformation_template_passes_cfn_lint(tmp_path):
+    result = regula("iam", "--format", "cloudformation", "--github-repo", "octo/app", "--role-arn", ROLE_ARN)
+    assert result.returncode == 0, result.stderr
+    template = json.loads(result.stdout)
+    resources = template["Resources"]
+    assert {r["Type"] for r in resources.values()} == {"AWS::IAM::Role", "AWS::IAM::OIDCProvider"}
+    execution = resources["ExecutionRole"]["Properties"]
+    assert execution["RoleName"] == "RegulaSageMakerExecution"
+    passing = [s for s in execution["Policies"][0]["PolicyDocument"]["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert passing[0]["Resource"] == {"Fn::Sub": "arn:aws:iam::${AWS::AccountId}:role/RegulaSageMakerExecution"}
+    trust = resources["CIRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"]["Federated"]["Fn::If"][0] == "CreateGitHubProvider"
+    (tmp_path / "roles.json").write_text(result.stdout)
+    lint = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cfnlint.runner import main; sys.exit(main())",
+            str(tmp_path / "roles.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_without_an_account_or_a_repository_it_says_what_to_pass(tmp_path):
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    bare |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = regula("iam", "--github-repo", "octo/app", env=bare, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("regula: error: pass --account: could not ask STS"), result.stderr
+    result = regula("iam", "--account", ACCOUNT, env=bare, timeout=60)
+    assert result.returncode == 2 and "pass --github-repo OWNER/NAME" in result.stderr
+    result = regula("iam", "--account", "123", "--github-repo", "octo/app", env=bare, timeout=60)
+    assert result.returncode == 2 and "12-digit account id" in result.stderr
+
+
+@contextmanager
+def enforced_iam(endpoint: str):
+    """moto checks every request against the caller's policies until the block ends (process-wide setting)."""
+    requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=10)
+    try:
+        yield
+    finally:
+        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"inf", timeout=10)
+
+
+def denied(call) -> bool:
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - botocore ClientError
+        if getattr(error, "response", {}).get("Error", {}).get("Code") in ("AccessDenied", "403"):
+            return True
+        raise
+    return False
+
+
+def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
+    result = regula("iam", "--github-repo", "octo/app", "--data-uri", "s3://regula-data/tables/train.csv")
+    assert result.returncode == 0, result.stderr
+    described = json.loads(result.stdout)
+    assert described["execution"]["Arn"] == ROLE_ARN  # the account came from STS (moto's)
+
+    admin = boto3.Session(region_name=REGION)
+    s3 = admin.client("s3")
+    for bucket in ("regula-artifacts", "regula-data"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="regula-artifacts", Key="regula/code/abc/train.py", Body=b"print(1)")
+    s3.put_object(Bucket="regula-data", Key="tables/train.csv", Body=b"a,target\n1,0\n")
+    s3.put_object(Bucket="regula-artifacts", Key="elsewhere/secret.txt", Body=b"no")
+    iam_client = admin.client("iam")
+    with pytest.raises(iam_client.exceptions.MalformedPolicyDocumentException):  # moto does validate documents
+        iam_client.create_policy(PolicyName="bad", PolicyDocument=json.dumps({"Statement": [{"Effect": "Allow"}]}))
+    credentials = {}
+    for name, role in described.items():
+        iam_client.create_role(
+            RoleName=role["RoleName"],
+            Path=role["Path"],
+            AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"]),
+        )
+        iam_client.put_role_policy(
+            RoleName=role["RoleName"], PolicyName=role["PolicyName"], PolicyDocument=json.dumps(role["PolicyDocument"])
+        )
+        given = admin.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="test")["Credentials"]
+        credentials[name] = boto3.Session(
+            region_name=REGION,
+            aws_access_key_id=given["AccessKeyId"],
+            aws_secret_access_key=given["SecretAccessKey"],
+            aws_session_token=given["SessionToken"],
+        )
+
+    job = credentials["execution"].client("s3")
+    ci = credentials["ci"].client("s3")
+    model = "regula-train-round1/pipelines-x-TrainRound1-y/output/model.tar.gz"
+    with enforced_iam(aws.endpoint):
+        # the jobs: read code and data, write their outputs, nothing else
+        assert job.get_object(Bucket="regula-artifacts", Key="regula/code/abc/train.py")["Body"].read() == b"print(1)"
+        assert job.get_object(Bucket="regula-data", Key="tables/train.csv")["ContentLength"] > 0
+        job.put_object(Bucket="regula-artifacts", Key="regula/runs/e1/train/train.parquet", Body=b"x")
+        job.put_object(Bucket="regula-artifacts", Key=model, Body=b"model")
+        assert job.list_objects_v2(Bucket="regula-artifacts", Prefix="regula/runs/e1/")["KeyCount"] == 1
+        assert denied(lambda: job.put_object(Bucket="regula-artifacts", Key="regula/code/abc/train.py", Body=b"evil"))
+        assert denied(lambda: job.put_object(Bucket="regula-artifacts", Key="outside/x", Body=b"x"))
+        assert denied(lambda: job.get_object(Bucket="regula-artifacts", Key="elsewhere/secret.txt"))
+        assert denied(lambda: job.put_object(Bucket="regula-data", Key="tables/train.csv", Body=b"x"))
+        # CI: writes and prunes the step code, reads model artifacts, never writes a run's outputs
+        ci.put_object(Bucket="regula-artifacts", Key="regula/code/def/train.py", Body=b"print(2)")
+        ci.delete_object(Bucket="regula-artifacts", Key="regula/code/def/train.py")
+        assert ci.get_object(Bucket="regula-artifacts", Key=model)["Body"].read() == b"model"
+        assert ci.list_objects_v2(Bucket="regula-artifacts", Prefix="regula/code/")["KeyCount"] == 1
+        assert denied(lambda: ci.put_object(Bucket="regula-artifacts", Key=model, Body=b"swapped"))
+        assert denied(lambda: ci.put_object(Bucket="regula-artifacts", Key="regula/runs/e1/x", Body=b"x"))
+        assert denied(lambda: ci.get_object(Bucket="regula-data", Key="tables/train.csv"))
