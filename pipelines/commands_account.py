@@ -1,4 +1,5 @@
-"""`regula iam`: what a real account needs for Regula (the work is in iam.py)."""
+"""`regula iam`, `regula doctor`: what a real account needs for Regula, and whether it has it (the work is in
+iam.py and doctor.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ def cmd_iam(args: argparse.Namespace) -> int:
     return iam.command(settings_from(args), args)
 
 
-def add_parsers(commands) -> None:
-    from pipelines import iam  # light: its options; it imports the SDK only when it runs
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pipelines import doctor
 
-    sub = commands.add_parser("iam", help=iam.HELP)
-    add_settings_options(sub)
-    iam.add_options(sub)
-    sub.set_defaults(func=cmd_iam)
+    return doctor.command(settings_from(args), args)
+
+
+def add_parsers(commands) -> None:
+    from pipelines import doctor, iam  # light: their options; each imports what it needs when it runs
+
+    for module, handler in ((iam, cmd_iam), (doctor, cmd_doctor)):
+        sub = commands.add_parser(module.NAME, help=module.HELP)
+        add_settings_options(sub)
+        module.add_options(sub)
+        sub.set_defaults(func=handler)

@@ -4,7 +4,7 @@
   the Processing and Training jobs and registers the model; the jobs run as it too: they read and write S3, pull
   their image, write logs and send metrics.
 - The **CI role** (trusted by GitHub Actions through OIDC, as in .github/workflows/regula.yml): what `regula upsert`,
-  `start`, `status`, `models` and `predict` call.
+  `start`, `status`, `models`, `predict` and `doctor` call.
 
 What Regula's own code calls is data here (`CALLS`): tests/test_iam.py parses the modules with `ast` and fails when a
 boto3 call on an S3 or SageMaker client is missing from it, or when the CI policy allows an action that no call and no
@@ -83,6 +83,12 @@ CALLS = (
     Call("pipelines/registry.py", "sagemaker", "update_model_package", "sagemaker:UpdateModelPackage"),
     Call("pipelines/predict.py", "sagemaker", "describe_model_package", "sagemaker:DescribeModelPackage"),
     Call("pipelines/predict.py", "s3", "download_file", "s3:GetObject"),  # the model artifact
+    Call("pipelines/doctor.py", "s3", "get_bucket_location", "s3:GetBucketLocation"),
+    Call("pipelines/doctor.py", "s3", "list_objects_v2", "s3:ListBucket"),  # --data-uri (the CI role: artifacts only)
+    Call("pipelines/doctor.py", "sagemaker", "describe_model_package_group", "sagemaker:DescribeModelPackageGroup"),
+    Call("pipelines/doctor.py", "iam", "get_role", "iam:GetRole"),
+    Call("pipelines/doctor.py", "sns", "list_topics", "sns:ListTopics"),
+    Call("pipelines/alerts.py", "sns", "list_subscriptions_by_topic", "sns:ListSubscriptionsByTopic"),  # doctor
 )
 # The modules whose calls tests/test_iam.py matches against CALLS, and their functions that only ever run against the
 # local moto server (`regula run --local`).
@@ -91,6 +97,7 @@ SCANNED = (
     "pipelines/commands_models.py",
     "pipelines/commands_sagemaker.py",
     "pipelines/deploy.py",
+    "pipelines/doctor.py",
     "pipelines/predict.py",
     "pipelines/registry.py",
     "pipelines/s3.py",
@@ -103,8 +110,8 @@ CI_EXTRAS = {
     "sagemaker:StopPipelineExecution": "stop a running execution from CI (aws sagemaker stop-pipeline-execution)",
     "iam:PassRole": "CreatePipeline and UpdatePipeline pass the execution role to SageMaker",
 }
-# Calls Regula makes that the CI role is not given.
-DOCTOR_ONLY: set[str] = set()
+# Calls `regula doctor` makes that the CI role is not given: doctor says "not checked" for them.
+DOCTOR_ONLY = {"sns:ListTopics", "sns:ListSubscriptionsByTopic"}
 
 EXECUTION_ACTIONS = {
     "s3:GetObject": "jobs read their code, the data and earlier steps' outputs; the pipeline reads evaluation.json",
@@ -458,6 +465,8 @@ def ci_policy(spec: Spec, where: Locations) -> dict:
             ),
             *models,
             statement("ListStepCode", ["s3:ListBucket"], bucket_arn(spec, bucket), list_condition([prefix])),
+            statement("BucketRegion", ["s3:GetBucketLocation"], bucket_arn(spec, bucket)),
+            statement("DescribeExecutionRole", ["iam:GetRole"], spec.execution_role_arn),
             pass_role(spec, "PassExecutionRole"),
         ],
     }

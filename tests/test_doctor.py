@@ -1,13 +1,125 @@
-"""The S3 bucket naming rules `regula upsert` and `regula doctor` share."""
+"""`regula doctor` against a moto server: a ready account is "ok", a broken one gets every problem at once; and the
+bucket naming rules it shares with `regula upsert`."""
 
 from __future__ import annotations
 
+import json
+
+import boto3
 import pytest
-from helpers import regula
+from helpers import REGION, regula
 
+from pipelines import doctor
 from pipelines.s3 import bucket_name_problems
+from pipelines.settings import Settings
 
-ROLE_ARN = "arn:aws:iam::123456789012:role/RegulaSageMakerExecution"
+ACCOUNT = "123456789012"  # moto's
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/RegulaSageMakerExecution"
+
+
+def trust(service: str) -> str:
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def ready(session, region: str = REGION) -> None:
+    """What `regula iam` and `regula alerts apply` leave behind: a bucket, the role, the topic with a subscriber."""
+    s3 = session.client("s3", region_name=region)
+    config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket="regula-artifacts", **config)
+    s3.put_object(Bucket="regula-artifacts", Key="data/train.csv", Body=b"a,target\n1,0\n")
+    session.client("iam").create_role(
+        RoleName="RegulaSageMakerExecution", AssumeRolePolicyDocument=trust("sagemaker.amazonaws.com")
+    )
+    sns = session.client("sns")
+    topic = sns.create_topic(Name="regula-overfitting-alerts")["TopicArn"]
+    for email in ("ana@example.com", "bo@example.org"):
+        sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=email)
+
+
+def test_a_ready_account_is_ok(aws):
+    session = boto3.Session(region_name=REGION)
+    ready(session)
+    session.client("sagemaker").create_model_package_group(ModelPackageGroupName="regula-models")
+    result = regula("doctor", "--role-arn", ROLE_ARN, "--data-uri", "s3://regula-artifacts/data/train.csv")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "ok: images for us-east-1; credentials (account 123456789012); bucket regula-artifacts in us-east-1; "
+        "data s3://regula-artifacts/data/train.csv; role RegulaSageMakerExecution; model package group regula-models "
+        "exists; alerts topic regula-overfitting-alerts (2 confirmed)"
+    ]
+
+
+def test_every_problem_is_reported_at_once(aws):
+    result = regula(
+        "doctor",
+        "--bucket",
+        "b",
+        "--role-arn",
+        "arn:aws:iam::123:role/x",
+        "--data-uri",
+        "s3://regula-missing-data/train.csv",
+    )
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "error: bucket name 'b' is invalid: it has 1 character (3 to 63)",
+        "error: role ARN 'arn:aws:iam::123:role/x' is malformed: arn:aws:iam::<12-digit account>:role/<path/>name",
+        "error: data s3://regula-missing-data/train.csv: bucket regula-missing-data does not exist",
+        "warning: no alerts topic regula-overfitting-alerts: nobody is emailed when a run gives up "
+        "(`regula alerts apply --email`)",
+        "3 problems to fix before `regula upsert`",
+    ]
+
+
+def test_wrong_region_untrusting_role_missing_bucket_and_pending_emails(aws):
+    session = boto3.Session(region_name=REGION)
+    ready(session, region="eu-west-1")
+    session.client("iam").create_role(RoleName="Lambda", AssumeRolePolicyDocument=trust("lambda.amazonaws.com"))
+    sns = session.client("sns")
+
+    def bo_has_not_clicked(parsed, **_):  # moto confirms email subscriptions at once; AWS waits for the click
+        for sub in parsed.get("Subscriptions", []):
+            if sub["Endpoint"] == "bo@example.org":
+                sub["SubscriptionArn"] = "PendingConfirmation"
+
+    sns.meta.events.register("after-call.sns.ListSubscriptionsByTopic", bo_has_not_clicked)
+    clients = {"sns": sns}
+
+    def client(name):
+        return clients.get(name) or session.client(name)
+
+    report = doctor.check(Settings(role_arn=f"arn:aws:iam::{ACCOUNT}:role/Lambda"), client, "regula-models")
+    assert report.errors == [
+        "bucket regula-artifacts is in eu-west-1, the pipeline in us-east-1: SageMaker jobs need the bucket in their "
+        "region (pass --region or another --bucket)",
+        f"role arn:aws:iam::{ACCOUNT}:role/Lambda does not trust sagemaker.amazonaws.com: SageMaker cannot assume it",
+    ]
+    assert report.warnings == [
+        "alerts: 1 email subscription(s) pending confirmation, nothing reaches them until each clicks the link AWS "
+        "sent: bo@example.org"
+    ]
+    assert "model package group regula-models (created by the first registration)" in report.checked
+
+    report = doctor.check(Settings(bucket="regula-nowhere", role_arn=ROLE_ARN.replace("Regula", "Gone")), client)
+    assert report.errors == [
+        "bucket regula-nowhere does not exist: create it (aws s3 mb s3://regula-nowhere) or pass --bucket",
+        f"role arn:aws:iam::{ACCOUNT}:role/GoneSageMakerExecution does not exist: create it (`regula iam`)",
+    ]
+
+
+def test_the_placeholder_role_and_an_unknown_region_are_errors_without_credentials(monkeypatch, tmp_path):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    session = boto3.Session(region_name="xx-nowhere-1")
+    report = doctor.check(Settings(region="xx-nowhere-1"), session.client)
+    assert report.errors[0].startswith(
+        "role ARN arn:aws:iam::000000000000:role/RegulaSageMakerExecution is the placeholder: pass --role-arn"
+    )
+    assert any(e.startswith("no PyTorch 2.5 training image for region xx-nowhere-1") for e in report.errors)
+    assert report.errors[-1].startswith("no usable AWS credentials")
 
 
 def test_upsert_says_an_invalid_bucket_name_is_invalid(aws):
