@@ -83,11 +83,16 @@ CALLS = (
     Call("pipelines/registry.py", "sagemaker", "update_model_package", "sagemaker:UpdateModelPackage"),
     Call("pipelines/predict.py", "sagemaker", "describe_model_package", "sagemaker:DescribeModelPackage"),
     Call("pipelines/predict.py", "s3", "download_file", "s3:GetObject"),  # the model artifact
-    Call("pipelines/doctor.py", "s3", "get_bucket_location", "s3:GetBucketLocation"),
-    Call("pipelines/doctor.py", "s3", "list_objects_v2", "s3:ListBucket"),  # --data-uri (the CI role: artifacts only)
-    Call("pipelines/doctor.py", "sagemaker", "describe_model_package_group", "sagemaker:DescribeModelPackageGroup"),
-    Call("pipelines/doctor.py", "iam", "get_role", "iam:GetRole"),
-    Call("pipelines/doctor.py", "sns", "list_topics", "sns:ListTopics"),
+    Call("pipelines/doctor_account.py", "s3", "get_bucket_location", "s3:GetBucketLocation"),
+    Call("pipelines/doctor_account.py", "s3", "list_objects_v2", "s3:ListBucket"),  # --data-uri (CI: artifacts only)
+    Call(
+        "pipelines/doctor_account.py",
+        "sagemaker",
+        "describe_model_package_group",
+        "sagemaker:DescribeModelPackageGroup",
+    ),
+    Call("pipelines/doctor_account.py", "iam", "get_role", "iam:GetRole"),
+    Call("pipelines/doctor_account.py", "sns", "list_topics", "sns:ListTopics"),
     Call("pipelines/alerts.py", "sns", "list_subscriptions_by_topic", "sns:ListSubscriptionsByTopic"),  # doctor
 )
 # The modules whose calls tests/test_iam.py matches against CALLS, and their functions that only ever run against the
@@ -98,6 +103,7 @@ SCANNED = (
     "pipelines/commands_sagemaker.py",
     "pipelines/deploy.py",
     "pipelines/doctor.py",
+    "pipelines/doctor_account.py",
     "pipelines/predict.py",
     "pipelines/registry.py",
     "pipelines/s3.py",

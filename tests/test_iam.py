@@ -79,7 +79,7 @@ def client_calls(path: str) -> set[tuple[str, str]]:
     paginator counts as the call it pages."""
     tree = ast.parse((REPO / path).read_text())
     skipped = iam.LOCAL_ONLY.get(path, ())
-    names = DOCTOR_CLIENT_NAMES if path.endswith("doctor.py") else CLIENT_NAMES
+    names = DOCTOR_CLIENT_NAMES if path.startswith("pipelines/doctor") else CLIENT_NAMES
     found = set()
     for top in tree.body:
         if isinstance(top, ast.FunctionDef) and top.name in skipped:
