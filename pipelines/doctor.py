@@ -82,7 +82,7 @@ def check(
 
 def offline_role(arn: str, report: Report) -> tuple[str, str] | None:
     """(account, role name) of a well-formed role ARN, else None with the error reported."""
-    from pipelines.iam import PLACEHOLDER_ACCOUNT, ROLE_ARN
+    from pipelines.iam_spec import PLACEHOLDER_ACCOUNT, ROLE_ARN
 
     match = ROLE_ARN.match(arn)
     if not match or match.group(2) == "${AWS::AccountId}":

@@ -13,6 +13,7 @@ against the service reference that cfn-lint ships (actions, their resource types
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import re
@@ -29,16 +30,17 @@ import requests
 from botocore import xform_name
 from helpers import REGION, REPO, regula
 
-from pipelines import iam
+from pipelines import iam_calls
 from pipelines.deploy import definition_key
+from pipelines.iam_policies import roles
+from pipelines.iam_spec import IamError, Spec, locations, strings
 from pipelines.render import render
 from pipelines.settings import Settings
 
 ACCOUNT = "123456789012"  # moto's
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/RegulaSageMakerExecution"
 S3_ACTIONS = {"list_objects_v2": "s3:ListBucket", "head_bucket": "s3:ListBucket", "download_file": "s3:GetObject"}
-CLIENT_NAMES = {"s3": "s3", "s3_client": "s3", "sagemaker": "sagemaker"}
-DOCTOR_CLIENT_NAMES = {**CLIENT_NAMES, "iam": "iam", "sns": "sns"}
+CLIENT_NAMES = {"s3": "s3", "s3_client": "s3", "sagemaker": "sagemaker", "iam": "iam", "sns": "sns"}
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +49,15 @@ def rendered():
     return json.loads(text), session
 
 
+def described_for(settings: Settings, definition: dict, code_prefix: str, **options) -> dict:
+    spec = Spec(settings=settings, account=ACCOUNT, execution_role_arn=ROLE_ARN, github_repo="octo/app", **options)
+    return roles(spec, locations(definition, settings, code_prefix, definition_key(settings)))
+
+
 @pytest.fixture(scope="module")
 def described(rendered):
     definition, session = rendered
-    spec = iam.Spec(settings=Settings(), account=ACCOUNT, execution_role_arn=ROLE_ARN, github_repo="octo/app")
-    where = iam.locations(definition, Settings(), session.code_prefix, definition_key(Settings()))
-    return iam.roles(spec, definition, where)
+    return described_for(Settings(), definition, session.code_prefix)
 
 
 def matches(pattern: str, value: str) -> bool:
@@ -78,8 +83,8 @@ def client_calls(path: str) -> set[tuple[str, str]]:
     """(client, method) of every call on a boto3 client variable in `path`, outside its local-only functions; a
     paginator counts as the call it pages."""
     tree = ast.parse((REPO / path).read_text())
-    skipped = iam.LOCAL_ONLY.get(path, ())
-    names = DOCTOR_CLIENT_NAMES if path.startswith("pipelines/doctor") else CLIENT_NAMES
+    skipped = iam_calls.LOCAL_ONLY.get(path, ())
+    names = CLIENT_NAMES
     found = set()
     for top in tree.body:
         if isinstance(top, ast.FunctionDef) and top.name in skipped:
@@ -98,14 +103,14 @@ def client_calls(path: str) -> set[tuple[str, str]]:
 
 
 def test_every_s3_and_sagemaker_call_in_the_ci_modules_is_listed():
-    for path in iam.SCANNED:
-        listed_calls = {(c.client, c.method) for c in iam.CALLS if c.module == path}
+    for path in iam_calls.SCANNED:
+        listed_calls = {(c.client, c.method) for c in iam_calls.CALLS if c.module == path}
         assert client_calls(path) == listed_calls, path
 
 
 def test_each_call_is_named_by_the_action_aws_authorizes_it_with():
     session = botocore.session.get_session()
-    for call in iam.CALLS:
+    for call in iam_calls.CALLS:
         if call.method in S3_ACTIONS:
             assert call.action == S3_ACTIONS[call.method], call
             continue
@@ -115,20 +120,20 @@ def test_each_call_is_named_by_the_action_aws_authorizes_it_with():
         assert call.action == f"{prefix}:{operations[call.method]}", call
 
 
+def granted(policy: dict) -> set[str]:
+    return {a for s in policy["Statement"] for a in listed(s["Action"])}
+
+
 def test_the_ci_role_allows_every_call_and_nothing_else(described):
     policy = described["ci"]["PolicyDocument"]
-    for call in iam.CALLS:
-        if call.action in iam.DOCTOR_ONLY:
-            assert not allowed(policy, call.action), call
-        else:
-            assert allowed(policy, call.action), call
-    granted = {a for s in policy["Statement"] for a in listed(s["Action"])}
-    assert granted == {c.action for c in iam.CALLS} - iam.DOCTOR_ONLY | set(iam.CI_EXTRAS)
+    for action in iam_calls.DOCTOR_ONLY:
+        assert not allowed(policy, action), action
+    expected = {c.action for c in iam_calls.CALLS}
+    assert granted(policy) == expected - iam_calls.DOCTOR_ONLY | set(iam_calls.CI_EXTRAS)
 
 
 def test_the_execution_role_allows_what_each_reason_names(described):
-    policy = described["execution"]["PolicyDocument"]
-    assert {a for s in policy["Statement"] for a in listed(s["Action"])} == set(iam.EXECUTION_ACTIONS)
+    assert granted(described["execution"]["PolicyDocument"]) == set(iam_calls.EXECUTION_ACTIONS)
 
 
 def service_reference() -> dict:
@@ -171,7 +176,7 @@ def test_jobs_read_and_write_exactly_where_the_definition_says(rendered, describ
         bucket, _, key = uri[len("s3://") :].partition("/")
         return bool(allowed(policy, action, f"arn:aws:s3:::{bucket}/{key}"))
 
-    named = [t for t in iam.strings(definition) if t.startswith("s3://")]
+    named = [t for t in strings(definition) if t.startswith("s3://")]
     assert named, "the definition names S3 locations"
     for uri in named:  # a file is readable, and so is what a folder holds
         last = uri.rstrip("/").rsplit("/", 1)[-1]
@@ -179,7 +184,8 @@ def test_jobs_read_and_write_exactly_where_the_definition_says(rendered, describ
     outputs = [
         "s3://regula-artifacts/regula/runs/exec-1/train/train.parquet",
         "s3://regula-artifacts/regula/runs/exec-1/evaluation-round2/evaluation.json",
-        "s3://regula-artifacts/regula-train-round3/pipelines-x-TrainRound3-y/output/model.tar.gz",
+        "s3://regula-artifacts/regula/checkpoints/round2/checkpoint.pt",
+        "s3://regula-artifacts/regula/runs/exec-1/train-round7/pipelines-x-TrainRound7-y/output/model.tar.gz",
     ]
     for uri in outputs:
         assert can(execution, "s3:PutObject", uri) and can(execution, "s3:GetObject", uri), uri
@@ -188,7 +194,10 @@ def test_jobs_read_and_write_exactly_where_the_definition_says(rendered, describ
         assert can(execution, "s3:GetObject", uri) and not can(execution, "s3:PutObject", uri), uri
         assert all(can(ci, action, uri) for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")), uri
     assert can(ci, "s3:GetObject", outputs[-1]) and not can(ci, "s3:PutObject", outputs[-1])  # regula predict
-    assert not can(ci, "s3:PutObject", outputs[0])  # CI never writes a run's outputs
+    for uri in outputs[:-1]:  # CI never writes a run's outputs, and reads only the model artifacts
+        assert not can(ci, "s3:PutObject", uri) and not can(ci, "s3:GetObject", uri), uri
+    for uri in ("s3://regula-artifacts/regula/demo/digits.csv", "s3://regula-artifacts/regula/definitions/regula.json"):
+        assert can(execution, "s3:GetObject", uri) and not can(execution, "s3:PutObject", uri), uri
     for uri in ("s3://regula-artifacts/elsewhere/x", "s3://other-bucket/regula/code/x.py"):
         assert not can(execution, "s3:GetObject", uri) and not can(ci, "s3:GetObject", uri)
 
@@ -231,16 +240,9 @@ def test_conditions_moto_cannot_evaluate(described):
 def test_namespaces_groups_and_pipeline_names_are_the_ones_given(rendered):
     definition, session = rendered
     settings = Settings(pipeline_name="Churn")
-    spec = iam.Spec(
-        settings=settings,
-        account=ACCOUNT,
-        execution_role_arn=ROLE_ARN,
-        github_repo="octo/app",
-        namespaces=("Regula", "TeamA"),
-        model_package_group="ChurnModels",
+    described = described_for(
+        settings, definition, session.code_prefix, namespaces=("Regula", "TeamA"), model_package_group="ChurnModels"
     )
-    where = iam.locations(definition, settings, session.code_prefix, definition_key(settings))
-    described = iam.roles(spec, definition, where)
     (metrics,) = allowed(described["execution"]["PolicyDocument"], "cloudwatch:PutMetricData")
     assert {"Regula", "TeamA"} <= set(metrics["Condition"]["StringEquals"]["cloudwatch:namespace"])
     ci = described["ci"]["PolicyDocument"]
@@ -250,6 +252,26 @@ def test_namespaces_groups_and_pipeline_names_are_the_ones_given(rendered):
         ci, "sagemaker:UpdateModelPackage", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/churnmodels/3"
     )
     assert not allowed(ci, "sagemaker:UpdateModelPackage", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/x/3")
+
+
+def test_a_definition_that_leaves_the_layout_is_refused(rendered):
+    """The policies grant a layout; a definition writing elsewhere fails `regula iam`, not a job in the account."""
+    definition, session = rendered
+    changed = copy.deepcopy(definition)
+    train = next(step for step in changed["Steps"] if step["Type"] == "Training")
+    train["Arguments"]["CheckpointConfig"]["S3Uri"] = "s3://regula-artifacts/regula/code/checkpoints"
+    train["Arguments"]["OutputDataConfig"]["S3OutputPath"] = "s3://regula-artifacts/models"
+    with pytest.raises(IamError) as raised:
+        locations(changed, Settings(), session.code_prefix, definition_key(Settings()))
+    assert str(raised.value) == (
+        "the definition leaves the layout the policies are written for: "
+        "s3://regula-artifacts/models is outside s3://regula-artifacts/regula/; "
+        "output s3://regula-artifacts/models is not under s3://regula-artifacts/regula/runs/ or "
+        "s3://regula-artifacts/regula/checkpoints/; "
+        "output s3://regula-artifacts/regula/code/checkpoints is not under s3://regula-artifacts/regula/runs/ or "
+        "s3://regula-artifacts/regula/checkpoints/; "
+        "training output s3://regula-artifacts/models is not s3://regula-artifacts/regula/runs/*/train-round*"
+    )
 
 
 def test_cloudformation_template_passes_cfn_lint(tmp_path):
@@ -350,14 +372,15 @@ def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
 
     job = credentials["execution"].client("s3")
     ci = credentials["ci"].client("s3")
-    model = "regula-train-round1/pipelines-x-TrainRound1-y/output/model.tar.gz"
+    model = "regula/runs/e1/train-round1/pipelines-x-TrainRound1-y/output/model.tar.gz"
     with enforced_iam(aws.endpoint):
         # the jobs: read code and data, write their outputs, nothing else
         assert job.get_object(Bucket="regula-artifacts", Key="regula/code/abc/train.py")["Body"].read() == b"print(1)"
         assert job.get_object(Bucket="regula-data", Key="tables/train.csv")["ContentLength"] > 0
         job.put_object(Bucket="regula-artifacts", Key="regula/runs/e1/train/train.parquet", Body=b"x")
         job.put_object(Bucket="regula-artifacts", Key=model, Body=b"model")
-        assert job.list_objects_v2(Bucket="regula-artifacts", Prefix="regula/runs/e1/")["KeyCount"] == 1
+        job.put_object(Bucket="regula-artifacts", Key="regula/checkpoints/round1/checkpoint.pt", Body=b"state")
+        assert job.list_objects_v2(Bucket="regula-artifacts", Prefix="regula/runs/e1/")["KeyCount"] == 2
         assert denied(lambda: job.put_object(Bucket="regula-artifacts", Key="regula/code/abc/train.py", Body=b"evil"))
         assert denied(lambda: job.put_object(Bucket="regula-artifacts", Key="outside/x", Body=b"x"))
         assert denied(lambda: job.get_object(Bucket="regula-artifacts", Key="elsewhere/secret.txt"))
@@ -369,4 +392,5 @@ def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
         assert ci.list_objects_v2(Bucket="regula-artifacts", Prefix="regula/code/")["KeyCount"] == 1
         assert denied(lambda: ci.put_object(Bucket="regula-artifacts", Key=model, Body=b"swapped"))
         assert denied(lambda: ci.put_object(Bucket="regula-artifacts", Key="regula/runs/e1/x", Body=b"x"))
+        assert denied(lambda: ci.get_object(Bucket="regula-artifacts", Key="regula/runs/e1/train/train.parquet"))
         assert denied(lambda: ci.get_object(Bucket="regula-data", Key="tables/train.csv"))
