@@ -2,10 +2,11 @@
 
 Errors (the exit status is 1 when there is one): a bucket name S3 refuses, a bucket that is missing, not readable or
 in another region, a malformed or missing role ARN (or one SageMaker may not assume), a region without the PyTorch
-images in the SDK's tables or an --image-uri in another region, a data URI with nothing behind it, no credentials.
-Warnings (printed, exit 0): what could not be checked with these credentials, alerts not set up or email
-subscriptions still waiting for their confirmation click. When there is no error, the last line says "ok" and what
-was checked.
+images in the SDK's tables or an --image-uri in another region, a data URI with nothing behind it, a KMS key that is
+missing, disabled, asymmetric or in another region, subnets or security groups that are missing or in different VPCs,
+no credentials. Warnings (printed, exit 0): what could not be checked with these credentials, alerts not set up or
+email subscriptions still waiting for their confirmation click, --network-isolation (the steps' metrics cannot reach
+CloudWatch). When there is no error, the last line says "ok" and what was checked.
 
 The checks that need no account are here; those that ask the account are in doctor_account.py.
 
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.settings import Settings
-from steps.defaults import MODEL_PACKAGE_GROUP
+from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
 NAME = "doctor"
 HELP = "check the account is ready (bucket, region, role, images, registry, alerts): every problem at once"
@@ -65,6 +66,12 @@ def check(
     if not group_ok:
         report.errors.append(f"model package group name {model_package_group!r} is invalid (letters, digits, hyphens)")
     images(settings, report)
+    key_ok = offline_key(settings, report)
+    if settings.network_isolation:
+        report.warnings.append(
+            "--network-isolation: the jobs cannot reach CloudWatch, so the steps' metrics (namespace "
+            f"{METRICS_NAMESPACE}) and the overfitting alarms on them get no data"
+        )
     identity = account.credentials(client, report)
     if identity is None:
         return report
@@ -76,6 +83,10 @@ def check(
         account.role(settings.role_arn, role, identity, client("iam"), report)
     if group_ok:
         account.group(model_package_group, client("sagemaker"), report)
+    if settings.kms_key_id and key_ok:
+        account.kms_key(settings.kms_key_id, client("kms"), report)
+    if settings.subnets:
+        account.network(settings, client("ec2"), report)
     account.alerts(settings, client("sns"), report)
     return report
 
@@ -92,6 +103,18 @@ def offline_role(arn: str, report: Report) -> tuple[str, str] | None:
         report.errors.append(f"role ARN {arn} is the placeholder: pass --role-arn (`regula iam` writes the role)")
         return None
     return match.group(2), match.group(4)
+
+
+def offline_key(settings: Settings, report: Report) -> bool:
+    """False, with the error reported, when --kms-key-id is an ARN in another region than the jobs'."""
+    key = settings.kms_key_id or ""
+    region = key.split(":")[3] if key.startswith("arn:") and key.count(":") >= 5 else settings.region
+    if region != settings.region:
+        report.errors.append(
+            f"KMS key {key} is in {region}: SageMaker jobs in {settings.region} encrypt with keys of their region"
+        )
+        return False
+    return True
 
 
 def images(settings: Settings, report: Report) -> None:

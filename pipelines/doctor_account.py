@@ -125,6 +125,66 @@ def group(name: str, sagemaker, report) -> None:
     report.checked.append(f"model package group {name} exists")
 
 
+def kms_key(key_id: str, kms, report) -> None:
+    """The jobs encrypt S3 outputs and volumes with it: it must exist, be enabled and symmetric."""
+    try:
+        key = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    except kms.exceptions.ClientError as error:
+        if code(error) == "NotFoundException":
+            report.errors.append(f"KMS key {key_id} does not exist in this region")
+        elif denied(error):
+            report.warnings.append(f"KMS key {key_id} not checked: these credentials may not call kms:DescribeKey")
+        else:
+            report.errors.append(f"KMS key {key_id}: {error}")
+        return
+    if key.get("KeyState") != "Enabled":
+        report.errors.append(f"KMS key {key_id} is {key.get('KeyState')}: the jobs cannot encrypt with it")
+    elif key.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+        report.errors.append(f"KMS key {key_id} is {key['KeySpec']}: S3 and job volumes encrypt with symmetric keys")
+    else:
+        report.checked.append(f"KMS key {key_id}")
+
+
+def network(settings: Settings, ec2, report) -> None:
+    """The jobs' subnets and security groups exist, in one VPC."""
+    subnets = described(
+        "subnets",
+        settings.subnets,
+        lambda: ec2.describe_subnets(SubnetIds=list(settings.subnets))["Subnets"],
+        ec2,
+        report,
+    )
+    groups = described(
+        "security groups",
+        settings.security_group_ids,
+        lambda: ec2.describe_security_groups(GroupIds=list(settings.security_group_ids))["SecurityGroups"],
+        ec2,
+        report,
+    )
+    if subnets is None or groups is None:
+        return
+    vpcs: dict[str, set[str]] = {}
+    for item in subnets + groups:
+        vpcs.setdefault(item["VpcId"], set()).add(item.get("SubnetId") or item["GroupId"])
+    if len(vpcs) > 1:
+        spread = "; ".join(f"{vpc}: {', '.join(sorted(ids))}" for vpc, ids in vpcs.items())
+        report.errors.append(f"the subnets and security groups are in different VPCs ({spread}): jobs need one VPC")
+        return
+    (vpc,) = vpcs
+    report.checked.append(f"VPC {vpc} ({len(subnets)} subnets, {len(groups)} security groups)")
+
+
+def described(kind: str, ids, describe: Callable, ec2, report) -> list[dict] | None:
+    try:
+        return describe()
+    except ec2.exceptions.ClientError as error:  # missing, malformed, or not ours to read
+        if denied(error):
+            report.warnings.append(f"{kind} {', '.join(ids)} not checked: these credentials may not describe them")
+        else:
+            report.errors.append(f"{kind} {', '.join(ids)}: {error.response['Error'].get('Message') or code(error)}")
+        return None
+
+
 def alerts(settings: Settings, sns, report) -> None:
     from pipelines.alerts import AlertSpec, subscriptions
 

@@ -1,10 +1,10 @@
 """Who calls what on AWS, as data: the reasons behind every action `regula iam` grants.
 
-- `CALLS`: every boto3 call on an S3, SageMaker, IAM or SNS client in the modules the CI role runs
+- `CALLS`: every boto3 call on an S3, SageMaker, IAM, SNS, KMS or EC2 client in the modules the CI role runs
   (`SCANNED`), and the IAM action it needs. tests/test_iam.py parses those modules with `ast` and fails when a call is
   missing here, or when the CI policy allows an action that no call and no documented extra (`CI_EXTRAS`) needs.
 - `EXECUTION_ACTIONS`: what SageMaker does as the execution role, which is not in Regula's code: each action with its
-  reason.
+  reason. The KMS and VPC ones are granted only when the pipeline is rendered with `--kms-key-id` or `--subnet`.
 
 Light to import: data only.
 """
@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Call:
-    """One boto3 call Regula makes with the CI role's credentials, and the IAM action it needs."""
+    """One boto3 call Regula makes with the CI role's credentials, and the IAM action it needs. `when` names the
+    setting without which the call is never made ("" for always)."""
 
     module: str
     client: str  # boto3 service name
     method: str  # boto3 method, or the paginator's name
     action: str
+    when: str = ""
 
 
 CALLS = (
@@ -56,6 +58,11 @@ CALLS = (
     Call("pipelines/doctor_account.py", "iam", "get_role", "iam:GetRole"),
     Call("pipelines/doctor_account.py", "sns", "list_topics", "sns:ListTopics"),
     Call("pipelines/alerts.py", "sns", "list_subscriptions_by_topic", "sns:ListSubscriptionsByTopic"),  # doctor
+    Call("pipelines/doctor_account.py", "kms", "describe_key", "kms:DescribeKey", when="kms_key_id"),
+    Call("pipelines/doctor_account.py", "ec2", "describe_subnets", "ec2:DescribeSubnets", when="subnets"),
+    Call(
+        "pipelines/doctor_account.py", "ec2", "describe_security_groups", "ec2:DescribeSecurityGroups", when="subnets"
+    ),
 )
 # The modules whose calls tests/test_iam.py matches against CALLS, and their functions that only ever run against the
 # local moto server (`regula run --local`).
@@ -78,6 +85,8 @@ CI_EXTRAS = {
     "sagemaker:StopPipelineExecution": "stop a running execution from CI (aws sagemaker stop-pipeline-execution)",
     "iam:PassRole": "CreatePipeline and UpdatePipeline pass the execution role to SageMaker",
 }
+# Allowed to the CI role with --kms-key-id: S3 decrypts with the caller's permissions.
+CI_KMS_EXTRAS = {"kms:Decrypt": "`regula predict` downloads model artifacts the jobs encrypted with the key"}
 # Calls `regula doctor` makes that the CI role is not given: doctor says "not checked" for them.
 DOCTOR_ONLY = {"sns:ListTopics", "sns:ListSubscriptionsByTopic"}
 
@@ -106,4 +115,24 @@ EXECUTION_ACTIONS = {
     "sagemaker:DescribeModelPackageGroup": "registration looks the group up",
     "sagemaker:AddTags": "jobs and packages are created with tags",
     "iam:PassRole": "the pipeline passes this role to the jobs it creates",
+}
+# --kms-key-id: job volumes and the S3 outputs are encrypted with the key, as the execution role.
+EXECUTION_KMS_ACTIONS = {
+    "kms:Encrypt": "SageMaker encrypts the outputs (OutputDataConfig, ProcessingOutputConfig KmsKeyId)",
+    "kms:GenerateDataKey": "S3 writes the outputs with SSE-KMS",
+    "kms:Decrypt": "jobs read outputs of earlier steps and checkpoints written with the key",
+    "kms:DescribeKey": "SageMaker checks the key when it creates a job",
+    "kms:CreateGrant": "SageMaker encrypts the job volumes (VolumeKmsKeyId) through a grant, only for AWS resources",
+}
+# --subnet/--security-group: SageMaker attaches network interfaces in the VPC to the jobs, as the execution role.
+EXECUTION_VPC_ACTIONS = {
+    "ec2:CreateNetworkInterface": "a network interface for each job instance, in the given subnets and groups",
+    "ec2:CreateNetworkInterfacePermission": "SageMaker attaches the interface to its instance",
+    "ec2:DeleteNetworkInterface": "the interface is deleted when the job ends",
+    "ec2:DeleteNetworkInterfacePermission": "the attachment permission is deleted when the job ends",
+    "ec2:DescribeNetworkInterfaces": "SageMaker follows the interfaces (no resource-level permissions)",
+    "ec2:DescribeVpcs": "SageMaker checks the VPC (no resource-level permissions)",
+    "ec2:DescribeDhcpOptions": "SageMaker reads the VPC's DNS settings (no resource-level permissions)",
+    "ec2:DescribeSubnets": "SageMaker checks the subnets (no resource-level permissions)",
+    "ec2:DescribeSecurityGroups": "SageMaker checks the security groups (no resource-level permissions)",
 }

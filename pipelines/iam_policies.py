@@ -2,7 +2,8 @@
 
 - The SageMaker **execution role** (trusted by sagemaker.amazonaws.com): the pipeline runs as it, and so do its jobs.
   They read anything under the prefix and the data URIs, write under `runs/` and `checkpoints/` only, pull their
-  image, write logs, send metrics in the given namespaces, register the model in its group.
+  image, write logs, send metrics in the given namespaces, register the model in its group; with `--kms-key-id` they
+  use the key, with `--subnet` they attach network interfaces in the VPC.
 - The **CI role** (trusted by GitHub Actions runs of one repository's deploy environment through OIDC): what
   `regula upsert`, `start`, `status`, `models`, `predict` and `doctor` call, and retrying or stopping an execution.
 
@@ -16,6 +17,7 @@ from pipelines.iam_spec import (
     Locations,
     Spec,
     data_locations,
+    kms_key,
     names,
     repository_arn,
     role_parts,
@@ -69,6 +71,41 @@ def data_statements(spec: Spec) -> list[dict]:
     return statements
 
 
+def encryption_statements(spec: Spec) -> list[dict]:
+    if not spec.settings.kms_key_id:
+        return []
+    key, aliased = kms_key(spec)
+    use = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    grants = {"Bool": {"kms:GrantIsForAWSResource": "true"}, **aliased}
+    return [
+        statement("JobEncryption", use, key, aliased),
+        statement("JobVolumeGrants", ["kms:CreateGrant"], key, grants),
+    ]
+
+
+def network_statements(spec: Spec) -> list[dict]:
+    settings = spec.settings
+    if not settings.subnets:
+        return []
+    interfaces = spec.arn("ec2", "network-interface/*")
+    placed = [spec.arn("ec2", f"subnet/{s}") for s in settings.subnets]
+    placed += [spec.arn("ec2", f"security-group/{g}") for g in settings.security_group_ids]
+    described = ["NetworkInterfaces", "Vpcs", "DhcpOptions", "Subnets", "SecurityGroups"]  # no resource-level
+    return [
+        statement("JobNetworkInterfaces", ["ec2:CreateNetworkInterface"], [interfaces, *placed]),
+        statement(
+            "JobNetworkInterfaceAttachment",
+            [
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            interfaces,
+        ),
+        statement("JobNetwork", [f"ec2:Describe{name}" for name in described], "*"),
+    ]
+
+
 def execution_policy(spec: Spec, where: Locations) -> dict:
     bucket = spec.settings.bucket
     namespaces = sorted({*spec.namespaces, *SAGEMAKER_NAMESPACES})
@@ -102,6 +139,8 @@ def execution_policy(spec: Spec, where: Locations) -> dict:
                 *(spec.arn("sagemaker", f"model-package/{n}/*") for n in groups),
             ],
         ),
+        *encryption_statements(spec),
+        *network_statements(spec),
         pass_role(spec, "PassThisRoleToJobs"),
     ]
     return {"Version": "2012-10-17", "Statement": statements}
@@ -115,6 +154,12 @@ def ci_policy(spec: Spec, where: Locations) -> dict:
     pipeline_actions += ["ListPipelineExecutions", "AddTags"]
     execution_actions = ["DescribePipelineExecution", "ListPipelineExecutionSteps"]
     execution_actions += ["RetryPipelineExecution", "StopPipelineExecution"]
+    optional = []
+    if spec.settings.kms_key_id:
+        key, aliased = kms_key(spec)
+        optional.append(statement("DecryptModelArtifacts", ["kms:Decrypt", "kms:DescribeKey"], key, aliased))
+    if spec.settings.subnets:
+        optional.append(statement("DescribeJobNetwork", ["ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"], "*"))
     statements = [
         statement(
             "Pipeline",
@@ -149,6 +194,7 @@ def ci_policy(spec: Spec, where: Locations) -> dict:
         statement("ListStepCode", ["s3:ListBucket"], bucket_arn(spec, bucket), list_condition([where.prefix])),
         statement("BucketRegion", ["s3:GetBucketLocation"], bucket_arn(spec, bucket)),
         statement("DescribeExecutionRole", ["iam:GetRole"], spec.execution_role_arn),
+        *optional,
         pass_role(spec, "PassExecutionRole"),
     ]
     return {"Version": "2012-10-17", "Statement": statements}

@@ -1,5 +1,5 @@
 """What `regula iam` writes policies for: the account, the names of the roles and resources (the image repositories,
-the data), and where the jobs read and write.
+the KMS key, the data), and where the jobs read and write.
 
 The S3 layout is the one pipelines/definition.py renders: everything under `s3://<bucket>/<prefix>/`; the jobs write
 only under `runs/` (a run's outputs, the training output `runs/<execution>/train-round<k>/`) and `checkpoints/`; the
@@ -90,6 +90,22 @@ def repository_arn(spec: Spec, image: str) -> str:
         raise IamError(f"not an ECR image URI: {image!r}")
     account, region, repository = match.groups()
     return f"arn:{spec.partition}:ecr:{region}:{account}:repository/{repository}"
+
+
+def kms_key(spec: Spec) -> tuple[str, dict]:
+    """The key policies name for --kms-key-id (a key ARN, key id, alias name or alias ARN), and the condition that
+    picks an aliased key out of the account's keys (IAM authorizes KMS actions on the key, never on the alias)."""
+    key = spec.settings.kms_key_id
+    region, account, resource = spec.settings.region, spec.account, key
+    if key.startswith("arn:"):
+        parts = key.split(":", 5)
+        if len(parts) != 6 or parts[2] != "kms":
+            raise IamError(f"--kms-key-id {key!r} is not a KMS key or alias ARN")
+        region, account, resource = parts[3:]
+    if resource.startswith("alias/"):
+        arn = f"arn:{spec.partition}:kms:{region}:{account}:key/*"
+        return arn, {"ForAnyValue:StringEquals": {"kms:ResourceAliases": resource}}
+    return (key if key.startswith("arn:") else f"arn:{spec.partition}:kms:{region}:{account}:key/{key}"), {}
 
 
 def data_locations(spec: Spec) -> dict[str, tuple[str, ...]]:

@@ -107,6 +107,68 @@ def test_wrong_region_untrusting_role_missing_bucket_and_pending_emails(aws):
     ]
 
 
+def test_a_ready_kms_key_and_vpc_are_named_in_the_ok_line(aws):
+    session = boto3.Session(region_name=REGION)
+    ready(session)
+    key = session.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(VpcId=vpc, GroupName="jobs", Description="jobs")["GroupId"]
+    settings = Settings(role_arn=ROLE_ARN, kms_key_id=key, subnets=(subnet,), security_group_ids=(group,))
+    report = doctor.check(settings, session.client)
+    assert report.errors == [] and report.warnings == []
+    assert f"KMS key {key}" in report.checked
+    assert f"VPC {vpc} (1 subnets, 1 security groups)" in report.checked
+
+
+def test_kms_key_and_vpc_problems_are_reported_with_the_rest(aws):
+    session = boto3.Session(region_name=REGION)
+    ready(session)
+    kms = session.client("kms")
+    disabled = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.disable_key(KeyId=disabled)
+    signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    ec2 = session.client("ec2")
+    vpcs = [ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")["Vpc"]["VpcId"] for i in (1, 2)]
+    subnet = ec2.create_subnet(VpcId=vpcs[0], CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(VpcId=vpcs[1], GroupName="jobs", Description="jobs")["GroupId"]
+
+    def problems(**settings) -> list[str]:
+        report = doctor.check(Settings(role_arn=ROLE_ARN, **settings), session.client)
+        return report.errors
+
+    assert problems(kms_key_id=disabled) == [f"KMS key {disabled} is Disabled: the jobs cannot encrypt with it"]
+    assert problems(kms_key_id=signing) == [
+        f"KMS key {signing} is RSA_2048: S3 and job volumes encrypt with symmetric keys"
+    ]
+    assert problems(kms_key_id="alias/nowhere") == ["KMS key alias/nowhere does not exist in this region"]
+    elsewhere = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/{disabled}"
+    assert problems(kms_key_id=elsewhere) == [
+        f"KMS key {elsewhere} is in eu-west-1: SageMaker jobs in us-east-1 encrypt with keys of their region"
+    ]
+    assert problems(subnets=(subnet,), security_group_ids=(group,)) == [
+        f"the subnets and security groups are in different VPCs ({vpcs[0]}: {subnet}; {vpcs[1]}: {group}): jobs "
+        "need one VPC"
+    ]
+    missing = problems(subnets=("subnet-0123456789abcdef0",), security_group_ids=("sg-0123456789abcdef0",))
+    assert [problem.split(":")[0] for problem in missing] == [
+        "subnets subnet-0123456789abcdef0",
+        "security groups sg-0123456789abcdef0",
+    ]
+
+
+def test_network_isolation_warns_that_metrics_cannot_reach_cloudwatch(aws):
+    session = boto3.Session(region_name=REGION)
+    ready(session)
+    report = doctor.check(Settings(role_arn=ROLE_ARN, network_isolation=True), session.client)
+    assert report.errors == []
+    assert report.warnings == [
+        "--network-isolation: the jobs cannot reach CloudWatch, so the steps' metrics (namespace Regula) and the "
+        "overfitting alarms on them get no data"
+    ]
+
+
 def test_the_placeholder_role_and_an_unknown_region_are_errors_without_credentials(monkeypatch, tmp_path):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)

@@ -33,14 +33,18 @@ from helpers import REGION, REPO, regula
 from pipelines import iam_calls
 from pipelines.deploy import definition_key
 from pipelines.iam_policies import roles
-from pipelines.iam_spec import IamError, Spec, locations, strings
+from pipelines.iam_spec import IamError, Spec, kms_key, locations, strings
 from pipelines.render import render
 from pipelines.settings import Settings
 
 ACCOUNT = "123456789012"  # moto's
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/RegulaSageMakerExecution"
 S3_ACTIONS = {"list_objects_v2": "s3:ListBucket", "head_bucket": "s3:ListBucket", "download_file": "s3:GetObject"}
-CLIENT_NAMES = {"s3": "s3", "s3_client": "s3", "sagemaker": "sagemaker", "iam": "iam", "sns": "sns"}
+CLIENT_NAMES = {"s3": "s3", "s3_client": "s3", "sagemaker": "sagemaker", "iam": "iam", "sns": "sns", "kms": "kms"}
+CLIENT_NAMES |= {"ec2": "ec2"}
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+# everything that adds statements: a KMS key, a VPC, a data table
+FULL = Settings(kms_key_id=KEY_ID, subnets=("subnet-0a", "subnet-0b"), security_group_ids=("sg-01",))
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +62,13 @@ def described_for(settings: Settings, definition: dict, code_prefix: str, **opti
 def described(rendered):
     definition, session = rendered
     return described_for(Settings(), definition, session.code_prefix)
+
+
+@pytest.fixture(scope="module")
+def described_full():
+    """Rendered with a KMS key and a VPC, and a data table outside the bucket."""
+    text, session = render(FULL)
+    return described_for(FULL, json.loads(text), session.code_prefix, data_uris=("s3://regula-data/tables/",))
 
 
 def matches(pattern: str, value: str) -> bool:
@@ -124,16 +135,23 @@ def granted(policy: dict) -> set[str]:
     return {a for s in policy["Statement"] for a in listed(s["Action"])}
 
 
-def test_the_ci_role_allows_every_call_and_nothing_else(described):
-    policy = described["ci"]["PolicyDocument"]
-    for action in iam_calls.DOCTOR_ONLY:
-        assert not allowed(policy, action), action
-    expected = {c.action for c in iam_calls.CALLS}
-    assert granted(policy) == expected - iam_calls.DOCTOR_ONLY | set(iam_calls.CI_EXTRAS)
+def test_the_ci_role_allows_every_call_and_nothing_else(described, described_full):
+    """Calls made only with a setting (`when`) are allowed only when the policies are written for it."""
+    unconditional = {c.action for c in iam_calls.CALLS if not c.when}
+    for policy, expected in (
+        (described["ci"]["PolicyDocument"], unconditional),
+        (described_full["ci"]["PolicyDocument"], {c.action for c in iam_calls.CALLS} | set(iam_calls.CI_KMS_EXTRAS)),
+    ):
+        for action in iam_calls.DOCTOR_ONLY:
+            assert not allowed(policy, action), action
+        assert granted(policy) == expected - iam_calls.DOCTOR_ONLY | set(iam_calls.CI_EXTRAS)
 
 
-def test_the_execution_role_allows_what_each_reason_names(described):
+def test_the_execution_role_allows_what_each_reason_names(described, described_full):
     assert granted(described["execution"]["PolicyDocument"]) == set(iam_calls.EXECUTION_ACTIONS)
+    assert granted(described_full["execution"]["PolicyDocument"]) == (
+        set(iam_calls.EXECUTION_ACTIONS) | set(iam_calls.EXECUTION_KMS_ACTIONS) | set(iam_calls.EXECUTION_VPC_ACTIONS)
+    )
 
 
 def service_reference() -> dict:
@@ -146,11 +164,12 @@ def arn_format(template: str) -> re.Pattern:
 
 
 @pytest.mark.parametrize("role", ["execution", "ci"])
-def test_actions_and_resources_match_the_service_authorization_reference(described, role):
+@pytest.mark.parametrize("written_for", ["described", "described_full"])
+def test_actions_and_resources_match_the_service_authorization_reference(request, written_for, role):
     """Every action exists; an action without resource types is granted on "*"; every other action has a resource
     of one of its types in its statement, and every resource serves one of the statement's actions."""
     reference = service_reference()
-    for statement in described[role]["PolicyDocument"]["Statement"]:
+    for statement in request.getfixturevalue(written_for)[role]["PolicyDocument"]["Statement"]:
         resources = listed(statement["Resource"])
         used = set()
         for action in listed(statement["Action"]):
@@ -254,6 +273,63 @@ def test_namespaces_groups_and_pipeline_names_are_the_ones_given(rendered):
     assert not allowed(ci, "sagemaker:UpdateModelPackage", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/x/3")
 
 
+def test_a_kms_key_and_a_vpc_add_what_sagemaker_needs_for_them(described_full):
+    execution = described_full["execution"]["PolicyDocument"]
+    ci = described_full["ci"]["PolicyDocument"]
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
+    for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"):
+        assert allowed(execution, action, key), action
+    (grants,) = allowed(execution, "kms:CreateGrant", key)
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert allowed(ci, "kms:Decrypt", key) and not allowed(ci, "kms:Encrypt")
+    assert not allowed(execution, "kms:Decrypt", key.replace(KEY_ID, "another"))
+
+    ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
+    (create,) = allowed(execution, "ec2:CreateNetworkInterface")
+    assert sorted(create["Resource"]) == [
+        f"{ec2}:network-interface/*",
+        f"{ec2}:security-group/sg-01",
+        f"{ec2}:subnet/subnet-0a",
+        f"{ec2}:subnet/subnet-0b",
+    ]
+    for action in ("ec2:DeleteNetworkInterface", "ec2:CreateNetworkInterfacePermission"):
+        assert allowed(execution, action, f"{ec2}:network-interface/eni-1"), action
+    assert allowed(execution, "ec2:DescribeDhcpOptions", "*")
+    assert allowed(ci, "ec2:DescribeSubnets", "*") and not allowed(ci, "ec2:CreateNetworkInterface")
+
+    assert allowed(execution, "s3:GetObject", "arn:aws:s3:::regula-data/tables/train.csv")
+    assert not allowed(execution, "s3:PutObject", "arn:aws:s3:::regula-data/tables/train.csv")
+    for role in described_full.values():  # IAM's limit on a role's inline policies
+        assert len(json.dumps(role["PolicyDocument"], separators=(",", ":"))) < 10_240
+
+
+@pytest.mark.parametrize(
+    ("key", "resource", "condition"),
+    [
+        (KEY_ID, f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}", {}),
+        (f"arn:aws:kms:eu-west-1:210987654321:key/{KEY_ID}", f"arn:aws:kms:eu-west-1:210987654321:key/{KEY_ID}", {}),
+        ("alias/regula", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*", {"kms:ResourceAliases": "alias/regula"}),
+        (
+            "arn:aws:kms:eu-west-1:210987654321:alias/regula",
+            "arn:aws:kms:eu-west-1:210987654321:key/*",
+            {"kms:ResourceAliases": "alias/regula"},
+        ),
+    ],
+)
+def test_every_form_of_kms_key_id_names_the_key(key, resource, condition):
+    """IAM authorizes KMS actions on the key, never on an alias: an alias is a condition on the account's keys."""
+    spec = Spec(settings=Settings(kms_key_id=key), account=ACCOUNT, execution_role_arn=ROLE_ARN)
+    named, aliased = kms_key(spec)
+    assert named == resource
+    assert aliased == ({"ForAnyValue:StringEquals": condition} if condition else {})
+
+
+def test_a_malformed_kms_key_arn_is_refused():
+    spec = Spec(settings=Settings(kms_key_id="arn:aws:s3:::bucket"), account=ACCOUNT, execution_role_arn=ROLE_ARN)
+    with pytest.raises(IamError, match="not a KMS key or alias ARN"):
+        kms_key(spec)
+
+
 def test_a_definition_that_leaves_the_layout_is_refused(rendered):
     """The policies grant a layout; a definition writing elsewhere fails `regula iam`, not a job in the account."""
     definition, session = rendered
@@ -275,7 +351,9 @@ def test_a_definition_that_leaves_the_layout_is_refused(rendered):
 
 
 def test_cloudformation_template_passes_cfn_lint(tmp_path):
-    result = regula("iam", "--format", "cloudformation", "--github-repo", "octo/app", "--role-arn", ROLE_ARN)
+    vpc = ("--subnet", "subnet-0a", "--security-group", "sg-01")
+    options = ("--github-repo", "octo/app", "--role-arn", ROLE_ARN, "--kms-key-id", "alias/regula", *vpc)
+    result = regula("iam", "--format", "cloudformation", *options)
     assert result.returncode == 0, result.stderr
     template = json.loads(result.stdout)
     resources = template["Resources"]
@@ -284,6 +362,10 @@ def test_cloudformation_template_passes_cfn_lint(tmp_path):
     assert execution["RoleName"] == "RegulaSageMakerExecution"
     passing = [s for s in execution["Policies"][0]["PolicyDocument"]["Statement"] if s["Action"] == ["iam:PassRole"]]
     assert passing[0]["Resource"] == {"Fn::Sub": "arn:aws:iam::${AWS::AccountId}:role/RegulaSageMakerExecution"}
+    (interfaces,) = [
+        s for s in execution["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "JobNetworkInterfaces"
+    ]
+    assert {"Fn::Sub": f"arn:aws:ec2:{REGION}:${{AWS::AccountId}}:subnet/subnet-0a"} in interfaces["Resource"]
     trust = resources["CIRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
     assert trust["Principal"]["Federated"]["Fn::If"][0] == "CreateGitHubProvider"
     (tmp_path / "roles.json").write_text(result.stdout)
