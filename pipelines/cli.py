@@ -10,11 +10,11 @@ import argparse
 import signal
 import sys
 
-from pipelines import commands_alerts, commands_local, commands_models, commands_sagemaker
+from pipelines import commands_account, commands_alerts, commands_local, commands_models, commands_sagemaker
 from pipelines.errors import RegulaError
 
 # in `regula --help` order
-COMMAND_MODULES = (commands_local, commands_sagemaker, commands_models, commands_alerts)
+COMMAND_MODULES = (commands_local, commands_sagemaker, commands_models, commands_alerts, commands_account)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pipelines.errors import RegulaError
 from pipelines.parameters import parameter_values
+from pipelines.s3 import bucket_access_error, bucket_name_error
 from pipelines.settings import Settings, code_version
 
 INLINE_DEFINITION_LIMIT = 100_000  # CreatePipeline's PipelineDefinition; larger ones go through S3
@@ -27,14 +28,14 @@ def upsert(settings: Settings, s3, sagemaker, tags: dict[str, str] | None = None
     """Create the pipeline, or update it when its definition or role changed. Running it twice changes nothing."""
     from pipelines.render import render
 
+    invalid = bucket_name_error(settings.bucket)
+    if invalid:
+        raise DeployError(invalid)
     text, session = render(settings)
     definition = compact(text)
-    try:
-        s3.head_bucket(Bucket=settings.bucket)
-    except s3.exceptions.ClientError:
-        raise DeployError(
-            f"bucket {settings.bucket} does not exist or is not yours: create it or pass --bucket"
-        ) from None
+    inaccessible = bucket_access_error(s3, settings.bucket, settings.prefix)
+    if inaccessible:
+        raise DeployError(inaccessible)
     written = session.push_uploads(s3)
     echo(
         f"step code: {len(session.uploads)} objects under s3://{settings.bucket}/{session.code_prefix}/ ({written} new)"
@@ -42,7 +43,7 @@ def upsert(settings: Settings, s3, sagemaker, tags: dict[str, str] | None = None
 
     request = {"PipelineName": settings.pipeline_name, "RoleArn": settings.role_arn}
     if len(definition) > INLINE_DEFINITION_LIMIT:
-        key = f"{settings.prefix}/definitions/{settings.pipeline_name}.json"
+        key = definition_key(settings)
         s3.put_object(Bucket=settings.bucket, Key=key, Body=definition.encode())
         request["PipelineDefinitionS3Location"] = {"Bucket": settings.bucket, "ObjectKey": key}
     else:
@@ -73,6 +74,11 @@ def upsert(settings: Settings, s3, sagemaker, tags: dict[str, str] | None = None
         sagemaker.add_tags(ResourceArn=arn, Tags=tag_list)
     echo(f"pipeline {settings.pipeline_name}: {action} ({arn})")
     return {"pipeline_arn": arn, "action": action, "code_objects_written": written}
+
+
+def definition_key(settings: Settings) -> str:
+    """Where upsert puts a definition too large to send inline."""
+    return f"{settings.prefix}/definitions/{settings.pipeline_name}.json"
 
 
 def missing(error) -> bool:

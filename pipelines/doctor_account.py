@@ -1,0 +1,215 @@
+"""The checks of `regula doctor` that ask the account: each adds its errors, warnings and what it checked to the
+report, and says "not checked" (a warning) for what these credentials may not read. The CI role that `regula iam`
+writes may make every call here but the SNS ones.
+
+Light to import: the clients are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipelines.settings import Settings
+
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "403"}
+
+
+def code(error) -> str:
+    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
+
+
+def denied(error) -> bool:
+    return code(error) in DENIED
+
+
+def credentials(client: Callable, report) -> str | None:
+    """The account of these credentials, or None with the error reported (then nothing remote is checked)."""
+    try:
+        account = client("sts").get_caller_identity()["Account"]
+    except Exception as error:  # noqa: BLE001 - no credentials, no network: nothing remote can be checked
+        report.errors.append(f"no usable AWS credentials ({error}): nothing in the account was checked")
+        return None
+    report.checked.append(f"credentials (account {account})")
+    return account
+
+
+def bucket(settings: Settings, s3, report) -> None:
+    from pipelines.s3 import bucket_access_error
+
+    problem = bucket_access_error(s3, settings.bucket, settings.prefix)
+    if problem:
+        report.errors.append(problem)
+        return
+    try:
+        location = s3.get_bucket_location(Bucket=settings.bucket).get("LocationConstraint")
+    except s3.exceptions.ClientError as error:
+        report.warnings.append(f"region of bucket {settings.bucket} not checked: {error}")
+        report.checked.append(f"bucket {settings.bucket}")
+        return
+    region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+    if region != settings.region:
+        report.errors.append(
+            f"bucket {settings.bucket} is in {region}, the pipeline in {settings.region}: SageMaker jobs need the "
+            "bucket in their region (pass --region or another --bucket)"
+        )
+        return
+    report.checked.append(f"bucket {settings.bucket} in {region}")
+
+
+def data(uri: str, s3, report) -> None:
+    from pipelines.s3 import bucket_name_error, split_uri
+
+    try:
+        name, key = split_uri(uri)
+    except ValueError as error:
+        report.errors.append(f"data: {error}")
+        return
+    invalid = bucket_name_error(name)
+    if invalid:
+        report.errors.append(f"data {uri}: {invalid}")
+        return
+    try:
+        found = s3.list_objects_v2(Bucket=name, Prefix=key, MaxKeys=1).get("KeyCount", 0)
+    except s3.exceptions.ClientError as error:
+        if code(error) in ("NoSuchBucket", "404"):
+            report.errors.append(f"data {uri}: bucket {name} does not exist")
+        elif denied(error):
+            report.warnings.append(f"data {uri} not checked: these credentials may not list it")
+        else:
+            report.errors.append(f"data {uri}: {error}")
+        return
+    if not found:
+        report.errors.append(f"data {uri}: nothing there")
+        return
+    report.checked.append(f"data {uri}")
+
+
+def role(arn: str, parts: tuple[str, str], account: str, iam, report) -> None:
+    role_account, name = parts
+    if role_account != account:
+        report.warnings.append(f"role {arn} is in account {role_account}, these credentials in {account}")
+    try:
+        trust = iam.get_role(RoleName=name)["Role"].get("AssumeRolePolicyDocument", {})
+    except iam.exceptions.ClientError as error:
+        if code(error) == "NoSuchEntity":
+            report.errors.append(f"role {arn} does not exist: create it (`regula iam`)")
+        elif denied(error):
+            report.warnings.append(f"role {arn} not checked: these credentials may not call iam:GetRole")
+        else:
+            report.errors.append(f"role {arn}: {error}")
+        return
+    if isinstance(trust, str):  # some clients return it URL-encoded
+        import json
+        from urllib.parse import unquote
+
+        trust = json.loads(unquote(trust))
+    if "sagemaker.amazonaws.com" not in str(trust):
+        report.errors.append(f"role {arn} does not trust sagemaker.amazonaws.com: SageMaker cannot assume it")
+        return
+    report.checked.append(f"role {name}")
+
+
+def group(name: str, sagemaker, report) -> None:
+    from pipelines.deploy import missing
+
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+    except sagemaker.exceptions.ClientError as error:
+        if missing(error):
+            report.checked.append(f"model package group {name} (created by the first registration)")
+        elif denied(error):
+            report.warnings.append(f"model package group {name} not checked: no sagemaker:DescribeModelPackageGroup")
+        else:
+            report.errors.append(f"model package group {name}: {error}")
+        return
+    report.checked.append(f"model package group {name} exists")
+
+
+def kms_key(key_id: str, kms, report) -> None:
+    """The jobs encrypt S3 outputs and volumes with it: it must exist, be enabled and symmetric."""
+    try:
+        key = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    except kms.exceptions.ClientError as error:
+        if code(error) == "NotFoundException":
+            report.errors.append(f"KMS key {key_id} does not exist in this region")
+        elif denied(error):
+            report.warnings.append(f"KMS key {key_id} not checked: these credentials may not call kms:DescribeKey")
+        else:
+            report.errors.append(f"KMS key {key_id}: {error}")
+        return
+    if key.get("KeyState") != "Enabled":
+        report.errors.append(f"KMS key {key_id} is {key.get('KeyState')}: the jobs cannot encrypt with it")
+    elif key.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+        report.errors.append(f"KMS key {key_id} is {key['KeySpec']}: S3 and job volumes encrypt with symmetric keys")
+    else:
+        report.checked.append(f"KMS key {key_id}")
+
+
+def network(settings: Settings, ec2, report) -> None:
+    """The jobs' subnets and security groups exist, in one VPC."""
+    subnets = described(
+        "subnets",
+        settings.subnets,
+        lambda: ec2.describe_subnets(SubnetIds=list(settings.subnets))["Subnets"],
+        ec2,
+        report,
+    )
+    groups = described(
+        "security groups",
+        settings.security_group_ids,
+        lambda: ec2.describe_security_groups(GroupIds=list(settings.security_group_ids))["SecurityGroups"],
+        ec2,
+        report,
+    )
+    if subnets is None or groups is None:
+        return
+    vpcs: dict[str, set[str]] = {}
+    for item in subnets + groups:
+        vpcs.setdefault(item["VpcId"], set()).add(item.get("SubnetId") or item["GroupId"])
+    if len(vpcs) > 1:
+        spread = "; ".join(f"{vpc}: {', '.join(sorted(ids))}" for vpc, ids in vpcs.items())
+        report.errors.append(f"the subnets and security groups are in different VPCs ({spread}): jobs need one VPC")
+        return
+    (vpc,) = vpcs
+    report.checked.append(f"VPC {vpc} ({len(subnets)} subnets, {len(groups)} security groups)")
+
+
+def described(kind: str, ids, describe: Callable, ec2, report) -> list[dict] | None:
+    try:
+        return describe()
+    except ec2.exceptions.ClientError as error:  # missing, malformed, or not ours to read
+        if denied(error):
+            report.warnings.append(f"{kind} {', '.join(ids)} not checked: these credentials may not describe them")
+        else:
+            report.errors.append(f"{kind} {', '.join(ids)}: {error.response['Error'].get('Message') or code(error)}")
+        return None
+
+
+def alerts(settings: Settings, sns, report) -> None:
+    from pipelines.alerts import AlertSpec, subscriptions
+
+    spec = AlertSpec(pipeline_name=settings.pipeline_name)
+    try:
+        pages = sns.get_paginator("list_topics").paginate()
+        topics = [
+            t["TopicArn"] for page in pages for t in page["Topics"] if t["TopicArn"].endswith(f":{spec.topic_name}")
+        ]
+        subs = subscriptions(sns, topics[0]) if topics else []
+    except sns.exceptions.ClientError as error:
+        report.warnings.append(f"alerts not checked: {error}")
+        return
+    if not topics:
+        report.warnings.append(
+            f"no alerts topic {spec.topic_name}: nobody is emailed when a run gives up (`regula alerts apply --email`)"
+        )
+        return
+    emails = [s for s in subs if s["Protocol"] == "email"]
+    pending = sorted(s["Endpoint"] for s in emails if s["SubscriptionArn"].startswith("Pending"))
+    if pending:
+        report.warnings.append(
+            f"alerts: {len(pending)} email subscription(s) pending confirmation, nothing reaches them until each "
+            f"clicks the link AWS sent: {', '.join(pending)}"
+        )
+    if not emails:
+        report.warnings.append(f"alerts topic {spec.topic_name} has no email subscription")
+    report.checked.append(f"alerts topic {spec.topic_name} ({len(emails) - len(pending)} confirmed)")
