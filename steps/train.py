@@ -48,7 +48,7 @@ from quality import baseline_loss, relative_gap
 from regularization import next_level, overfit_gap, strengths, validate
 
 HERE = Path(__file__).resolve().parent
-INFERENCE_CODE = ("inference.py", "model.py", "table.py")
+INFERENCE_CODE = ("inference.py", "model.py", "table.py", "serve.py")
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows, a seeded random sample
 BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row

@@ -105,7 +105,8 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     assert config["epochs"] == len(history) < 200, "early stopping"
     best = min(history, key=lambda h: h["val_loss"])
     assert config["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 3
-    assert sorted(p.name for p in (tmp_path / "model" / "code").iterdir()) == ["inference.py", "model.py", "table.py"]
+    code = sorted(p.name for p in (tmp_path / "model" / "code").iterdir())
+    assert code == ["inference.py", "model.py", "serve.py", "table.py"], "the handlers and the server of the image"
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
 
