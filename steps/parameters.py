@@ -45,6 +45,10 @@ CHOICES = {
 }
 
 
+# The training step's environment names the device its image was built for (the rendered --training-device).
+TRAINING_DEVICE_VARIABLE = "REGULA_TRAINING_DEVICE"
+
+
 def hidden_layers(text: str) -> list[int]:
     """'256,128' -> [256, 128]; ValueError unless every size is a positive whole number."""
     try:

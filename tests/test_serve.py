@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import run_training
+from helpers import STEPS, run_training
 from sklearn.datasets import load_digits
 
 ROWS = load_digits(as_frame=True).frame.drop(columns=["target"]).head(5)
@@ -109,3 +109,10 @@ def test_batch_transform_learns_the_limits_and_unknown_paths_are_404(server):
     status, limits = call(f"{server}/execution-parameters")
     assert status == 200 and limits["MaxPayloadInMB"] == 6
     assert call(f"{server}/nowhere")[0] == 404
+
+
+def test_the_image_serves_the_artifacts_server():
+    """SageMaker hosting runs `serve`: the image's one addition runs code/serve.py of the unpacked artifact."""
+    dockerfile = (STEPS.parent / "containers" / "steps" / "Dockerfile").read_text()
+    assert "/usr/local/bin/serve" in dockerfile and "/opt/ml/model/code}/serve.py" in dockerfile
+    assert "serve.py" in (STEPS / "train.py").read_text()
