@@ -33,6 +33,8 @@ SETTINGS_OPTIONS = (
     "role_arn",
     "rounds",
     "image_uri",
+    "training_device",
+    "training_image_uri",
     "allow_auto_approval",
     "spot",
     "cache_expire_after",
@@ -65,7 +67,17 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prefix", help="key prefix in the bucket (default: regula)")
     group.add_argument("--role-arn", help="SageMaker execution role")
     group.add_argument("--rounds", type=int, help="rounds in the retraining ladder (default: 3)")
-    group.add_argument("--image-uri", help="custom image for the steps (see containers/); default: AWS PyTorch")
+    group.add_argument(
+        "--image-uri",
+        help="the Regula image (containers/) for processing, serving and CPU training; "
+        "default: regula-steps:<PyTorch>-cpu in the role's account's ECR, where `containers/build` pushes it",
+    )
+    group.add_argument(
+        "--training-device",
+        choices=["cpu", "gpu"],
+        help="what training runs on: the image's CPU or GPU build (default: cpu); `start` refuses other instances",
+    )
+    group.add_argument("--training-image-uri", help="the image training runs (default: --image-uri, or the GPU build)")
     group.add_argument(
         "--allow-auto-approval",
         action="store_true",

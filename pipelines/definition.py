@@ -27,7 +27,6 @@ from pipelines.sdk import IMPORT_REGION
 
 os.environ.setdefault("AWS_DEFAULT_REGION", IMPORT_REGION)  # the SDK builds a client at import (pipelines/sdk.py)
 
-from sagemaker.core import image_uris
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.core.network import NetworkConfig
 from sagemaker.core.processing import ScriptProcessor
@@ -104,7 +103,7 @@ class Parameters:
         self.categorical_columns = ParameterString("CategoricalColumns", default_value="")
         self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
         self.processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
-        self.training_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge")
+        self.training_instance = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
         self.training_instances = ParameterInteger("TrainingInstanceCount", default_value=1)
         self.dropout = ParameterFloat("Dropout", default_value=d.DROPOUT)
         self.l1 = ParameterFloat("L1", default_value=d.L1)
@@ -160,7 +159,7 @@ def s3_output(name: str, uri, local_path: str) -> ProcessingOutput:
 def processor(settings: Settings, session: RegulaSession, p: Parameters, job: str) -> ScriptProcessor:
     return ScriptProcessor(
         role=settings.role_arn,
-        image_uri=training_image(settings),
+        image_uri=processing_image(settings),
         command=["python3"],
         instance_type=p.processing_instance,
         instance_count=1,
@@ -179,24 +178,20 @@ def processor(settings: Settings, session: RegulaSession, p: Parameters, job: st
     )
 
 
+def processing_image(settings: Settings) -> str:
+    """The Regula image (containers/steps): AWS's PyTorch SageMaker image with every import of the steps."""
+    return settings.steps_image
+
+
 def training_image(settings: Settings) -> str:
-    return settings.image_uri or pytorch_image(settings, "training")
+    """The CPU image, or its GPU build when rendered with --training-device gpu."""
+    return settings.training_image
 
 
 def inference_image(settings: Settings) -> str:
-    return pytorch_image(settings, "inference")
-
-
-def pytorch_image(settings: Settings, scope: str) -> str:
-    """AWS's PyTorch container for the region (looked up offline, from the SDK's tables)."""
-    return image_uris.retrieve(
-        "pytorch",
-        region=settings.region,
-        version=settings.pytorch_version,
-        py_version=settings.python_version,
-        instance_type="ml.m5.xlarge",
-        image_scope=scope,
-    )
+    """The same image serves the registered model (its `serve` runs code/serve.py from the artifact): AWS's PyTorch
+    inference images end at 2.6, whose support has ended."""
+    return settings.steps_image
 
 
 def metrics_arguments(p: Parameters, per_execution: bool = True) -> list:
@@ -304,6 +299,8 @@ def train_step(
         sagemaker_session=session,
         role=settings.role_arn,
         training_image=training_image(settings),
+        # what the image was built for: `regula start` and train.py refuse an instance type it cannot use
+        environment={parameters.TRAINING_DEVICE_VARIABLE: settings.training_device},
         source_code=SourceCode(source_dir=STEPS_DIR, entry_script="train.py"),
         compute=Compute(
             instance_type=p.training_instance,

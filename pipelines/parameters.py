@@ -1,7 +1,8 @@
 """Pipeline parameter values as an execution gets them: defaults from the definition, overrides typed and checked.
 
 One check for every way a run starts (`regula run --local`, `regula start`): unknown names, types, declared enum
-values, and the ranges of steps/parameters.py, all reported at once, before anything is started or uploaded.
+values, the ranges of steps/parameters.py, and a TrainingInstanceType the rendered training image cannot use, all
+reported at once, before anything is started or uploaded.
 """
 
 from __future__ import annotations
@@ -33,6 +34,26 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
         if spec.get("EnumValues") and values[name] not in spec["EnumValues"] and name not in parameters.CHOICES:
             problems.append(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
     problems += parameters.problems(values)
+    device, image = training_device(definition)
+    if device and "TrainingInstanceType" in values:
+        problem = parameters.training_instance_problem(values["TrainingInstanceType"], device, image)
+        problems += [problem] if problem else []
     if problems:
         raise ValueError("; ".join(problems))
     return values
+
+
+def training_device(definition: dict) -> tuple[str | None, str]:
+    """The device the definition's training image was built for, and that image: the training steps' environment
+    records it (rendered --training-device). (None, "") for a definition without training steps or that record."""
+    pending = list(definition.get("Steps", []))
+    while pending:
+        step = pending.pop(0)
+        arguments = step.get("Arguments", {})
+        if step.get("Type") == "Condition":
+            pending += arguments.get("IfSteps", []) + arguments.get("ElseSteps", [])
+        elif step.get("Type") == "Training":
+            device = arguments.get("Environment", {}).get(parameters.TRAINING_DEVICE_VARIABLE)
+            if device:
+                return device, arguments.get("AlgorithmSpecification", {}).get("TrainingImage", "")
+    return None, ""

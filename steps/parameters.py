@@ -8,6 +8,7 @@ a training job. Every problem is reported at once.
 from __future__ import annotations
 
 import math
+import re
 
 from defaults import (
     CLASS_WEIGHTS,
@@ -43,6 +44,50 @@ CHOICES = {
     "ClassWeight": CLASS_WEIGHTS,
     "RegisterBestCandidate": REGISTER_CANDIDATE_CHOICES,
 }
+
+
+# The training step's environment names the device its image was built for (the rendered --training-device).
+TRAINING_DEVICE_VARIABLE = "REGULA_TRAINING_DEVICE"
+INSTANCE_TYPE = re.compile(r"ml\.(?P<family>[a-z]+)(?P<generation>\d+)(?P<attributes>[a-z-]*)\.\w+")
+
+
+def instance_kind(instance_type: str) -> tuple[str, str] | None:
+    """(accelerator, architecture) of a SageMaker instance type: ("gpu", "x86_64") for ml.g5.xlarge, ("cpu",
+    "arm64") for ml.m6g.large, ("neuron", ...) for Trainium and Inferentia; None when it does not parse."""
+    match = INSTANCE_TYPE.fullmatch(str(instance_type))
+    if not match:
+        return None
+    family, attributes = match["family"], match["attributes"]
+    accelerator = "gpu" if family in ("g", "p") else "neuron" if family in ("trn", "inf") else "cpu"
+    return accelerator, "arm64" if "g" in attributes else "x86_64"
+
+
+def training_instance_problem(instance_type: str, device: str, image: str = "") -> str | None:
+    """Why a training image built for `device` ("cpu" or "gpu", x86_64) cannot use `instance_type`, or None."""
+    kind = instance_kind(instance_type)
+    if kind is None or device not in ("cpu", "gpu"):
+        return None  # not judged here: SageMaker refuses names it does not know
+    accelerator, architecture = kind
+    training_image = f"the training image {image}" if image else "the training image"
+    if architecture != "x86_64":
+        return f"TrainingInstanceType {instance_type} is a Graviton (arm64) instance; {training_image} is x86_64"
+    if accelerator == "neuron":
+        return (
+            f"TrainingInstanceType {instance_type} is a Trainium/Inferentia instance; {training_image} runs PyTorch "
+            "on CPUs or CUDA GPUs"
+        )
+    if accelerator == "gpu" and device == "cpu":
+        return (
+            f"TrainingInstanceType {instance_type} is a GPU instance, but {training_image} is the CPU build (the "
+            "pipeline was rendered for CPU training), which would leave the GPU idle: render with --training-device "
+            "gpu, or choose a CPU type such as ml.m5.xlarge"
+        )
+    if accelerator == "cpu" and device == "gpu":
+        return (
+            f"TrainingInstanceType {instance_type} has no GPU, but {training_image} is the GPU build (the pipeline "
+            "was rendered with --training-device gpu): choose a GPU type such as ml.g5.xlarge, or render for CPU"
+        )
+    return None
 
 
 def hidden_layers(text: str) -> list[int]:

@@ -44,11 +44,12 @@ from defaults import (
     SEED,
 )
 from model import MLP, save
+from parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
 from quality import baseline_loss, relative_gap
 from regularization import next_level, overfit_gap, strengths, validate
 
 HERE = Path(__file__).resolve().parent
-INFERENCE_CODE = ("inference.py", "model.py", "table.py")
+INFERENCE_CODE = ("inference.py", "model.py", "table.py", "serve.py")
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows, a seeded random sample
 BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
@@ -124,6 +125,20 @@ def auto_batch_size(rows: int) -> int:
     return int(min(MAX_AUTO_BATCH, max(BASE_BATCH, 2 ** round(math.log2(max(rows, 1) / 256)))))
 
 
+def check_instance() -> None:
+    """On SageMaker, refuse an instance the image was not built for before reading any data: `regula start` checks
+    this too, but an execution started from the console or the API does not pass through it."""
+    device = os.environ.get(TRAINING_DEVICE_VARIABLE)
+    instance = os.environ.get("SM_CURRENT_INSTANCE_TYPE")
+    if not (device and instance):
+        return  # not on SageMaker (a local run), or a definition that does not say
+    problem = training_instance_problem(instance, device)
+    if problem:
+        raise StepError(problem)
+    if device == "gpu" and not torch.cuda.is_available():
+        raise StepError(f"the pipeline was rendered for GPU training, but PyTorch sees no CUDA GPU on {instance}")
+
+
 def setup_distributed() -> tuple[int, int, torch.device]:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; a single process needs none of it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -176,6 +191,7 @@ class Objective:
 
 def main() -> None:
     args = parse_args()
+    check_instance()
     level, why = next_level(earlier_rounds(args), args.max_gap, args.growth)
     base = {"dropout": args.dropout, "l1": args.l1, "l2": args.l2}
     strength = {**strengths(base, level), "level": level, "reason": why}

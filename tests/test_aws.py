@@ -66,6 +66,35 @@ def test_start_passes_parameters_and_status_lists_it(clients, bucket):
         start(Settings(), sagemaker, {"MaxGapp": "1"}, echo=lambda _: None)
 
 
+def test_start_refuses_an_instance_type_the_rendered_image_cannot_use(clients, bucket):
+    """The training image is fixed when the pipeline is rendered, TrainingInstanceType is not: `start` reads the
+    device the deployed definition records and refuses a mismatch before starting anything (reading the definition
+    is its only call)."""
+    sagemaker = clients["sagemaker"]
+    upsert(Settings(), clients["s3"], sagemaker, echo=lambda _: None)
+    calls = []
+    sagemaker.meta.events.register("before-call.sagemaker.*", lambda model, **_: calls.append(model.name))
+    with pytest.raises(DeployError) as refused:
+        start(Settings(), sagemaker, {"TrainingInstanceType": "ml.g5.xlarge"}, echo=lambda _: None)
+    assert "ml.g5.xlarge is a GPU instance" in str(refused.value)
+    assert "000000000000.dkr.ecr.us-east-1.amazonaws.com/regula-steps:2.13-cpu is the CPU build" in str(refused.value)
+    assert calls == ["DescribePipeline"]
+    assert sagemaker.list_pipeline_executions(PipelineName="regula")["PipelineExecutionSummaries"] == []
+
+    result = regula("start", "--param", "TrainingInstanceType=ml.p4d.24xlarge")
+    assert result.returncode == 2 and "--training-device gpu" in result.stderr, result.stderr
+    assert "ml.p4d.24xlarge is a GPU instance" in result.stderr and "regula-steps:2.13-cpu" in result.stderr
+
+    # rendered for GPU: its default is a GPU type, a CPU type is refused, and a GPU type starts
+    upsert(Settings(training_device="gpu"), clients["s3"], sagemaker, echo=lambda _: None)
+    with pytest.raises(DeployError, match="ml.m5.xlarge has no GPU, but the training image .*regula-steps:2.13-gpu"):
+        start(Settings(), sagemaker, {"TrainingInstanceType": "ml.m5.xlarge"}, echo=lambda _: None)
+    assert start(Settings(), sagemaker, echo=lambda _: None)["status"] == "Executing"
+    started = start(Settings(), sagemaker, {"TrainingInstanceType": "ml.p5.48xlarge"}, echo=lambda _: None)
+    given = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=started["execution_arn"])
+    assert {"Name": "TrainingInstanceType", "Value": "ml.p5.48xlarge"} in given["PipelineParameters"]
+
+
 def test_start_before_upsert_says_what_to_do(clients):
     result = regula("start", "--param", "MaxGap=0.1")
     assert result.returncode == 2

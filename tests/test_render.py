@@ -62,7 +62,7 @@ def test_register_step_carries_metrics_metadata_and_inference_code(rendered):
     assert {"regula:gap", "regula:round", "regula:code_version"} <= set(register["CustomerMetadataProperties"])
     container = register["InferenceSpecification"]["Containers"][0]
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert "pytorch-inference" in container["Image"]
+    assert container["Image"] == "000000000000.dkr.ecr.us-east-1.amazonaws.com/regula-steps:2.13-cpu"
     params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     assert params["ModelApprovalStatus"] == "PendingManualApproval"
 
@@ -119,3 +119,80 @@ def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exist
     hyperparameters = next(s for s in steps if s["Name"] == "TrainRound1")["Arguments"]["HyperParameters"]
     declared = subprocess.run([sys.executable, str(STEPS / "train.py"), "--help"], capture_output=True, text=True)
     assert all(f"--{name}" in declared.stdout for name in hyperparameters), sorted(hyperparameters)
+
+
+IMAGE_PATHS = {  # where each kind of step names its image
+    "Processing": ("AppSpecification", "ImageUri"),
+    "Training": ("AlgorithmSpecification", "TrainingImage"),
+    "RegisterModel": ("InferenceSpecification", "Containers", 0, "Image"),
+}
+
+
+def images(definition: dict) -> dict[str, set[str]]:
+    """The images of each kind of step: Processing, Training, RegisterModel (serving)."""
+    found: dict[str, set[str]] = {}
+    for step in walk(definition["Steps"]):
+        if step["Type"] in IMAGE_PATHS:
+            value = step["Arguments"]
+            for key in IMAGE_PATHS[step["Type"]]:
+                value = value[key]
+            found.setdefault(step["Type"], set()).add(value)
+    return found
+
+
+def training_setup(definition: dict) -> tuple[set[str], str]:
+    """(the devices the training steps record, TrainingInstanceType's default)"""
+    devices = {
+        s["Arguments"]["Environment"]["REGULA_TRAINING_DEVICE"]
+        for s in walk(definition["Steps"])
+        if s["Type"] == "Training"
+    }
+    default = next(p["DefaultValue"] for p in definition["Parameters"] if p["Name"] == "TrainingInstanceType")
+    return devices, default
+
+
+def test_one_image_runs_every_step_and_serves_from_the_roles_account(rendered):
+    definition = json.loads(rendered[0])
+    cpu = "000000000000.dkr.ecr.us-east-1.amazonaws.com/regula-steps:2.13-cpu"  # where containers/build pushes
+    assert images(definition) == {"Processing": {cpu}, "Training": {cpu}, "RegisterModel": {cpu}}
+    assert training_setup(definition) == ({"cpu"}, "ml.m5.xlarge")
+    settings = Settings(region="eu-west-1", role_arn="arn:aws:iam::123456789012:role/service-role/Regula")
+    assert settings.steps_image == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/regula-steps:2.13-cpu"
+    assert Settings(region="cn-north-1").steps_image.endswith(
+        ".dkr.ecr.cn-north-1.amazonaws.com.cn/regula-steps:2.13-cpu"
+    )
+
+
+def test_gpu_training_runs_the_gpu_build_and_defaults_to_a_gpu_instance():
+    definition = json.loads(render(Settings(training_device="gpu", rounds=1))[0])
+    registry = "000000000000.dkr.ecr.us-east-1.amazonaws.com/regula-steps"
+    assert images(definition) == {
+        "Processing": {f"{registry}:2.13-cpu"},  # processing and serving run on CPU instances
+        "Training": {f"{registry}:2.13-gpu"},
+        "RegisterModel": {f"{registry}:2.13-cpu"},
+    }
+    assert training_setup(definition) == ({"gpu"}, "ml.g5.xlarge")
+
+
+def test_a_custom_image_reaches_processing_training_and_serving(tmp_path):
+    from helpers import regula
+
+    mine = "111122223333.dkr.ecr.us-east-1.amazonaws.com/team/regula:7"
+    result = regula("render", "--image-uri", mine, "--rounds", "1", "--output", str(tmp_path / "p.json"))
+    assert result.returncode == 0, result.stderr
+    definition = json.loads((tmp_path / "p.json").read_text())
+    assert images(definition) == {"Processing": {mine}, "Training": {mine}, "RegisterModel": {mine}}
+
+    gpu = f"{mine}-gpu"
+    definition = json.loads(render(Settings(image_uri=mine, training_device="gpu", training_image_uri=gpu))[0])
+    assert images(definition) == {"Processing": {mine}, "Training": {gpu}, "RegisterModel": {mine}}
+    assert training_setup(definition) == ({"gpu"}, "ml.g5.xlarge")
+
+
+def test_image_settings_that_cannot_work_are_refused():
+    with pytest.raises(ValueError, match="needs --training-image-uri"):
+        Settings(image_uri="111122223333.dkr.ecr.us-east-1.amazonaws.com/regula:7", training_device="gpu")
+    with pytest.raises(ValueError, match="training device must be one of cpu, gpu"):
+        Settings(training_device="tpu")
+    with pytest.raises(ValueError, match="role ARN must look like"):
+        Settings(role_arn="RegulaRole")

@@ -58,3 +58,31 @@ def test_example_workflow_fails_on_a_failed_execution_and_keeps_credentials_to_d
     assert not [run for run in runs if "${{" in run], "repository values reach scripts through env, not pasted in"
     (start,) = [run for run in runs if "regula start" in run]
     assert "--wait" in start
+
+
+def test_the_image_versions_have_one_source_and_ci_tests_the_steps_with_them():
+    """containers/steps says what the image runs (its base, Python, torch, the pins), containers/build builds that
+    base's CPU and GPU variants, Settings renders its tag, local tests run its torch, and a CI job runs the step
+    scripts' tests with exactly those versions."""
+    import yaml
+
+    from pipelines.settings import Settings
+
+    dockerfile = (REPO / "containers" / "steps" / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE=(\S+)$", dockerfile, flags=re.MULTILINE)[1]
+    version = Settings().pytorch_version
+    assert base == f"public.ecr.aws/deep-learning-containers/pytorch:{version}-cpu-amzn2023-sagemaker"
+    build = (REPO / "containers" / "build").read_text()
+    assert f"cpu) base={base} ;;" in build
+    assert re.search(rf"gpu\) base=public\.ecr\.aws/deep-learning-containers/pytorch:{version}-cu\d+-amzn2023", build)
+
+    versions = subprocess.run([REPO / ".ci" / "image-versions"], capture_output=True, text=True, check=True).stdout
+    pins = dict(line.split("==") for line in versions.split())
+    assert pins["torch"].startswith(f"{version}.") and {"numpy", "pandas", "pyarrow", "scikit-learn"} <= set(pins)
+    assert f"pip install torch=={pins['torch']} " in (REPO / ".ci" / "install").read_text(), "local tests: its torch"
+
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["image-versions"]
+    assert [step["run"] for step in job["steps"] if "run" in step][-1] == ".ci/image-test"
+    assert "image-versions" in yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]["needs"]
+    image_test = (REPO / ".ci" / "image-test").read_text()
+    assert ".ci/image-versions --check" in image_test and "tests/test_steps.py" in image_test

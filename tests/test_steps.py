@@ -105,7 +105,8 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     assert config["epochs"] == len(history) < 200, "early stopping"
     best = min(history, key=lambda h: h["val_loss"])
     assert config["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 3
-    assert sorted(p.name for p in (tmp_path / "model" / "code").iterdir()) == ["inference.py", "model.py", "table.py"]
+    code = sorted(p.name for p in (tmp_path / "model" / "code").iterdir())
+    assert code == ["inference.py", "model.py", "serve.py", "table.py"], "the handlers and the server of the image"
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
 
@@ -156,6 +157,45 @@ def test_training_rejects_invalid_hyperparameters(splits, tmp_path, args, messag
     assert message in result.stderr and "Traceback" not in result.stderr
     assert message in (tmp_path / "failure").read_text()
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(
+    "device,instance,message",
+    [
+        ("cpu", "ml.g5.xlarge", "is a GPU instance, but the training image is the CPU build"),
+        ("gpu", "ml.m5.xlarge", "has no GPU, but the training image is the GPU build"),
+        ("cpu", "ml.m6g.xlarge", "is a Graviton (arm64) instance"),
+    ],
+)
+def test_training_refuses_an_instance_its_image_was_not_built_for(splits, tmp_path, device, instance, message):
+    """A console or API start does not pass `regula start`'s check: the job refuses before reading any data."""
+    env = {"REGULA_TRAINING_DEVICE": device, "SM_CURRENT_INSTANCE_TYPE": instance}
+    result = train(splits, tmp_path / "model", env={**env, "SM_OUTPUT_FAILURE": str(tmp_path / "failure")})
+    assert result.returncode == 2 and message in (tmp_path / "failure").read_text(), result.stderr
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(
+    "instance,kind,fits",
+    [
+        ("ml.m5.xlarge", ("cpu", "x86_64"), {"cpu"}),
+        ("ml.c5n.2xlarge", ("cpu", "x86_64"), {"cpu"}),
+        ("ml.m7i-flex.large", ("cpu", "x86_64"), {"cpu"}),
+        ("ml.g4dn.xlarge", ("gpu", "x86_64"), {"gpu"}),
+        ("ml.g6e.12xlarge", ("gpu", "x86_64"), {"gpu"}),
+        ("ml.p4de.24xlarge", ("gpu", "x86_64"), {"gpu"}),
+        ("ml.p5en.48xlarge", ("gpu", "x86_64"), {"gpu"}),
+        ("ml.c7g.large", ("cpu", "arm64"), set()),
+        ("ml.r6gd.xlarge", ("cpu", "arm64"), set()),
+        ("ml.trn1.2xlarge", ("neuron", "x86_64"), set()),
+        ("local", None, {"cpu", "gpu"}),  # not judged: SageMaker refuses a name it does not know
+    ],
+)
+def test_instance_types_are_told_apart_by_their_family(instance, kind, fits):
+    from steps.parameters import instance_kind, training_instance_problem
+
+    assert instance_kind(instance) == kind
+    assert {device for device in ("cpu", "gpu") if training_instance_problem(instance, device) is None} == fits
 
 
 def test_inference_handlers_serve_the_packed_model_on_raw_rows(splits, tmp_path):
