@@ -35,6 +35,7 @@ class Report:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # the rendered images, checked in ECR when there is an account
 
     def lines(self) -> list[str]:
         lines = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
@@ -65,6 +66,7 @@ def check(
     group_ok = bool(GROUP_NAME.match(model_package_group))
     if not group_ok:
         report.errors.append(f"model package group name {model_package_group!r} is invalid (letters, digits, hyphens)")
+    region(settings.region, report)
     images(settings, report)
     key_ok = offline_key(settings, report)
     if settings.network_isolation:
@@ -83,6 +85,8 @@ def check(
         account.role(settings.role_arn, role, identity, client("iam"), report)
     if group_ok:
         account.group(model_package_group, client("sagemaker"), report)
+    if report.images:
+        account.images(report.images, settings.region, client("ecr"), report)
     if settings.kms_key_id and key_ok:
         account.kms_key(settings.kms_key_id, client("kms"), report)
     if settings.subnets:
@@ -117,20 +121,26 @@ def offline_key(settings: Settings, report: Report) -> bool:
     return True
 
 
+def region(name: str, report: Report) -> None:
+    import boto3
+
+    session = boto3.Session()
+    known = {r for p in session.get_available_partitions() for r in session.get_available_regions("sagemaker", p)}
+    if name not in known:
+        report.errors.append(f"region {name} has no SageMaker endpoint in botocore's tables: a typo? (pass --region)")
+
+
 def images(settings: Settings, report: Report) -> None:
     from pipelines import sdk
 
     with sdk.quiet_import():
-        from pipelines.definition import inference_image, training_image
+        from pipelines.definition import inference_image, processing_image, training_image
     found = []
-    for scope, image in (("training", training_image), ("inference", inference_image)):
+    for image in (processing_image, training_image, inference_image):
         try:
             found.append(image(settings))
-        except ValueError as error:
-            report.errors.append(
-                f"no PyTorch {settings.pytorch_version} {scope} image for region {settings.region} in the SDK's "
-                f"tables: {error}"
-            )
+        except ValueError:  # the role ARN, reported by offline_role: the default image is in its account
+            return
     if settings.image_uri:
         match = ECR_REGION.match(settings.image_uri)
         if not match:
@@ -140,8 +150,7 @@ def images(settings: Settings, report: Report) -> None:
                 f"--image-uri {settings.image_uri} is in {match.group(1)}: SageMaker jobs in {settings.region} pull "
                 "images from their own region"
             )
-    if len(found) == 2:
-        report.checked.append(f"images for {settings.region}")
+    report.images = sorted(set(found))
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

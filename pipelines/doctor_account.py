@@ -7,6 +7,7 @@ Light to import: the clients are given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pipelines.settings import Settings
@@ -123,6 +124,30 @@ def group(name: str, sagemaker, report) -> None:
             report.errors.append(f"model package group {name}: {error}")
         return
     report.checked.append(f"model package group {name} exists")
+
+
+def images(uris: list[str], region: str, ecr, report) -> None:
+    """Each image the jobs pull exists: the Regula image is built and pushed once (containers/build)."""
+    missing = []
+    for uri in uris:
+        match = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)[:@](.+)", uri)
+        if not match or match.group(2) != region:
+            continue  # not in this region's ECR: reported offline
+        registry, _, repository, tag = match.groups()
+        try:
+            ecr.describe_images(registryId=registry, repositoryName=repository, imageIds=[{"imageTag": tag}])
+        except ecr.exceptions.ClientError as error:
+            if denied(error):
+                report.warnings.append(f"image {uri} not checked: ecr:DescribeImages is not allowed")
+                continue
+            missing.append(uri)
+    for uri in missing:
+        report.errors.append(
+            f"image {uri} does not exist: build and push it once with `containers/build "
+            f"{'gpu' if uri.endswith('-gpu') else 'cpu'} {uri}` (jobs would fail to start)"
+        )
+    if not missing:
+        report.checked.append(f"images in ECR ({len(uris)})")
 
 
 def kms_key(key_id: str, kms, report) -> None:

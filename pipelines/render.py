@@ -15,6 +15,7 @@ def render(settings: Settings | None = None):
         from pipelines.session import RegulaSession
 
     settings = settings or Settings()
+    settings.account  # noqa: B018 - a malformed role ARN is refused before anything is rendered
     with sdk.rendering(settings.region, REPO_ROOT):
         session = RegulaSession(settings.region, settings.bucket, settings.prefix)
         definition = json.loads(build_pipeline(settings, session).definition())

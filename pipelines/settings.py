@@ -53,10 +53,6 @@ class Settings:
                 "--training-device gpu with --image-uri needs --training-image-uri: the image's GPU build "
                 "(containers/build gpu), since processing and serving keep the CPU image"
             )
-        if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", self.role_arn):
-            raise ValueError(
-                f"role ARN must look like arn:aws:iam::<12-digit account>:role/<name>, got {self.role_arn!r}"
-            )
         if not 1 <= self.rounds <= 10:
             raise ValueError(f"rounds must be between 1 and 10, got {self.rounds}")
         if bool(self.subnets) != bool(self.security_group_ids):
@@ -76,6 +72,12 @@ class Settings:
 
     @property
     def account(self) -> str:
+        """The execution role's account (where the Regula image is). Checked here, not at construction, so that
+        `regula doctor` can report a malformed role ARN beside every other problem."""
+        if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", self.role_arn):
+            raise ValueError(
+                f"role ARN must look like arn:aws:iam::<12-digit account>:role/<name>, got {self.role_arn!r}"
+            )
         return self.role_arn.split(":")[4]
 
     def regula_image(self, device: str) -> str:

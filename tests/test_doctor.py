@@ -22,8 +22,16 @@ def trust(service: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/regula-steps:2.13-cpu"
+
+
 def ready(session, region: str = REGION) -> None:
-    """What `regula iam` and `regula alerts apply` leave behind: a bucket, the role, the topic with a subscriber."""
+    """What `regula iam`, `containers/build` and `regula alerts apply` leave behind: a bucket, the role, the image,
+    the topic with a subscriber."""
+    ecr = session.client("ecr", region_name=region)
+    ecr.create_repository(repositoryName="regula-steps")
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []}
+    ecr.put_image(repositoryName="regula-steps", imageManifest=json.dumps(manifest), imageTag="2.13-cpu")
     s3 = session.client("s3", region_name=region)
     config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket="regula-artifacts", **config)
@@ -37,6 +45,17 @@ def ready(session, region: str = REGION) -> None:
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=email)
 
 
+def test_an_image_that_was_never_pushed_is_reported_with_how_to_build_it(aws):
+    session = boto3.Session(region_name=REGION)
+    session.client("s3").create_bucket(Bucket="regula-artifacts")
+    result = regula("doctor", "--role-arn", ROLE_ARN)
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/regula-steps:2.13-cpu"
+    assert result.returncode == 1
+    assert f"error: image {image} does not exist: build and push it once with `containers/build cpu {image}`" in (
+        result.stdout
+    )
+
+
 def test_a_ready_account_is_ok(aws):
     session = boto3.Session(region_name=REGION)
     ready(session)
@@ -44,9 +63,9 @@ def test_a_ready_account_is_ok(aws):
     result = regula("doctor", "--role-arn", ROLE_ARN, "--data-uri", "s3://regula-artifacts/data/train.csv")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
-        "ok: images for us-east-1; credentials (account 123456789012); bucket regula-artifacts in us-east-1; "
+        "ok: credentials (account 123456789012); bucket regula-artifacts in us-east-1; "
         "data s3://regula-artifacts/data/train.csv; role RegulaSageMakerExecution; model package group regula-models "
-        "exists; alerts topic regula-overfitting-alerts (2 confirmed)"
+        "exists; images in ECR (1); alerts topic regula-overfitting-alerts (2 confirmed)"
     ]
 
 
@@ -93,6 +112,8 @@ def test_wrong_region_untrusting_role_missing_bucket_and_pending_emails(aws):
         "bucket regula-artifacts is in eu-west-1, the pipeline in us-east-1: SageMaker jobs need the bucket in their "
         "region (pass --region or another --bucket)",
         f"role arn:aws:iam::{ACCOUNT}:role/Lambda does not trust sagemaker.amazonaws.com: SageMaker cannot assume it",
+        f"image {IMAGE} does not exist: build and push it once with `containers/build cpu {IMAGE}` (jobs would fail "
+        "to start)",  # pushed to eu-west-1's registry only
     ]
     assert report.warnings == [
         "alerts: 1 email subscription(s) pending confirmation, nothing reaches them until each clicks the link AWS "
@@ -104,6 +125,8 @@ def test_wrong_region_untrusting_role_missing_bucket_and_pending_emails(aws):
     assert report.errors == [
         "bucket regula-nowhere does not exist: create it (aws s3 mb s3://regula-nowhere) or pass --bucket",
         f"role arn:aws:iam::{ACCOUNT}:role/GoneSageMakerExecution does not exist: create it (`regula iam`)",
+        f"image {IMAGE} does not exist: build and push it once with `containers/build cpu {IMAGE}` (jobs would fail "
+        "to start)",
     ]
 
 
@@ -180,7 +203,9 @@ def test_the_placeholder_role_and_an_unknown_region_are_errors_without_credentia
     assert report.errors[0].startswith(
         "role ARN arn:aws:iam::000000000000:role/RegulaSageMakerExecution is the placeholder: pass --role-arn"
     )
-    assert any(e.startswith("no PyTorch 2.5 training image for region xx-nowhere-1") for e in report.errors)
+    assert (
+        "region xx-nowhere-1 has no SageMaker endpoint in botocore's tables: a typo? (pass --region)" in report.errors
+    )
     assert report.errors[-1].startswith("no usable AWS credentials")
 
 
