@@ -55,7 +55,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if row["failure_reason"]:
             print(f"           {row['failure_reason']}")
         for step in row["steps"]:
-            print(f"           {step['StepName']}: {step['StepStatus']}")
+            cached = step.get("CacheHitResult", {}).get("SourcePipelineExecutionArn")
+            extra = f" (cached from {cached})" if cached else ""
+            extra += f" (attempt {step['AttemptCount']})" if step.get("AttemptCount", 1) > 1 else ""
+            print(f"           {step['StepName']}: {step['StepStatus']}{extra}")
     return 0
 
 

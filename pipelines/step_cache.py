@@ -177,8 +177,12 @@ class StepCache:
         self, run_dir: Path, step: dict, execution_arn: str, properties: dict, objects: list[tuple[str, Path]], log: str
     ) -> dict:
         run_dir = Path(run_dir)
+        try:  # where the run is, from the runs folder: its name, unless it is elsewhere
+            run = run_dir.resolve().relative_to(self.runs_dir.resolve()).as_posix()
+        except ValueError:
+            run = str(run_dir.resolve())
         return {
-            "run": run_dir.name,
+            "run": run,
             "step": step["Name"],
             "type": step["Type"],
             "time": self.now().isoformat(timespec="seconds"),

@@ -311,3 +311,22 @@ def test_training_with_cloudwatch_down_still_saves_its_model(splits, tmp_path, m
     assert (tmp_path / "model" / "model.pt").stat().st_size > 0
     assert "dropped" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_status_shows_retried_and_cached_steps(monkeypatch, capsys):
+    from pipelines import cli, deploy
+
+    source = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/regula/execution/old"
+    steps = [
+        {"StepName": "Preprocess", "StepStatus": "Succeeded", "CacheHitResult": {"SourcePipelineExecutionArn": source}},
+        {"StepName": "TrainRound1", "StepStatus": "Succeeded", "AttemptCount": 3},
+        {"StepName": "EvaluateRound1", "StepStatus": "Executing", "AttemptCount": 1},
+    ]
+    row = {"execution_arn": "arn:new", "status": "Executing", "started": "2026", "failure_reason": "", "steps": steps}
+    monkeypatch.setattr(deploy, "status", lambda *args, **kwargs: [row])
+    assert cli.main(["status", "--region", "us-east-1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        f"           Preprocess: Succeeded (cached from {source})",
+        "           TrainRound1: Succeeded (attempt 3)",
+        "           EvaluateRound1: Executing",
+    ]
