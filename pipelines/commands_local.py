@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         params=key_values(args.param),
         runs_dir=Path(args.runs_dir),
         verbose=args.verbose,
+        cache=not args.no_cache,
     )
     return 0 if report["status"] == "Succeeded" else 1
 
@@ -57,4 +58,9 @@ def add_parsers(commands) -> None:
     run.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter, repeatable")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     run.add_argument("--verbose", "-v", action="store_true", help="show every line the steps print")
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every step, even where an earlier run's result matches its cache key (results are still recorded)",
+    )
     run.set_defaults(func=cmd_run)

@@ -1,4 +1,5 @@
-"""`regula upsert`, `regula start`, `regula status`: the pipeline in SageMaker (the work is in deploy.py)."""
+"""`regula upsert`, `regula start`, `regula retry`, `regula status`: the pipeline in SageMaker (the work is in
+deploy.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0 if result["status"] in ("Executing", "Succeeded") else 1
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    from pipelines.deploy import retry
+
+    result = retry(
+        settings_from(args),
+        client(args, "sagemaker"),
+        args.execution,
+        wait=args.wait,
+        poll_seconds=args.poll_seconds,
+    )
+    return 0 if result["status"] in ("Executing", "Succeeded") else 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from pipelines.deploy import status
 
@@ -41,7 +55,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if row["failure_reason"]:
             print(f"           {row['failure_reason']}")
         for step in row["steps"]:
-            print(f"           {step['StepName']}: {step['StepStatus']}")
+            cached = step.get("CacheHitResult", {}).get("SourcePipelineExecutionArn")
+            extra = f" (cached from {cached})" if cached else ""
+            extra += f" (attempt {step['AttemptCount']})" if step.get("AttemptCount", 1) > 1 else ""
+            print(f"           {step['StepName']}: {step['StepStatus']}{extra}")
     return 0
 
 
@@ -57,6 +74,15 @@ def add_parsers(commands) -> None:
     start.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
     start.add_argument("--poll-seconds", type=float, default=30)
     start.set_defaults(func=cmd_start)
+
+    retry = commands.add_parser("retry", help="retry a failed execution: its failed steps and those after them")
+    add_settings_options(retry)
+    retry.add_argument(
+        "execution", nargs="?", default="latest", help="execution ARN, or latest (default): the latest, if it failed"
+    )
+    retry.add_argument("--wait", action="store_true", help="wait for the execution to end; exit 1 unless it succeeds")
+    retry.add_argument("--poll-seconds", type=float, default=30)
+    retry.set_defaults(func=cmd_retry)
 
     status = commands.add_parser("status", help="the latest executions and their steps")
     add_settings_options(status)

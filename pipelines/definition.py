@@ -22,6 +22,7 @@ that render a definition import it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pipelines.sdk import IMPORT_REGION
 
@@ -73,12 +74,14 @@ from steps import defaults as d
 from steps import parameters
 
 STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
-LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
+ENTRY_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")  # what the jobs run; every other file is shared
+LIB_DIR = "/opt/ml/processing/input/lib"  # the shared modules of steps/, for the processing scripts
 EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
 CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker syncs it with CheckpointConfig.S3Uri: a restarted job resumes
 # Transient failures are retried with backoff: a job that SageMaker could not place or that failed inside the
 # service (capacity, account limits, internal errors), and throttled or failed service calls of any step.
-JOB_RETRY = {"interval_seconds": 60, "backoff_rate": 2.0, "max_attempts": 4}  # 1, 2, 4 minutes
+# MaxAttempts counts retries (AWS: "the maximum number of retry attempts"): up to 4 more, after 1, 2, 4, 8 minutes.
+JOB_RETRY = {"interval_seconds": 60, "backoff_rate": 2.0, "max_attempts": 4}
 CALL_RETRY = {"interval_seconds": 5, "backoff_rate": 2.0, "max_attempts": 5}
 
 # What the training script prints every epoch, for SageMaker metric definitions.
@@ -201,6 +204,20 @@ def metrics_arguments(p: Parameters, per_execution: bool = True) -> list:
     return ["--metrics-namespace", p.metrics_namespace, "--pipeline-name", ExecutionVariables.PIPELINE_NAME, *execution]
 
 
+def shared_code() -> list[str]:
+    """The files of steps/ that every job may import: all but the entry scripts."""
+    folder = Path(STEPS_DIR)
+    files = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return sorted(name for name in (p.relative_to(folder).as_posix() for p in files) if name not in ENTRY_SCRIPTS)
+
+
+def upload_code(session: RegulaSession, entry_script: str | None = None) -> str:
+    """The shared modules, with one entry script where given, as one content-addressed folder. Each job's code holds
+    only its own entry script: a change to evaluate.py leaves Preprocess's and training's inputs, so their cache keys
+    (pipelines/step_cache.py), as they were. A change to a shared module changes every job's code."""
+    return session.upload_files(STEPS_DIR, [*shared_code(), *([entry_script] if entry_script else [])])
+
+
 def cache(settings: Settings) -> CacheConfig:
     """Step caching: an execution reuses a step's result when its cache key (image, arguments, environment, inputs:
     code is content-addressed, so unchanged code keeps its URI) matches a successful run younger than the expiry."""
@@ -301,7 +318,8 @@ def train_step(
         training_image=training_image(settings),
         # what the image was built for: `regula start` and train.py refuse an instance type it cannot use
         environment={parameters.TRAINING_DEVICE_VARIABLE: settings.training_device},
-        source_code=SourceCode(source_dir=STEPS_DIR, entry_script="train.py"),
+        # an S3 folder of the shared modules and train.py: not steps/, which holds the other steps' scripts too
+        source_code=SourceCode(source_dir=upload_code(session, "train.py"), entry_script="train.py"),
         compute=Compute(
             instance_type=p.training_instance,
             instance_count=p.training_instances,
@@ -554,7 +572,7 @@ def round_steps(
 
 def build_pipeline(settings: Settings, session: RegulaSession) -> Pipeline:
     p = Parameters(settings)
-    lib_uri = session.upload_data(STEPS_DIR)
+    lib_uri = upload_code(session)
     preprocess = preprocess_step(settings, session, p, lib_uri)
     return Pipeline(
         name=settings.pipeline_name,

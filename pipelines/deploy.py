@@ -1,4 +1,4 @@
-"""CI usage: put the pipeline into SageMaker (upsert), start executions, read their status."""
+"""CI usage: put the pipeline into SageMaker (upsert), start executions, retry failed ones, read their status."""
 
 from __future__ import annotations
 
@@ -135,16 +135,71 @@ def start(
     return result
 
 
-def wait_for(sagemaker, arn: str, poll_seconds: float, timeout_seconds: float, echo: Callable) -> str:
+def retry(
+    settings: Settings,
+    sagemaker,
+    execution: str = "latest",
+    wait: bool = False,
+    poll_seconds: float = 30,
+    timeout_seconds: float = 6 * 3600,
+    echo: Callable = print,
+) -> dict:
+    """RetryPipelineExecution for a failed execution (its ARN, or `latest`: the pipeline's latest execution, which
+    must be the failed one). SageMaker runs the failed steps and the steps after them again, with the execution's
+    parameters and definition; steps that succeeded keep their results."""
+    arn = latest_execution(settings, sagemaker) if execution == "latest" else execution
+    try:
+        described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+    except sagemaker.exceptions.ClientError as error:
+        if not missing(error):
+            raise
+        raise DeployError(f"execution {arn} does not exist") from None
+    state = described["PipelineExecutionStatus"]
+    if state != "Failed":
+        which = f"the latest execution of {settings.pipeline_name}, {arn}," if execution == "latest" else arn
+        raise DeployError(
+            f"{which} is {state}: only a failed execution can be retried (`regula status` lists the executions; "
+            "`regula start` starts a new one)"
+        )
+    sagemaker.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken=str(uuid.uuid4()))
+    echo(f"retrying {arn}")
+    result = {"execution_arn": arn, "status": "Executing"}
+    if wait:  # until then, "Failed" with the same LastModifiedTime is the old outcome, not the retry's
+        stale = described.get("LastModifiedTime")
+        result["status"] = wait_for(sagemaker, arn, poll_seconds, timeout_seconds, echo, stale_failure=stale)
+    return result
+
+
+def latest_execution(settings: Settings, sagemaker) -> str:
+    try:
+        summaries = sagemaker.list_pipeline_executions(
+            PipelineName=settings.pipeline_name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+        )["PipelineExecutionSummaries"]
+    except sagemaker.exceptions.ClientError as error:
+        if not missing(error):
+            raise
+        raise DeployError(f"pipeline {settings.pipeline_name} does not exist: run `regula upsert` first") from None
+    if not summaries:
+        raise DeployError(f"pipeline {settings.pipeline_name} has no executions")
+    return summaries[0]["PipelineExecutionArn"]
+
+
+def wait_for(
+    sagemaker, arn: str, poll_seconds: float, timeout_seconds: float, echo: Callable, stale_failure=None
+) -> str:
+    """Follow an execution until it ends; its final status. `stale_failure`: the LastModifiedTime of a failure that
+    a retry replaces, which does not count as the end."""
     deadline = time.monotonic() + timeout_seconds
     seen: dict[str, str] = {}
     while True:
-        status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
+        described = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        status = described["PipelineExecutionStatus"]
         for step in execution_steps(sagemaker, arn):
             if seen.get(step["StepName"]) != step["StepStatus"]:
                 seen[step["StepName"]] = step["StepStatus"]
                 echo(f"  {step['StepName']}: {step['StepStatus']} {step.get('FailureReason', '')}".rstrip())
-        if status in TERMINAL:
+        stale = status == "Failed" and stale_failure is not None and described.get("LastModifiedTime") == stale_failure
+        if status in TERMINAL and not stale:
             echo(f"execution {status}")
             return status
         if time.monotonic() > deadline:

@@ -47,15 +47,19 @@ def run_local(
     runs_dir: Path = Path("runs"),
     verbose: bool = False,
     echo: Callable[[str], None] = print,
+    cache: bool = True,
 ) -> dict:
+    """Run the pipeline here. `cache=False` (`--no-cache`): run every step, even where an earlier run's result
+    matches (pipelines/step_cache.py); the results are recorded all the same."""
     import boto3
 
-    from pipelines import run_layout
+    from pipelines import retries, run_layout
     from pipelines.local_runner import LocalRunner, parameter_values
     from pipelines.moto_server import aws_environment
     from pipelines.render import render
     from pipelines.report import build_report, plot_losses, summary_lines
     from pipelines.s3 import ensure_bucket, split_uri
+    from pipelines.step_cache import StepCache
 
     settings = settings or Settings()
     params = dict(params or {})
@@ -71,6 +75,10 @@ def run_local(
     text, session = render(settings)
     definition = json.loads(text)
     parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
+    faults = retries.fault_plan(os.environ.get(retries.FAULTS_ENV), definition)  # and a mistyped fault plan
+    retry_scale = retries.scale_from(os.environ.get(retries.SCALE_ENV))
+    if faults:
+        echo(f"{retries.FAULTS_ENV}: failing {', '.join(f'{s} {len(k)}x' for s, k in faults.items())} before the job")
     run_dir = claim_run_dir(Path(runs_dir))
 
     with aws_environment(settings.region) as env:
@@ -102,7 +110,20 @@ def run_local(
             params["InputDataUri"] = f"s3://{settings.bucket}/{key}"
             echo(f"data: {data} -> {params['InputDataUri']}")
 
-        runner = LocalRunner(definition, run_dir, s3, sagemaker, settings.region, env=env, echo=echo, verbose=verbose)
+        runner = LocalRunner(
+            definition,
+            run_dir,
+            s3,
+            sagemaker,
+            settings.region,
+            env=env,
+            echo=echo,
+            verbose=verbose,
+            cache=StepCache(Path(runs_dir)),
+            use_cache=cache,
+            faults=faults,
+            retry_scale=retry_scale,
+        )
         execution = runner.run(settings.pipeline_name, params)
 
     report = build_report(execution)

@@ -59,7 +59,7 @@ def build_report(execution: Execution) -> dict:
             }
             for e in evaluations
         ],
-        "steps": [{k: v for k, v in vars(s).items() if v not in ("", None)} for s in execution.steps],
+        "steps": [{k: v for k, v in vars(s).items() if v not in ("", None, [])} for s in execution.steps],
     }
 
 

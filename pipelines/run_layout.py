@@ -3,7 +3,8 @@
 - `<run>/jobs/<step>/opt/ml/...`: a job's container folder, its `/opt/ml/...`
 - `<run>/jobs/TrainRound<k>/model.tar.gz`: a training round's model
 - `<run>/jobs/EvaluateRound<k>/opt/ml/processing/evaluation/evaluation.json`: a round's evaluation
-- `<run>/logs/<step>.log`: a job's output (rank 0; other ranks: `<step>.rank<r>.log`)
+- `<run>/logs/<step>.log`: a job's output (rank 0; other ranks: `<step>.rank<r>.log`; an attempt that failed and was
+  retried: `<step>.attempt<n>.log`, `<step>.rank<r>.attempt<n>.log`)
 - `<run>/report.json`, `<run>/losses.png`: the run report and its loss plot
 """
 
@@ -37,6 +38,11 @@ def job_log(run_dir: Path, step_name: str) -> Path:
 def rank_log(log: Path, rank: int) -> Path:
     """The output of a distributed job's other ranks, beside rank 0's log."""
     return log.with_suffix(f".rank{rank}.log")
+
+
+def attempt_log(log: Path, attempt: int) -> Path:
+    """Where a log of a failed attempt is kept when the step is retried."""
+    return log.with_suffix(f".attempt{attempt}.log")
 
 
 def model_archive(job_root: Path) -> Path:

@@ -36,16 +36,25 @@ class RegulaSession(PipelineSession):
         path = Path(path)
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         base = path if path.is_dir() else path.parent
-        contents = {p.relative_to(base).as_posix(): p.read_bytes() for p in files if "__pycache__" not in p.parts}
+        files = [p for p in files if "__pycache__" not in p.parts]
+        uri = self._upload({p.relative_to(base).as_posix(): p.read_bytes() for p in files})
+        # a folder ends in '/': S3 prefixes match by string, and '<hash>x.py' must not count as inside '<hash>'
+        return f"{uri}/" if path.is_dir() else f"{uri}/{path.name}"
+
+    def upload_files(self, folder, names) -> str:
+        """The files `names` of `folder` (relative paths), as one content-addressed folder: its URI, ending in '/'."""
+        folder = Path(folder)
+        return self._upload({name: (folder / name).read_bytes() for name in names}) + "/"
+
+    def _upload(self, contents: dict[str, bytes]) -> str:
+        """Record `contents` (relative name -> bytes) under a key derived from names and bytes; the folder's URI."""
         digest = hashlib.sha256()
         for name, data in sorted(contents.items()):
             digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
         key = f"{self.code_prefix}/{digest.hexdigest()[:20]}"
         for name, data in contents.items():
             self.uploads[f"{key}/{name}"] = data
-        uri = f"s3://{self.default_bucket()}/{key}"
-        # a folder ends in '/': S3 prefixes match by string, and '<hash>x.py' must not count as inside '<hash>'
-        return f"{uri}/" if path.is_dir() else f"{uri}/{path.name}"
+        return f"s3://{self.default_bucket()}/{key}"
 
     def upload_string_as_file_body(self, body, bucket, key, kms_key=None) -> str:
         self.uploads[key] = body.encode() if isinstance(body, str) else body

@@ -20,6 +20,11 @@ def regula(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedPr
     )
 
 
+def run_folders(runs: Path) -> list[Path]:
+    """The run folders under `runs`, oldest first: not the step cache's `.cache`."""
+    return sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def run_script(name: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a step's entry point as SageMaker would: a separate Python process."""
     full_env = {**os.environ, "PYTHONPATH": str(STEPS), **(env or {})}

@@ -11,7 +11,7 @@ import pytest
 from helpers import regula, run_training
 
 from pipelines import registry
-from pipelines.deploy import DeployError, compact, start, status, upsert
+from pipelines.deploy import DeployError, compact, retry, start, status, upsert
 from pipelines.render import render
 from pipelines.settings import Settings
 
@@ -99,6 +99,79 @@ def test_start_before_upsert_says_what_to_do(clients):
     result = regula("start", "--param", "MaxGap=0.1")
     assert result.returncode == 2
     assert result.stderr.strip() == "regula: error: pipeline regula does not exist: run `regula upsert` first"
+
+
+def test_retry_refuses_what_did_not_fail_and_says_so(clients, bucket):
+    none = regula("retry")
+    assert none.returncode == 2
+    assert none.stderr.strip() == "regula: error: pipeline regula does not exist: run `regula upsert` first"
+    upsert(Settings(), clients["s3"], clients["sagemaker"], echo=lambda _: None)
+    assert regula("retry").stderr.strip() == "regula: error: pipeline regula has no executions"
+
+    arn = start(Settings(), clients["sagemaker"], echo=lambda _: None)["execution_arn"]  # moto: Succeeded at once
+    latest = regula("retry", "--wait")
+    assert latest.returncode == 2
+    assert latest.stderr.strip() == (
+        f"regula: error: the latest execution of regula, {arn}, is Succeeded: only a failed execution can be retried "
+        "(`regula status` lists the executions; `regula start` starts a new one)"
+    )
+    named = regula("retry", arn)
+    assert named.returncode == 2 and f"error: {arn} is Succeeded: only a failed execution" in named.stderr
+    unknown = regula("retry", arn.replace("/execution/", "/execution/x"))
+    assert unknown.returncode == 2 and "does not exist" in unknown.stderr
+
+
+def test_retry_retries_a_failed_execution_and_waits_for_the_retry_not_the_old_failure():
+    """moto 5.2.5 has no RetryPipelineExecution (NotImplementedError): the requests are checked against botocore's
+    model of the real service with a Stubber, the responses are the service's as documented."""
+    from datetime import UTC, datetime
+
+    import botocore.session
+    from botocore.stub import ANY, Stubber
+
+    sagemaker = botocore.session.get_session().create_client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/regula/execution/0abc1def2ghi"
+    failed_at, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+
+    def described(state, modified):
+        return {"PipelineExecutionArn": arn, "PipelineExecutionStatus": state, "LastModifiedTime": modified}
+
+    def steps(*states):
+        pairs = zip(("Preprocess", "TrainRound1"), states, strict=True)
+        return {"PipelineExecutionSteps": [{"StepName": n, "StepStatus": s} for n, s in pairs]}
+
+    lines = []
+    with Stubber(sagemaker) as stub:
+        latest = {"PipelineName": "regula", "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1}
+        summary = {"PipelineExecutionArn": arn, "PipelineExecutionStatus": "Failed"}
+        stub.add_response("list_pipeline_executions", {"PipelineExecutionSummaries": [summary]}, latest)
+        stub.add_response("describe_pipeline_execution", described("Failed", failed_at), {"PipelineExecutionArn": arn})
+        stub.add_response(
+            "retry_pipeline_execution",
+            {"PipelineExecutionArn": arn},
+            {"PipelineExecutionArn": arn, "ClientRequestToken": ANY},
+        )
+        listed = {"PipelineExecutionArn": arn, "SortOrder": "Ascending"}
+        for state, modified, step_states in [
+            ("Failed", failed_at, ("Succeeded", "Failed")),  # not yet the retry's: the old failure
+            ("Executing", later, ("Succeeded", "Executing")),
+            ("Succeeded", later, ("Succeeded", "Succeeded")),
+        ]:
+            stub.add_response("describe_pipeline_execution", described(state, modified), {"PipelineExecutionArn": arn})
+            stub.add_response("list_pipeline_execution_steps", steps(*step_states), listed)
+        result = retry(Settings(), sagemaker, "latest", wait=True, poll_seconds=0, echo=lines.append)
+        stub.assert_no_pending_responses()
+    assert result == {"execution_arn": arn, "status": "Succeeded"}
+    assert lines == [
+        f"retrying {arn}",
+        "  Preprocess: Succeeded",
+        "  TrainRound1: Failed",
+        "  TrainRound1: Executing",
+        "  TrainRound1: Succeeded",
+        "execution Succeeded",
+    ]
 
 
 def register(
@@ -267,3 +340,22 @@ def test_training_with_cloudwatch_down_still_saves_its_model(splits, tmp_path, m
     assert (tmp_path / "model" / "model.pt").stat().st_size > 0
     assert "dropped" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_status_shows_retried_and_cached_steps(monkeypatch, capsys):
+    from pipelines import cli, deploy
+
+    source = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/regula/execution/old"
+    steps = [
+        {"StepName": "Preprocess", "StepStatus": "Succeeded", "CacheHitResult": {"SourcePipelineExecutionArn": source}},
+        {"StepName": "TrainRound1", "StepStatus": "Succeeded", "AttemptCount": 3},
+        {"StepName": "EvaluateRound1", "StepStatus": "Executing", "AttemptCount": 1},
+    ]
+    row = {"execution_arn": "arn:new", "status": "Executing", "started": "2026", "failure_reason": "", "steps": steps}
+    monkeypatch.setattr(deploy, "status", lambda *args, **kwargs: [row])
+    assert cli.main(["status", "--region", "us-east-1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        f"           Preprocess: Succeeded (cached from {source})",
+        "           TrainRound1: Succeeded (attempt 3)",
+        "           EvaluateRound1: Executing",
+    ]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 
 import pytest
-from helpers import regula
+from helpers import regula, run_folders
 
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
@@ -61,7 +60,7 @@ def test_a_strict_max_gap_retrains_with_gap_driven_steps_then_registers(tmp_path
     evaluation = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
     assert evaluation["round"] == rounds[-1]["round"]
 
-    run_dir = tmp_path / "runs" / os.listdir(tmp_path / "runs")[0]
+    (run_dir,) = run_folders(tmp_path / "runs")
     assert json.loads((run_dir / "report.json").read_text())["model_package_arn"] == report["model_package_arn"]
     assert (run_dir / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "-> TrainRound2 (Training)" in output and "registered arn:aws:sagemaker" in output
@@ -86,7 +85,7 @@ def test_two_training_instances_train_as_one_torch_distributed_job(tmp_path, cli
     report, output = run(tmp_path, params={"MaxGap": "5", "TrainingInstanceCount": "2"})
     assert report["decision"] == "registered"
     assert "processes=2" in output
-    logs = tmp_path / "runs" / os.listdir(tmp_path / "runs")[0] / "logs"
+    logs = run_folders(tmp_path / "runs")[0] / "logs"
     rank1 = (logs / "TrainRound1.rank1.log").read_text()
     assert "Traceback" not in rank1 and "epoch 1:" not in rank1, "only rank 0 reports"
 

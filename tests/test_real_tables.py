@@ -8,7 +8,7 @@ from pathlib import Path
 import palmerpenguins
 import pandas as pd
 import pytest
-from helpers import regula
+from helpers import regula, run_folders
 from sklearn.datasets import load_diabetes
 
 from pipelines.local import run_local
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # whole pipelines: the slow tier (pytest --slow)
 
 
 def run_folder(runs: Path) -> Path:
-    (folder,) = runs.iterdir()
+    (folder,) = run_folders(runs)
     return folder
 
 

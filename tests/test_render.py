@@ -196,3 +196,29 @@ def test_image_settings_that_cannot_work_are_refused():
         Settings(training_device="tpu")
     with pytest.raises(ValueError, match="role ARN must look like"):
         Settings(role_arn="RegulaRole")
+
+
+def test_an_entry_script_change_changes_only_its_own_steps_code(rendered, tmp_path, monkeypatch):
+    """Each job's code is the shared modules and its own entry script: after a change to evaluate.py, Preprocess and
+    training keep their arguments, so their cache keys (on SageMaker and locally); a shared module changes them all."""
+    import shutil
+
+    from helpers import STEPS
+
+    import pipelines.render
+
+    shutil.copytree(STEPS, tmp_path / "steps", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(pipelines.render, "REPO_ROOT", tmp_path)  # where steps/ is uploaded from
+    original = {s["Name"]: s for s in walk(json.loads(rendered[0])["Steps"])}
+
+    with open(tmp_path / "steps" / "evaluate.py", "a") as script:
+        script.write("# a comment\n")
+    changed = {s["Name"]: s for s in walk(json.loads(render()[0])["Steps"])}
+    assert changed["Preprocess"] == original["Preprocess"]
+    assert [changed[f"TrainRound{r}"] == original[f"TrainRound{r}"] for r in (1, 2, 3)] == [True] * 3
+    assert changed["EvaluateRound1"] != original["EvaluateRound1"]
+
+    with open(tmp_path / "steps" / "quality.py", "a") as module:
+        module.write("# a comment\n")
+    changed = {s["Name"]: s for s in walk(json.loads(render()[0])["Steps"])}
+    assert changed["Preprocess"] != original["Preprocess"] and changed["TrainRound1"] != original["TrainRound1"]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REGION, regula, run_script
+from helpers import REGION, regula, run_folders, run_script
 
 from pipelines.container_jobs import ContainerJob
 from pipelines.local import claim_run_dir, run_local
@@ -247,7 +247,7 @@ def test_sigterm_to_regula_ends_its_running_job(tmp_path, aws):
         seen.append(line)
         if line.startswith("   | epoch 2:"):
             break
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = run_folders(runs)
     assert job_processes(run_dir.resolve()), "the training job is running"
     process.send_signal(signal.SIGTERM)  # to regula alone, not its process group
     process.communicate(timeout=60)

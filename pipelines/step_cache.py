@@ -1,0 +1,249 @@
+"""Step caching for local runs, with SageMaker's semantics.
+
+A step whose CacheConfig is Enabled reuses the result of an earlier successful run of the same step of the same
+pipeline when its cache key matches and that run is younger than ExpireAfter. The key is made of the attributes AWS
+documents (pipelines-default-keys): Processing: AppSpecification, Environment, ProcessingInputs; Training:
+AlgorithmSpecification, CheckpointConfig, DebugHookConfig, DebugRuleConfigurations, Environment, HyperParameters,
+InputDataConfig; all after parameters and step properties are resolved, so a step downstream of a cached step, which
+gets the cached step's original output URIs, hits too. Like SageMaker's, the key holds S3 URIs, not what is stored
+there: the step code is content-addressed (pipelines/session.py) and so is a table given with --data, so a change
+changes the key; another object written over the same key is not noticed.
+
+Where results live: a run's S3 is a moto server that ends with the run, so a result is the files that the step wrote
+into its run folder (runs/<time>/jobs/<step>/...), and the index runs/.cache/index.json says, per key, which run and
+step, when, the step's properties, and every object it wrote (S3 URI, file, size, sha256). A hit checks that the files
+are still there and unchanged, copies them into the new run folder, uploads them to the SAME URIs, and takes the
+recorded properties as the step's (SageMaker propagates a cached step's properties, its original output URIs too).
+Deleting a run folder drops its entries. Writers hold a lock and replace the index atomically: runs started at the
+same time never corrupt it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipelines.run_layout import model_archive, on_host
+from pipelines.s3 import split_uri
+
+CACHE_DIR = ".cache"  # under the runs folder
+INDEX_FILE = "index.json"
+LOCK_FILE = "index.lock"
+VERSION = 1
+KEEP_PER_KEY = 5  # the newest results of one key; older ones could only hit where the newer are gone
+
+KEY_ATTRIBUTES = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": (
+        "AlgorithmSpecification",
+        "CheckpointConfig",
+        "DebugHookConfig",
+        "DebugRuleConfigurations",
+        "Environment",
+        "HyperParameters",
+        "InputDataConfig",
+    ),
+}
+
+_DURATION = re.compile(
+    r"P?(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """An ISO 8601 duration (P30D, PT12H, P4DT12H, P1Y2M; AWS's examples also drop the P: 30d, T16m). A year counts
+    365 days and a month 30."""
+    text = text.strip()
+    match = _DURATION.fullmatch(text)
+    if not match or not any(match.groupdict().values()) or text.upper().endswith("T"):
+        raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D, PT12H or P4DT12H")
+    n = {name: float(value or 0) for name, value in match.groupdict().items()}
+    days = 365 * n["years"] + 30 * n["months"] + 7 * n["weeks"] + n["days"]
+    return timedelta(days=days, hours=n["hours"], minutes=n["minutes"], seconds=n["seconds"])
+
+
+def cache_key(pipeline_name: str, step: dict, args: dict) -> str | None:
+    """The key of a step whose `args` are resolved; None for step types that are never cached here."""
+    attributes = KEY_ATTRIBUTES.get(step["Type"])
+    if attributes is None:
+        return None
+    document = {"pipeline": pipeline_name, "step": step["Name"], "type": step["Type"]}
+    document.update({name: args.get(name) for name in attributes})
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def written_objects(step_type: str, properties: dict, job_root: Path) -> list[tuple[str, Path]]:
+    """(S3 URI, local file) of everything a finished job uploaded: a processing job's output folders, file by file
+    under the same keys as pipelines/s3.upload_dir; a training job's model.tar.gz."""
+    if step_type == "Training":
+        return [(properties["ModelArtifacts"]["S3ModelArtifacts"], model_archive(job_root))]
+    objects = []
+    for output in properties.get("ProcessingOutputConfig", {}).get("Outputs", []):
+        folder = on_host(job_root, output["S3Output"]["LocalPath"])
+        prefix = output["S3Output"]["S3Uri"].rstrip("/")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            objects.append((f"{prefix}/{path.relative_to(folder).as_posix()}", path))
+    return objects
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StepCache:
+    """The cache index of the run folders under `runs_dir`."""
+
+    def __init__(self, runs_dir: Path, now: Callable[[], datetime] = _now):
+        self.runs_dir = Path(runs_dir)
+        self.folder = self.runs_dir / CACHE_DIR
+        self.now = now
+
+    @property
+    def index_file(self) -> Path:
+        return self.folder / INDEX_FILE
+
+    def entries(self) -> dict[str, list[dict]]:
+        """key -> results, as the index holds them; an index that cannot be read counts as empty."""
+        try:
+            index = json.loads(self.index_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(index, dict) or index.get("version") != VERSION:
+            return {}
+        return index.get("entries", {})
+
+    def lookup(self, key: str, expire_after: timedelta) -> tuple[dict | None, str]:
+        """The newest usable result of `key` younger than `expire_after`; else None and why the ones there are not
+        usable ("" when there are none)."""
+        candidates = sorted(self.entries().get(key, []), key=lambda e: e["time"], reverse=True)
+        reasons = []
+        for entry in candidates:
+            age = self.now() - datetime.fromisoformat(entry["time"])
+            if age > expire_after:
+                reasons.append(f"the result of {self.source(entry)} is older than ExpireAfter ({_age(age)})")
+                continue
+            problem = self.check(entry)
+            if problem:
+                reasons.append(problem)
+                continue
+            return entry, ""
+        return None, reasons[0] if reasons else ""
+
+    def source(self, entry: dict) -> Path:
+        """The run folder a result came from."""
+        return self.runs_dir / entry["run"]
+
+    def check(self, entry: dict) -> str | None:
+        """Why the files of a result cannot be used (gone or changed), or None."""
+        for item in entry["objects"]:
+            path = self.source(entry) / item["path"]
+            if not path.is_file():
+                return f"{path} of the result of {self.source(entry)} is gone"
+            if path.stat().st_size != item["size"] or file_sha256(path) != item["sha256"]:
+                return f"{path} of the result of {self.source(entry)} has changed"
+        return None
+
+    def restore(self, entry: dict, run_dir: Path, s3) -> None:
+        """Put a result's files into `run_dir` at the places the step wrote them, and into S3 at their URIs."""
+        for item in entry["objects"]:
+            source = self.source(entry) / item["path"]
+            target = Path(run_dir) / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            bucket, key = split_uri(item["uri"])
+            s3.upload_file(str(target), bucket, key)
+
+    def new_entry(
+        self, run_dir: Path, step: dict, execution_arn: str, properties: dict, objects: list[tuple[str, Path]], log: str
+    ) -> dict:
+        run_dir = Path(run_dir)
+        try:  # where the run is, from the runs folder: its name, unless it is elsewhere
+            run = run_dir.resolve().relative_to(self.runs_dir.resolve()).as_posix()
+        except ValueError:
+            run = str(run_dir.resolve())
+        return {
+            "run": run,
+            "step": step["Name"],
+            "type": step["Type"],
+            "time": self.now().isoformat(timespec="seconds"),
+            "execution_arn": execution_arn,
+            "properties": properties,
+            "log": Path(log).relative_to(run_dir).as_posix() if log else "",
+            "objects": [
+                {
+                    "uri": uri,
+                    "path": path.relative_to(run_dir).as_posix(),
+                    "size": path.stat().st_size,
+                    "sha256": file_sha256(path),
+                }
+                for uri, path in objects
+            ],
+        }
+
+    def record(self, key: str, entry: dict) -> None:
+        """Add a result; drop those whose run folder is gone and all but the newest KEEP_PER_KEY of the key."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            entries = self.entries()
+            entries.setdefault(key, []).append(entry)
+            kept = {}
+            for name, results in entries.items():
+                results = [e for e in results if self.source(e).is_dir()]
+                results.sort(key=lambda e: e["time"], reverse=True)
+                if results:
+                    kept[name] = results[:KEEP_PER_KEY]
+            self._write({"version": VERSION, "entries": kept})
+
+    def _write(self, index: dict[str, Any]) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".index-", suffix=".json")
+        try:
+            os.fchmod(handle, 0o644)  # as an index written with open() would be, not mkstemp's 0600
+            with os.fdopen(handle, "w") as out:
+                json.dump(index, out, indent=1, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.index_file)  # readers see the old index or the new one, never half of one
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """One writer at a time, across processes (a read-modify-write of the index)."""
+        with open(self.folder / LOCK_FILE, "a+") as lock:
+            try:
+                import fcntl
+            except ImportError:  # no flock (Windows): the atomic replace still keeps the index whole
+                yield
+                return
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _age(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.1f} days old" if hours >= 48 else f"{hours:.1f} hours old"

@@ -1,0 +1,211 @@
+"""Step caching in local runs: SageMaker's cache key and expiry, results restored into a new run's S3 and folder."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipelines.local import run_local
+from pipelines.local_runner import LocalRunner
+from pipelines.s3 import split_uri
+from pipelines.settings import Settings
+from pipelines.step_cache import StepCache, parse_duration
+
+BUCKET = "cache-test"
+# writes argv[2] into the folder argv[1], and the input folder argv[3] (if any) beside it
+WRITE = (
+    "import pathlib, shutil, sys; out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True); "
+    "(out / 'result.txt').write_text(sys.argv[2]); "
+    "sys.argv[3:] and shutil.copytree(sys.argv[3], out / 'input')"
+)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("P30D", timedelta(days=30)),
+        ("PT12H", timedelta(hours=12)),
+        ("P4DT12H", timedelta(days=4, hours=12)),
+        ("PT1M", timedelta(minutes=1)),
+        ("P1M", timedelta(days=30)),  # a month before T, a minute after it
+        ("P1Y2W", timedelta(days=379)),
+        ("PT0.5S", timedelta(seconds=0.5)),
+        ("30d", timedelta(days=30)),  # AWS's own examples leave out the P
+        ("T16m", timedelta(minutes=16)),
+    ],
+)
+def test_expire_after_is_an_iso_8601_duration(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "30", "P1H", "1 day"])
+def test_a_malformed_expire_after_is_refused(text):
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_duration(text)
+
+
+def processing(name: str, text, inputs: list | None = None) -> dict:
+    """A job writing `text` into its output folder (s3://BUCKET/<execution>/<name>), and its inputs beside it."""
+    output = "/opt/ml/processing/output"
+    arguments = [output, text, *(["/opt/ml/processing/input/upstream"] if inputs else [])]
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {"ContainerEntrypoint": ["python3", "-c", WRITE], "ContainerArguments": arguments},
+            "ProcessingInputs": inputs or [],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "out",
+                        "S3Output": {
+                            "S3Uri": {
+                                "Std:Join": {
+                                    "On": "/",
+                                    "Values": [f"s3://{BUCKET}", {"Get": "Execution.PipelineExecutionId"}, name],
+                                }
+                            },
+                            "LocalPath": output,
+                        },
+                    }
+                ]
+            },
+        },
+        "CacheConfig": {"Enabled": True, "ExpireAfter": "PT1H"},
+    }
+
+
+def definition(text: str = "hello") -> dict:
+    upstream = {
+        "InputName": "upstream",
+        "S3Input": {
+            "S3Uri": {"Get": "Steps.Make.ProcessingOutputConfig.Outputs['out'].S3Output.S3Uri"},
+            "LocalPath": "/opt/ml/processing/input/upstream",
+        },
+    }
+    return {
+        "Parameters": [{"Name": "Text", "Type": "String", "DefaultValue": text}],
+        "Steps": [processing("Make", {"Get": "Parameters.Text"}), processing("Use", "used", [upstream])],
+    }
+
+
+def run_once(runs: Path, s3, text: str = "hello", now=None, use_cache: bool = True):
+    runs.mkdir(exist_ok=True)
+    run_dir = runs / f"run{len(list(runs.glob('run*'))) + 1}"
+    lines = []
+    cache = StepCache(runs, now=now) if now else StepCache(runs)
+    runner = LocalRunner(
+        definition(text), run_dir, s3, None, "us-east-1", echo=lines.append, cache=cache, use_cache=use_cache
+    )
+    execution = runner.run("p")
+    assert execution.status == "Succeeded", execution.failure_reason
+    return execution, lines, run_dir
+
+
+def read(s3, uri: str) -> str:
+    bucket, key = split_uri(uri)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def test_a_hit_restores_the_results_at_their_original_uris_and_a_downstream_step_hits_too(tmp_path, clients, aws):
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    runs = tmp_path / "runs"
+    first, _, first_dir = run_once(runs, s3)
+    uri = first.properties["Use"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    assert first.execution_id in uri
+
+    requests.post(f"{aws.endpoint}/moto-api/reset", timeout=10)  # as a new embedded server: an empty S3
+    s3.create_bucket(Bucket=BUCKET)
+    second, lines, second_dir = run_once(runs, s3)
+    assert f"-> Make (Processing) cached from {first_dir}" in lines
+    assert f"-> Use (Processing) cached from {first_dir}" in lines
+    assert second.properties == first.properties  # the original output URIs, as SageMaker propagates them
+    assert read(s3, f"{uri}/result.txt") == "used" and read(s3, f"{uri}/input/result.txt") == "hello"
+    assert (second_dir / "jobs" / "Use" / "opt/ml/processing/output/input/result.txt").read_text() == "hello"
+    records = {r.name: r for r in second.steps}
+    assert records["Make"].cache_source_execution == first.arn and records["Make"].attempts == 0
+
+    changed, lines, _ = run_once(runs, s3, text="changed")  # a parameter in the arguments: another key
+    assert not [line for line in lines if "cached from" in line]
+    changed_uri = changed.properties["Use"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    assert read(s3, f"{changed_uri}/input/result.txt") == "changed"
+
+    _, lines, _ = run_once(runs, s3, use_cache=False)  # --no-cache: runs, and records
+    assert not [line for line in lines if "cached from" in line]
+    index = json.loads((runs / ".cache" / "index.json").read_text())
+    assert sum(len(results) for results in index["entries"].values()) == 6
+
+
+def test_an_expired_or_altered_result_misses(tmp_path, clients):
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    runs = tmp_path / "runs"
+    _, _, first_dir = run_once(runs, s3)
+
+    later = datetime.now(UTC) + timedelta(hours=2)  # ExpireAfter is PT1H
+    _, lines, _ = run_once(runs, s3, now=lambda: later)
+    assert "-> Make (Processing)" in lines and not [line for line in lines if "cached from" in line]
+    assert f"   (cache: the result of {first_dir} is older than ExpireAfter (2.0 hours old))" in lines
+
+    # the second run's results are fresh now: alter one file of it, and the step runs again
+    for result in (runs / "run2").glob("jobs/Make/opt/ml/processing/output/result.txt"):
+        result.write_text("tampered")
+    _, lines, _ = run_once(runs, s3, now=lambda: later)
+    assert "-> Make (Processing)" in lines
+    assert any("result.txt of the result of" in line and "has changed" in line for line in lines)
+
+
+def record_many(runs: str, worker: int) -> None:
+    cache = StepCache(Path(runs))
+    for i in range(10):
+        cache.record(f"key-{worker}-{i}", {"run": "run1", "time": datetime.now(UTC).isoformat(), "objects": []})
+
+
+def test_concurrent_writers_keep_the_index_whole(tmp_path):
+    (tmp_path / "run1").mkdir()
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(record_many, [str(tmp_path)] * 4, range(4)))
+    index = json.loads((tmp_path / ".cache" / "index.json").read_text())
+    assert len(index["entries"]) == 40
+    assert [p.name for p in (tmp_path / ".cache").iterdir() if p.name.startswith(".index-")] == []
+
+
+@pytest.mark.slow
+def test_a_second_run_reuses_preprocess_and_training_and_a_changed_parameter_retrains(tmp_path, clients, aws):
+    sagemaker = clients["sagemaker"]
+
+    def run(**params):
+        lines = []
+        report = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lines.append, params={"MaxGap": "5", **params})
+        assert report["status"] == "Succeeded", report["failure_reason"]
+        package = sagemaker.describe_model_package(ModelPackageName=report["model_package_arn"])
+        return report, lines, package
+
+    first, _, first_package = run()
+    [first_dir] = [p for p in (tmp_path / "runs").glob("2*")]
+    requests.post(f"{aws.endpoint}/moto-api/reset", timeout=10)  # as the embedded server: a new, empty one
+
+    second, lines, second_package = run()
+    assert f"-> Preprocess (Processing) cached from {first_dir}" in lines
+    assert f"-> TrainRound1 (Training) cached from {first_dir}" in lines
+    assert "-> EvaluateRound1 (Processing)" in lines  # its arguments hold the execution id: never a hit
+    sha = second_package["CustomerMetadataProperties"]["regula:artifact_sha256"]
+    assert sha == first_package["CustomerMetadataProperties"]["regula:artifact_sha256"]
+    url = second_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert url == first_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    steps = {s["name"]: s for s in second["steps"]}
+    assert steps["TrainRound1"]["cached_from"] == str(first_dir) and steps["TrainRound1"]["attempts"] == 0
+    assert steps["TrainRound1"]["cache_source_execution"] == first["execution_arn"]
+    [second_dir] = [p for p in (tmp_path / "runs").glob("2*") if p != first_dir]
+    assert (second_dir / "jobs" / "TrainRound1" / "model.tar.gz").read_bytes() == (
+        first_dir / "jobs" / "TrainRound1" / "model.tar.gz"
+    ).read_bytes()
+
+    _, lines, _ = run(MaxEpochs="20")  # a hyperparameter: another training key (and Preprocess checks it too)
+    assert "-> TrainRound1 (Training)" in lines and "-> Preprocess (Processing)" in lines
