@@ -194,8 +194,8 @@ def test_image_settings_that_cannot_work_are_refused():
         Settings(image_uri="111122223333.dkr.ecr.us-east-1.amazonaws.com/regula:7", training_device="gpu")
     with pytest.raises(ValueError, match="training device must be one of cpu, gpu"):
         Settings(training_device="tpu")
-    with pytest.raises(ValueError, match="role ARN must look like"):
-        Settings(role_arn="RegulaRole")
+    with pytest.raises(ValueError, match="role ARN must look like"):  # refused before anything is rendered
+        render(Settings(role_arn="RegulaRole"))
 
 
 def test_an_entry_script_change_changes_only_its_own_steps_code(rendered, tmp_path, monkeypatch):
