@@ -35,6 +35,7 @@ CALLS = (
     Call("pipelines/deploy.py", "sagemaker", "describe_pipeline_execution", "sagemaker:DescribePipelineExecution"),
     Call("pipelines/deploy.py", "sagemaker", "list_pipeline_execution_steps", "sagemaker:ListPipelineExecutionSteps"),
     Call("pipelines/deploy.py", "sagemaker", "list_pipeline_executions", "sagemaker:ListPipelineExecutions"),
+    Call("pipelines/deploy.py", "sagemaker", "retry_pipeline_execution", "sagemaker:RetryPipelineExecution"),
     Call("pipelines/deploy.py", "s3", "put_object", "s3:PutObject"),  # a definition over 100 kB goes through S3
     Call("pipelines/s3.py", "s3", "list_objects_v2", "s3:ListBucket"),  # bucket_access_error, under the prefix
     Call("pipelines/session.py", "s3", "list_objects_v2", "s3:ListBucket"),  # push_uploads: the code folders
@@ -81,7 +82,6 @@ SCANNED = (
 LOCAL_ONLY = {"pipelines/s3.py": ("download_prefix", "upload_dir", "ensure_bucket")}
 # Allowed to the CI role though no Regula command calls them.
 CI_EXTRAS = {
-    "sagemaker:RetryPipelineExecution": "retry a failed execution from CI (aws sagemaker retry-pipeline-execution)",
     "sagemaker:StopPipelineExecution": "stop a running execution from CI (aws sagemaker stop-pipeline-execution)",
     "iam:PassRole": "CreatePipeline and UpdatePipeline pass the execution role to SageMaker",
 }
