@@ -76,7 +76,6 @@ from steps import parameters
 STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
 LIB_DIR = "/opt/ml/processing/input/lib"  # the steps/ folder, for the modules the scripts share
 EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
-CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker syncs it with CheckpointConfig.S3Uri: a restarted job resumes
 # Transient failures are retried with backoff: a job that SageMaker could not place or that failed inside the
 # service (capacity, account limits, internal errors), and throttled or failed service calls of any step.
 JOB_RETRY = {"interval_seconds": 60, "backoff_rate": 2.0, "max_attempts": 4}  # 1, 2, 4 minutes
@@ -317,7 +316,7 @@ def train_step(
         # Not per execution: CheckpointConfig is part of the step's cache key. train.py keeps a fingerprint of its
         # inputs in the checkpoint and resumes only from its own.
         checkpoint_config=CheckpointConfig(
-            s3_uri=f"{settings.s3_root}/checkpoints/round{round_}", local_path=CHECKPOINT_DIR
+            s3_uri=f"{settings.s3_root}/checkpoints/round{round_}", local_path=d.CHECKPOINT_DIR
         ),
         networking=Networking(
             subnets=list(settings.subnets) or None,
@@ -343,6 +342,7 @@ def train_step(
             "patience": p.patience.to_string(),
             "metrics_namespace": p.metrics_namespace,
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
+            "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not
         },
     ).with_metric_definitions(
         [MetricDefinition(name=name, regex=rf"{key}=([-+0-9.eE]+);") for name, key in EPOCH_METRICS.items()]
