@@ -3,6 +3,11 @@
 `/opt/ml/...` becomes `<run>/jobs/<step>/opt/ml/...` (pipelines/run_layout.py): inputs are downloaded from S3 into
 it, outputs uploaded back, training gets its channels, SM_* variables and hyperparameters, and its model folder
 becomes model.tar.gz. The job's processes run under pipelines/process_supervisor.py.
+
+A training job's CheckpointConfig works as on SageMaker: its LocalPath is a folder of the job, filled from the S3Uri
+before the job starts and copied back when it ends (SageMaker syncs it while the job runs). A test hook stands in for
+a spot interruption (`REGULA_LOCAL_INTERRUPT`, see `interruption`): the job is stopped with SIGTERM, its checkpoint
+folder uploaded, and the job started again on a fresh /opt/ml restored from S3, as SageMaker restarts it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import tarfile
 from collections.abc import Callable
@@ -22,6 +28,9 @@ from pipelines.run_layout import CONTAINER_ROOT, model_archive, on_host
 from pipelines.s3 import download_prefix, split_uri, upload_dir
 
 PYTHON_NAMES = {"python", "python3"}
+CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the job does not name one
+INTERRUPT_VARIABLE = "REGULA_LOCAL_INTERRUPT"  # the spot-interruption test hook (`interruption`)
+INTERRUPT_FORMAT = "STEP, STEP:after_checkpoint or STEP:after_epochs=N, comma-separated"
 
 
 class StepFailed(Exception):
@@ -60,6 +69,25 @@ def final_metrics(args: dict, log: Path) -> list[dict]:
     return metrics
 
 
+def interruption(spec: str, step: str, checkpoints: Path) -> Callable[[str], bool] | None:
+    """A test hook, not a SageMaker feature: `REGULA_LOCAL_INTERRUPT="TrainRound1:after_epochs=5"` interrupts the
+    training step TrainRound1 once, as a spot interruption would, when its output reaches epoch 5;
+    `TrainRound1:after_checkpoint` (or just `TrainRound1`) once a file appears in its checkpoint folder. The predicate
+    sees each line rank 0 prints; None when `spec` does not name `step`."""
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, when = item.partition(":")
+        epochs = re.fullmatch(r"after_epochs=(\d+)", when)
+        if when not in ("", "after_checkpoint") and not epochs:
+            raise StepFailed(f"{INTERRUPT_VARIABLE}={spec!r}: {item!r} is not one of {INTERRUPT_FORMAT}")
+        if name != step:
+            continue
+        if epochs:
+            after = int(epochs[1])
+            return lambda line: (m := re.match(r"epoch (\d+):", line)) is not None and int(m[1]) >= after
+        return lambda line: checkpoints.is_dir() and any(p.is_file() for p in checkpoints.iterdir())
+    return None
+
+
 @dataclass
 class ContainerJob:
     """One job under the name `name`, its /opt/ml in `root`; `log` and `seconds` are set once its processes run."""
@@ -76,6 +104,11 @@ class ContainerJob:
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def step(self) -> str:
+        """The pipeline step this job runs: its folder is named after it (pipelines/run_layout.py)."""
+        return self.root.name
 
     def processing(self, args: dict) -> dict:
         """Run a Processing job's container with its resolved `args`; the step's properties."""
@@ -121,7 +154,7 @@ class ContainerJob:
         source = source_code(channels)
         command = [sys.executable, source["entry_script"]]
         for key, value in hyperparameters.items():
-            command += [f"--{key}", value]
+            command += [f"--{key}", self.container_path(value)]
         env = {
             **{k: str(v) for k, v in args.get("Environment", {}).items()},
             "TRAINING_JOB_NAME": self.name,
@@ -142,14 +175,26 @@ class ContainerJob:
             **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
         }
         processes = int(args.get("ResourceConfig", {}).get("InstanceCount", 1)) if source["distributed"] else 1
-        self.run_processes(
-            command,
-            env,
-            cwd=channels.get("code", self.root),
-            processes=processes,
-            failure_file=ml / "output" / "failure",
-            timeout=max_runtime(args),
-        )
+        failure = ml / "output" / "failure"
+        checkpoint = args.get("CheckpointConfig")
+        checkpoints = self.host_path(checkpoint.get("LocalPath") or CHECKPOINT_DIR) if checkpoint else None
+        spec = os.environ.get(INTERRUPT_VARIABLE, "")
+        interrupt = interruption(spec, self.step, checkpoints) if checkpoints and spec else None
+        timeout = max_runtime(args)
+        try:
+            if checkpoint:
+                self.restore_checkpoints(checkpoint["S3Uri"], checkpoints)
+            run = {"cwd": channels.get("code", self.root), "processes": processes, "failure_file": failure}
+            ran = self.run_processes(command, env, **run, timeout=timeout, interrupt=interrupt)
+            if ran.interrupted:
+                self.restart_as_on_a_new_instance(checkpoint["S3Uri"], checkpoints, ml, ran.seconds)
+                remaining = max(1.0, timeout - self.seconds) if timeout else None  # the limit spans both runs
+                self.run_processes(command, env, **run, timeout=remaining, append=True)
+            elif interrupt:
+                self.echo(f"   ({INTERRUPT_VARIABLE}: {self.step} ended before its interruption point)")
+        finally:  # SageMaker syncs the folder during the job: a failed or stopped job's checkpoints are in S3 too
+            if checkpoint and checkpoints.is_dir():
+                upload_dir(self.s3, checkpoints, checkpoint["S3Uri"])
 
         archive = model_archive(self.root)
         with tarfile.open(archive, "w:gz") as tar:
@@ -172,8 +217,10 @@ class ContainerJob:
         return on_host(self.root, container_path)
 
     def container_arg(self, value: str) -> str:
-        if value in PYTHON_NAMES:
-            return sys.executable
+        return sys.executable if value in PYTHON_NAMES else self.container_path(value)
+
+    def container_path(self, value: str) -> str:
+        """A value naming a path under /opt/ml names it in the job's folder; any other value is itself."""
         if value == CONTAINER_ROOT or value.startswith(CONTAINER_ROOT + "/"):
             return str(self.root) + value
         return value
@@ -186,6 +233,31 @@ class ContainerJob:
         except ValueError as error:
             raise StepFailed(f"input {what}: {error}") from None
 
+    def restart_as_on_a_new_instance(self, uri: str, checkpoints: Path, ml: Path, seconds: float) -> None:
+        """After an interruption, as SageMaker restarts a spot job: the checkpoints uploaded, then a fresh model and
+        output folder and the checkpoint folder copied back from S3 (the inputs are unchanged: kept)."""
+        upload_dir(self.s3, checkpoints, uri)
+        shutil.rmtree(checkpoints)
+        for folder in ("model", "output"):
+            shutil.rmtree(ml / folder)
+        for folder in ("model", "output/data"):
+            (ml / folder).mkdir(parents=True)
+        found = self.restore_checkpoints(uri, checkpoints)
+        again = "from its checkpoint" if found else "from the beginning (no checkpoint yet)"
+        self.echo(f"-> {self.step} interrupted (spot), restarting {again}")
+        with open(self.log_file, "a") as log:
+            log.write(f"=== {INTERRUPT_VARIABLE}: interrupted (spot) after {seconds:.1f}s, restarted {again} ===\n")
+
+    def restore_checkpoints(self, uri: str, folder: Path) -> int:
+        """Copy the checkpoints under `uri` into `folder`, as SageMaker does before a job starts; how many."""
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return download_prefix(self.s3, uri, folder)
+        except FileNotFoundError:  # the first job to use it
+            return 0
+        except ValueError as error:
+            raise StepFailed(f"checkpoints: {error}") from None
+
     def run_processes(
         self,
         command: list[str],
@@ -194,13 +266,19 @@ class ContainerJob:
         processes: int = 1,
         failure_file: Path | None = None,
         timeout: float | None = None,
-    ) -> None:
-        """Run the job's processes; StepFailed with the reason if one fails or they run past `timeout`."""
+        interrupt: Callable[[str], bool] | None = None,
+        append: bool = False,
+    ) -> process_supervisor.ProcessRun:
+        """Run the job's processes; StepFailed with the reason if one fails or they run past `timeout`. Stopped by
+        `interrupt` (the test hook), how they ran."""
         self.log = str(self.log_file)
         ran = process_supervisor.run_processes(
-            command, {**self.env, **env}, cwd, self.log_file, self.echo, self.verbose, processes, timeout
-        )
-        self.seconds = ran.seconds
+            command, {**self.env, **env}, cwd, self.log_file, self.echo, self.verbose, processes, timeout,
+            interrupt, append,
+        )  # fmt: skip
+        self.seconds += ran.seconds
+        if ran.interrupted:
+            return ran
         if ran.timed_out:
             raise StepFailed(f"stopped after MaxRuntimeInSeconds={timeout:g} (log: {ran.log})")
         if any(ran.exit_codes):
@@ -211,3 +289,4 @@ class ContainerJob:
                 errors = [line[len("ERROR ") :] for line in ran.last_lines if line.startswith("ERROR ")]
                 reason = errors[-1] if errors else (ran.last_lines[-1] if ran.last_lines else "no output")
             raise StepFailed(f"{reason} (exit code {max(ran.exit_codes, key=abs)}, log: {ran.log})")
+        return ran

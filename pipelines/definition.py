@@ -77,7 +77,6 @@ STEPS_DIR = "steps"  # relative to the repository root, where render() runs: pat
 ENTRY_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")  # what the jobs run; every other file is shared
 LIB_DIR = "/opt/ml/processing/input/lib"  # the shared modules of steps/, for the processing scripts
 EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
-CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker syncs it with CheckpointConfig.S3Uri: a restarted job resumes
 # Transient failures are retried with backoff: a job that SageMaker could not place or that failed inside the
 # service (capacity, account limits, internal errors), and throttled or failed service calls of any step.
 # MaxAttempts counts retries (AWS: "the maximum number of retry attempts"): up to 4 more, after 1, 2, 4, 8 minutes.
@@ -332,7 +331,7 @@ def train_step(
         # Not per execution: CheckpointConfig is part of the step's cache key. train.py keeps a fingerprint of its
         # inputs in the checkpoint and resumes only from its own.
         checkpoint_config=CheckpointConfig(
-            s3_uri=f"{settings.s3_root}/checkpoints/round{round_}", local_path=CHECKPOINT_DIR
+            s3_uri=f"{settings.s3_root}/checkpoints/round{round_}", local_path=d.CHECKPOINT_DIR
         ),
         networking=Networking(
             subnets=list(settings.subnets) or None,
@@ -358,6 +357,7 @@ def train_step(
             "patience": p.patience.to_string(),
             "metrics_namespace": p.metrics_namespace,
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
+            "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not
         },
     ).with_metric_definitions(
         [MetricDefinition(name=name, regex=rf"{key}=([-+0-9.eE]+);") for name, key in EPOCH_METRICS.items()]

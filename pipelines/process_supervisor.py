@@ -1,5 +1,6 @@
 """Run a job's processes and watch them: each in its own process group, stopped past their time limit and ended with
-the runner, one per rank of a distributed job, rank 0's output logged and shown on the console (throttled)."""
+the runner, one per rank of a distributed job, rank 0's output logged and shown on the console (throttled), and,
+for the local runner's interruption test hook, stopped when a line of output asks for it."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class ProcessRun:
     seconds: float
     exit_codes: list[int]
     timed_out: bool  # stopped at the time limit
+    interrupted: bool  # stopped because `interrupt` said so
     last_lines: list[str]  # rank 0's last non-empty lines of output
 
 
@@ -71,8 +73,12 @@ def run_processes(
     verbose: bool = False,
     processes: int = 1,
     timeout: float | None = None,
+    interrupt: Callable[[str], bool] | None = None,
+    append: bool = False,
 ) -> ProcessRun:
-    """Run `command` as `processes` ranks with `env` over this process's environment, until all end or `timeout`."""
+    """Run `command` as `processes` ranks with `env` over this process's environment, until all end or `timeout`.
+    `interrupt` sees every line rank 0 prints: once it returns True, the ranks are stopped (SIGTERM, then SIGKILL
+    after a grace period) as at the time limit. `append`: add to the logs (a restarted job) instead of replacing."""
     log.parent.mkdir(parents=True, exist_ok=True)
     # each process gets its share of the CPUs: more torch/BLAS threads than cores only spin (steps/contract.py)
     share = str(max(1, (os.cpu_count() or 1) // processes))
@@ -81,14 +87,19 @@ def run_processes(
     rank_logs = contextlib.ExitStack()
     started = time.perf_counter()
     master_port = str(free_port())
-    timed_out = threading.Event()
+    timed_out, interrupted = threading.Event(), threading.Event()
 
     def stop_all() -> None:
-        timed_out.set()
         for process in ranks:
             end_process_group(process)
 
-    watchdog = threading.Timer(timeout, stop_all) if timeout else None
+    def time_is_up() -> None:
+        timed_out.set()
+        stop_all()
+
+    watchdog = threading.Timer(timeout, time_is_up) if timeout else None
+    stopper = threading.Thread(target=stop_all, daemon=True)  # not in the reading loop: the output keeps flowing
+    mode = "a" if append else "w"
     try:
         for rank in range(processes):
             rank_env = dict(base)
@@ -100,7 +111,7 @@ def run_processes(
                     MASTER_ADDR="127.0.0.1",
                     MASTER_PORT=master_port,
                 )
-            out = subprocess.PIPE if rank == 0 else rank_logs.enter_context(open(rank_log(log, rank), "w"))
+            out = subprocess.PIPE if rank == 0 else rank_logs.enter_context(open(rank_log(log, rank), mode))
             ranks.append(
                 subprocess.Popen(
                     command,
@@ -116,9 +127,12 @@ def run_processes(
             watchdog.start()
         last_lines: list[str] = []
         last_shown = time.monotonic()
-        with open(log, "w") as sink:
+        with open(log, mode) as sink:
             for line in ranks[0].stdout:
                 sink.write(line)
+                if interrupt and not interrupted.is_set() and interrupt(line):
+                    interrupted.set()
+                    stopper.start()
                 line = line.rstrip()
                 if line:
                     last_lines = (last_lines + [line])[-20:]
@@ -131,7 +145,10 @@ def run_processes(
     finally:  # an error, Ctrl-C or SIGTERM here: no job outlives the runner
         if watchdog:
             watchdog.cancel()
+        if stopper.is_alive():
+            stopper.join()
         for process in ranks:
             end_process_group(process)
         rank_logs.close()
-    return ProcessRun(log, round(time.perf_counter() - started, 3), codes, timed_out.is_set(), last_lines)
+    seconds = round(time.perf_counter() - started, 3)
+    return ProcessRun(log, seconds, codes, timed_out.is_set(), interrupted.is_set(), last_lines)

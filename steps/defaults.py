@@ -29,6 +29,10 @@ HIDDEN = "256,256"
 BASE_LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
 LEARNING_RATE = 0.0  # 0: BASE_LEARNING_RATE scaled to the batch size
 BATCH_SIZE = 0  # 0: chosen from the training rows (train.auto_batch_size)
+# Checkpoints (steps/checkpoint.py), for managed spot training and retries: SageMaker syncs CHECKPOINT_DIR with
+# CheckpointConfig.S3Uri and copies it back into a restarted job, which resumes where the checkpoint left off.
+CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath; ModelTrainer's driver sets no variable for it
+CHECKPOINT_SECONDS = 60.0  # at most one checkpoint per this many seconds of training, at the end of an epoch
 # Class weighting, applied where it was measured to work: in the decision, not the loss. "balanced" predicts the class
 # with the highest probability divided by its training share (the Bayes rule for balanced accuracy); probabilities stay
 # calibrated and the gap stays a plain cross-entropy gap. On tables with 6% / 24% positives it raised test balanced

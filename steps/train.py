@@ -8,6 +8,10 @@ is relative: (validation loss - training loss) / the baseline's validation loss 
 without dropout. Every epoch it prints the metrics for SageMaker metric definitions and sends them to CloudWatch. The
 model folder (packed by SageMaker into model.tar.gz) holds the weights, their config, the training history, the
 schema with the fitted table transform, and the inference code.
+
+Given a checkpoint folder (SageMaker's CheckpointConfig, /opt/ml/checkpoints), it saves the whole training state there
+at most every `checkpoint_seconds` and when stopped with SIGTERM, and a restarted job resumes from it: a resumed run
+ends where an uninterrupted one does, epoch for epoch (steps/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -19,18 +23,23 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
+import checkpoint
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from cloudwatch import MetricEmitter
-from contract import SCHEMA, StepError, read_schema, read_split, run, torch_threads
+from contract import SCHEMA, StepError, file_sha256, read_schema, read_split, run, split_path, torch_threads
 from defaults import (
     BASE_LEARNING_RATE,
     BATCH_SIZE,
+    CHECKPOINT_DIR,
+    CHECKPOINT_SECONDS,
     DROPOUT,
     GROWTH,
     HIDDEN,
@@ -78,10 +87,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
     parser.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", "model"))
+    parser.add_argument(
+        "--checkpoint_dir",
+        default=CHECKPOINT_DIR if Path(CHECKPOINT_DIR).is_dir() else "",
+        help="where checkpoints are saved and resumed from; empty: none",
+    )
+    parser.add_argument("--checkpoint_seconds", type=float, default=CHECKPOINT_SECONDS, help="0: after every epoch")
     args = parser.parse_args()
     numbers = (args.dropout, args.l1, args.l2, args.growth, args.learning_rate)
     if not all(math.isfinite(v) for v in numbers):
         raise StepError(f"dropout, l1, l2, growth and learning_rate must be finite numbers, got {numbers}")
+    if not math.isfinite(args.checkpoint_seconds) or args.checkpoint_seconds < 0:
+        raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
     if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
         raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
     try:
@@ -227,7 +244,6 @@ def main() -> None:
     amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
     amp = {"device_type": device.type, "dtype": amp_dtype, "enabled": use_cuda}
     scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and amp_dtype == torch.float16)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     job = os.environ.get("TRAINING_JOB_NAME", "local")
     metrics = MetricEmitter(
@@ -253,8 +269,44 @@ def main() -> None:
     # a random sample, not the first rows: the splits keep the table's order, which may be sorted
     train_eval = torch.randperm(len(x_train), generator=generator)[:TRAIN_EVAL_ROWS].to(device)
     x_eval, y_eval = x_train[train_eval], y_train[train_eval]  # gathered once, not every epoch
-    started = time.perf_counter()
-    for epoch in range(1, args.max_epochs + 1):
+
+    # -- checkpoints: a restarted job (spot interruption, retry) resumes where its checkpoint left off -------------
+    first_epoch, folder = 1, Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    stop_requested = threading.Event()
+    if folder:
+        identity = fingerprint(args, strength, batch_size, learning_rate, world, device)
+        found, why_not = checkpoint.load(folder, identity)
+        if why_not:
+            print(f"train: ignoring the checkpoint in {folder}: {why_not}; starting from epoch 1", flush=True)
+        if found:
+            initial = (best_loss, best_state, best_epoch)
+            fresh = copy.deepcopy(training_state(0, model, optimizer, scaler, generator, initial, history))
+            try:
+                first_epoch, best_loss, best_state, best_epoch, rise_streak, previous_val_loss, history = resume(
+                    found, model, optimizer, scaler, generator, args.max_epochs
+                )
+                first_epoch += 1
+                print(
+                    f"train: resuming from epoch {first_epoch - 1} (checkpoint {folder / checkpoint.CHECKPOINT_FILE}): "
+                    f"best epoch so far {best_epoch}, continuing with epoch {first_epoch}",
+                    flush=True,
+                )
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:  # damaged inside
+                resume(fresh, model, optimizer, scaler, generator, None)
+                why_not = f"it does not fit ({error})"
+                print(f"train: ignoring the checkpoint in {folder}: {why_not}; starting from epoch 1", flush=True)
+        if world > 1:  # every process must resume from the same epoch
+            starts = torch.tensor([first_epoch, -first_epoch], device=device)
+            dist.all_reduce(starts, op=dist.ReduceOp.MAX)
+            if starts[0].item() != -starts[1].item():
+                raise StepError(f"the processes found different checkpoints (epochs {starts.tolist()}): not resuming")
+        # SageMaker stops a job with SIGTERM (StopTrainingJob: SIGKILL 120 s later): finish the epoch, save, exit
+        signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    saved = time.monotonic()
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model  # rank 0's weights, broadcast
+
+    started, interrupted = time.perf_counter(), False
+    for epoch in range(first_epoch, args.max_epochs + 1):
         net.train()
         # equal shards, so every process runs the same number of steps
         order = torch.randperm(len(x_train), generator=generator)[: len(x_train) // world * world][rank::world].to(
@@ -271,8 +323,12 @@ def main() -> None:
             scaler.step(optimizer)
             scaler.update()
             loss_sum += data_loss.detach() * len(index)
-        if world > 1:
-            dist.all_reduce(loss_sum)
+        if world > 1:  # a stop request travels with the loss: every process stops after the same epoch
+            reduced = torch.stack([loss_sum, torch.tensor(float(stop_requested.is_set()), device=device)])
+            dist.all_reduce(reduced)
+            loss_sum, stopping = reduced[0], bool(reduced[1].item())
+        else:
+            stopping = stop_requested.is_set()
         train_loss = loss_sum.item() / max(len(order) * world, 1)
 
         val_loss, val_quality = objective.measure(model, x_val, y_val, amp)
@@ -312,12 +368,35 @@ def main() -> None:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
         elif epoch - best_epoch >= args.patience or not math.isfinite(val_loss):
             break
+        if folder and epoch < args.max_epochs and (stopping or time.monotonic() - saved >= args.checkpoint_seconds):
+            if rank == 0:  # the others hold the same state; on SageMaker every instance syncs the same S3 folder
+                writing = time.perf_counter()
+                state = training_state(
+                    epoch, model, optimizer, scaler, generator, (best_loss, best_state, best_epoch),
+                    history, rise_streak, previous_val_loss,
+                )  # fmt: skip
+                path = checkpoint.save(folder, {"fingerprint": identity, **state})
+                took = time.perf_counter() - writing
+                print(f"train: checkpoint after epoch {epoch} in {took:.3f}s ({path})", flush=True)
+            saved = time.monotonic()
+        if stopping and epoch < args.max_epochs:  # at the last epoch (or an early stop, above) the model is done: saved
+            interrupted = True
+            break
 
-    model.load_state_dict(best_state)
     seconds = time.perf_counter() - started
+    epochs_here = epoch - first_epoch + 1
+    if interrupted:  # no model: the restarted job saves it
+        if rank == 0:
+            print(f"train: stopped by SIGTERM after epoch {epoch}; a restarted job resumes from its checkpoint")
+        metrics.close()
+        if world > 1:
+            dist.destroy_process_group()
+        raise SystemExit(128 + signal.SIGTERM)
+    model.load_state_dict(best_state)
     if rank == 0:
         print(
-            f"train: stopped after {epoch} epochs in {seconds:.2f}s ({epoch * len(x_train) / seconds:.0f} samples/s), "
+            f"train: stopped after {epoch} epochs in {seconds:.2f}s ({epochs_here * len(x_train) / seconds:.0f} "
+            f"samples/s{f', {epochs_here} of them in this run' if first_epoch > 1 else ''}), "
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
         )
@@ -326,6 +405,68 @@ def main() -> None:
     metrics.close()
     if world > 1:
         dist.destroy_process_group()
+
+
+# -- checkpoints ------------------------------------------------------------------------------------------------
+# Where things are and go, not what is trained: a checkpoint of a run that differs only in these is still its own.
+NOT_FINGERPRINTED = ("train", "validation", "model_dir", "checkpoint_dir", "checkpoint_seconds", "earlier",
+                     "metrics_namespace", "pipeline_name")  # fmt: skip
+
+
+def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, world: int, device) -> dict:
+    """What this run is: a checkpoint resumes only a run with an equal fingerprint. The earlier rounds count through
+    the regularization they led to; the inputs by their sha256 (the S3 folder is shared across executions)."""
+    hyperparameters = {k: v for k, v in vars(args).items() if k not in NOT_FINGERPRINTED}
+    inputs = {"train": split_path(args.train, "train"), "validation": split_path(args.validation, "validation")}
+    return {
+        "format": checkpoint.FORMAT,
+        "code": checkpoint.code_digest(HERE),
+        "torch": str(torch.__version__),  # a str subclass that weights_only loading refuses
+        "hyperparameters": {**hyperparameters, "batch_size": batch_size, "learning_rate": learning_rate},
+        "regularization": {k: strength[k] for k in ("level", "dropout", "l1", "l2")},
+        "inputs": {**{k: file_sha256(v) for k, v in inputs.items()}, "schema": file_sha256(Path(args.train) / SCHEMA)},
+        "processes": world,
+        "device": device.type,
+    }
+
+
+def training_state(epoch, model, optimizer, scaler, generator, best, history, rise_streak=0, previous=math.inf) -> dict:
+    """Everything the epochs after `epoch` depend on: tensors and plain Python values only (weights_only loading)."""
+    best_loss, best_state, best_epoch = best
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "best_loss": float(best_loss),
+        "best_state": best_state,
+        "best_epoch": best_epoch,
+        "rise_streak": rise_streak,
+        "previous_val_loss": float(previous),
+        "history": [{k: v if isinstance(v, int) else float(v) for k, v in record.items()} for record in history],
+        "rng": checkpoint.rng_state(generator),
+    }
+
+
+def resume(state: dict, model, optimizer, scaler, generator, max_epochs: int | None) -> tuple:
+    """Load a training state into the model, optimizer, scaler and generators; the loop's variables to go on with."""
+    epoch, history, best_epoch = state["epoch"], state["history"], state["best_epoch"]
+    if max_epochs is not None and not (
+        isinstance(epoch, int) and 1 <= epoch < max_epochs and isinstance(history, list) and len(history) == epoch
+    ):
+        raise ValueError(f"epoch {epoch!r} with {len(history)} history records, max_epochs {max_epochs}")
+    if not (isinstance(best_epoch, int) and 0 <= best_epoch <= epoch):
+        raise ValueError(f"best epoch {best_epoch!r} after epoch {epoch!r}")
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    if {k: getattr(v, "shape", None) for k, v in state["best_state"].items()} != shapes:
+        raise ValueError("the best weights do not fit the model")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    checkpoint.set_rng_state(state["rng"], generator)
+    best_state = {k: v.to(next(model.parameters()).device) for k, v in state["best_state"].items()}
+    previous = float(state["previous_val_loss"])
+    return epoch, float(state["best_loss"]), best_state, best_epoch, int(state["rise_streak"]), previous, list(history)
 
 
 def save_model(model, args, strength, training, schema, history, best_epoch, model_dir: Path) -> None:
