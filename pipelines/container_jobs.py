@@ -4,10 +4,8 @@
 it, outputs uploaded back, training gets its channels, SM_* variables and hyperparameters, and its model folder
 becomes model.tar.gz. The job's processes run under pipelines/process_supervisor.py.
 
-A training job's CheckpointConfig works as on SageMaker: its LocalPath is a folder of the job, filled from the S3Uri
-before the job starts and copied back when it ends (SageMaker syncs it while the job runs). A test hook stands in for
-a spot interruption (`REGULA_LOCAL_INTERRUPT`, see `interruption`): the job is stopped with SIGTERM, its checkpoint
-folder uploaded, and the job started again on a fresh /opt/ml restored from S3, as SageMaker restarts it.
+A training job's CheckpointConfig, synced with S3, and the spot-interruption test hook are
+pipelines/checkpoint_sync.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 import tarfile
 from collections.abc import Callable
@@ -24,17 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import process_supervisor
+from pipelines.checkpoint_sync import INTERRUPT_VARIABLE, CheckpointSync
+from pipelines.process_supervisor import StepFailed
 from pipelines.run_layout import CONTAINER_ROOT, model_archive, on_host
 from pipelines.s3 import download_prefix, split_uri, upload_dir
 
 PYTHON_NAMES = {"python", "python3"}
-CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath when the job does not name one
-INTERRUPT_VARIABLE = "REGULA_LOCAL_INTERRUPT"  # the spot-interruption test hook (`interruption`)
-INTERRUPT_FORMAT = "STEP, STEP:after_checkpoint or STEP:after_epochs=N, comma-separated"
-
-
-class StepFailed(Exception):
-    """A step failed; the message is its failure reason."""
 
 
 def max_runtime(args: dict) -> float | None:
@@ -67,25 +59,6 @@ def final_metrics(args: dict, log: Path) -> list[dict]:
         if values:
             metrics.append({"MetricName": definition["Name"], "Value": float(values[-1])})
     return metrics
-
-
-def interruption(spec: str, step: str, checkpoints: Path) -> Callable[[str], bool] | None:
-    """A test hook, not a SageMaker feature: `REGULA_LOCAL_INTERRUPT="TrainRound1:after_epochs=5"` interrupts the
-    training step TrainRound1 once, as a spot interruption would, when its output reaches epoch 5;
-    `TrainRound1:after_checkpoint` (or just `TrainRound1`) once a file appears in its checkpoint folder. The predicate
-    sees each line rank 0 prints; None when `spec` does not name `step`."""
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, when = item.partition(":")
-        epochs = re.fullmatch(r"after_epochs=(\d+)", when)
-        if when not in ("", "after_checkpoint") and not epochs:
-            raise StepFailed(f"{INTERRUPT_VARIABLE}={spec!r}: {item!r} is not one of {INTERRUPT_FORMAT}")
-        if name != step:
-            continue
-        if epochs:
-            after = int(epochs[1])
-            return lambda line: (m := re.match(r"epoch (\d+):", line)) is not None and int(m[1]) >= after
-        return lambda line: checkpoints.is_dir() and any(p.is_file() for p in checkpoints.iterdir())
-    return None
 
 
 @dataclass
@@ -176,25 +149,23 @@ class ContainerJob:
         }
         processes = int(args.get("ResourceConfig", {}).get("InstanceCount", 1)) if source["distributed"] else 1
         failure = ml / "output" / "failure"
-        checkpoint = args.get("CheckpointConfig")
-        checkpoints = self.host_path(checkpoint.get("LocalPath") or CHECKPOINT_DIR) if checkpoint else None
-        spec = os.environ.get(INTERRUPT_VARIABLE, "")
-        interrupt = interruption(spec, self.step, checkpoints) if checkpoints and spec else None
+        checkpoints = CheckpointSync.for_job(self, args)
+        interrupt = checkpoints.interrupt if checkpoints else None
         timeout = max_runtime(args)
         try:
-            if checkpoint:
-                self.restore_checkpoints(checkpoint["S3Uri"], checkpoints)
+            if checkpoints:
+                checkpoints.restore()
             run = {"cwd": channels.get("code", self.root), "processes": processes, "failure_file": failure}
             ran = self.run_processes(command, env, **run, timeout=timeout, interrupt=interrupt)
             if ran.interrupted:
-                self.restart_as_on_a_new_instance(checkpoint["S3Uri"], checkpoints, ml, ran.seconds)
+                checkpoints.restart_as_on_a_new_instance(self, ml, ran.seconds)
                 remaining = max(1.0, timeout - self.seconds) if timeout else None  # the limit spans both runs
                 self.run_processes(command, env, **run, timeout=remaining, append=True)
             elif interrupt:
                 self.echo(f"   ({INTERRUPT_VARIABLE}: {self.step} ended before its interruption point)")
         finally:  # SageMaker syncs the folder during the job: a failed or stopped job's checkpoints are in S3 too
-            if checkpoint and checkpoints.is_dir():
-                upload_dir(self.s3, checkpoints, checkpoint["S3Uri"])
+            if checkpoints:
+                checkpoints.upload()
 
         archive = model_archive(self.root)
         with tarfile.open(archive, "w:gz") as tar:
@@ -232,31 +203,6 @@ class ContainerJob:
             raise StepFailed(f"input {what}: {uri} holds no objects") from None
         except ValueError as error:
             raise StepFailed(f"input {what}: {error}") from None
-
-    def restart_as_on_a_new_instance(self, uri: str, checkpoints: Path, ml: Path, seconds: float) -> None:
-        """After an interruption, as SageMaker restarts a spot job: the checkpoints uploaded, then a fresh model and
-        output folder and the checkpoint folder copied back from S3 (the inputs are unchanged: kept)."""
-        upload_dir(self.s3, checkpoints, uri)
-        shutil.rmtree(checkpoints)
-        for folder in ("model", "output"):
-            shutil.rmtree(ml / folder)
-        for folder in ("model", "output/data"):
-            (ml / folder).mkdir(parents=True)
-        found = self.restore_checkpoints(uri, checkpoints)
-        again = "from its checkpoint" if found else "from the beginning (no checkpoint yet)"
-        self.echo(f"-> {self.step} interrupted (spot), restarting {again}")
-        with open(self.log_file, "a") as log:
-            log.write(f"=== {INTERRUPT_VARIABLE}: interrupted (spot) after {seconds:.1f}s, restarted {again} ===\n")
-
-    def restore_checkpoints(self, uri: str, folder: Path) -> int:
-        """Copy the checkpoints under `uri` into `folder`, as SageMaker does before a job starts; how many."""
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            return download_prefix(self.s3, uri, folder)
-        except FileNotFoundError:  # the first job to use it
-            return 0
-        except ValueError as error:
-            raise StepFailed(f"checkpoints: {error}") from None
 
     def run_processes(
         self,

@@ -17,7 +17,8 @@ import pytest
 import torch
 from helpers import STEPS, run_training
 
-from pipelines.container_jobs import StepFailed, interruption
+from pipelines.checkpoint_sync import interruption
+from pipelines.process_supervisor import StepFailed
 from steps import checkpoint
 
 THREADS = {"REGULA_TORCH_THREADS": "1"}  # bitwise equality needs the same thread count in every run
