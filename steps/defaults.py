@@ -28,7 +28,7 @@ PATIENCE = 10
 HIDDEN = "256,256"
 BASE_LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
 LEARNING_RATE = 0.0  # 0: BASE_LEARNING_RATE scaled to the batch size
-BATCH_SIZE = 0  # 0: chosen from the training rows (train.auto_batch_size)
+BATCH_SIZE = 0  # 0: chosen from the training rows (train_args.auto_batch_size)
 # Checkpoints (steps/checkpoint.py), for managed spot training and retries: SageMaker syncs CHECKPOINT_DIR with
 # CheckpointConfig.S3Uri and copies it back into a restarted job, which resumes where the checkpoint left off.
 CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath; ModelTrainer's driver sets no variable for it

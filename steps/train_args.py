@@ -1,0 +1,127 @@
+"""steps/train.py's options and what it reads before it trains: its arguments, checked; the earlier rounds'
+evaluations (the regularization ladder's history); the batch size when it is chosen from the rows; and whether the
+instance is one the image was built for."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from contract import StepError
+from defaults import (
+    BATCH_SIZE,
+    CHECKPOINT_DIR,
+    CHECKPOINT_SECONDS,
+    DROPOUT,
+    GROWTH,
+    HIDDEN,
+    L1,
+    L2,
+    LEARNING_RATE,
+    MAX_EPOCHS,
+    MAX_GAP,
+    METRICS_NAMESPACE,
+    PATIENCE,
+    SEED,
+)
+from parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
+from regularization import overfit_gap, validate
+
+BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
+MAX_AUTO_BATCH = 4096
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    """train.py's options (`description`: its --help), checked: StepError names the first that is wrong."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dropout", type=float, default=DROPOUT)
+    parser.add_argument("--l1", type=float, default=L1)
+    parser.add_argument("--l2", type=float, default=L2)
+    parser.add_argument("--growth", type=float, default=GROWTH, help="the largest step of the level per round")
+    parser.add_argument("--round", type=int, default=1)
+    parser.add_argument(
+        "--earlier", default="", help="comma-separated folders with the earlier rounds' evaluation.json, oldest first"
+    )
+    parser.add_argument("--hidden", default=HIDDEN, help="hidden layer sizes")
+    parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
+    parser.add_argument("--patience", type=int, default=PATIENCE)
+    parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
+    parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
+    parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
+    parser.add_argument("--pipeline_name", default="")
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
+    parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
+    parser.add_argument("--model_dir", default=os.environ.get("SM_MODEL_DIR", "model"))
+    parser.add_argument(
+        "--checkpoint_dir",
+        default=CHECKPOINT_DIR if Path(CHECKPOINT_DIR).is_dir() else "",
+        help="where checkpoints are saved and resumed from; empty: none",
+    )
+    parser.add_argument("--checkpoint_seconds", type=float, default=CHECKPOINT_SECONDS, help="0: after every epoch")
+    args = parser.parse_args()
+    numbers = (args.dropout, args.l1, args.l2, args.growth, args.learning_rate)
+    if not all(math.isfinite(v) for v in numbers):
+        raise StepError(f"dropout, l1, l2, growth and learning_rate must be finite numbers, got {numbers}")
+    if not math.isfinite(args.checkpoint_seconds) or args.checkpoint_seconds < 0:
+        raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
+    if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
+        raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
+    try:
+        args.hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
+    except ValueError:
+        raise StepError(f"hidden must be comma-separated layer sizes, got {args.hidden!r}") from None
+    if not args.hidden or min(args.hidden) < 1:
+        raise StepError(f"hidden must list positive layer sizes, got {args.hidden}")
+    try:
+        validate(args.dropout, args.l1, args.l2, args.growth)
+    except ValueError as error:
+        raise StepError(str(error)) from None
+    if args.round < 1:
+        raise StepError(f"round must be >= 1, got {args.round}")
+    return args
+
+
+def earlier_rounds(args: argparse.Namespace) -> list[dict]:
+    """The earlier rounds' evaluation reports: SageMaker mounts round i's as the channel `round<i>`."""
+    folders = [f for f in args.earlier.split(",") if f] or [
+        os.environ.get(f"SM_CHANNEL_ROUND{i}", "") for i in range(1, args.round)
+    ]
+    if len(folders) != args.round - 1 or not all(folders):
+        raise StepError(f"round {args.round} needs the evaluations of rounds 1-{args.round - 1}, got {folders}")
+    reports = []
+    for i, folder in enumerate(folders, 1):
+        path = Path(folder) / "evaluation.json"
+        try:
+            report = json.loads(path.read_text())
+            level = report["regularization"]["level"]
+            reports.append({"round": report["round"], "level": level, "gap": overfit_gap(report)})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
+        if reports[-1]["round"] != i:
+            raise StepError(f"{path} is round {reports[-1]['round']}'s evaluation, expected round {i}'s")
+    return reports
+
+
+def auto_batch_size(rows: int) -> int:
+    """About 200-300 steps per epoch on large tables, 64 on small ones: a power of two in [64, MAX_AUTO_BATCH]."""
+    return int(min(MAX_AUTO_BATCH, max(BASE_BATCH, 2 ** round(math.log2(max(rows, 1) / 256)))))
+
+
+def check_instance() -> None:
+    """On SageMaker, refuse an instance the image was not built for before reading any data: `regula start` checks
+    this too, but an execution started from the console or the API does not pass through it."""
+    device = os.environ.get(TRAINING_DEVICE_VARIABLE)
+    instance = os.environ.get("SM_CURRENT_INSTANCE_TYPE")
+    if not (device and instance):
+        return  # not on SageMaker (a local run), or a definition that does not say
+    problem = training_instance_problem(instance, device)
+    if problem:
+        raise StepError(problem)
+    if device == "gpu" and not torch.cuda.is_available():
+        raise StepError(f"the pipeline was rendered for GPU training, but PyTorch sees no CUDA GPU on {instance}")
