@@ -20,7 +20,7 @@ from pipelines.s3 import split_uri
 from steps.contract import file_sha256
 
 CONTENT_TYPES = {".json": "application/json", ".jsonl": "application/jsonlines"}
-SERVING_MODULES = ("inference", "model", "table")
+SERVING_MODULES = ("inference", "model", "table", "table_roles", "table_values")
 
 
 class PredictError(RegulaError):

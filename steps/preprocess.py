@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import table as columns
+import table_roles
+import table_values
 from cloudwatch import MetricEmitter
 from contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
 from defaults import (
@@ -147,7 +149,7 @@ def check_label(labels: pd.Series, kind: str, target: str, min_rows: int) -> lis
                 f"target column '{target}' holds {len(infinite)} infinite values (rows "
                 f"{', '.join(str(labels.index[i]) for i in infinite[:5])}): fix or drop them"
             )
-        values, not_numbers = columns.parse_numbers(labels)
+        values, not_numbers = table_values.parse_numbers(labels)
         if len(not_numbers):
             problems.append(
                 f"regression needs a numeric target; column '{target}' holds {len(not_numbers)} values that are not "
@@ -242,7 +244,7 @@ def main() -> None:
         problems.append(str(error))
 
     features = frame.drop(columns=[args.target])
-    roles, dropped = columns.column_roles(features, exclude, categorical)
+    roles, dropped = table_roles.column_roles(features, exclude, categorical)
     if features.shape[1] == 0:
         problems.append("table has no feature columns besides the target")
     elif not roles:
@@ -263,10 +265,10 @@ def main() -> None:
         classes = sort_classes(pd.unique(labels).tolist())
         encoded = pd.Categorical(labels, categories=classes).codes.astype(np.int64)
     else:
-        encoded = columns.parse_numbers(labels)[0].astype(np.float32)
+        encoded = table_values.parse_numbers(labels)[0].astype(np.float32)
     positions = split(encoded, classification, args)
-    marks = columns.missing_marks(features, roles)
-    gaps = columns.columns_with_gaps(features, roles, marks)
+    marks = table_roles.missing_marks(features, roles)
+    gaps = table_roles.columns_with_gaps(features, roles, marks)
     transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps)
 
     output = Path(args.output_dir)

@@ -3,11 +3,13 @@
 Packed into model.tar.gz with the inference code, so the served model applies exactly the transform the model was
 trained with. Two stages:
 
-- `column_roles` reads the whole table's *structure* (types, distinct values) and decides what each column is:
-  numeric, categorical, datetime, or dropped with a reason (constant, all missing, an identifier, excluded).
+- `column_roles` (steps/table_roles.py) reads the whole table's *structure* (types, distinct values) and decides
+  what each column is: numeric, categorical, datetime, or dropped with a reason (constant, all missing, an
+  identifier, excluded).
 - `fit` learns every *number* of the transform from the training split only: medians, scales, clip bounds,
   categories. (Which columns have gaps, and which texts mark a missing value, are structure: whole table.)
   `transform` applies it to any frame with those columns: the splits, or raw rows sent to the model.
+  (Values are read, whatever the file format, by steps/table_values.py.)
 
 Numeric columns: clipped to the training split's [0.1%, 99.9%] range (extreme values cannot dominate), missing values
 imputed with the median (plus a missing-indicator column where the table had gaps), centered on the median
@@ -25,20 +27,15 @@ per column. A missing value in a column the table had no gaps in is refused: the
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+from table_roles import columns_with_gaps, missing_marks
+from table_values import BOOLEAN_SPELLINGS, category_keys, clean_texts, day_first, parse_dates, parse_numbers
 
 MAX_ONEHOT = 32  # one-hot columns per categorical column, at most
 MAX_Z = 5.0  # numeric features are bounded to +-MAX_Z standard deviations
 CLIP_QUANTILES = (0.001, 0.999)
-NUMERIC_SHARE = 0.95  # a text column whose values parse as numbers this often is numeric; the rest are missing marks
-DATETIME_SHARE = 0.95  # likewise for dates
-IDENTIFIER_SHARE = 0.8  # a text column this unique (a category seen 1.25 times on average) is an ID or free text
-IDENTIFIER_MIN_ROWS = 20  # below this, uniqueness says nothing
 DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
-ID_NAME = re.compile(r"(^|[^a-z])id$|^id[^a-z]|uuid|guid", re.IGNORECASE)
 
 
 class TableError(ValueError):
@@ -50,197 +47,6 @@ class TableError(ValueError):
             super().__init__(problems[0])
         else:
             super().__init__(f"{len(problems)} problems: " + "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1)))
-
-
-# -- reading values -------------------------------------------------------------------------------------------------
-
-# Texts that mean "missing" wherever a value comes from: pandas' read_csv defaults, applied to JSON and Parquet
-# values too, so the same row scores the same whichever way it is sent.
-MISSING_TEXTS = frozenset(
-    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA"]
-    + ["NULL", "NaN", "None", "n/a", "nan", "null"]
-)
-MARK = re.compile(r"^[^0-9A-Za-z]*$|^(unknown|missing|none|null|na|n/a|nan|not available)$", re.IGNORECASE)
-BOOLEAN_SPELLINGS = {"1": "true", "0": "false", "yes": "true", "no": "false", "y": "true", "n": "false"}
-DAY_MONTH = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}")
-
-
-def _number_key(number: float) -> str:
-    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
-
-
-def category_key(value) -> str | None:
-    """One spelling per category, whether it came from CSV, JSON or Parquet: True, 'true' and 'TRUE' are 'true';
-    2, 2.0 and '2' are '2'; 1.1 and '1.10' are '1.1'. None for a missing value."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return _number_key(float(value)) if np.isfinite(value) else None
-    text = str(value).strip()
-    if text in MISSING_TEXTS:
-        return None
-    if text.lower() in ("true", "false"):
-        return text.lower()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return _number_key(number) if np.isfinite(number) else text
-
-
-def category_keys(series: pd.Series) -> pd.Series:
-    """`category_key` of every value, computed once per distinct value (fast and light on millions of rows);
-    missing stays missing (None). TypeError for values that are lists or objects."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    keys = np.array([category_key(value) for value in uniques] + [None], dtype=object)  # code -1: the None
-    return pd.Series(keys[codes], index=series.index, dtype=object)
-
-
-def _texts(series: pd.Series) -> pd.Series:
-    """Stripped text of each value; None for missing values and MISSING_TEXTS."""
-    text = series.astype(object).map(lambda v: v if v is None or isinstance(v, float) else str(v).strip())
-    return text.where(~text.isin(MISSING_TEXTS) & text.notna(), None)
-
-
-def parse_numbers(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """float64 values (NaN where missing or not a number) and the text of the values that are not numbers."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(np.float64), series.iloc[:0]
-    if pd.api.types.is_numeric_dtype(series):
-        values = series.to_numpy(np.float64, na_value=np.nan)
-        return np.where(np.isfinite(values), values, np.nan), series.iloc[:0]
-    text = _texts(series)
-    values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
-    not_numbers = text[np.isnan(values) & text.notna().to_numpy()]
-    return np.where(np.isfinite(values), values, np.nan), not_numbers.astype(str)
-
-
-def day_first(series: pd.Series) -> bool:
-    """Whether dates like 04/03/2021 are day first: some value's first field is above 12, and no second one is."""
-    parts = _texts(series).dropna().astype(str).str.extract(DAY_MONTH).dropna().astype(int)
-    return bool(len(parts)) and bool((parts[0] > 12).any()) and not bool((parts[1] > 12).any())
-
-
-def parse_dates(series: pd.Series, dayfirst: bool = False) -> pd.Series:
-    """Timestamps (UTC, naive); NaT where missing or not a date. One day/month order for the whole column."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        dates = series
-    else:
-        texts = _texts(series)
-        with np.errstate(all="ignore"):
-            dates = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
-            if dayfirst:  # only for dd/mm/yyyy texts: pandas would read ISO 2021-03-04 as April 3 too
-                short = texts.astype(str).str.match(DAY_MONTH.pattern).to_numpy()
-                dates[short] = pd.to_datetime(texts[short], errors="coerce", format="mixed", dayfirst=True, utc=True)
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    return dates
-
-
-def _marks(texts: pd.Series) -> pd.Series:
-    """Which of these texts are marks for a missing value ('?', '-', 'unknown'), not values."""
-    return texts.str.fullmatch(MARK.pattern, case=False).fillna(False).astype(bool)
-
-
-def _looks_like_dates(present: pd.Series) -> bool:
-    texts = present.astype(str)
-    texts = texts[~_marks(texts)]
-    if texts.empty or not texts.str.contains(r"\d").all() or not texts.str.contains(r"[-/:. ]").all():
-        return False
-    parsed = parse_dates(texts, day_first(texts))
-    return parsed.notna().mean() >= DATETIME_SHARE
-
-
-# -- column roles (structure, whole table) --------------------------------------------------------------------------
-
-
-def column_roles(
-    frame: pd.DataFrame, exclude: list[str] = (), categorical: list[str] = ()
-) -> tuple[dict[str, str], dict[str, str]]:
-    """({column: numeric|categorical|datetime}, {dropped column: why}) for the feature columns of `frame`."""
-    roles, dropped = {}, {}
-    rows = len(frame)
-    for name in frame.columns:
-        series = frame[name]
-        present = series.dropna()
-        if name in exclude:
-            dropped[name] = "excluded (ExcludeColumns)"
-            continue
-        if present.empty:
-            dropped[name] = "all values missing"
-            continue
-        try:
-            distinct = present.nunique()
-        except TypeError:  # lists or records (Parquet): not a column a table model can use
-            dropped[name] = "holds lists or records, not single values"
-            continue
-        if distinct <= 1:
-            value = present.iloc[0]
-            dropped[name] = f"constant ({value.item() if isinstance(value, np.generic) else value!r})"
-            continue
-        if name in categorical or pd.api.types.is_bool_dtype(series):
-            roles[name] = "categorical"
-        elif pd.api.types.is_datetime64_any_dtype(series):
-            roles[name] = "datetime"
-        elif pd.api.types.is_numeric_dtype(series):
-            roles[name] = "numeric"
-            if pd.api.types.is_integer_dtype(series) and distinct == rows >= IDENTIFIER_MIN_ROWS:
-                span = int(present.max()) - int(present.min()) + 1
-                if span <= 2 * rows or ID_NAME.search(str(name)):
-                    dropped[name] = "an ID-like integer sequence (one distinct value per row)"
-                    del roles[name]
-        else:
-            values, not_numbers = parse_numbers(present)
-            marks = int(_marks(not_numbers).sum())  # '?', '-', 'unknown' stand for missing numbers: not evidence
-            if np.isfinite(values).sum() >= NUMERIC_SHARE * max(len(present) - marks, 1):
-                roles[name] = "numeric"
-            elif _looks_like_dates(present):
-                roles[name] = "datetime"
-            elif rows >= IDENTIFIER_MIN_ROWS and distinct >= IDENTIFIER_SHARE * len(present):
-                dropped[name] = "one distinct text per row (an identifier or free text)"
-            else:
-                roles[name] = "categorical"
-        if name in roles and ID_NAME.search(str(name)) and distinct == len(present) >= IDENTIFIER_MIN_ROWS:
-            dropped[name] = "named like an identifier, one distinct value per row"
-            del roles[name]
-    return roles, dropped
-
-
-def missing_marks(frame: pd.DataFrame, roles: dict[str, str]) -> dict[str, list[str]]:
-    """The texts standing for a missing number or date ('?', 'n/a', 'unknown', ...) in the numeric and date text
-    columns, over the whole table: a mark that only occurs in the validation or test rows is a mark all the same."""
-    marks = {}
-    for name, role in roles.items():
-        series = frame[name]
-        if role == "numeric" and not pd.api.types.is_numeric_dtype(series):
-            not_numbers = parse_numbers(series)[1]
-        elif role == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
-            texts = _texts(series)
-            not_numbers = texts[parse_dates(texts, day_first(texts)).isna() & texts.notna()].astype(str)
-        else:
-            continue
-        if len(not_numbers):
-            marks[name] = sorted(set(not_numbers.str.lower()))
-    return marks
-
-
-def columns_with_gaps(frame: pd.DataFrame, roles: dict[str, str], marks: dict[str, list[str]]) -> set[str]:
-    """Columns with a missing value anywhere in the table: these get a missing-indicator and may be left out of a
-    row; the others are required, value and all."""
-    gaps = set(marks)
-    for name, role in roles.items():
-        series = frame[name]
-        if role == "numeric":
-            missing = np.isnan(parse_numbers(series)[0]).any()
-        elif role == "datetime":
-            missing = parse_dates(series, day_first(series)).isna().any()
-        else:
-            missing = category_keys(series).isna().any()
-        if missing:
-            gaps.add(name)
-    return gaps
 
 
 # -- fitting (numbers, training split) ------------------------------------------------------------------------------
@@ -392,7 +198,7 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
                 if pd.api.types.is_datetime64_any_dtype(series):
                     texts, dates = series, parse_dates(series)
                 else:
-                    texts = _texts(series)
+                    texts = clean_texts(series)
                     dates = parse_dates(texts, column.get("day_first", False))
             except TypeError:  # lists or objects (JSON)
                 problems.append(f"column '{name}': values must be single values, not lists or objects")

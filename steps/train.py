@@ -42,7 +42,7 @@ from train_args import BASE_BATCH, auto_batch_size, check_instance, earlier_roun
 from train_state import fingerprint, resume_from, training_state
 
 HERE = Path(__file__).resolve().parent
-INFERENCE_CODE = ("inference.py", "model.py", "table.py", "serve.py")
+INFERENCE_CODE = ("inference.py", "model.py", "table.py", "table_roles.py", "table_values.py", "serve.py")
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows, a seeded random sample
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
 

@@ -15,7 +15,9 @@ import pytest
 from helpers import run_script, run_training
 from palmerpenguins import load_penguins
 
-PACKED = ("inference", "model", "table")  # the modules of code/, imported by their bare names
+from pipelines.predict import SERVING_MODULES
+
+PACKED = SERVING_MODULES  # the modules of code/, imported by their bare names
 SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
 
 

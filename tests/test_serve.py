@@ -16,6 +16,8 @@ import pytest
 from helpers import STEPS, run_training
 from sklearn.datasets import load_digits
 
+from pipelines.predict import SERVING_MODULES
+
 ROWS = load_digits(as_frame=True).frame.drop(columns=["target"]).head(5)
 
 
@@ -71,7 +73,7 @@ def test_the_packed_server_scores_raw_rows_as_the_handlers_do(server, model_dir)
         expected = inference.model_fn(str(model_dir)).predict(ROWS)
     finally:
         sys.path.remove(str(model_dir / "code"))
-        for name in ("inference", "model", "table"):
+        for name in SERVING_MODULES:
             sys.modules.pop(name, None)
     assert answer == json.loads(json.dumps(expected))
 

@@ -15,6 +15,8 @@ from helpers import BAD_INPUTS, pack, run_script
 from helpers import run_training as train
 from sklearn.datasets import load_digits
 
+from pipelines.predict import SERVING_MODULES
+
 
 def read(splits: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     table = pq.read_table(splits / name / f"{name}.parquet")
@@ -106,7 +108,8 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     best = min(history, key=lambda h: h["val_loss"])
     assert config["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 3
     code = sorted(p.name for p in (tmp_path / "model" / "code").iterdir())
-    assert code == ["inference.py", "model.py", "serve.py", "table.py"], "the handlers and the server of the image"
+    packed = ["inference.py", "model.py", "serve.py", "table.py", "table_roles.py", "table_values.py"]
+    assert code == packed, "the handlers, the transform and the server of the image"
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
 
@@ -209,7 +212,7 @@ def test_inference_handlers_serve_the_packed_model_on_raw_rows(splits, tmp_path)
         import inference
     finally:
         sys.path.remove(str(served / "code"))
-        for name in ("inference", "model", "table"):
+        for name in SERVING_MODULES:
             sys.modules.pop(name, None)
     predictor = inference.model_fn(str(served))
     raw = load_digits(as_frame=True).frame.drop(columns=["target"]).head(3)

@@ -8,17 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from steps.table import (
-    MAX_ONEHOT,
-    TableError,
-    category_key,
-    column_roles,
-    feature_names,
-    fit,
-    missing_marks,
-    required_columns,
-    transform,
-)
+from steps.table import MAX_ONEHOT, TableError, feature_names, fit, required_columns, transform
+from steps.table_roles import column_roles, missing_marks
+from steps.table_values import category_key
 
 
 def fitted(frame: pd.DataFrame, **options) -> dict:
