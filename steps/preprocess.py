@@ -32,13 +32,13 @@ from defaults import (
     TEST_FRACTION,
     VALIDATION_FRACTION,
 )
+from labels import check_label, class_weight, problem_type, sort_classes
 from parameters import problems as parameter_problems
 from quality import quality_metric
 from sklearn.model_selection import train_test_split
 from tablefile import TableFileError, read_table
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
-MAX_AUTO_CLASSES = 50  # ProblemType=auto: whole-number targets with at most this many distinct values are classes
 RAW_SAMPLE_ROWS = 500
 BLOCK_ROWS = 250_000  # split rows transformed and written per block: bounded peak memory
 
@@ -86,80 +86,12 @@ def find_data_file(path: Path) -> Path:
     return files[0]
 
 
-# -- the label ------------------------------------------------------------------------------------------------------
-
-
-def problem_type(labels: pd.Series, requested: str) -> tuple[str, str]:
-    """classification or regression, and why."""
-    if requested != "auto":
-        return requested, "set by ProblemType"
-    distinct = labels.nunique()
-    if pd.api.types.is_bool_dtype(labels) or not pd.api.types.is_numeric_dtype(labels):
-        return "classification", f"the target holds text or true/false values ({distinct} distinct)"
-    values = labels.to_numpy(np.float64)
-    whole = bool(np.all(values == np.round(values)))
-    if whole and distinct <= MAX_AUTO_CLASSES:
-        return "classification", (
-            f"the target holds {distinct} distinct whole numbers (at most {MAX_AUTO_CLASSES} count as classes; "
-            "ProblemType=regression treats them as a quantity)"
-        )
-    kind = "whole numbers" if whole else "numbers"
-    return "regression", f"the target holds {kind} with {distinct} distinct values"
-
-
-def sort_classes(values: list) -> list:
-    try:
-        return sorted(values)
-    except TypeError:
-        return sorted(values, key=str)
-
-
-def class_weight(requested: str, metric: str) -> str:
-    """How the served model turns probabilities into a label (see defaults.CLASS_WEIGHTS)."""
-    if requested != "auto":
-        return requested
-    return "balanced" if metric in ("balanced_accuracy", "macro_f1") else "none"
+# -- the label: steps/labels.py; how many rows a class needs to be split -------------------------------------
 
 
 def min_rows_per_class(args: argparse.Namespace) -> int:
     smallest = min(args.validation_fraction, args.test_fraction, 1 - args.validation_fraction - args.test_fraction)
     return max(3, math.ceil(1 / smallest))
-
-
-def check_label(labels: pd.Series, kind: str, target: str, min_rows: int) -> list[str]:
-    problems = []
-    if kind == "classification":
-        counts = labels.value_counts()
-        if len(counts) < 2:
-            problems.append(f"target column '{target}' has a single class ({counts.index[0]}); need at least 2")
-        rare = counts[counts < min_rows]
-        if len(rare):
-            listed = ", ".join(f"{c} ({n} rows)" for c, n in rare.head(5).items())
-            problems.append(
-                f"too few rows to split: {len(rare)} classes have fewer than the {min_rows} rows a stratified "
-                f"train/validation/test split needs: {listed}"
-                + ("" if len(rare) <= 5 else ", ...")
-                + " (merge or drop them, or set ProblemType=regression for a quantity)"
-            )
-    else:
-        raw = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
-        infinite = np.flatnonzero(np.isinf(raw))
-        if len(infinite):
-            problems.append(
-                f"target column '{target}' holds {len(infinite)} infinite values (rows "
-                f"{', '.join(str(labels.index[i]) for i in infinite[:5])}): fix or drop them"
-            )
-        values, not_numbers = table_values.parse_numbers(labels)
-        if len(not_numbers):
-            problems.append(
-                f"regression needs a numeric target; column '{target}' holds {len(not_numbers)} values that are not "
-                f"numbers (e.g. {not_numbers.iloc[0]!r})"
-            )
-        elif np.nanstd(values) == 0:
-            problems.append(f"target column '{target}' is constant; nothing to learn")
-        if len(labels) < min_rows * 2:
-            problems.append(f"too few rows to split: {len(labels)} labelled rows, need at least {min_rows * 2}")
-    return problems
 
 
 # -- splitting and writing ------------------------------------------------------------------------------------------
