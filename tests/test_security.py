@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REGION, regula, run_script
+from helpers import REGION, regula, regula_here, rendered, run_step
 
 from pipelines.container_jobs import ContainerJob
 from pipelines.local import claim_run_dir, run_local
 from pipelines.local_runner import StepFailed
-from pipelines.render import render
 from pipelines.run_layout import job_log, job_root
 from pipelines.s3 import download_prefix, ensure_bucket
 from steps.cloudwatch import MetricEmitter
@@ -50,7 +49,7 @@ def test_an_s3_key_that_climbs_out_of_the_job_folder_is_refused(tmp_path, client
 
 def test_a_poisoned_code_object_is_replaced_before_any_job_runs_it(clients):
     s3 = clients["s3"]
-    _, session = render()
+    _, session = rendered()
     ensure_bucket(s3, BUCKET, REGION)
     assert session.push_uploads(s3) == len(session.uploads)
     train_key = next(k for k in session.uploads if k.endswith("/train.py"))
@@ -160,7 +159,7 @@ def test_the_guard_allows_a_gap_within_one_standard_error_as_the_evaluation_does
 
 
 def test_a_run_cannot_register_packages_as_approved_unless_rendered_to(tmp_path, clients):
-    result = regula("run", "--local", "--param", "ModelApprovalStatus=Approved", "--runs-dir", str(tmp_path))
+    result = regula_here("run", "--local", "--param", "ModelApprovalStatus=Approved", "--runs-dir", str(tmp_path))
     assert result.returncode == 2
     assert "ModelApprovalStatus must be one of PendingManualApproval, got 'Approved'" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -170,7 +169,7 @@ def test_a_run_cannot_register_packages_as_approved_unless_rendered_to(tmp_path,
 
 
 def test_bad_numbers_are_refused_at_once_before_anything_starts(tmp_path, clients):
-    result = regula(
+    result = regula_here(
         "run", "--local", "--runs-dir", str(tmp_path / "runs"),
         "--param", "L1=nan", "--param", "MaxGap=inf", "--param", "TrainingInstanceCount=0", "--param", "Dropout=0.9",
     )  # fmt: skip
@@ -185,7 +184,7 @@ def test_bad_numbers_are_refused_at_once_before_anything_starts(tmp_path, client
 
 
 def test_the_first_step_refuses_bad_parameters_before_reading_data(tmp_path):
-    result = run_script(
+    result = run_step(
         "preprocess.py", "--input", str(tmp_path / "never-read.csv"), "--output-dir", str(tmp_path / "out"),
         "--check", "Patience=0", "--check", "QualityMetric=precision", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
@@ -198,8 +197,8 @@ def test_the_first_step_refuses_bad_parameters_before_reading_data(tmp_path):
 
 def test_start_refuses_a_mistyped_parameter_before_any_execution(clients):
     ensure_bucket(clients["s3"], BUCKET, REGION)
-    assert regula("upsert").returncode == 0
-    result = regula("start", "--param", "MaxEpochs=abc")
+    assert regula_here("upsert").returncode == 0
+    result = regula_here("start", "--param", "MaxEpochs=abc")
     assert result.returncode == 2
     assert result.stderr.strip() == "regula: error: pipeline parameter MaxEpochs must be Integer, got 'abc'"
     executions = clients["sagemaker"].list_pipeline_executions(PipelineName="regula")["PipelineExecutionSummaries"]
@@ -287,7 +286,7 @@ def test_runs_started_together_get_their_own_folders(tmp_path):
 def test_an_unusable_runs_dir_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = regula("run", "--local", "--runs-dir", str(blocker / "runs"), env={**os.environ, "REGULA_METRICS": "off"})
+    result = regula_here("run", "--local", "--runs-dir", str(blocker / "runs"), env={"REGULA_METRICS": "off"})
     assert result.returncode == 2
     assert result.stderr.strip() == f"regula: error: cannot create a run folder in {blocker / 'runs'}: Not a directory"
 
@@ -307,7 +306,7 @@ def test_a_failed_rank_ends_the_others_at_once(tmp_path):
 
 def test_an_object_planted_in_a_code_folder_is_removed(clients):
     s3 = clients["s3"]
-    _, session = render()
+    _, session = rendered()
     ensure_bucket(s3, BUCKET, REGION)
     session.push_uploads(s3)
     folder = next(k for k in session.uploads if k.endswith("/train.py")).rsplit("/", 1)[0]
@@ -317,5 +316,5 @@ def test_an_object_planted_in_a_code_folder_is_removed(clients):
     assert session.push_uploads(s3) == 1
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=folder)["Contents"]}
     assert f"{folder}/sitecustomize.py" not in keys
-    definition = render()[0]
+    definition = rendered()[0]
     assert f'"s3://{BUCKET}/{folder}/"' in definition  # code inputs name the folder, '/' and all
