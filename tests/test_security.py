@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REGION, regula, regula_here, rendered, run_step
+from helpers import REGION, regula_here, rendered, run_step
 
 from pipelines.container_jobs import ContainerJob
 from pipelines.local import claim_run_dir, run_local
@@ -103,7 +103,7 @@ def package(sagemaker, status: str = "PendingManualApproval", **metadata: str) -
 def test_missing_or_unparsable_policy_refuses_approval(metadata, message, clients):
     sagemaker = clients["sagemaker"]
     arn = package(sagemaker, **metadata)
-    result = regula("models", "approve", arn)
+    result = regula_here("models", "approve", arn)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
@@ -111,38 +111,38 @@ def test_missing_or_unparsable_policy_refuses_approval(metadata, message, client
 @pytest.mark.parametrize("max_gap", ["nan", "inf"])
 def test_a_max_gap_that_is_not_a_number_is_refused(max_gap, clients):
     arn = package(clients["sagemaker"])
-    result = regula("models", "approve", arn, "--max-gap", max_gap)
+    result = regula_here("models", "approve", arn, "--max-gap", max_gap)
     assert result.returncode == 2 and "--max-gap must be a finite number" in result.stderr
 
 
 def test_max_gap_option_only_tightens_the_recorded_policy(clients):
     arn = package(clients["sagemaker"], **{"regula:gap": "0.3"})
-    result = regula("models", "approve", arn, "--max-gap", "5")
+    result = regula_here("models", "approve", arn, "--max-gap", "5")
     assert result.returncode == 2 and "gap 0.3000 is above the maximum 0.1" in result.stderr
 
 
 def test_a_rejected_package_needs_force_and_a_note(clients):
     sagemaker = clients["sagemaker"]
     arn = package(sagemaker, status="Rejected")
-    result = regula("models", "approve", "latest")
+    result = regula_here("models", "approve", "latest")
     assert result.returncode == 2 and "it was rejected" in result.stderr
-    assert regula("models", "approve", "latest", "--force").returncode == 2
+    assert regula_here("models", "approve", "latest", "--force").returncode == 2
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
-    result = regula("models", "approve", "latest", "--force", "--note", "re-reviewed the curves")
+    result = regula_here("models", "approve", "latest", "--force", "--note", "re-reviewed the curves")
     assert result.returncode == 0, result.stderr
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Approved"
 
 
 def test_the_policy_is_checked_before_already_approved(clients):
     package(clients["sagemaker"], status="Approved", **{"regula:gap": "0.08"})
-    result = regula("models", "approve", "latest", "--max-gap", "0.05")
+    result = regula_here("models", "approve", "latest", "--max-gap", "0.05")
     assert result.returncode == 2 and "gap 0.0800 is above the maximum 0.05" in result.stderr
     assert "already Approved" not in result.stdout
 
 
 def test_a_candidate_the_pipeline_did_not_accept_is_refused(clients):
     package(clients["sagemaker"], **{"regula:accepted": "false", "regula:decision": "candidate"})
-    result = regula("models", "approve", "latest")
+    result = regula_here("models", "approve", "latest")
     assert result.returncode == 2
     assert "the pipeline did not accept it: it was registered as the best candidate, for review" in result.stderr
     status = clients["sagemaker"].list_model_packages(ModelPackageGroupName="regula-models")
@@ -152,8 +152,8 @@ def test_a_candidate_the_pipeline_did_not_accept_is_refused(clients):
 def test_the_guard_allows_a_gap_within_one_standard_error_as_the_evaluation_does(clients):
     within = package(clients["sagemaker"], **{"regula:gap": "0.105", "regula:gap_se": "0.01"})
     above = package(clients["sagemaker"], **{"regula:gap": "0.125", "regula:gap_se": "0.01"})
-    assert regula("models", "approve", within).returncode == 0
-    result = regula("models", "approve", above)
+    assert regula_here("models", "approve", within).returncode == 0
+    result = regula_here("models", "approve", above)
     assert result.returncode == 2
     assert "gap 0.1250 is above the maximum 0.1 by more than its standard error 0.0100" in result.stderr
 
