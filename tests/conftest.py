@@ -2,7 +2,8 @@
 
 Two tiers: `pytest` runs the fast one (unit tests, the step scripts, one whole local pipeline) for the edit-test
 loop; `pytest --slow` runs everything, as CI does. Tests marked `slow` (whole pipelines, LocalStack, interrupts)
-are left out of the fast tier, never deleted.
+are left out of the fast tier, never deleted. Both run in a worker per CPU (pyproject.toml): every fixture here is
+per worker (each has its own moto server on a free port), a test file's tests share one worker.
 """
 
 from __future__ import annotations
