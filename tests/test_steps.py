@@ -1,4 +1,5 @@
-"""The step entry points as SageMaker runs them: separate processes, real files."""
+"""The step entry points as SageMaker runs them, on real files: separate processes for the process contract and the
+runs that train; the many input checks run the same entry points in this process (helpers.run_step)."""
 
 from __future__ import annotations
 
