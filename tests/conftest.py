@@ -2,7 +2,8 @@
 
 Two tiers: `pytest` runs the fast one (unit tests, the step scripts, one whole local pipeline) for the edit-test
 loop; `pytest --slow` runs everything, as CI does. Tests marked `slow` (whole pipelines, LocalStack, interrupts)
-are left out of the fast tier, never deleted.
+are left out of the fast tier, never deleted. Both run in a worker per CPU (pyproject.toml): every fixture here is
+per worker (each has its own moto server on a free port), a test file's tests share one worker.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import requests
 from helpers import REGION, run_script
 from sklearn.datasets import load_digits
 
-from pipelines.moto_server import MotoServer
+from pipelines.moto_server import FAKE_CREDENTIALS, MotoServer
 
 
 def pytest_addoption(parser):
@@ -49,10 +50,18 @@ def aws(moto_server, monkeypatch):
     return moto_server
 
 
+@pytest.fixture(scope="session")
+def boto_session(moto_server):
+    """One boto3 session for the test process, bound to the moto server: each client it makes reuses the service
+    models it has parsed (a fresh session parses them again, about 0.1 s of JSON per client)."""
+    return boto3.Session(region_name=REGION, **{key.lower(): v for key, v in FAKE_CREDENTIALS.items()})
+
+
 @pytest.fixture
-def clients(aws):
-    session = boto3.Session(region_name=REGION)
-    return {name: session.client(name) for name in ("s3", "sagemaker", "cloudwatch", "sns", "events")}
+def clients(aws, boto_session):
+    """Clients of the AWS services Regula uses, on the freshly reset moto server."""
+    names = ("s3", "sagemaker", "cloudwatch", "sns", "events")
+    return {name: boto_session.client(name, endpoint_url=aws.endpoint) for name in names}
 
 
 @pytest.fixture(scope="session")

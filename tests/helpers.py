@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
+import runpy
+import signal
 import subprocess
 import sys
 import tarfile
+import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,9 +39,88 @@ def run_script(name: str, *args: str, env: dict | None = None, cwd: Path | None 
     )
 
 
-def run_training(splits: Path, model_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """steps/train.py on the preprocessed `splits`, CloudWatch off unless `env` turns it on."""
-    return run_script(
+@contextlib.contextmanager
+def _as_a_process(argv: list[str], env: dict, cwd: Path | None, result: dict):
+    """This process made to look like a fresh one running `argv` with `env` in `cwd`, and put back after: argv,
+    os.environ, the working directory, sys.path, modules imported meanwhile by their bare names (the step scripts
+    import their siblings that way), torch's thread count and the SIGTERM handler. What a process would leave is
+    put into `result`: returncode, stdout, stderr."""
+    saved = (sys.argv, dict(os.environ), list(sys.path), set(sys.modules), signal.getsignal(signal.SIGTERM))
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    out, err = io.StringIO(), io.StringIO()
+    result["returncode"] = 0
+    sys.argv = argv
+    os.environ.update(env)
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                yield
+            except SystemExit as exit:  # as the interpreter ends on it: None is 0, a number is the code, else 1
+                if exit.code is not None and not isinstance(exit.code, int):
+                    print(exit.code, file=sys.stderr)
+                result["returncode"] = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+            except Exception:
+                traceback.print_exc()
+                result["returncode"] = 1
+    finally:
+        sys.argv, sys.path[:] = saved[0], saved[2]
+        os.environ.clear()
+        os.environ.update(saved[1])
+        for name in set(sys.modules) - saved[3]:
+            if "." not in name and Path(getattr(sys.modules[name], "__file__", None) or "/").parent == STEPS:
+                del sys.modules[name]
+        signal.signal(signal.SIGTERM, saved[4])
+        if threads is not None:
+            sys.modules["torch"].set_num_threads(threads)
+        result.update(stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def run_step(name: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`run_script` without the interpreter's start-up (1.5-3 s for numpy, pandas, torch): the step's file run as
+    `__main__` in this process, with the same argv, environment and sys.path, its exit code, stdout and stderr
+    captured as a process's would be. The same code and messages; the process contract itself (exit code, one
+    stderr line, the failure file, no traceback, as a separate process) is tested with `run_script`."""
+    argv, result = [str(STEPS / name), *args], {}
+    with _as_a_process(argv, {"PYTHONPATH": str(STEPS), **(env or {})}, cwd, result):
+        sys.path.insert(0, str(STEPS))
+        runpy.run_path(argv[0], run_name="__main__")
+    return subprocess.CompletedProcess(argv, **result)
+
+
+def regula_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`regula ARGS` in this process: `pipelines.cli.main`, which the `regula` script calls, with its exit code and
+    output captured as `regula` gives them; no interpreter and SDK start-up (about 3 s). For checks of what a
+    command decides; `regula` runs the command as a separate process."""
+    from pipelines import cli
+
+    argv, result = ["regula", *args], {}
+    with _as_a_process(argv, env or {}, None, result):
+        sys.exit(cli.main(list(args)))
+    return subprocess.CompletedProcess(argv, **result)
+
+
+@functools.cache
+def _rendered(settings):
+    from pipelines.render import render
+
+    return render(settings)
+
+
+def rendered(settings=None) -> tuple[str, object]:
+    """render(settings), once per test process: rendering is deterministic (tests/test_render.py checks it with a
+    fresh render) and takes seconds, so the tests that only read a definition share one. Do not change the
+    returned session."""
+    from pipelines.settings import Settings
+
+    return _rendered(settings or Settings())
+
+
+def run_training(
+    splits: Path, model_dir: Path, *args: str, env: dict | None = None, in_process: bool = False
+) -> subprocess.CompletedProcess:
+    """steps/train.py on the preprocessed `splits`, CloudWatch off unless `env` turns it on; with `in_process`, as
+    `run_step` runs it."""
+    return (run_step if in_process else run_script)(
         "train.py",
         "--train",
         str(splits / "train"),

@@ -8,11 +8,10 @@ import sys
 import time
 
 import pytest
-from helpers import regula, run_training
+from helpers import regula, rendered, run_training
 
 from pipelines import registry
 from pipelines.deploy import DeployError, compact, retry, start, status, upsert
-from pipelines.render import render
 from pipelines.settings import Settings
 
 
@@ -31,10 +30,10 @@ def test_upsert_twice_is_one_pipeline_then_updates_on_change(clients, bucket):
     assert [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]] == ["regula"]
 
     described = sagemaker.describe_pipeline(PipelineName="regula")
-    assert json.loads(described["PipelineDefinition"]) == json.loads(compact(render()[0]))
+    assert json.loads(described["PipelineDefinition"]) == json.loads(compact(rendered()[0]))
     tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=first["pipeline_arn"])["Tags"]}
     assert tags["team"] == "ml" and tags["regula:managed"] == "true"
-    train_py = next(k for k in render()[1].uploads if k.endswith("/train.py"))
+    train_py = next(k for k in rendered()[1].uploads if k.endswith("/train.py"))
     assert s3.head_object(Bucket=bucket, Key=train_py)["ContentLength"] > 0
 
     third = upsert(Settings(rounds=2), s3, sagemaker, echo=lambda _: None)

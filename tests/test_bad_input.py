@@ -4,7 +4,7 @@ nothing half-written."""
 from __future__ import annotations
 
 import pytest
-from helpers import BAD_INPUTS, regula
+from helpers import BAD_INPUTS, regula, regula_here
 
 from pipelines.local import run_local
 
@@ -51,7 +51,7 @@ def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
 
 
 def test_negative_l1_is_refused_before_anything_starts(tmp_path, clients):
-    result = regula("run", "--local", "--param", "L1=-0.001", "--runs-dir", str(tmp_path / "runs"))
+    result = regula_here("run", "--local", "--param", "L1=-0.001", "--runs-dir", str(tmp_path / "runs"))
     assert (result.returncode, result.stderr.strip()) == (2, "regula: error: L1 must be a number >= 0, got -0.001")
     assert not (tmp_path / "runs").exists()
     assert clients["sagemaker"].list_model_package_groups()["ModelPackageGroupSummaryList"] == []

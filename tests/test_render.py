@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import rendered as shared_render
 
 from pipelines.render import render
 from pipelines.settings import PIPELINE_JSON, Settings
@@ -10,7 +11,7 @@ from pipelines.settings import PIPELINE_JSON, Settings
 
 @pytest.fixture(scope="module")
 def rendered():
-    return render()
+    return shared_render()
 
 
 def test_committed_pipeline_json_matches_the_code(rendered):
@@ -40,7 +41,7 @@ def walk(steps):
 
 @pytest.mark.parametrize("rounds", [1, 2, 4])
 def test_the_ladder_is_unrolled_to_the_configured_rounds(rounds):
-    definition = json.loads(render(Settings(rounds=rounds))[0])
+    definition = json.loads(shared_render(Settings(rounds=rounds))[0])
     steps = {s["Name"]: s for s in walk(definition["Steps"])}
     trains = [n for n in steps if n.startswith("TrainRound")]
     assert trains == [f"TrainRound{r}" for r in range(1, rounds + 1)]
@@ -75,10 +76,7 @@ def test_invalid_rounds_are_refused():
 def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exists(rendered):
     """The definition and the step scripts read one module of defaults (steps/defaults.py): the rendered parameters
     carry its values, and every option the definition passes to a step script is one that script declares."""
-    import subprocess
-    import sys
-
-    from helpers import STEPS
+    from helpers import run_step
 
     from steps import defaults as d
 
@@ -113,11 +111,11 @@ def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exist
     }
     for script, app in passed.items():
         options = {a for a in app["ContainerArguments"] if isinstance(a, str) and a.startswith("--")}
-        declared = subprocess.run([sys.executable, str(STEPS / script), "--help"], capture_output=True, text=True)
+        declared = run_step(script, "--help")
         assert declared.returncode == 0, declared.stderr
         assert options and all(option in declared.stdout for option in options), (script, options)
     hyperparameters = next(s for s in steps if s["Name"] == "TrainRound1")["Arguments"]["HyperParameters"]
-    declared = subprocess.run([sys.executable, str(STEPS / "train.py"), "--help"], capture_output=True, text=True)
+    declared = run_step("train.py", "--help")
     assert all(f"--{name}" in declared.stdout for name in hyperparameters), sorted(hyperparameters)
 
 

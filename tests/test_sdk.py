@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import boto3
+import pytest
 
 
 def python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -22,15 +23,21 @@ def python(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_1_importing_the_sdk_needs_a_region():
+@pytest.fixture(scope="module")
+def imported_with_a_region() -> subprocess.CompletedProcess:
+    """A fresh interpreter that imports the SDK with a region and prints the root logger's level (tests 1 and 2)."""
+    code = "import logging, sagemaker.mlops.workflow.pipeline; print(logging.getLogger().level)"
+    return python(code, AWS_DEFAULT_REGION="us-east-1")
+
+
+def test_1_importing_the_sdk_needs_a_region(imported_with_a_region):
     result = python("import sagemaker.mlops.workflow.pipeline")
     assert result.returncode != 0 and "NoRegionError" in result.stderr
-    assert python("import sagemaker.mlops.workflow.pipeline", AWS_DEFAULT_REGION="us-east-1").returncode == 0
+    assert imported_with_a_region.returncode == 0, imported_with_a_region.stderr
 
 
-def test_2_importing_the_sdk_sets_the_root_logger_to_info():
-    code = "import logging, sagemaker.mlops.workflow.pipeline; print(logging.getLogger().level)"
-    result = python(code, AWS_DEFAULT_REGION="us-east-1")
+def test_2_importing_the_sdk_sets_the_root_logger_to_info(imported_with_a_region):
+    result = imported_with_a_region
     assert result.stdout.strip() == str(20), result.stderr  # logging.INFO
     lines = ["import logging", "from pipelines import sdk", "with sdk.quiet_import():"]
     lines.append("    import sagemaker.mlops.workflow.pipeline")
@@ -62,7 +69,10 @@ def test_5_pipeline_session_keeps_the_given_bucket_where_regula_reads_it():
 
 
 def test_8_a_training_steps_request_is_its_arguments_property():
-    from sagemaker.mlops.workflow.steps import TrainingStep
+    from pipelines import sdk
+
+    with sdk.quiet_import():  # as Regula imports it (1, 2): alone, this test has no region otherwise
+        from sagemaker.mlops.workflow.steps import TrainingStep
 
     assert isinstance(inspect.getattr_static(TrainingStep, "arguments"), property)
     from sagemaker.core.training.configs import StoppingCondition

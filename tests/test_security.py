@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REGION, regula, run_folders, run_script
+from helpers import REGION, regula_here, rendered, run_folders, run_step
 
 from pipelines.container_jobs import ContainerJob
 from pipelines.local import claim_run_dir, run_local
 from pipelines.local_runner import StepFailed
-from pipelines.render import render
 from pipelines.run_layout import job_log, job_root
 from pipelines.s3 import download_prefix, ensure_bucket
 from steps.cloudwatch import MetricEmitter
@@ -50,7 +49,7 @@ def test_an_s3_key_that_climbs_out_of_the_job_folder_is_refused(tmp_path, client
 
 def test_a_poisoned_code_object_is_replaced_before_any_job_runs_it(clients):
     s3 = clients["s3"]
-    _, session = render()
+    _, session = rendered()
     ensure_bucket(s3, BUCKET, REGION)
     assert session.push_uploads(s3) == len(session.uploads)
     train_key = next(k for k in session.uploads if k.endswith("/train.py"))
@@ -104,7 +103,7 @@ def package(sagemaker, status: str = "PendingManualApproval", **metadata: str) -
 def test_missing_or_unparsable_policy_refuses_approval(metadata, message, clients):
     sagemaker = clients["sagemaker"]
     arn = package(sagemaker, **metadata)
-    result = regula("models", "approve", arn)
+    result = regula_here("models", "approve", arn)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
@@ -112,38 +111,38 @@ def test_missing_or_unparsable_policy_refuses_approval(metadata, message, client
 @pytest.mark.parametrize("max_gap", ["nan", "inf"])
 def test_a_max_gap_that_is_not_a_number_is_refused(max_gap, clients):
     arn = package(clients["sagemaker"])
-    result = regula("models", "approve", arn, "--max-gap", max_gap)
+    result = regula_here("models", "approve", arn, "--max-gap", max_gap)
     assert result.returncode == 2 and "--max-gap must be a finite number" in result.stderr
 
 
 def test_max_gap_option_only_tightens_the_recorded_policy(clients):
     arn = package(clients["sagemaker"], **{"regula:gap": "0.3"})
-    result = regula("models", "approve", arn, "--max-gap", "5")
+    result = regula_here("models", "approve", arn, "--max-gap", "5")
     assert result.returncode == 2 and "gap 0.3000 is above the maximum 0.1" in result.stderr
 
 
 def test_a_rejected_package_needs_force_and_a_note(clients):
     sagemaker = clients["sagemaker"]
     arn = package(sagemaker, status="Rejected")
-    result = regula("models", "approve", "latest")
+    result = regula_here("models", "approve", "latest")
     assert result.returncode == 2 and "it was rejected" in result.stderr
-    assert regula("models", "approve", "latest", "--force").returncode == 2
+    assert regula_here("models", "approve", "latest", "--force").returncode == 2
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
-    result = regula("models", "approve", "latest", "--force", "--note", "re-reviewed the curves")
+    result = regula_here("models", "approve", "latest", "--force", "--note", "re-reviewed the curves")
     assert result.returncode == 0, result.stderr
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Approved"
 
 
 def test_the_policy_is_checked_before_already_approved(clients):
     package(clients["sagemaker"], status="Approved", **{"regula:gap": "0.08"})
-    result = regula("models", "approve", "latest", "--max-gap", "0.05")
+    result = regula_here("models", "approve", "latest", "--max-gap", "0.05")
     assert result.returncode == 2 and "gap 0.0800 is above the maximum 0.05" in result.stderr
     assert "already Approved" not in result.stdout
 
 
 def test_a_candidate_the_pipeline_did_not_accept_is_refused(clients):
     package(clients["sagemaker"], **{"regula:accepted": "false", "regula:decision": "candidate"})
-    result = regula("models", "approve", "latest")
+    result = regula_here("models", "approve", "latest")
     assert result.returncode == 2
     assert "the pipeline did not accept it: it was registered as the best candidate, for review" in result.stderr
     status = clients["sagemaker"].list_model_packages(ModelPackageGroupName="regula-models")
@@ -153,14 +152,14 @@ def test_a_candidate_the_pipeline_did_not_accept_is_refused(clients):
 def test_the_guard_allows_a_gap_within_one_standard_error_as_the_evaluation_does(clients):
     within = package(clients["sagemaker"], **{"regula:gap": "0.105", "regula:gap_se": "0.01"})
     above = package(clients["sagemaker"], **{"regula:gap": "0.125", "regula:gap_se": "0.01"})
-    assert regula("models", "approve", within).returncode == 0
-    result = regula("models", "approve", above)
+    assert regula_here("models", "approve", within).returncode == 0
+    result = regula_here("models", "approve", above)
     assert result.returncode == 2
     assert "gap 0.1250 is above the maximum 0.1 by more than its standard error 0.0100" in result.stderr
 
 
 def test_a_run_cannot_register_packages_as_approved_unless_rendered_to(tmp_path, clients):
-    result = regula("run", "--local", "--param", "ModelApprovalStatus=Approved", "--runs-dir", str(tmp_path))
+    result = regula_here("run", "--local", "--param", "ModelApprovalStatus=Approved", "--runs-dir", str(tmp_path))
     assert result.returncode == 2
     assert "ModelApprovalStatus must be one of PendingManualApproval, got 'Approved'" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -170,7 +169,7 @@ def test_a_run_cannot_register_packages_as_approved_unless_rendered_to(tmp_path,
 
 
 def test_bad_numbers_are_refused_at_once_before_anything_starts(tmp_path, clients):
-    result = regula(
+    result = regula_here(
         "run", "--local", "--runs-dir", str(tmp_path / "runs"),
         "--param", "L1=nan", "--param", "MaxGap=inf", "--param", "TrainingInstanceCount=0", "--param", "Dropout=0.9",
     )  # fmt: skip
@@ -185,7 +184,7 @@ def test_bad_numbers_are_refused_at_once_before_anything_starts(tmp_path, client
 
 
 def test_the_first_step_refuses_bad_parameters_before_reading_data(tmp_path):
-    result = run_script(
+    result = run_step(
         "preprocess.py", "--input", str(tmp_path / "never-read.csv"), "--output-dir", str(tmp_path / "out"),
         "--check", "Patience=0", "--check", "QualityMetric=precision", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
@@ -198,8 +197,8 @@ def test_the_first_step_refuses_bad_parameters_before_reading_data(tmp_path):
 
 def test_start_refuses_a_mistyped_parameter_before_any_execution(clients):
     ensure_bucket(clients["s3"], BUCKET, REGION)
-    assert regula("upsert").returncode == 0
-    result = regula("start", "--param", "MaxEpochs=abc")
+    assert regula_here("upsert").returncode == 0
+    result = regula_here("start", "--param", "MaxEpochs=abc")
     assert result.returncode == 2
     assert result.stderr.strip() == "regula: error: pipeline parameter MaxEpochs must be Integer, got 'abc'"
     executions = clients["sagemaker"].list_pipeline_executions(PipelineName="regula")["PipelineExecutionSummaries"]
@@ -287,7 +286,7 @@ def test_runs_started_together_get_their_own_folders(tmp_path):
 def test_an_unusable_runs_dir_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = regula("run", "--local", "--runs-dir", str(blocker / "runs"), env={**os.environ, "REGULA_METRICS": "off"})
+    result = regula_here("run", "--local", "--runs-dir", str(blocker / "runs"), env={"REGULA_METRICS": "off"})
     assert result.returncode == 2
     assert result.stderr.strip() == f"regula: error: cannot create a run folder in {blocker / 'runs'}: Not a directory"
 
@@ -307,7 +306,7 @@ def test_a_failed_rank_ends_the_others_at_once(tmp_path):
 
 def test_an_object_planted_in_a_code_folder_is_removed(clients):
     s3 = clients["s3"]
-    _, session = render()
+    _, session = rendered()
     ensure_bucket(s3, BUCKET, REGION)
     session.push_uploads(s3)
     folder = next(k for k in session.uploads if k.endswith("/train.py")).rsplit("/", 1)[0]
@@ -317,5 +316,5 @@ def test_an_object_planted_in_a_code_folder_is_removed(clients):
     assert session.push_uploads(s3) == 1
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=folder)["Contents"]}
     assert f"{folder}/sitecustomize.py" not in keys
-    definition = render()[0]
+    definition = rendered()[0]
     assert f'"s3://{BUCKET}/{folder}/"' in definition  # code inputs name the folder, '/' and all

@@ -8,8 +8,8 @@ import json
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
+from helpers import rendered
 
-from pipelines.render import render
 from pipelines.settings import Settings
 
 OPERATIONS = {
@@ -58,10 +58,12 @@ def job_steps(steps: list[dict]):
 
 
 @pytest.mark.parametrize(
-    "settings", [Settings(rounds=1), Settings(rounds=10), REGULATED], ids=["1 round", "10 rounds", "regulated"]
+    "settings",
+    [Settings(rounds=1), pytest.param(Settings(rounds=10), marks=pytest.mark.slow), REGULATED],
+    ids=["1 round", "10 rounds", "regulated"],
 )
 def test_every_job_step_passes_the_api_request_shape(settings):
-    definition = json.loads(render(settings)[0])
+    definition = json.loads(rendered(settings)[0])
     parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     model = botocore.session.get_session().get_service_model("sagemaker")
     validator = ParamValidator()
@@ -79,7 +81,7 @@ def test_every_job_step_passes_the_api_request_shape(settings):
 
 
 def test_job_steps_retry_transient_failures_and_are_cached():
-    definition = json.loads(render(Settings())[0])
+    definition = json.loads(rendered(Settings())[0])
     for step in job_steps(definition["Steps"]):
         kinds = {kind for policy in step["RetryPolicies"] for kind in policy["ExceptionType"]}
         assert {"Step.SERVICE_FAULT", "Step.THROTTLING"} <= kinds
@@ -93,7 +95,7 @@ def test_job_steps_retry_transient_failures_and_are_cached():
 
 
 def test_everything_a_run_writes_is_under_the_prefix():
-    definition = render(Settings(bucket="team-bucket", prefix="ml/regula"))[0]
+    definition = rendered(Settings(bucket="team-bucket", prefix="ml/regula"))[0]
     uris = {u.rstrip('",') for u in definition.split() if u.startswith('"s3://')}
     assert uris and all(u.startswith('"s3://team-bucket/ml/regula') for u in uris), uris
     for step in job_steps(json.loads(definition)["Steps"]):
@@ -103,8 +105,8 @@ def test_everything_a_run_writes_is_under_the_prefix():
 
 
 def test_spot_renders_max_wait_and_on_demand_does_not():
-    on_demand = json.loads(render(Settings())[0])
-    spot = json.loads(render(REGULATED)[0])
+    on_demand = json.loads(rendered(Settings())[0])
+    spot = json.loads(rendered(REGULATED)[0])
     names = [p["Name"] for p in on_demand["Parameters"]]
     assert "MaxRuntimeSeconds" in names and "MaxWaitSeconds" not in names
     assert "MaxWaitSeconds" in [p["Name"] for p in spot["Parameters"]]

@@ -1,4 +1,5 @@
-"""The step entry points as SageMaker runs them: separate processes, real files."""
+"""The step entry points as SageMaker runs them, on real files: separate processes for the process contract and the
+runs that train; the many input checks run the same entry points in this process (helpers.run_step)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import palmerpenguins
 import pyarrow.parquet as pq
 import pytest
-from helpers import BAD_INPUTS, pack, run_script
+from helpers import BAD_INPUTS, pack, run_script, run_step
 from helpers import run_training as train
 from sklearn.datasets import load_digits
 
@@ -45,7 +46,7 @@ def test_preprocess_splits_stratified_and_scales_on_train_only(splits):
 def test_preprocess_is_seeded(splits, tmp_path):
     source = load_digits(as_frame=True).frame
     source.to_csv(tmp_path / "d.csv", index=False)
-    run_script(
+    run_step(
         "preprocess.py",
         "--input",
         str(tmp_path / "d.csv"),
@@ -64,7 +65,7 @@ def test_preprocess_is_seeded(splits, tmp_path):
 def test_preprocess_reads_parquet(tmp_path):
     frame = load_digits(as_frame=True).frame
     frame.to_parquet(tmp_path / "d.parquet")
-    result = run_script(
+    result = run_step(
         "preprocess.py",
         "--input",
         str(tmp_path),
@@ -83,7 +84,7 @@ def test_preprocess_reads_parquet(tmp_path):
 def test_preprocess_rejects_bad_input_in_one_line(case, tmp_path):
     content, message = BAD_INPUTS[case]
     (tmp_path / "data.csv").write_text(content)
-    result = run_script(
+    result = run_step(
         "preprocess.py",
         "--input",
         str(tmp_path / "data.csv"),
@@ -97,6 +98,35 @@ def test_preprocess_rejects_bad_input_in_one_line(case, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ERROR preprocess: ") and message in lines[0], result.stderr
     assert not (tmp_path / "out").exists(), "nothing half-written"
+
+
+@pytest.mark.parametrize("script", ["preprocess.py", "train.py", "evaluate.py"])
+def test_a_step_that_fails_is_a_process_with_exit_code_2_one_line_and_the_failure_file(script, splits, tmp_path):
+    """The process contract, in a real process per script (the checks above and below run the same entry points in
+    this process): exit code 2, the one line on stderr and in SM_OUTPUT_FAILURE, no traceback, nothing written."""
+    (tmp_path / "data.csv").write_text(BAD_INPUTS["every problem at once"][0])
+    out = tmp_path / "out"
+    args, message = {
+        "preprocess.py": (
+            ["--input", str(tmp_path / "data.csv"), "--output-dir", str(out), "--target", "label"],
+            "preprocess: " + BAD_INPUTS["every problem at once"][1],
+        ),
+        "train.py": (
+            ["--train", str(splits / "train"), "--validation", str(splits / "validation"), "--model_dir", str(out),
+             "--dropout", "1.0"],
+            "train: dropout must be in",
+        ),
+        "evaluate.py": (
+            ["--model-dir", str(tmp_path), "--data-dir", str(splits), "--output-dir", str(out), "--max-gap", "-1"],
+            "evaluate: MaxGap must be",
+        ),
+    }[script]  # fmt: skip
+    env = {"REGULA_METRICS": "off", "SM_OUTPUT_FAILURE": str(tmp_path / "failure")}
+    result = run_script(script, *args, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"ERROR {(tmp_path / 'failure').read_text().strip()}"], result.stderr
+    assert result.stderr.startswith(f"ERROR {message}"), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout and not out.exists()
 
 
 def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp_path):
@@ -155,7 +185,8 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     ],
 )
 def test_training_rejects_invalid_hyperparameters(splits, tmp_path, args, message):
-    result = train(splits, tmp_path / "model", *args, env={"SM_OUTPUT_FAILURE": str(tmp_path / "failure")})
+    failure = {"SM_OUTPUT_FAILURE": str(tmp_path / "failure")}
+    result = train(splits, tmp_path / "model", *args, env=failure, in_process=True)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert message in (tmp_path / "failure").read_text()
@@ -231,7 +262,7 @@ def test_preprocess_detects_the_delimiter_and_a_legacy_encoding(delimiter, tmp_p
     penguins = palmerpenguins.load_penguins()
     penguins["island"] = penguins["island"].str.replace("Dream", "Drëam")  # not ASCII: latin-1 below
     (tmp_path / "data.csv").write_bytes(penguins.to_csv(index=False, sep=delimiter).encode("latin-1"))
-    result = run_script(
+    result = run_step(
         "preprocess.py", "--input", str(tmp_path / "data.csv"), "--output-dir", str(tmp_path / "out"),
         "--target", "species", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
@@ -243,7 +274,7 @@ def test_preprocess_detects_the_delimiter_and_a_legacy_encoding(delimiter, tmp_p
 
 def test_preprocess_reads_a_european_csv_with_decimal_commas(tmp_path):
     palmerpenguins.load_penguins().to_csv(tmp_path / "eu.csv", sep=";", decimal=",", index=False)
-    result = run_script(
+    result = run_step(
         "preprocess.py", "--input", str(tmp_path / "eu.csv"), "--output-dir", str(tmp_path / "out"),
         "--target", "species", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
@@ -255,7 +286,7 @@ def test_preprocess_reads_a_european_csv_with_decimal_commas(tmp_path):
 
 def test_duplicate_columns_are_reported_with_every_other_problem(tmp_path):
     (tmp_path / "data.csv").write_text("a,b,a\n1,2,3\n4,5,6\n")
-    result = run_script(
+    result = run_step(
         "preprocess.py", "--input", str(tmp_path / "data.csv"), "--output-dir", str(tmp_path / "out"),
         "--target", "label", "--exclude-columns", "zz", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
