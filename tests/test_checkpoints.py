@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import STEPS, run_training
+from helpers import STEPS, run_folders, run_training
 
 from pipelines.checkpoint_sync import interruption
 from pipelines.process_supervisor import StepFailed
@@ -217,6 +217,7 @@ def test_a_pipeline_interrupted_like_spot_registers_the_same_model(tmp_path, cli
         k: v for k, v in whole_metadata.items() if k not in per_run
     }
     # the job's log holds both runs
-    log = (tmp_path / "interrupted" / os.listdir(tmp_path / "interrupted")[0] / "logs" / "TrainRound1.log").read_text()
+    [run_dir] = run_folders(tmp_path / "interrupted")  # beside the step cache's folder
+    log = (run_dir / "logs" / "TrainRound1.log").read_text()
     assert "train: stopped by SIGTERM after epoch" in log and "=== REGULA_LOCAL_INTERRUPT: interrupted (spot)" in log
     assert report["status"] == "Succeeded"
