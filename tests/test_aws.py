@@ -300,6 +300,7 @@ def train(splits, model_dir, **env):
     return run_training(splits, model_dir, *args, env={"TRAINING_JOB_NAME": "job-1", "REGULA_METRICS": "on", **env})
 
 
+@pytest.mark.slow
 def test_training_metrics_are_readable_back_from_cloudwatch(clients, splits, tmp_path):
     result = train(splits, tmp_path / "model")
     assert result.returncode == 0, result.stderr
@@ -328,6 +329,7 @@ def test_training_metrics_are_readable_back_from_cloudwatch(clients, splits, tmp
     assert stats["Datapoints"][0]["Minimum"] == pytest.approx(min(h["val_loss"] for h in history))
 
 
+@pytest.mark.slow
 def test_training_with_cloudwatch_down_still_saves_its_model(splits, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -45,6 +45,7 @@ def ready(session, region: str = REGION) -> None:
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=email)
 
 
+@pytest.mark.slow
 def test_an_image_that_was_never_pushed_is_reported_with_how_to_build_it(aws):
     session = boto3.Session(region_name=REGION)
     session.client("s3").create_bucket(Bucket="regula-artifacts")

@@ -358,6 +358,7 @@ def test_a_definition_that_leaves_the_layout_is_refused(rendered):
     )
 
 
+@pytest.mark.slow
 def test_cloudformation_template_passes_cfn_lint(tmp_path):
     vpc = ("--subnet", "subnet-0a", "--security-group", "sg-01")
     options = ("--github-repo", "octo/app", "--role-arn", ROLE_ARN, "--kms-key-id", "alias/regula", *vpc)
@@ -426,6 +427,7 @@ def denied(call) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
     result = regula("iam", "--github-repo", "octo/app", "--data-uri", "s3://regula-data/tables/train.csv")
     assert result.returncode == 0, result.stderr

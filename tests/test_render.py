@@ -172,6 +172,7 @@ def test_gpu_training_runs_the_gpu_build_and_defaults_to_a_gpu_instance():
     assert training_setup(definition) == ({"gpu"}, "ml.g5.xlarge")
 
 
+@pytest.mark.slow
 def test_a_custom_image_reaches_processing_training_and_serving(tmp_path):
     from helpers import regula
 
@@ -196,6 +197,7 @@ def test_image_settings_that_cannot_work_are_refused():
         render(Settings(role_arn="RegulaRole"))
 
 
+@pytest.mark.slow
 def test_an_entry_script_change_changes_only_its_own_steps_code(rendered, tmp_path, monkeypatch):
     """Each job's code is the shared modules and its own entry script: after a change to evaluate.py, Preprocess and
     training keep their arguments, so their cache keys (on SageMaker and locally); a shared module changes them all."""

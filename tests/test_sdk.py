@@ -30,12 +30,14 @@ def imported_with_a_region() -> subprocess.CompletedProcess:
     return python(code, AWS_DEFAULT_REGION="us-east-1")
 
 
+@pytest.mark.slow
 def test_1_importing_the_sdk_needs_a_region(imported_with_a_region):
     result = python("import sagemaker.mlops.workflow.pipeline")
     assert result.returncode != 0 and "NoRegionError" in result.stderr
     assert imported_with_a_region.returncode == 0, imported_with_a_region.stderr
 
 
+@pytest.mark.slow
 def test_2_importing_the_sdk_sets_the_root_logger_to_info(imported_with_a_region):
     result = imported_with_a_region
     assert result.stdout.strip() == str(20), result.stderr  # logging.INFO
