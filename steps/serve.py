@@ -40,6 +40,7 @@ class Handler(BaseHTTPRequestHandler):
     handlers = None  # set by make_server
     model = None
     protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a client may take to send its request: a stalled connection does not hold a thread forever
 
     def do_GET(self) -> None:
         if self.path == "/ping":
@@ -54,7 +55,19 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/invocations":
             self.answer(404, self.error(f"no such path {self.path}; use POST /invocations"))
             return
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_PAYLOAD_MB * 1024 * 1024:
+            # an unbounded or unknown body is never read: it could hold the server's memory or the connection
+            self.close_connection = True
+            status, text = (
+                (413, f"the body is over {MAX_PAYLOAD_MB} MB") if length > 0 else (411, "no valid Content-Length")
+            )
+            self.answer(status, self.error(text))
+            return
+        body = self.rfile.read(length)
         content_type = self.headers.get("Content-Type", "")
         accept = self.headers.get("Accept", "") or "application/json"
         if not any(kind in accept for kind in ("application/json", "*/*")):

@@ -118,3 +118,24 @@ def test_the_image_serves_the_artifacts_server():
     dockerfile = (STEPS.parent / "containers" / "steps" / "Dockerfile").read_text()
     assert "/usr/local/bin/serve" in dockerfile and "/opt/ml/model/code}/serve.py" in dockerfile
     assert "serve.py" in (STEPS / "train.py").read_text()
+
+
+@pytest.mark.parametrize(
+    "length,status,message",
+    [("7000000", 413, "the body is over 6 MB"), ("-5", 411, "no valid Content-Length"), ("abc", 411, "no valid")],
+)
+def test_a_body_too_large_or_of_unknown_length_is_refused_unread_and_the_server_stays_up(
+    server, length, status, message
+):
+    import http.client
+
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", "/invocations")
+    connection.putheader("Content-Type", "text/csv")
+    connection.putheader("Content-Length", length)
+    connection.endheaders()  # no body follows: the server must answer without waiting for one
+    response = connection.getresponse()
+    assert response.status == status and message in json.loads(response.read())["error"]
+    connection.close()
+    assert call(f"{server}/ping")[0] == 200
