@@ -31,7 +31,11 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
         except (TypeError, ValueError):
             problems.append(f"pipeline parameter {name} must be {spec['Type']}, got {raw!r}")
             continue
-        if spec.get("EnumValues") and values[name] not in spec["EnumValues"] and name not in parameters.CHOICES:
+        enum = spec.get("EnumValues")
+        # the definition's enum, unless steps/parameters.py says the same (one message); it may be narrower than
+        # CHOICES: ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
+        said = set(enum or ()) == set(parameters.CHOICES.get(name, ()))
+        if enum and values[name] not in enum and not said:
             problems.append(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
     problems += parameters.problems(values)
     device, image = training_device(definition)

@@ -138,7 +138,14 @@ class StepCache:
         candidates = sorted(self.entries().get(key, []), key=lambda e: e["time"], reverse=True)
         reasons = []
         for entry in candidates:
-            age = self.now() - datetime.fromisoformat(entry["time"])
+            try:
+                age = self.now() - datetime.fromisoformat(entry["time"])
+                problem = None if isinstance(entry["objects"], list) else "its files are not a list"
+            except (KeyError, TypeError, ValueError) as error:
+                problem = f"an unreadable cache entry ({type(error).__name__})"
+            if problem:
+                reasons.append(problem)
+                continue
             if age > expire_after:
                 reasons.append(f"the result of {self.source(entry)} is older than ExpireAfter ({_age(age)})")
                 continue
@@ -154,9 +161,12 @@ class StepCache:
         return self.runs_dir / entry["run"]
 
     def check(self, entry: dict) -> str | None:
-        """Why the files of a result cannot be used (gone or changed), or None."""
+        """Why the files of a result cannot be used (gone, changed, or recorded outside its run folder), or None."""
         for item in entry["objects"]:
-            path = self.source(entry) / item["path"]
+            relative = Path(item["path"])
+            if relative.is_absolute() or ".." in relative.parts:
+                return f"the result of {self.source(entry)} records a file outside its run folder: {item['path']}"
+            path = self.source(entry) / relative
             if not path.is_file():
                 return f"{path} of the result of {self.source(entry)} is gone"
             if path.stat().st_size != item["size"] or file_sha256(path) != item["sha256"]:

@@ -111,6 +111,8 @@ def earlier_rounds(folder: str, round_: int) -> list[dict]:
             summaries.append(round_summary(json.loads(path.read_text())))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
+        if summaries[-1]["round"] != i:
+            raise StepError(f"{path} is round {summaries[-1]['round']}'s evaluation, expected round {i}'s")
     return summaries
 
 
@@ -125,6 +127,8 @@ def select(verdict: str, reason: str, current: dict, earlier: list[dict], final_
     if verdict == "overfit" and not final_round:
         return verdict, reason, None
     best = best_candidate([*earlier, current])
+    if best is None:
+        return verdict, f"{reason}; no round has finite metrics to keep", None
     if candidate == "yes":
         return "candidate", f"{reason}; registering the best round for review, not accepted: {describe(best)}", best
     hint = "RegisterBestCandidate=yes registers it for review"

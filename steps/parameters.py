@@ -11,6 +11,7 @@ import math
 import re
 
 from defaults import (
+    APPROVAL_STATUS,
     CLASS_WEIGHTS,
     MAX_DROPOUT,
     MIN_GROWTH,
@@ -43,6 +44,7 @@ CHOICES = {
     "QualityMetric": QUALITY_METRICS,
     "ClassWeight": CLASS_WEIGHTS,
     "RegisterBestCandidate": REGISTER_CANDIDATE_CHOICES,
+    "ModelApprovalStatus": (APPROVAL_STATUS, "Approved"),  # Approved only where rendered with --allow-auto-approval
 }
 
 
@@ -120,6 +122,12 @@ def problems(values: dict) -> list[str]:
     if not found and {"MaxRuntimeSeconds", "MaxWaitSeconds"} <= set(values):
         if float(values["MaxWaitSeconds"]) < float(values["MaxRuntimeSeconds"]):
             found.append("MaxWaitSeconds must be at least MaxRuntimeSeconds (spot training waits and runs within it)")
+    if values.get("RegisterBestCandidate") == "yes" and values.get("ModelApprovalStatus") == "Approved":
+        # one register step serves both: a candidate must never be registered as Approved
+        found.append(
+            "RegisterBestCandidate=yes registers rounds that were not accepted: it cannot be combined with "
+            "ModelApprovalStatus=Approved"
+        )
     if "HiddenLayers" in values:
         try:
             hidden_layers(values["HiddenLayers"])

@@ -128,8 +128,10 @@ def relative_gap_se(validation_se: float, train_se: float, baseline: float) -> f
 
 
 def gap_exceeds(gap: float, gap_se: float, max_gap: float) -> bool:
-    """Is the gap above MaxGap by more than its sampling noise?"""
-    return gap - GAP_Z * max(gap_se, 0.0) > max_gap
+    """Is the gap above MaxGap by more than its sampling noise? The allowance is at most MaxGap itself: on a tiny
+    validation split the error is huge, and the gap would otherwise never count."""
+    allowance = min(GAP_Z * gap_se, max_gap) if math.isfinite(gap_se) and gap_se > 0 else 0.0
+    return gap - allowance > max_gap
 
 
 def decide(
@@ -188,9 +190,11 @@ def round_summary(report: dict) -> dict:
     }
 
 
-def best_candidate(rounds: list[dict]) -> dict:
-    """The round summary with the highest validation quality; the smaller gap breaks a tie."""
-    return max(rounds, key=lambda r: (r["quality"]["validation"], -r["gap"]))
+def best_candidate(rounds: list[dict]) -> dict | None:
+    """The round summary with the highest validation quality; the smaller gap breaks a tie. Rounds whose quality or gap
+    is not a finite number (training diverged) are never candidates; None when no round is left."""
+    finite = [r for r in rounds if math.isfinite(r["quality"]["validation"]) and math.isfinite(r["gap"])]
+    return max(finite, key=lambda r: (r["quality"]["validation"], -r["gap"])) if finite else None
 
 
 def describe(summary: dict) -> str:

@@ -64,7 +64,8 @@ def next_level(earlier: list[dict], max_gap: float, growth: float) -> tuple[floa
     else:
         before = earlier[-2]
         moved = math.log(before["gap"] / last["gap"]) if before["gap"] > 0 and last["gap"] > 0 else 0.0
-        elasticity = moved / math.log(last["level"] / before["level"])
+        span = math.log(last["level"] / before["level"]) if last["level"] > before["level"] > 0 else 0.0
+        elasticity = moved / span if span > 0 else 0.0  # no measured step: the largest one
         how = f"the last step moved the gap as level^-{elasticity:.2f}"
     if elasticity < MIN_ELASTICITY or not math.isfinite(overshoot):
         step = growth

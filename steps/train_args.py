@@ -105,6 +105,12 @@ def earlier_rounds(args: argparse.Namespace) -> list[dict]:
             raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
         if reports[-1]["round"] != i:
             raise StepError(f"{path} is round {reports[-1]['round']}'s evaluation, expected round {i}'s")
+        level, gap = reports[-1]["level"], reports[-1]["gap"]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in (level, gap)) or not 1 <= level <= 1e12:
+            raise StepError(f"{path} holds no usable level and gap (level {level!r}, gap {gap!r})")
+    levels = [r["level"] for r in reports]
+    if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+        raise StepError(f"the earlier rounds' levels must grow round after round, got {levels}")
     return reports
 
 

@@ -118,3 +118,18 @@ def test_the_ladder_registers_an_accepted_round_and_otherwise_names_the_best_one
     assert reason.startswith("too weak; registering the best round for review, not accepted: round 2")
     # a tie in validation quality: the smaller gap wins
     assert best_candidate([summary(1, 0.9, 0.3), summary(2, 0.9, 0.2)])["round"] == 2
+
+
+def test_a_round_with_non_finite_metrics_is_never_the_best_candidate():
+    diverged = summary(1, float("nan"), 0.3)
+    assert best_candidate([diverged, summary(2, 0.9, 0.2)])["round"] == 2
+    assert best_candidate([summary(2, 0.9, 0.2), diverged])["round"] == 2
+    assert best_candidate([diverged]) is None
+
+
+def test_the_allowance_for_noise_is_at_most_max_gap():
+    from steps.quality import gap_exceeds
+
+    assert not gap_exceeds(0.15, 0.1, 0.1)  # within one standard error
+    assert gap_exceeds(0.25, 1e6, 0.1)  # a huge error (a tiny validation split) allows at most MaxGap more
+    assert gap_exceeds(0.11, float("nan"), 0.1) and gap_exceeds(0.11, -1.0, 0.1)  # no usable error: none allowed

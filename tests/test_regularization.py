@@ -90,3 +90,8 @@ def test_overfit_gap_is_the_best_epoch_gap_or_the_memorized_one():
 def test_invalid_values_are_refused(args, message):
     with pytest.raises(ValueError, match=message):
         validate(*args)
+
+
+def test_two_rounds_at_the_same_level_take_the_largest_step_not_a_division_by_zero():
+    level, why = next_level([{"level": 2.0, "gap": 0.3}, {"level": 2.0, "gap": 0.2}], 0.1, 10.0)
+    assert level == pytest.approx(20.0) and "largest step" in why

@@ -318,3 +318,14 @@ def test_an_object_planted_in_a_code_folder_is_removed(clients):
     assert f"{folder}/sitecustomize.py" not in keys
     definition = rendered()[0]
     assert f'"s3://{BUCKET}/{folder}/"' in definition  # code inputs name the folder, '/' and all
+
+
+def test_a_candidate_can_never_be_registered_as_approved():
+    from steps.parameters import problems
+
+    found = problems({"RegisterBestCandidate": "yes", "ModelApprovalStatus": "Approved"})
+    assert found == [
+        "RegisterBestCandidate=yes registers rounds that were not accepted: it cannot be combined with "
+        "ModelApprovalStatus=Approved"
+    ]
+    assert problems({"RegisterBestCandidate": "yes", "ModelApprovalStatus": "PendingManualApproval"}) == []

@@ -209,3 +209,11 @@ def test_a_second_run_reuses_preprocess_and_training_and_a_changed_parameter_ret
 
     _, lines, _ = run(MaxEpochs="20")  # a hyperparameter: another training key (and Preprocess checks it too)
     assert "-> TrainRound1 (Training)" in lines and "-> Preprocess (Processing)" in lines
+
+
+def test_a_cache_entry_recording_a_file_outside_its_run_folder_is_not_used(tmp_path):
+    from pipelines.step_cache import StepCache
+
+    cache = StepCache(tmp_path)
+    entry = {"run": "r1", "objects": [{"path": "../../etc/passwd", "size": 1, "sha256": "x", "uri": "s3://b/k"}]}
+    assert "outside its run folder" in cache.check(entry)

@@ -296,3 +296,17 @@ def test_duplicate_columns_are_reported_with_every_other_problem(tmp_path):
         "(2) ExcludeColumns names columns the table does not have: zz; (3) target column 'label' not found"
     )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("level", ["NaN", "-1", "0.5", '"1"'])
+def test_training_refuses_an_earlier_evaluation_with_an_unusable_level(splits, tmp_path, level):
+    earlier = tmp_path / "round1"
+    earlier.mkdir()
+    report = (
+        f'{{"round": 1, "regularization": {{"level": {level}}}, "thresholds": {{"max_gap": 0.1}}, '
+        '"generalization_gap": {"relative": 0.3, "after_best_epoch": 0.4}}'
+    )
+    (earlier / "evaluation.json").write_text(report)
+    result = train(splits, tmp_path / "model", "--round", "2", "--earlier", str(earlier), in_process=True)
+    assert result.returncode == 2, result.stderr
+    assert "holds no usable level and gap" in result.stderr and "Traceback" not in result.stderr
