@@ -23,6 +23,15 @@ def denied(error) -> bool:
     return code(error) in DENIED
 
 
+def not_checked_or_error(error, report, subject: str, why_not: str) -> None:
+    """A failed call that is not "it does not exist": access denied is a warning (not checked), anything else an
+    error."""
+    if denied(error):
+        report.warnings.append(f"{subject} not checked: {why_not}")
+    else:
+        report.errors.append(f"{subject}: {error}")
+
+
 def credentials(client: Callable, report) -> str | None:
     """The account of these credentials, or None with the error reported (then nothing remote is checked)."""
     try:
@@ -74,10 +83,8 @@ def data(uri: str, s3, report) -> None:
     except s3.exceptions.ClientError as error:
         if code(error) in ("NoSuchBucket", "404"):
             report.errors.append(f"data {uri}: bucket {name} does not exist")
-        elif denied(error):
-            report.warnings.append(f"data {uri} not checked: these credentials may not list it")
         else:
-            report.errors.append(f"data {uri}: {error}")
+            not_checked_or_error(error, report, f"data {uri}", "these credentials may not list it")
         return
     if not found:
         report.errors.append(f"data {uri}: nothing there")
@@ -94,10 +101,8 @@ def role(arn: str, parts: tuple[str, str], account: str, iam, report) -> None:
     except iam.exceptions.ClientError as error:
         if code(error) == "NoSuchEntity":
             report.errors.append(f"role {arn} does not exist: create it (`regula iam`)")
-        elif denied(error):
-            report.warnings.append(f"role {arn} not checked: these credentials may not call iam:GetRole")
         else:
-            report.errors.append(f"role {arn}: {error}")
+            not_checked_or_error(error, report, f"role {arn}", "these credentials may not call iam:GetRole")
         return
     if isinstance(trust, str):  # some clients return it URL-encoded
         import json
@@ -118,17 +123,15 @@ def group(name: str, sagemaker, report) -> None:
     except sagemaker.exceptions.ClientError as error:
         if missing(error):
             report.checked.append(f"model package group {name} (created by the first registration)")
-        elif denied(error):
-            report.warnings.append(f"model package group {name} not checked: no sagemaker:DescribeModelPackageGroup")
         else:
-            report.errors.append(f"model package group {name}: {error}")
+            not_checked_or_error(error, report, f"model package group {name}", "no sagemaker:DescribeModelPackageGroup")
         return
     report.checked.append(f"model package group {name} exists")
 
 
 def images(uris: list[str], region: str, ecr, report) -> None:
     """Each image the jobs pull exists: the Regula image is built and pushed once (containers/build)."""
-    missing = []
+    missing, found = [], 0
     for uri in uris:
         match = re.fullmatch(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)[:@](.+)", uri)
         if not match or match.group(2) != region:
@@ -136,18 +139,19 @@ def images(uris: list[str], region: str, ecr, report) -> None:
         registry, _, repository, tag = match.groups()
         try:
             ecr.describe_images(registryId=registry, repositoryName=repository, imageIds=[{"imageTag": tag}])
+            found += 1
         except ecr.exceptions.ClientError as error:
-            if denied(error):
-                report.warnings.append(f"image {uri} not checked: ecr:DescribeImages is not allowed")
-                continue
-            missing.append(uri)
+            if code(error) in ("RepositoryNotFoundException", "ImageNotFoundException"):
+                missing.append(uri)
+            else:
+                not_checked_or_error(error, report, f"image {uri}", "ecr:DescribeImages is not allowed")
     for uri in missing:
         report.errors.append(
             f"image {uri} does not exist: build and push it once with `containers/build "
             f"{'gpu' if uri.endswith('-gpu') else 'cpu'} {uri}` (jobs would fail to start)"
         )
-    if not missing:
-        report.checked.append(f"images in ECR ({len(uris)})")
+    if found == len(uris):
+        report.checked.append(f"images in ECR ({found})")
 
 
 def kms_key(key_id: str, kms, report) -> None:
@@ -157,10 +161,8 @@ def kms_key(key_id: str, kms, report) -> None:
     except kms.exceptions.ClientError as error:
         if code(error) == "NotFoundException":
             report.errors.append(f"KMS key {key_id} does not exist in this region")
-        elif denied(error):
-            report.warnings.append(f"KMS key {key_id} not checked: these credentials may not call kms:DescribeKey")
         else:
-            report.errors.append(f"KMS key {key_id}: {error}")
+            not_checked_or_error(error, report, f"KMS key {key_id}", "these credentials may not call kms:DescribeKey")
         return
     if key.get("KeyState") != "Enabled":
         report.errors.append(f"KMS key {key_id} is {key.get('KeyState')}: the jobs cannot encrypt with it")
