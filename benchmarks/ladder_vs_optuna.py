@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_tables  # noqa: E402
-from regularizer_effect import digits_300  # noqa: E402
+from regularizer_effect import digits_300, prepare  # noqa: E402
 from training import pack, train_command  # noqa: E402
 
 from steps import defaults as d  # noqa: E402
@@ -50,26 +50,6 @@ TABLES = {
     "synthetic_regression": lambda: real_tables.mixed_regression(5000),
     "synthetic_50_classes": lambda: real_tables.fifty_classes(5000),
 }
-
-
-def prepare(frame, target: str, root: Path) -> Path:
-    frame.to_csv(root / "data.csv", index=False)
-    subprocess.run(
-        [
-            sys.executable,
-            str(STEPS / "preprocess.py"),
-            "--input",
-            str(root / "data.csv"),
-            "--output-dir",
-            str(root / "splits"),
-            "--target",
-            target,
-        ],
-        check=True,
-        capture_output=True,
-        env=ENV,
-    )
-    return root / "splits"
 
 
 def evaluate(splits: Path, model_dir: Path, out: Path, *extra: str) -> dict:

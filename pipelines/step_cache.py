@@ -34,6 +34,7 @@ from typing import Any
 
 from pipelines.run_layout import model_archive, on_host
 from pipelines.s3 import split_uri
+from steps.contract import file_sha256
 
 CACHE_DIR = ".cache"  # under the runs folder
 INDEX_FILE = "index.json"
@@ -96,14 +97,6 @@ def written_objects(step_type: str, properties: dict, job_root: Path) -> list[tu
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             objects.append((f"{prefix}/{path.relative_to(folder).as_posix()}", path))
     return objects
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _now() -> datetime:
