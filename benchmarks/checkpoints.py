@@ -31,18 +31,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
-sys.path.insert(0, str(STEPS))
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from checkpoint import code_digest  # noqa: E402
-from contract import file_sha256  # noqa: E402
-from defaults import CHECKPOINT_SECONDS  # noqa: E402
 from large_table import make_table, write_table  # noqa: E402
+
+from steps.checkpoint import code_digest  # noqa: E402
+from steps.contract import file_sha256  # noqa: E402
+from steps.defaults import CHECKPOINT_SECONDS  # noqa: E402
 
 LOOP = re.compile(r"stopped after (\d+) epochs in ([0-9.]+)s")
 WRITE = re.compile(r"train: checkpoint after epoch \d+ in ([0-9.]+)s")
 VARIANTS = {"off": ["--checkpoint_dir", ""], "default": [], "every epoch": ["--checkpoint_seconds", "0"]}
-ENV = {**os.environ, "PYTHONPATH": str(STEPS), "REGULA_METRICS": "off", "REGULA_TORCH_THREADS": "1"}
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "REGULA_METRICS": "off", "REGULA_TORCH_THREADS": "1"}
 
 
 def preprocess(data: Path, splits: Path, *args: str) -> None:
@@ -76,7 +77,7 @@ def measure(name: str, splits: Path, work: Path, epochs: int, repeats: int) -> d
     for split in ("train", "validation"):
         file_sha256(splits / split / f"{split}.parquet")
     file_sha256(splits / "train" / "schema.json")
-    code_digest(STEPS)
+    code_digest(STEPS.glob("*.py"))
     fingerprint = time.perf_counter() - started
     result = {"table": name, "epochs": epochs, "repeats": repeats}
     for variant, values in runs.items():

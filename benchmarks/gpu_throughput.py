@@ -26,13 +26,14 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "steps"))
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from contract import read_split, torch_threads  # noqa: E402
-from model import MLP  # noqa: E402
 from synthetic import write_splits  # noqa: E402
 from training import train_command  # noqa: E402
+
+from steps.contract import read_split, torch_threads  # noqa: E402
+from steps.model import MLP  # noqa: E402
 
 HIDDEN, BATCH, LR, L1 = [256, 256], 64, 1e-3, 1e-5
 

@@ -35,7 +35,7 @@ from steps import defaults as d  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
-ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(STEPS), "REGULA_TORCH_THREADS": "1"}
+ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(REPO), "REGULA_TORCH_THREADS": "1"}
 EPOCH = re.compile(r"^epoch (\d+): .*?val_loss=([0-9.eE+-]+);")
 BASE = {"dropout": d.DROPOUT, "l1": d.L1, "l2": d.L2, "growth": d.GROWTH}
 ROUNDS = 3

@@ -196,7 +196,7 @@ def main() -> None:
     args = parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="regula-large-"))
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(STEPS), "REGULA_METRICS": "off"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REGULA_METRICS": "off"}
     try:
         started = time.perf_counter()
         table, bayes = make_table(args.rows)

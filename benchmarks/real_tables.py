@@ -45,11 +45,9 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "steps"))
-import preprocess  # noqa: E402
-
 from pipelines.local import run_local  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
+from steps import preprocess  # noqa: E402
 
 ACCURACY_TOLERANCE = 0.01
 R2_TOLERANCE = 0.02

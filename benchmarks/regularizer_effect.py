@@ -29,7 +29,7 @@ from steps import defaults as d  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
-ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(STEPS), "REGULA_TORCH_THREADS": "1"}
+ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(REPO), "REGULA_TORCH_THREADS": "1"}
 # one and two ladder steps up from the base, one regularizer at a time
 STEPS_UP = {
     "dropout": [d.DROPOUT, 0.35, 0.6],

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "steps"))
-from contract import SCHEMA, write_split  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from steps.contract import SCHEMA, write_split  # noqa: E402
 
 
 def write_splits(root: Path, rows: int, features: int = 64, classes: int = 10) -> None:

@@ -71,11 +71,11 @@ from pipelines import sdk
 from pipelines.session import RegulaSession
 from pipelines.settings import Settings
 from steps import defaults as d
-from steps import parameters
+from steps import parameters, serving_code
 
-STEPS_DIR = "steps"  # relative to the repository root, where render() runs: paths end up in the uploaded code
+STEPS_DIR = "steps"  # the package, relative to the repository root where render() runs, and its name in the jobs
 ENTRY_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")  # what the jobs run; every other file is shared
-LIB_DIR = "/opt/ml/processing/input/lib"  # the shared modules of steps/, for the processing scripts
+LIB_DIR = "/opt/ml/processing/input/lib"  # on the processing jobs' PYTHONPATH: holds the shared `steps` package
 EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
 # Transient failures are retried with backoff: a job that SageMaker could not place or that failed inside the
 # service (capacity, account limits, internal errors), and throttled or failed service calls of any step.
@@ -204,17 +204,21 @@ def metrics_arguments(p: Parameters, per_execution: bool = True) -> list:
 
 
 def shared_code() -> list[str]:
-    """The files of steps/ that every job may import: all but the entry scripts."""
+    """The files of the `steps` package that every job may import: all but the entry scripts."""
     folder = Path(STEPS_DIR)
     files = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return sorted(name for name in (p.relative_to(folder).as_posix() for p in files) if name not in ENTRY_SCRIPTS)
 
 
 def upload_code(session: RegulaSession, entry_script: str | None = None) -> str:
-    """The shared modules, with one entry script where given, as one content-addressed folder. Each job's code holds
-    only its own entry script: a change to evaluate.py leaves Preprocess's and training's inputs, so their cache keys
-    (pipelines/step_cache.py), as they were. A change to a shared module changes every job's code."""
-    return session.upload_files(STEPS_DIR, [*shared_code(), *([entry_script] if entry_script else [])])
+    """The shared modules as the package `steps/`, with one entry script beside it where given (it imports them as
+    `steps.<name>`, as everywhere), as one content-addressed folder. Each job's code holds only its own entry script:
+    a change to evaluate.py leaves Preprocess's and training's inputs, so their cache keys (pipelines/step_cache.py),
+    as they were. A change to a shared module changes every job's code."""
+    files = {f"{STEPS_DIR}/{name}": Path(STEPS_DIR) / name for name in shared_code()}
+    if entry_script:
+        files[entry_script] = Path(STEPS_DIR) / entry_script
+    return session.upload_files(files)
 
 
 def cache(settings: Settings) -> CacheConfig:
@@ -456,7 +460,7 @@ def register_step(
     builder = ModelBuilder(
         s3_model_data_url=selected("model_uri"),
         image_uri=inference_image(settings),
-        env_vars={"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        env_vars={"SAGEMAKER_PROGRAM": serving_code.PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
         sagemaker_session=session,
         role_arn=settings.role_arn,
     )

@@ -3,24 +3,22 @@
 The model is a local run folder (the round it registered), a model package ARN, a version number of the group, or
 `latest`. For the registry, the artifact is fetched from S3 and checked against the sha256 that evaluation recorded
 in the package's metadata before anything in it runs. The rows are read and scored by the artifact's own
-`code/inference.py`, the code the SageMaker endpoint runs.
+`code/steps/inference.py`, the code the SageMaker endpoint runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import tarfile
 from pathlib import Path
 
 from pipelines import run_layout
 from pipelines.errors import RegulaError
 from pipelines.s3 import split_uri
+from steps import serving_code
 from steps.contract import file_sha256
 
 CONTENT_TYPES = {".json": "application/json", ".jsonl": "application/jsonlines"}
-SERVING_MODULES = ("inference", "model", "table", "table_roles", "table_values")
 
 
 class PredictError(RegulaError):
@@ -75,15 +73,11 @@ def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
 
 
 def load_serving_code(model_dir: Path):
-    """Import the artifact's inference.py (and the model.py and table.py beside it) as the endpoint would."""
-    code = str(model_dir / "code")
-    for name in SERVING_MODULES:
-        sys.modules.pop(name, None)
-    sys.path.insert(0, code)
+    """Import the artifact's steps/inference.py (and the modules beside it) as the endpoint would."""
     try:
-        return importlib.import_module("inference")
-    finally:
-        sys.path.remove(code)
+        return serving_code.import_inference(model_dir / "code")
+    except FileNotFoundError as error:
+        raise PredictError(str(error)) from None
 
 
 def read_rows(inference, data: Path):

@@ -41,10 +41,10 @@ class RegulaSession(PipelineSession):
         # a folder ends in '/': S3 prefixes match by string, and '<hash>x.py' must not count as inside '<hash>'
         return f"{uri}/" if path.is_dir() else f"{uri}/{path.name}"
 
-    def upload_files(self, folder, names) -> str:
-        """The files `names` of `folder` (relative paths), as one content-addressed folder: its URI, ending in '/'."""
-        folder = Path(folder)
-        return self._upload({name: (folder / name).read_bytes() for name in names}) + "/"
+    def upload_files(self, files: dict[str, Path]) -> str:
+        """The files `files` (relative name in the folder -> local path), as one content-addressed folder: its URI,
+        ending in '/'."""
+        return self._upload({name: Path(path).read_bytes() for name, path in files.items()}) + "/"
 
     def _upload(self, contents: dict[str, bytes]) -> str:
         """Record `contents` (relative name -> bytes) under a key derived from names and bytes; the folder's URI."""

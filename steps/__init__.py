@@ -1,13 +1,6 @@
-"""The step scripts that run inside the SageMaker containers.
+"""The step scripts that run inside the SageMaker containers, and the modules they share: one package, `steps`.
 
-There they run as plain scripts (`python preprocess.py`) with this folder on the path, and import each other by
-bare name (`from defaults import ...`). So that the same modules import from the package too (`steps.parameters`,
-`steps.table`, as the pipelines/ code and the tests use them), this folder is put on the path here.
+Every module imports its siblings as `steps.<name>`, here, in the tests and in the containers alike. The jobs get
+the package as a folder named `steps/` beside their entry script (training: the code channel; processing: the lib
+input, on PYTHONPATH), and the model artifact carries the serving modules as `code/steps/` beside `code/serve.py`.
 """
-
-import sys
-from pathlib import Path
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.append(_HERE)

@@ -25,10 +25,11 @@ CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1  # the layout of a checkpoint: part of the fingerprint, so a new layout never reads an old file
 
 
-def code_digest(folder: Path) -> str:
-    """sha256 of the step code (every .py file in `folder`): a checkpoint of other code is another run's."""
+def code_digest(files) -> str:
+    """sha256 of the step code (the `steps` package's .py files and the entry script): a checkpoint of other code is
+    another run's."""
     digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted({Path(f).resolve() for f in files}, key=lambda p: (p.name, str(p))):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

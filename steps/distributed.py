@@ -7,7 +7,8 @@ import os
 
 import torch
 import torch.distributed as dist
-from contract import StepError
+
+from steps.contract import StepError
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:

@@ -14,17 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from cloudwatch import MetricEmitter
-from contract import RAW_SAMPLE, SPLITS, StepError, file_sha256, read_split, run, torch_threads
-from defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
-from parameters import problems as parameter_problems
-from quality import (
+
+from steps import serving_code
+from steps.cloudwatch import MetricEmitter
+from steps.contract import RAW_SAMPLE, SPLITS, StepError, file_sha256, read_split, run, torch_threads
+from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
+from steps.parameters import problems as parameter_problems
+from steps.quality import (
     baseline_outputs,
     best_candidate,
     decide,
@@ -81,15 +82,13 @@ def unpack(model_dir: Path, into: Path) -> tuple[Path, str]:
     return into, file_sha256(archive)
 
 
-def check_served_rows(predictor, data_dir: Path, test_features: np.ndarray) -> int:
+def check_served_rows(inference, predictor, data_dir: Path, test_features: np.ndarray) -> int:
     """Score the raw test rows through the serving code; refuse the model if they differ from what was evaluated."""
-    from inference import read_rows
-
     path = data_dir / "test" / RAW_SAMPLE
     if not path.exists():
         raise StepError(f"missing {path}: preprocessing writes it")
-    as_csv = read_rows(path.read_bytes(), "text/csv")
-    as_json = read_rows(as_csv.to_json(orient="records"), "application/json")  # the same rows as JSON records
+    as_csv = inference.read_rows(path.read_bytes(), "text/csv")
+    as_json = inference.read_rows(as_csv.to_json(orient="records"), "application/json")  # the same rows as JSON records
     for how, rows in (("CSV", as_csv), ("JSON", as_json)):
         served = predictor.outputs(predictor.features(rows))
         expected = predictor.outputs(test_features[: len(served)])
@@ -158,10 +157,8 @@ def main() -> None:
     torch.set_num_threads(torch_threads(0))  # scoring a small MLP: one thread
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, artifact_sha256 = unpack(Path(args.model_dir), Path(tmp))
-        sys.path.insert(0, str(model_dir / "code"))
-        from inference import Predictor  # the serving code inside the artifact
-
-        predictor = Predictor(model_dir)
+        inference = serving_code.import_inference(model_dir / "code")  # the serving code inside the artifact
+        predictor = inference.Predictor(model_dir)
         schema = predictor.schema
         history = json.loads((model_dir / "history.json").read_text())
         data_dir = Path(args.data_dir)
@@ -174,7 +171,7 @@ def main() -> None:
             if name != "train":
                 baseline[name] = split_metrics(schema, baseline_outputs(schema, len(labels)), labels)
             if name == "test":
-                served_rows = check_served_rows(predictor, data_dir, features)
+                served_rows = check_served_rows(inference, predictor, data_dir, features)
             del features
 
     metric = quality_metric(args.quality_metric, schema["problem_type"], len(schema.get("classes") or []))

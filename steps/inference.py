@@ -1,6 +1,6 @@
 """Inference handlers for the SageMaker PyTorch serving container: raw rows in, predictions out.
 
-Packed as code/inference.py in model.tar.gz beside model.py and table.py, the same code evaluation scores with and
+Packed as code/steps/inference.py in model.tar.gz beside model.py and table.py, the same code evaluation scores with and
 `regula predict` runs. Accepts the team's own rows, columns matched by name in any order:
 
 - text/csv with a header row;
@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from model import load
-from table import TableError, transform
+
+from steps.model import load
+from steps.table import TableError, transform
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size

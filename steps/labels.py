@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import table_values
+
+from steps import table_values
 
 MAX_AUTO_CLASSES = 50  # ProblemType=auto: whole-number targets with at most this many distinct values are classes
 

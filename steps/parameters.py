@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from defaults import (
+from steps.defaults import (
     APPROVAL_STATUS,
     CLASS_WEIGHTS,
     MAX_DROPOUT,

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import table as columns
-import table_roles
-import table_values
-from cloudwatch import MetricEmitter
-from contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
-from defaults import (
+from sklearn.model_selection import train_test_split
+
+from steps import table as columns
+from steps import table_roles, table_values
+from steps.cloudwatch import MetricEmitter
+from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
+from steps.defaults import (
     CLASS_WEIGHT,
     CLASS_WEIGHTS,
     METRICS_NAMESPACE,
@@ -32,11 +33,10 @@ from defaults import (
     TEST_FRACTION,
     VALIDATION_FRACTION,
 )
-from labels import check_label, class_weight, problem_type, sort_classes
-from parameters import problems as parameter_problems
-from quality import quality_metric
-from sklearn.model_selection import train_test_split
-from tablefile import TableFileError, read_table
+from steps.labels import check_label, class_weight, problem_type, sort_classes
+from steps.parameters import problems as parameter_problems
+from steps.quality import quality_metric
+from steps.tablefile import TableFileError, read_table
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 RAW_SAMPLE_ROWS = 500

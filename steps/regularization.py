@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from defaults import MAX_DROPOUT, MIN_GROWTH
+from steps.defaults import MAX_DROPOUT, MIN_GROWTH
 
 RAMP = {"dropout": 0.25, "l1": 1.0, "l2": 1.5}  # level exponents, from benchmarks/regularizer_effect.py
 TARGET_SHARE = 0.8  # aim the next round's gap at this share of MaxGap

@@ -2,8 +2,8 @@
 
 SageMaker starts a serving container (real-time endpoint, batch transform) as `docker run IMAGE serve`, with the
 model artifact unpacked in /opt/ml/model. The Regula image's `serve` runs this file from the artifact
-(code/serve.py, packed beside inference.py by training), so a registered model carries the server it was built
-with, and the image holds no Regula code. AWS's PyTorch inference images (TorchServe) end at 2.6.
+(code/serve.py, packed beside the package code/steps/ by training), so a registered model carries the server
+it was built with, and the image holds no Regula code. AWS's PyTorch inference images (TorchServe) end at 2.6.
 
 - GET /ping: 200 once the model is loaded (it is loaded before the port opens).
 - POST /invocations: the body as rows (`Content-Type`: text/csv, application/json, application/jsonlines), the
@@ -26,14 +26,17 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from steps.serving_code import PROGRAM, module_name
+
 MODEL_DIR = "/opt/ml/model"
 MAX_PAYLOAD_MB = 6  # SageMaker's limit for a real-time request; batch transform is told so
 
 
 def load_handlers(code_dir: str, program: str):
-    """The module with model_fn, input_fn, predict_fn and output_fn (SAGEMAKER_PROGRAM, as the SDK sets it)."""
+    """The module with model_fn, input_fn, predict_fn and output_fn: SAGEMAKER_PROGRAM, a file relative to the
+    code folder (`steps/inference.py`, as the model package sets it), imported by its module name."""
     sys.path.insert(0, code_dir)
-    return importlib.import_module(Path(program).stem)
+    return importlib.import_module(module_name(program))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -117,7 +120,7 @@ def main() -> None:
         args.port,
         args.model_dir,
         os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY", str(Path(__file__).resolve().parent)),
-        os.environ.get("SAGEMAKER_PROGRAM", "inference.py"),
+        os.environ.get("SAGEMAKER_PROGRAM", PROGRAM),
     )
     print(f"serving on port {server.server_address[1]}", flush=True)
     server.serve_forever()

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from table_roles import columns_with_gaps, missing_marks
-from table_values import BOOLEAN_SPELLINGS, category_keys, clean_texts, day_first, parse_dates, parse_numbers
+
+from steps.table_roles import columns_with_gaps, missing_marks
+from steps.table_values import BOOLEAN_SPELLINGS, category_keys, clean_texts, day_first, parse_dates, parse_numbers
 
 MAX_ONEHOT = 32  # one-hot columns per categorical column, at most
 MAX_Z = 5.0  # numeric features are bounded to +-MAX_Z standard deviations

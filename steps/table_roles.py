@@ -12,7 +12,8 @@ import re
 
 import numpy as np
 import pandas as pd
-from table_values import are_marks, category_keys, clean_texts, day_first, parse_dates, parse_numbers
+
+from steps.table_values import are_marks, category_keys, clean_texts, day_first, parse_dates, parse_numbers
 
 NUMERIC_SHARE = 0.95  # a text column whose values parse as numbers this often is numeric; the rest are missing marks
 DATETIME_SHARE = 0.95  # likewise for dates

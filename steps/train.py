@@ -27,22 +27,21 @@ import threading
 import time
 from pathlib import Path
 
-import checkpoint
 import numpy as np
 import torch
-from cloudwatch import MetricEmitter
-from contract import SCHEMA, read_schema, read_split, run, torch_threads
-from defaults import BASE_LEARNING_RATE
-from distributed import check_same_start, finish, setup_distributed, sum_loss_and_stop
-from model import MLP, save
-from objective import Objective
-from quality import baseline_loss, relative_gap
-from regularization import next_level, strengths
-from train_args import BASE_BATCH, auto_batch_size, check_instance, earlier_rounds, parse_args
-from train_state import fingerprint, resume_from, training_state
 
-HERE = Path(__file__).resolve().parent
-INFERENCE_CODE = ("inference.py", "model.py", "table.py", "table_roles.py", "table_values.py", "serve.py")
+from steps import checkpoint, serving_code
+from steps.cloudwatch import MetricEmitter
+from steps.contract import SCHEMA, read_schema, read_split, run, torch_threads
+from steps.defaults import BASE_LEARNING_RATE
+from steps.distributed import check_same_start, finish, setup_distributed, sum_loss_and_stop
+from steps.model import MLP, save
+from steps.objective import Objective
+from steps.quality import baseline_loss, relative_gap
+from steps.regularization import next_level, strengths
+from steps.train_args import BASE_BATCH, auto_batch_size, check_instance, earlier_rounds, parse_args
+from steps.train_state import fingerprint, resume_from, training_state
+
 TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many training rows, a seeded random sample
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
 
@@ -240,9 +239,7 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
     save(model.cpu(), config, model_dir)
     (model_dir / "history.json").write_text(json.dumps(history))
     shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
-    (model_dir / "code").mkdir(exist_ok=True)
-    for name in INFERENCE_CODE:
-        shutil.copy(HERE / name, model_dir / "code" / name)
+    serving_code.pack(model_dir / "code")
 
 
 if __name__ == "__main__":

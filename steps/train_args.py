@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 import torch
-from contract import StepError
-from defaults import (
+
+from steps.contract import StepError
+from steps.defaults import (
     BATCH_SIZE,
     CHECKPOINT_DIR,
     CHECKPOINT_SECONDS,
@@ -28,8 +29,8 @@ from defaults import (
     PATIENCE,
     SEED,
 )
-from parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
-from regularization import overfit_gap, validate
+from steps.parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
+from steps.regularization import overfit_gap, validate
 
 BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
 MAX_AUTO_BATCH = 4096

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from pathlib import Path
 
-import checkpoint
 import torch
-from contract import SCHEMA, file_sha256, split_path
+
+from steps import checkpoint
+from steps.contract import SCHEMA, file_sha256, split_path
 
 # Where things are and go, not what is trained: a checkpoint of a run that differs only in these is still its own.
 NOT_FINGERPRINTED = ("train", "validation", "model_dir", "checkpoint_dir", "checkpoint_seconds", "earlier",
                      "metrics_namespace", "pipeline_name")  # fmt: skip
+
+
+def code_files() -> list[Path]:
+    """The code this run executes: the `steps` package and the entry script (beside it in a training job's code)."""
+    entry = Path(sys.argv[0])
+    return [*Path(__file__).resolve().parent.glob("*.py"), *([entry] if entry.is_file() else [])]
 
 
 def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, world: int, device) -> dict:
@@ -27,7 +35,7 @@ def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, wor
     inputs = {"train": split_path(args.train, "train"), "validation": split_path(args.validation, "validation")}
     return {
         "format": checkpoint.FORMAT,
-        "code": checkpoint.code_digest(Path(__file__).resolve().parent),
+        "code": checkpoint.code_digest(code_files()),
         "torch": str(torch.__version__),  # a str subclass that weights_only loading refuses
         "hyperparameters": {**hyperparameters, "batch_size": batch_size, "learning_rate": learning_rate},
         "regularization": {k: strength[k] for k in ("level", "dropout", "l1", "l2")},

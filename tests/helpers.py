@@ -33,7 +33,7 @@ def run_folders(runs: Path) -> list[Path]:
 
 def run_script(name: str, *args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a step's entry point as SageMaker would: a separate Python process."""
-    full_env = {**os.environ, "PYTHONPATH": str(STEPS), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, str(STEPS / name), *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300
     )
@@ -42,10 +42,9 @@ def run_script(name: str, *args: str, env: dict | None = None, cwd: Path | None 
 @contextlib.contextmanager
 def _as_a_process(argv: list[str], env: dict, cwd: Path | None, result: dict):
     """This process made to look like a fresh one running `argv` with `env` in `cwd`, and put back after: argv,
-    os.environ, the working directory, sys.path, modules imported meanwhile by their bare names (the step scripts
-    import their siblings that way), torch's thread count and the SIGTERM handler. What a process would leave is
-    put into `result`: returncode, stdout, stderr."""
-    saved = (sys.argv, dict(os.environ), list(sys.path), set(sys.modules), signal.getsignal(signal.SIGTERM))
+    os.environ, the working directory, sys.path, torch's thread count and the SIGTERM handler. What a process would
+    leave is put into `result`: returncode, stdout, stderr. The `steps` modules stay imported: they keep no state."""
+    saved = (sys.argv, dict(os.environ), list(sys.path), signal.getsignal(signal.SIGTERM))
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     out, err = io.StringIO(), io.StringIO()
     result["returncode"] = 0
@@ -66,10 +65,7 @@ def _as_a_process(argv: list[str], env: dict, cwd: Path | None, result: dict):
         sys.argv, sys.path[:] = saved[0], saved[2]
         os.environ.clear()
         os.environ.update(saved[1])
-        for name in set(sys.modules) - saved[3]:
-            if "." not in name and Path(getattr(sys.modules[name], "__file__", None) or "/").parent == STEPS:
-                del sys.modules[name]
-        signal.signal(signal.SIGTERM, saved[4])
+        signal.signal(signal.SIGTERM, saved[3])
         if threads is not None:
             sys.modules["torch"].set_num_threads(threads)
         result.update(stdout=out.getvalue(), stderr=err.getvalue())
@@ -81,8 +77,7 @@ def run_step(name: str, *args: str, env: dict | None = None, cwd: Path | None = 
     captured as a process's would be. The same code and messages; the process contract itself (exit code, one
     stderr line, the failure file, no traceback, as a separate process) is tested with `run_script`."""
     argv, result = [str(STEPS / name), *args], {}
-    with _as_a_process(argv, {"PYTHONPATH": str(STEPS), **(env or {})}, cwd, result):
-        sys.path.insert(0, str(STEPS))
+    with _as_a_process(argv, {"PYTHONPATH": str(REPO), **(env or {})}, cwd, result):
         runpy.run_path(argv[0], run_name="__main__")
     return subprocess.CompletedProcess(argv, **result)
 

@@ -1,10 +1,8 @@
-"""Raw rows through the serving code packed with a really trained model (code/inference.py beside the weights)."""
+"""Raw rows through the serving code packed with a really trained model (code/steps/inference.py beside the weights)."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -15,28 +13,18 @@ import pytest
 from helpers import run_script, run_training
 from palmerpenguins import load_penguins
 
-from pipelines.predict import SERVING_MODULES
+from steps import serving_code
 
-PACKED = SERVING_MODULES  # the modules of code/, imported by their bare names
 SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
 
 
 def load_serving_code(model_dir: Path) -> tuple[ModuleType, ModuleType]:
-    """code/inference.py of `model_dir` and the code/table.py it uses, imported as evaluation does (code/ first on
-    sys.path); afterwards sys.path and sys.modules are as before, so no other test sees these modules."""
-    code = str(model_dir / "code")
-    saved = {name: sys.modules.pop(name) for name in PACKED if name in sys.modules}
-    sys.path.insert(0, code)
-    try:
-        module = importlib.import_module("inference")
-        table = sys.modules["table"]
-    finally:
-        sys.path.remove(code)
-        for name in PACKED:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-    assert Path(module.__file__).parent == Path(table.__file__).parent == model_dir / "code"
-    return module, table
+    """code/steps/inference.py of `model_dir` and the code/steps/table.py it uses, imported as evaluation does;
+    afterwards this process's `steps` modules are the repository's again."""
+    modules = serving_code.import_artifact(model_dir / "code")
+    for module in modules.values():
+        assert Path(module.__file__).is_relative_to(model_dir / "code"), module
+    return modules["inference"], modules["table"]
 
 
 def train_model(root: Path, frame: pd.DataFrame, target: str, epochs: int) -> Path:
@@ -55,7 +43,7 @@ def train_model(root: Path, frame: pd.DataFrame, target: str, epochs: int) -> Pa
     assert result.returncode == 0, result.stderr
     result = run_training(root / "splits", root / "model", "--max_epochs", str(epochs))
     assert result.returncode == 0, result.stderr
-    for name in ("model.pt", "config.json", "schema.json", "code/inference.py", "code/model.py", "code/table.py"):
+    for name in ("model.pt", "config.json", "schema.json", "code/steps/inference.py", "code/steps/table.py"):
         assert (root / "model" / name).is_file(), name
     return root / "model"
 

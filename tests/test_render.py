@@ -62,7 +62,7 @@ def test_register_step_carries_metrics_metadata_and_inference_code(rendered):
     assert "selected.model_uri" in json.dumps(register["InferenceSpecification"])
     assert {"regula:gap", "regula:round", "regula:code_version"} <= set(register["CustomerMetadataProperties"])
     container = register["InferenceSpecification"]["Containers"][0]
-    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "steps/inference.py"
     assert container["Image"] == "000000000000.dkr.ecr.us-east-1.amazonaws.com/regula-steps:2.13-cpu"
     params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     assert params["ModelApprovalStatus"] == "PendingManualApproval"

@@ -86,3 +86,25 @@ def test_the_image_versions_have_one_source_and_ci_tests_the_steps_with_them():
     assert "image-versions" in yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]["needs"]
     image_test = (REPO / ".ci" / "image-test").read_text()
     assert ".ci/image-versions --check" in image_test and "tests/test_steps.py" in image_test
+
+
+def test_the_step_modules_have_one_import_name():
+    """Every module of steps/ imports its siblings as `steps.<name>`, never by a bare name, and each imports as
+    `steps.<name>` in a fresh interpreter with nothing added to its path (no path juggling in the package)."""
+    import ast
+
+    steps = REPO / "steps"
+    names = {path.stem for path in steps.glob("*.py")}
+    bare = []
+    for path in sorted(steps.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            imported += [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            bare += [f"{path.name}: {name}" for name in imported if name.split(".")[0] in names]
+    assert bare == []
+    modules = sorted(name for name in names if name != "__init__")
+    code = f"import importlib, sys; [importlib.import_module('steps.' + m) for m in {modules}]; print(sys.path)"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    assert str(steps) not in result.stdout, "steps/ itself on the path: a second import name"

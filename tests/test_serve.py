@@ -16,7 +16,7 @@ import pytest
 from helpers import STEPS, run_training
 from sklearn.datasets import load_digits
 
-from pipelines.predict import SERVING_MODULES
+from steps import serving_code
 
 ROWS = load_digits(as_frame=True).frame.drop(columns=["target"]).head(5)
 
@@ -66,15 +66,8 @@ def test_the_packed_server_scores_raw_rows_as_the_handlers_do(server, model_dir)
     assert status == 200 and len(answer["predictions"]) == len(ROWS)
     assert np.allclose(np.sum(answer["probabilities"], axis=1), 1, atol=1e-4)
 
-    sys.path.insert(0, str(model_dir / "code"))
-    try:
-        import inference
-
-        expected = inference.model_fn(str(model_dir)).predict(ROWS)
-    finally:
-        sys.path.remove(str(model_dir / "code"))
-        for name in SERVING_MODULES:
-            sys.modules.pop(name, None)
+    inference = serving_code.import_inference(model_dir / "code")
+    expected = inference.model_fn(str(model_dir)).predict(ROWS)
     assert answer == json.loads(json.dumps(expected))
 
     # columns by name in any order, JSON and JSON lines alike; concurrent requests get the same answers
@@ -116,8 +109,7 @@ def test_batch_transform_learns_the_limits_and_unknown_paths_are_404(server):
 def test_the_image_serves_the_artifacts_server():
     """SageMaker hosting runs `serve`: the image's one addition runs code/serve.py of the unpacked artifact."""
     dockerfile = (STEPS.parent / "containers" / "steps" / "Dockerfile").read_text()
-    assert "/usr/local/bin/serve" in dockerfile and "/opt/ml/model/code}/serve.py" in dockerfile
-    assert "serve.py" in (STEPS / "train.py").read_text()
+    assert "/usr/local/bin/serve" in dockerfile and f"/opt/ml/model/code}}/{serving_code.SERVER}" in dockerfile
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ runs that train; the many input checks run the same entry points in this process
 from __future__ import annotations
 
 import json
-import sys
 import tarfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from helpers import BAD_INPUTS, pack, run_script, run_step
 from helpers import run_training as train
 from sklearn.datasets import load_digits
 
-from pipelines.predict import SERVING_MODULES
+from steps import serving_code
 
 
 def read(splits: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +136,10 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     assert config["epochs"] == len(history) < 200, "early stopping"
     best = min(history, key=lambda h: h["val_loss"])
     assert config["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 3
-    code = sorted(p.name for p in (tmp_path / "model" / "code").iterdir())
-    packed = ["inference.py", "model.py", "serve.py", "table.py", "table_roles.py", "table_values.py"]
-    assert code == packed, "the handlers, the transform and the server of the image"
+    code = tmp_path / "model" / "code"
+    packed = sorted(p.relative_to(code).as_posix() for p in code.rglob("*.py"))
+    modules = ["__init__", "inference", "model", "serving_code", "table", "table_roles", "table_values"]
+    assert packed == ["serve.py", *(f"steps/{name}.py" for name in modules)], "the handlers, transform and server"
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
 
@@ -238,13 +238,7 @@ def test_inference_handlers_serve_the_packed_model_on_raw_rows(splits, tmp_path)
     served = tmp_path / "served"
     with tarfile.open(archive) as tar:
         tar.extractall(served, filter="data")
-    sys.path.insert(0, str(served / "code"))
-    try:
-        import inference
-    finally:
-        sys.path.remove(str(served / "code"))
-        for name in SERVING_MODULES:
-            sys.modules.pop(name, None)
+    inference = serving_code.import_inference(served / "code")
     predictor = inference.model_fn(str(served))
     raw = load_digits(as_frame=True).frame.drop(columns=["target"]).head(3)
     out = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(raw.to_csv(index=False)), predictor)))
