@@ -157,7 +157,10 @@ def main() -> None:
     torch.set_num_threads(torch_threads(0))  # scoring a small MLP: one thread
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, artifact_sha256 = unpack(Path(args.model_dir), Path(tmp))
-        inference = serving_code.import_inference(model_dir / "code")  # the serving code inside the artifact
+        try:
+            inference = serving_code.import_inference(model_dir / "code")  # the serving code inside the artifact
+        except FileNotFoundError as error:
+            raise StepError(str(error)) from None
         predictor = inference.Predictor(model_dir)
         schema = predictor.schema
         history = json.loads((model_dir / "history.json").read_text())

@@ -128,6 +128,28 @@ def test_a_step_that_fails_is_a_process_with_exit_code_2_one_line_and_the_failur
     assert "Traceback" not in result.stderr + result.stdout and not out.exists()
 
 
+def test_an_epoch_of_a_large_table_is_a_bounded_number_of_rows(splits, tmp_path):
+    """On more training rows than EPOCH_ROWS an epoch trains on that many, drawn at random, so early stopping looks
+    as often on 2M rows as on 200k; a smaller table's epoch is one pass."""
+    from steps.contract import SCHEMA, write_split
+    from steps.train import EPOCH_ROWS
+
+    rng = np.random.default_rng(0)
+    large = tmp_path / "large"
+    for name, rows in (("train", EPOCH_ROWS + 40_000), ("validation", 2_000)):
+        x = rng.standard_normal((rows, 4)).astype(np.float32)
+        write_split(large / name, name, [(x, (x[:, 0] > 0).astype(np.int64))], ["a", "b", "c", "d"])
+    schema = {"problem_type": "classification", "features": ["a", "b", "c", "d"], "classes": [0, 1]}
+    (large / "train" / SCHEMA).write_text(json.dumps({**schema, "class_counts": [1, 1]}))
+    for data, rows in ((large, EPOCH_ROWS), (splits, 300)):
+        model = tmp_path / f"model-{data.name}"
+        result = train(data, model, "--max_epochs", "2", "--hidden", "8", in_process=True)
+        assert result.returncode == 0, result.stderr
+        config = json.loads((model / "config.json").read_text())
+        assert config["training"]["epoch_rows"] == rows and f"epochs of {rows} rows" in result.stdout
+        assert len(json.loads((model / "history.json").read_text())) == 2
+
+
 def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp_path):
     result = train(splits, tmp_path / "model", "--patience", "3", "--max_epochs", "200")
     assert result.returncode == 0, result.stderr
