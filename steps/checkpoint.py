@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT = 1  # the layout of a checkpoint: part of the fingerprint, so a new layout never reads an old file
+FORMAT = 2  # the layout of a checkpoint: part of the fingerprint, so a new layout never reads an old file
 
 
 def code_digest(files) -> str:

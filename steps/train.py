@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from steps import checkpoint, serving_code
 from steps.cloudwatch import MetricEmitter
@@ -88,6 +89,8 @@ def main() -> None:
         [{"params": weights, "weight_decay": strength["l2"]}, {"params": biases, "weight_decay": 0.0}],
         lr=learning_rate,
     )
+    # the weights measured, kept and saved: their moving average (defaults.AVERAGE_DECAY), or the raw ones at 0
+    average = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.average_decay))
     use_cuda = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
     amp = {"device_type": device.type, "dtype": amp_dtype, "enabled": use_cuda}
@@ -111,7 +114,7 @@ def main() -> None:
             flush=True,
         )
 
-    best_loss, best_state, best_epoch = float("inf"), copy.deepcopy(model.state_dict()), 0
+    best_loss, best_state, best_epoch = float("inf"), copy.deepcopy(average.module.state_dict()), 0
     rise_streak, previous_val_loss, history = 0, float("inf"), []
     generator = torch.Generator().manual_seed(args.seed)
     # a random sample, not the first rows: the splits keep the table's order, which may be sorted
@@ -127,7 +130,7 @@ def main() -> None:
     if folder:
         identity = fingerprint(args, strength, batch_size, learning_rate, world, device)
         initial = (best_loss, best_state, best_epoch)
-        resumed = resume_from(folder, identity, model, optimizer, scaler, generator, initial, args.max_epochs)
+        resumed = resume_from(folder, identity, model, average, optimizer, scaler, generator, initial, args.max_epochs)
         if resumed:
             first_epoch, best_loss, best_state, best_epoch, rise_streak, previous_val_loss, history = resumed
             first_epoch += 1
@@ -152,12 +155,13 @@ def main() -> None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            average.update_parameters(model)
             loss_sum += data_loss.detach() * len(index)
         loss_sum, stopping = sum_loss_and_stop(loss_sum, stop_requested.is_set(), world)  # every process stops alike
         train_loss = loss_sum.item() / max(len(order) * world, 1)
 
-        val_loss, val_quality = objective.measure(model, x_val, y_val, amp)
-        train_eval_loss, train_quality = objective.measure(model, x_eval, y_eval, amp)
+        val_loss, val_quality = objective.measure(average.module, x_val, y_val, amp)
+        train_eval_loss, train_quality = objective.measure(average.module, x_eval, y_eval, amp)
         rise_streak = rise_streak + 1 if val_loss > previous_val_loss else 0
         previous_val_loss = val_loss
         record = {
@@ -190,14 +194,14 @@ def main() -> None:
                 print(f"train: the loss is no longer a number at epoch {epoch}: stopping", flush=True)
 
         if val_loss < best_loss - 1e-6:
-            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(model.state_dict()), epoch
+            best_loss, best_state, best_epoch = val_loss, copy.deepcopy(average.module.state_dict()), epoch
         elif epoch - best_epoch >= args.patience or not math.isfinite(val_loss):
             break
         if folder and epoch < args.max_epochs and (stopping or time.monotonic() - saved >= args.checkpoint_seconds):
             if rank == 0:  # the others hold the same state; on SageMaker every instance syncs the same S3 folder
                 writing = time.perf_counter()
                 state = training_state(
-                    epoch, model, optimizer, scaler, generator, (best_loss, best_state, best_epoch),
+                    epoch, model, average, optimizer, scaler, generator, (best_loss, best_state, best_epoch),
                     history, rise_streak, previous_val_loss,
                 )  # fmt: skip
                 path = checkpoint.save(folder, {"fingerprint": identity, **state})

@@ -14,6 +14,7 @@ import torch
 
 from steps.contract import StepError
 from steps.defaults import (
+    AVERAGE_DECAY,
     BATCH_SIZE,
     CHECKPOINT_DIR,
     CHECKPOINT_SECONDS,
@@ -53,6 +54,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
     parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
     parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
+    parser.add_argument("--average_decay", type=float, default=AVERAGE_DECAY, help="of the weights' average; 0: none")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline_name", default="")
@@ -69,6 +71,8 @@ def parse_args(description: str) -> argparse.Namespace:
     numbers = (args.dropout, args.l1, args.l2, args.growth, args.learning_rate)
     if not all(math.isfinite(v) for v in numbers):
         raise StepError(f"dropout, l1, l2, growth and learning_rate must be finite numbers, got {numbers}")
+    if not 0 <= args.average_decay < 1:  # also NaN
+        raise StepError(f"average_decay must be in [0, 1), got {args.average_decay}")
     if not math.isfinite(args.checkpoint_seconds) or args.checkpoint_seconds < 0:
         raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
     if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:

@@ -45,12 +45,15 @@ def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, wor
     }
 
 
-def training_state(epoch, model, optimizer, scaler, generator, best, history, rise_streak=0, previous=math.inf) -> dict:
+def training_state(
+    epoch, model, average, optimizer, scaler, generator, best, history, rise_streak=0, previous=math.inf
+) -> dict:
     """Everything the epochs after `epoch` depend on: tensors and plain Python values only (weights_only loading)."""
     best_loss, best_state, best_epoch = best
     return {
         "epoch": epoch,
         "model": model.state_dict(),
+        "average": average.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "best_loss": float(best_loss),
@@ -63,8 +66,9 @@ def training_state(epoch, model, optimizer, scaler, generator, best, history, ri
     }
 
 
-def resume(state: dict, model, optimizer, scaler, generator, max_epochs: int | None) -> tuple:
-    """Load a training state into the model, optimizer, scaler and generators; the loop's variables to go on with."""
+def resume(state: dict, model, average, optimizer, scaler, generator, max_epochs: int | None) -> tuple:
+    """Load a training state into the model, its average, the optimizer, scaler and generators; the loop's variables
+    to go on with."""
     epoch, history, best_epoch = state["epoch"], state["history"], state["best_epoch"]
     if max_epochs is not None and not (
         isinstance(epoch, int) and 1 <= epoch < max_epochs and isinstance(history, list) and len(history) == epoch
@@ -76,6 +80,7 @@ def resume(state: dict, model, optimizer, scaler, generator, max_epochs: int | N
     if {k: getattr(v, "shape", None) for k, v in state["best_state"].items()} != shapes:
         raise ValueError("the best weights do not fit the model")
     model.load_state_dict(state["model"])
+    average.load_state_dict(state["average"])
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     checkpoint.set_rng_state(state["rng"], generator)
@@ -84,7 +89,9 @@ def resume(state: dict, model, optimizer, scaler, generator, max_epochs: int | N
     return epoch, float(state["best_loss"]), best_state, best_epoch, int(state["rise_streak"]), previous, list(history)
 
 
-def resume_from(folder: Path, identity: dict, model, optimizer, scaler, generator, initial: tuple, max_epochs: int):
+def resume_from(
+    folder: Path, identity: dict, model, average, optimizer, scaler, generator, initial: tuple, max_epochs: int
+):
     """Resume from the checkpoint in `folder` if it is this run's (`identity`, its fingerprint) and fits: the loop's
     variables (the checkpoint's epoch, best loss, state and epoch, rise streak, previous validation loss, history).
     None: start from epoch 1 (`initial`: the best loss, state and epoch before any), saying why where one was found."""
@@ -93,11 +100,11 @@ def resume_from(folder: Path, identity: dict, model, optimizer, scaler, generato
         print(f"train: ignoring the checkpoint in {folder}: {why_not}; starting from epoch 1", flush=True)
     if not found:
         return None
-    fresh = copy.deepcopy(training_state(0, model, optimizer, scaler, generator, initial, []))
+    fresh = copy.deepcopy(training_state(0, model, average, optimizer, scaler, generator, initial, []))
     try:
-        resumed = resume(found, model, optimizer, scaler, generator, max_epochs)
+        resumed = resume(found, model, average, optimizer, scaler, generator, max_epochs)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:  # damaged inside
-        resume(fresh, model, optimizer, scaler, generator, None)
+        resume(fresh, model, average, optimizer, scaler, generator, None)
         why_not = f"it does not fit ({error})"
         print(f"train: ignoring the checkpoint in {folder}: {why_not}; starting from epoch 1", flush=True)
         return None

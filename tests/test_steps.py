@@ -204,6 +204,8 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
         (["--growth", "0.5"], "growth (the largest step per round) must be >= 1.5"),
         (["--hidden", "a,b"], "hidden must be"),
         (["--patience", "0"], "patience"),
+        (["--average_decay", "1"], "average_decay must be in [0, 1), got 1.0"),
+        (["--average_decay", "nan"], "average_decay must be in [0, 1), got nan"),
     ],
 )
 def test_training_rejects_invalid_hyperparameters(splits, tmp_path, args, message):
