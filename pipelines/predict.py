@@ -76,7 +76,7 @@ def load_serving_code(model_dir: Path):
     """Import the artifact's steps/inference.py (and the modules beside it) as the endpoint would."""
     try:
         return serving_code.import_inference(model_dir / "code")
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ImportError) as error:
         raise PredictError(str(error)) from None
 
 

@@ -159,7 +159,7 @@ def main() -> None:
         model_dir, artifact_sha256 = unpack(Path(args.model_dir), Path(tmp))
         try:
             inference = serving_code.import_inference(model_dir / "code")  # the serving code inside the artifact
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ImportError) as error:
             raise StepError(str(error)) from None
         predictor = inference.Predictor(model_dir)
         schema = predictor.schema

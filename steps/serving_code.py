@@ -35,28 +35,41 @@ def module_name(program: str) -> str:
     return Path(program).with_suffix("").as_posix().replace("/", ".")
 
 
-def _ours() -> dict:
-    return {name: module for name, module in sys.modules.items() if name.split(".")[0] == PACKAGE}
+def _inside(module, folder: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return bool(file) and Path(file).resolve().is_relative_to(folder)
 
 
 def import_artifact(code_dir: Path) -> dict:
     """The artifact's `steps.inference` and the modules it imported, all from `code_dir`, by short name
-    (`inference`, `table`, ...). Afterwards sys.path and this process's `steps` modules are as before; the artifact's
-    modules keep referring to each other."""
-    code_dir = Path(code_dir)
-    if not (code_dir / PROGRAM).is_file():
-        raise FileNotFoundError(f"{code_dir} holds no {PROGRAM}: not a model artifact of this Regula version")
-    saved = _ours()
+    (`inference`, `table`, ...); the artifact's modules keep referring to each other. Afterwards sys.path and
+    sys.modules are as before: this process's `steps` modules are back, and whatever was imported from `code_dir` is
+    gone. An artifact packed before the package layout (code/inference.py with its siblings, imported by their bare
+    names) loads the same way. ImportError when a module the code imports did not come from `code_dir`."""
+    code_dir = Path(code_dir).resolve()
+    if (code_dir / PACKAGE / "__init__.py").is_file() and (code_dir / PROGRAM).is_file():
+        entry, clashes = module_name(PROGRAM), lambda name: name.split(".")[0] == PACKAGE
+    elif (code_dir / "inference.py").is_file():  # packed before the package layout
+        entry, clashes = "inference", lambda name: name in SERVING_MODULES
+    else:
+        raise FileNotFoundError(f"{code_dir} holds no {PROGRAM}: not a Regula model artifact")
+    saved = {name: module for name, module in sys.modules.items() if clashes(name)}
     for name in saved:
         del sys.modules[name]
+    before = set(sys.modules)
     sys.path.insert(0, str(code_dir))
     try:
-        importlib.import_module(module_name(PROGRAM))
-        return {name.partition(".")[2] or name: module for name, module in _ours().items()}
+        importlib.import_module(entry)
+        loaded = {name: sys.modules[name] for name in set(sys.modules) - before if clashes(name)}
+        foreign = sorted(name for name, module in loaded.items() if not _inside(module, code_dir))
+        if foreign:
+            raise ImportError(f"the serving code in {code_dir} is incomplete: {', '.join(foreign)} came from elsewhere")
+        return {name.partition(".")[2] or name: module for name, module in loaded.items()}
     finally:
         sys.path.remove(str(code_dir))
-        for name in _ours():
-            del sys.modules[name]
+        for name in set(sys.modules) - before:
+            if clashes(name) or _inside(sys.modules[name], code_dir):
+                del sys.modules[name]
         sys.modules.update(saved)
 
 

@@ -34,7 +34,7 @@ def start_training(splits: Path, model_dir: Path, *args: str) -> subprocess.Pope
     """steps/train.py as a process we can stop part-way, its output a line at a time."""
     command = [sys.executable, str(STEPS / "train.py"), "--train", str(splits / "train")]
     command += ["--validation", str(splits / "validation"), "--model_dir", str(model_dir), *args]
-    env = {**os.environ, "PYTHONPATH": str(STEPS), "REGULA_METRICS": "off", **THREADS}
+    env = {**os.environ, "PYTHONPATH": str(STEPS.parent), "REGULA_METRICS": "off", **THREADS}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -59,7 +59,7 @@ def uninterrupted(splits, tmp_path_factory) -> Path:
     "stop,checkpoint_seconds,when",
     [
         # a hard kill (no time to save): the last periodic checkpoint, here one per epoch, is what resumes
-        pytest.param(signal.SIGKILL, "0", "train: checkpoint after epoch 5 ", id="SIGKILL"),
+        pytest.param(signal.SIGKILL, "0", "train: checkpoint after epoch 5 ", id="SIGKILL", marks=pytest.mark.slow),
         # SIGTERM (SageMaker's stop): the epoch under way is finished and saved, then the job exits
         pytest.param(signal.SIGTERM, "1000", "epoch 5:", id="SIGTERM", marks=pytest.mark.slow),
     ],

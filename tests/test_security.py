@@ -329,3 +329,50 @@ def test_a_candidate_can_never_be_registered_as_approved():
         "ModelApprovalStatus=Approved"
     ]
     assert problems({"RegisterBestCandidate": "yes", "ModelApprovalStatus": "PendingManualApproval"}) == []
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_an_artifact_s_code_is_imported_from_the_artifact_alone_and_leaves_nothing_behind(tmp_path):
+    """Evaluation and `regula predict` run the artifact's own serving code: its `steps` package, never this process's,
+    whose modules are back in place afterwards, with nothing the artifact imported left loaded."""
+    import steps.model
+    from steps import serving_code
+
+    ours = steps.model
+    code = _write(tmp_path / "code", {
+        "steps/__init__.py": "",
+        "steps/inference.py": "from steps.model import WHO\nimport artifact_helper\nSOURCE = 'artifact'\n",
+        "steps/model.py": "WHO = 'artifact model'\n",
+        "artifact_helper.py": "",
+    })  # fmt: skip
+    modules = serving_code.import_artifact(code)
+    assert modules["inference"].SOURCE == "artifact" and modules["inference"].WHO == "artifact model"
+    assert sys.modules["steps.model"] is ours and "artifact_helper" not in sys.modules and str(code) not in sys.path
+
+    # no steps/__init__.py: Python would take this process's package instead of a namespace folder; refused
+    (code / "steps" / "__init__.py").unlink()
+    with pytest.raises(FileNotFoundError, match="not a Regula model artifact"):
+        serving_code.import_artifact(code)
+    # a module the code imports that the artifact lacks is never taken from anywhere else
+    (code / "steps" / "__init__.py").write_text("")
+    (code / "steps" / "model.py").unlink()
+    with pytest.raises(ImportError):
+        serving_code.import_artifact(code)
+    assert sys.modules["steps.model"] is ours
+
+
+def test_an_artifact_packed_before_the_package_layout_still_loads(tmp_path):
+    """Models registered before the `steps/` layout carry code/inference.py with siblings imported by bare names:
+    `regula predict` still scores them, from their own files."""
+    from steps import serving_code
+
+    code = _write(tmp_path / "code", {"inference.py": "from model import WHO\n", "model.py": "WHO = 'old model'\n"})
+    modules = serving_code.import_artifact(code)
+    assert modules["inference"].WHO == "old model" and Path(modules["model"].__file__).parent == code.resolve()
+    assert "inference" not in sys.modules and "model" not in sys.modules
