@@ -48,7 +48,7 @@ TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many 
 # early stopping looks at the validation loss every 64 steps of the largest batch, so patience costs as much training
 # on 2M rows as on 200k, and a large table that has converged after a fraction of a pass stops there. Up to this many
 # training rows an epoch is a full pass, as it always was. On 1.2M training rows full passes took 28 epochs (about 220
-# s on two idle cores) to test accuracy 0.8455, these 36 epochs 63 s to 0.8447 (benchmarks/large_table.py).
+# s on two idle cores) to test accuracy 0.8455, these 37 epochs 78 s to 0.8466 (benchmarks/large_table.py).
 EPOCH_ROWS = 2**18
 VAL_EVAL_ROWS = 2**16  # the validation loss each epoch on at most this many rows, a seeded sample (evaluation: all)
 RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
