@@ -82,7 +82,8 @@ def run(command: list[str]) -> None:
         raise RuntimeError(f"{' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
 
 
-def prepare(frame: pd.DataFrame, target: str, root: Path) -> Path:
+def prepare(frame: pd.DataFrame, target: str, root: Path, *options: str) -> Path:
+    """The table's splits, as the pipeline's Preprocess writes them (`options`: more of preprocess.py's)."""
     frame.to_csv(root / "data.csv", index=False)
     run(
         [
@@ -94,6 +95,7 @@ def prepare(frame: pd.DataFrame, target: str, root: Path) -> Path:
             str(root / "splits"),
             "--target",
             target,
+            *options,
         ]
     )
     return root / "splits"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,33 +24,21 @@ from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_tables  # noqa: E402
+from regularizer_effect import prepare, run  # noqa: E402
 from training import pack, train_command  # noqa: E402
 
 from steps import defaults as d  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
-ENV = {**os.environ, "REGULA_METRICS": "off", "PYTHONPATH": str(REPO), "REGULA_TORCH_THREADS": "1"}
 DEMO_TRAIN_ROWS = 300  # the bundled demo's MaxTrainRows (pipelines/commands_local.py)
 
 
-def run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, env=ENV)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:2])} failed:\n{done.stderr[-2000:]}")
-
-
-def prepare(table: str, root: Path) -> Path:
-    """The table's splits, as the pipeline's Preprocess writes them."""
+def splits_of(table: str, root: Path) -> Path:
+    """The table's splits, as the pipeline's Preprocess writes them (the demo's with its 300 training rows)."""
     if table == "demo":
-        frame, target, extra = load_digits(as_frame=True).frame, "target", ["--max-train-rows", str(DEMO_TRAIN_ROWS)]
-    else:
-        (frame, target), extra = real_tables.TABLES[table](), []
-    frame.to_csv(root / "data.csv", index=False)
-    splits = root / "splits"
-    run([sys.executable, str(STEPS / "preprocess.py"), "--input", str(root / "data.csv"), "--output-dir", str(splits),
-         "--target", target, *extra])  # fmt: skip
-    return splits
+        return prepare(load_digits(as_frame=True).frame, "target", root, "--max-train-rows", str(DEMO_TRAIN_ROWS))
+    return prepare(*real_tables.TABLES[table](), root)
 
 
 def measure(splits: Path, model: Path, seed: int, decay: float) -> dict:
@@ -77,7 +64,7 @@ def main() -> None:
     print(f"{'table':<22}{'raw':>8}{'averaged':>10}{'points':>8}{'test rows':>11}{'epochs raw/avg':>16}")
     for table in args.tables.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            splits = prepare(table, Path(tmp))
+            splits = splits_of(table, Path(tmp))
             jobs = [(splits, Path(tmp) / f"{n}{s}", s, variants[n]) for n in variants for s in range(args.seeds)]
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # one torch thread each
                 measured = list(pool.map(lambda job: measure(*job), jobs))
