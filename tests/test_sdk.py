@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
@@ -68,6 +69,24 @@ def test_5_pipeline_session_keeps_the_given_bucket_where_regula_reads_it():
     boto = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     session = PipelineSession(boto_session=boto, default_bucket="regula-check", sagemaker_config={})
     assert sdk.given_default_bucket(session) == "regula-check"
+
+
+def test_9_processing_steps_build_a_local_client_only_for_a_method_name():
+    from pipelines import sdk
+
+    with sdk.quiet_import():
+        from sagemaker.core.local.local_session import LocalSagemakerClient
+        from sagemaker.mlops.workflow import steps
+
+    for step in (steps.ProcessingStep, steps.TransformStep):
+        source = inspect.getsource(step.__init__)
+        assert source.count("LocalSagemakerClient()") == 1, step  # built once, only to name the caller
+        name = source.split("LocalSagemakerClient().", 1)[1].split(".", 1)[0]
+        assert f"LocalSagemakerClient().{name}.__name__" in source, step
+        assert callable(getattr(LocalSagemakerClient, name)) and callable(getattr(sdk.LocalClientMethodNames, name))
+    with sdk.rendering("us-east-1", Path.cwd()):
+        assert steps.LocalSagemakerClient is sdk.LocalClientMethodNames
+    assert steps.LocalSagemakerClient is LocalSagemakerClient  # put back after every render
 
 
 def test_8_a_training_steps_request_is_its_arguments_property():
