@@ -58,6 +58,8 @@ def measure(splits: Path, model: Path, seed: int, options: dict) -> dict:
 def compare(tables: list[str], variants: dict[str, dict], seeds: int) -> dict:
     """Every variant (name -> train.py options) on every table, `seeds` seeds each; the first is the reference."""
     names = list(variants)
+    if not names or any("seed" in options for options in variants.values()):
+        raise SystemExit("--variants: give at least one variant, none setting seed (--seeds sets them)")
     results = {}
     print(f"{'table':<22}{'variant':<24}{'test':>8}{'points':>8}{'test rows':>11}{'epochs':>8}")
     for table in tables:

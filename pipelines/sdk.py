@@ -76,12 +76,12 @@ def given_default_bucket(session) -> str:
 def rendering(region: str, root: Path):
     """Render inside this: a region for LocalSession, the SDK's logs and warnings muted, paths relative to `root`
     (6, 7), no LocalSagemakerClient built (9). The environment, logging and the SDK are restored after."""
+    with quiet_import():  # before anything is changed: an import that fails leaves nothing to restore
+        from sagemaker.mlops.workflow import steps
+    local_client = steps.LocalSagemakerClient
     region_was = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = region
     logging.disable(logging.WARNING)
-    with quiet_import():
-        from sagemaker.mlops.workflow import steps
-    local_client = steps.LocalSagemakerClient
     steps.LocalSagemakerClient = LocalClientMethodNames
     try:
         with warnings.catch_warnings(), contextlib.chdir(root):
