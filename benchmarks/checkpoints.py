@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from large_table import make_table, write_table  # noqa: E402
+from training import train_command  # noqa: E402
 
 from steps.checkpoint import code_digest  # noqa: E402
 from steps.contract import file_sha256  # noqa: E402
@@ -42,7 +43,7 @@ from steps.defaults import CHECKPOINT_SECONDS  # noqa: E402
 
 LOOP = re.compile(r"stopped after (\d+) epochs in ([0-9.]+)s")
 WRITE = re.compile(r"train: checkpoint after epoch \d+ in ([0-9.]+)s")
-VARIANTS = {"off": ["--checkpoint_dir", ""], "default": [], "every epoch": ["--checkpoint_seconds", "0"]}
+VARIANTS = {"off": {"checkpoint_dir": ""}, "default": {}, "every epoch": {"checkpoint_seconds": 0}}
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "REGULA_METRICS": "off", "REGULA_TORCH_THREADS": "1"}
 
 
@@ -55,11 +56,10 @@ def train(splits: Path, work: Path, variant: str, epochs: int) -> dict:
     folder = work / "checkpoints"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh run each time: never resume
     shutil.rmtree(work / "model", ignore_errors=True)
-    command = [sys.executable, str(STEPS / "train.py"), "--train", str(splits / "train")]
-    command += ["--validation", str(splits / "validation"), "--model_dir", str(work / "model")]
-    command += ["--max_epochs", str(epochs), "--patience", "100000", "--checkpoint_dir", str(folder)]
+    options = {"max_epochs": epochs, "patience": 100000, "checkpoint_dir": str(folder), **VARIANTS[variant]}
+    command = train_command(splits, work / "model", **options)
     started = time.perf_counter()
-    out = subprocess.run([*command, *VARIANTS[variant]], check=True, capture_output=True, text=True, env=ENV).stdout
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=ENV).stdout
     process = time.perf_counter() - started
     ran, loop = LOOP.search(out).groups()
     writes = [float(s) for s in WRITE.findall(out)]
