@@ -56,6 +56,9 @@ class LocalStack:
             **os.environ,
             "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
             "SERVICES": "cloudwatch,sns,ses,sts",
+            # load them at start: SES is otherwise loaded by the first email, and its outbox (/_aws/ses) answers
+            # 501 until then, so a test that reads it before SNS has delivered would fail instead of waiting
+            "EAGER_SERVICE_LOADING": "1",
             "LOCALSTACK_VOLUME_DIR": str(workdir / "volume"),
             "SKIP_SSL_CERT_DOWNLOAD": "1",
         }
