@@ -32,6 +32,7 @@ from regularizer_effect import digits_300, prepare  # noqa: E402
 from training import pack, train_command  # noqa: E402
 
 from steps import defaults as d  # noqa: E402
+from steps.quality import RETRAIN  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
@@ -95,7 +96,7 @@ def ladder(splits: Path, work: Path) -> dict:
         report = evaluate(splits, model, earlier / f"round{round_}", *extra)
         epochs += report["epochs"]
         rounds.append(report)
-        if report["decision"] != "overfit":
+        if report["decision"] not in RETRAIN:
             break
     kept = rounds[report["selected"]["round"] - 1]
     best_by_validation = max(rounds, key=lambda r: r["quality"]["validation"])

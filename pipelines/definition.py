@@ -2,7 +2,7 @@
 
     Preprocess -> TrainRound1 -> EvaluateRound1 -> CheckRound1
         decision register or candidate:  RegisterRound1 -> AcceptedRound1? (candidate: CandidateRound1, fail)
-        else OverfitsRound1?  decision overfit: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
+        else OverfitsRound1?  decision overfit or borderline: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
                               else:             UnderfitRound1 (fail: more regularization cannot help)
     ... the last round's overfit branch is StillOverfitting (fail, with the evaluation's reason).
 
@@ -72,6 +72,7 @@ from pipelines.session import RegulaSession
 from pipelines.settings import Settings
 from steps import defaults as d
 from steps import parameters, serving_code
+from steps.quality import RETRAIN
 
 STEPS_DIR = "steps"  # the package, relative to the repository root where render() runs, and its name in the jobs
 ENTRY_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")  # what the jobs run; every other file is shared
@@ -560,7 +561,7 @@ def round_steps(
         retrain = [still_overfitting_step(evaluate, report, settings.rounds)]
     overfits = ConditionStep(
         name=f"OverfitsRound{round_}",
-        conditions=[ConditionEquals(left=decision, right="overfit")],
+        conditions=[ConditionIn(value=decision, in_values=list(RETRAIN))],
         if_steps=retrain,
         else_steps=[underfit_step(evaluate, report, round_)],
     )

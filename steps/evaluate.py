@@ -4,9 +4,10 @@ SageMaker Processing entry point. Unpacks model.tar.gz, loads it through its own
 serve it), and measures it on the train, validation and test splits beside the trivial baseline (training class
 shares or mean): loss, accuracy, balanced accuracy, macro F1 and ROC AUC (binary), or RMSE, MAE and R2. It also sends
 raw test rows, as the team gave them, through the serving path and checks they score exactly as the evaluated
-features do. The decision (register, overfit, underfit) and its reason come from steps/quality.py; the pipeline's
-conditions branch on it. Writes evaluation.json (a pipeline PropertyFile, also the model-quality report attached to
-the registered model, in SageMaker's layout) and sends the results to CloudWatch.
+features do. The round's verdict (register, overfit, underfit) comes from steps/quality.py, what the pipeline does
+next (the decision: those, borderline or candidate) and its reason from `select` here; the conditions branch on
+it. Writes evaluation.json (a pipeline PropertyFile, also the model-quality report attached to the registered model,
+in SageMaker's layout) and sends the results to CloudWatch.
 """
 
 from __future__ import annotations
@@ -115,16 +116,33 @@ def earlier_rounds(folder: str, round_: int) -> list[dict]:
     return summaries
 
 
-def select(verdict: str, reason: str, current: dict, earlier: list[dict], final_round: bool, candidate: str):
+def select(
+    verdict: str, reason: str, current: dict, earlier: list[dict], final_round: bool, candidate: str, max_gap: float
+):
     """What the pipeline does after this round (decision, reason) and the round it registers, if any.
 
-    A registered round is the one whose gap passed (earlier rounds all overfit, or the ladder would have stopped).
-    When the run gives up, the reason names the best round so far by validation quality; with
+    The first round that passes with its gap above MaxGap (within its noise) is borderline: when a round is left, one
+    stronger round is tried too (where the gap is noisy, it may validate better). When the ladder ends, it registers
+    the best accepted round by validation quality: this one or the earlier borderline one. When no round was
+    accepted, the run gives up and the reason names the best round so far by validation quality; with
     RegisterBestCandidate=yes the decision becomes `candidate`: that round is registered for review, not accepted."""
-    if verdict == "register":
-        return verdict, reason, current
+    accepted = [r for r in [*earlier, current] if r["verdict"] == "register"]
+    if verdict == "register" and current["gap"] > max_gap and not final_round and len(accepted) == 1:
+        return (
+            "borderline",
+            (
+                f"{reason}; the gap is above MaxGap, so a stronger round is tried as well and the better of the accepted "
+                "rounds by validation is registered"
+            ),
+            None,
+        )
     if verdict == "overfit" and not final_round:
         return verdict, reason, None
+    best = best_candidate(accepted)
+    if best is current:
+        return "register", reason, current
+    if best is not None:
+        return "register", f"{reason}; registering the best accepted round by validation: {describe(best)}", best
     best = best_candidate([*earlier, current])
     if best is None:
         return verdict, f"{reason}; no round has finite metrics to keep", None
@@ -223,7 +241,7 @@ def main() -> None:
     }
     earlier = earlier_rounds(args.earlier, report["round"])
     decision, reason, selected = select(
-        verdict, reason, round_summary(report), earlier, args.final_round, args.register_candidate
+        verdict, reason, round_summary(report), earlier, args.final_round, args.register_candidate, args.max_gap
     )
     report["decision"], report["reason"] = decision, reason
     # what the registry records: the registered round, or this one where nothing is registered

@@ -22,9 +22,11 @@ import numpy as np
 
 QUALITY_FOR = {"classification": "balanced_accuracy", "regression": "r2"}  # QualityMetric=auto
 CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
-# what the pipeline does after a round: register it, retrain stronger, give up, or give up and register the best
-# round for review (RegisterBestCandidate=yes)
-DECISIONS = ("register", "overfit", "underfit", "candidate")
+# what the pipeline does after a round: register (this round or the best accepted earlier one), retrain stronger
+# (overfit; borderline: accepted, but its gap is above MaxGap within its noise, so a stronger round is tried too), give
+# up, or give up and register the best round for review (RegisterBestCandidate=yes)
+DECISIONS = ("register", "borderline", "overfit", "underfit", "candidate")
+RETRAIN = ("overfit", "borderline")  # the decisions that train another round
 GAP_Z = 1.0  # a gap within one standard error of MaxGap is not evidence of overfitting
 
 
@@ -187,6 +189,7 @@ def round_summary(report: dict) -> dict:
         "gap": report["generalization_gap"]["relative"],
         "gap_se": report["generalization_gap"]["standard_error"],
         "regularization": report["regularization"],
+        "verdict": report["round_decision"],  # register: the round passed the gate on its own
     }
 
 

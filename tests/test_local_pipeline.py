@@ -12,6 +12,7 @@ from helpers import regula, run_folders
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
 from pipelines.settings import Settings
+from steps.defaults import MAX_GAP
 
 
 def run(tmp_path, **kwargs):
@@ -78,6 +79,29 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     assert approve.returncode == 0, approve.stderr
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     assert package["ModelApprovalStatus"] == "Approved"
+
+
+def test_the_demo_tries_a_stronger_round_after_a_borderline_one_and_registers_the_better(tmp_path, clients):
+    """The bundled demo at its defaults: round 1 passes only within its gap's noise (above MaxGap), so one stronger
+    round is tried and the better accepted round by validation is registered (issue 9: test accuracy >= 0.93)."""
+    report, output = run(tmp_path)
+    assert report["status"] == "Succeeded" and report["decision"] == "registered"
+    first, second = report["rounds"]
+    assert first["decision"] == "borderline"
+    assert MAX_GAP < first["generalization_gap"] <= MAX_GAP + first["gap_standard_error"]
+    assert "a stronger round is tried as well" in first["reason"]
+    assert second["regularization"]["level"] > first["regularization"]["level"]
+    assert second["generalization_gap"] - second["gap_standard_error"] <= MAX_GAP  # accepted too
+    assert second["decision"] == "register"
+    best = max((first, second), key=lambda r: r["validation_quality"])
+    assert second["selected_round"] == best["round"]
+
+    package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
+    metadata = package["CustomerMetadataProperties"]
+    assert (metadata["regula:round"], metadata["regula:accepted"]) == (str(best["round"]), "true")
+    assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert best["test_metrics"]["accuracy"] >= 0.93
+    assert "-> TrainRound3" not in output  # one stronger round, not a chain
 
 
 @pytest.mark.slow
@@ -200,3 +224,11 @@ def test_the_pipeline_follows_the_decision_its_evaluation_reports(tmp_path, clie
     printed = [line for line in lines if "evaluate: round" in line]
     assert len(printed) == 2 and all(line.rstrip().split(" -> ")[1].startswith("overfit:") for line in printed)
     assert model_packages(clients["sagemaker"]) == []
+
+
+def test_the_demo_data_is_scikit_learns_digits_byte_for_byte():
+    from sklearn.datasets import load_digits
+
+    from pipelines.local import demo_dataset_csv
+
+    assert demo_dataset_csv() == load_digits(as_frame=True).frame.to_csv(index=False).encode()

@@ -97,25 +97,60 @@ def test_the_loss_standard_error_is_the_standard_error_of_the_mean_row_loss():
     assert relative_gap_se(0.03, 0.04, 2.0) == pytest.approx(0.025)
 
 
-def summary(round_, validation, gap):
+def summary(round_, validation, gap, verdict="overfit"):
     quality = {"metric": "balanced_accuracy", "validation": validation, "baseline": 0.5, "test": validation}
-    return {"round": round_, "model_uri": f"s3://b/round{round_}/model.tar.gz", "quality": quality, "gap": gap}
+    uri = f"s3://b/round{round_}/model.tar.gz"
+    return {"round": round_, "model_uri": uri, "quality": quality, "gap": gap, "verdict": verdict}
 
 
 def test_the_ladder_registers_an_accepted_round_and_otherwise_names_the_best_one():
     from steps.evaluate import select
 
     earlier = [summary(1, 0.93, 0.3), summary(2, 0.95, 0.2)]
+    accepted = summary(3, 0.90, 0.09, "register")
+    assert select("register", "ok", accepted, earlier, True, "no", 0.1) == ("register", "ok", accepted)
+    assert select("register", "ok", accepted, earlier, False, "no", 0.1) == ("register", "ok", accepted)
     current = summary(3, 0.90, 0.15)
-    assert select("register", "ok", current, earlier, True, "no") == ("register", "ok", current)
-    assert select("overfit", "gap", current, earlier, False, "yes") == ("overfit", "gap", None)
-    decision, reason, selected = select("overfit", "gap", current, earlier, True, "no")
+    assert select("overfit", "gap", current, earlier, False, "yes", 0.1) == ("overfit", "gap", None)
+    decision, reason, selected = select("overfit", "gap", current, earlier, True, "no", 0.1)
     assert (decision, selected) == ("overfit", None)
     assert "the best round was round 2 (validation balanced_accuracy 0.9500" in reason
     assert "s3://b/round2/model.tar.gz" in reason
-    decision, reason, selected = select("underfit", "too weak", current, earlier, False, "yes")
+    decision, reason, selected = select("underfit", "too weak", current, earlier, False, "yes", 0.1)
     assert (decision, selected["round"]) == ("candidate", 2)
     assert reason.startswith("too weak; registering the best round for review, not accepted: round 2")
+
+
+def test_a_borderline_round_gets_one_stronger_round_and_the_better_accepted_one_is_registered():
+    from steps.evaluate import select
+
+    # accepted within its noise, with the gap above MaxGap 0.1: a stronger round is tried while one is left
+    first = summary(1, 0.92, 0.103, "register")
+    decision, reason, selected = select("register", "ok", first, [], False, "no", 0.1)
+    assert (decision, selected) == ("borderline", None)
+    assert reason.startswith("ok; the gap is above MaxGap, so a stronger round is tried as well")
+    assert select("register", "ok", first, [], True, "no", 0.1) == ("register", "ok", first)  # no round left
+    at_max = summary(1, 0.92, 0.1, "register")
+    assert select("register", "ok", at_max, [], False, "no", 0.1) == ("register", "ok", at_max)
+    # the first accepted round may come after overfitting ones
+    assert select("register", "ok", first, [summary(1, 0.9, 0.3)], False, "no", 0.1)[0] == "borderline"
+
+    # the stronger round: one follow-up only (a second borderline ends the ladder); the better by validation wins
+    worse = summary(2, 0.91, 0.102, "register")
+    decision, reason, selected = select("register", "ok", worse, [first], False, "no", 0.1)
+    assert (decision, selected) == ("register", first)
+    assert "; registering the best accepted round by validation: round 1 (validation balanced_accuracy 0.9200" in reason
+    better = summary(2, 0.93, 0.102, "register")
+    assert select("register", "ok", better, [first], False, "no", 0.1) == ("register", "ok", better)
+
+    # a stronger round that underfits, or still overfits at the end, never loses the borderline round
+    weak = summary(2, 0.5, 0.01, "underfit")
+    decision, reason, selected = select("underfit", "too weak", weak, [first], False, "no", 0.1)
+    assert (decision, selected) == ("register", first) and reason.startswith("too weak; registering the best")
+    noisy = summary(2, 0.95, 0.3)
+    assert select("overfit", "gap", noisy, [first], False, "no", 0.1) == ("overfit", "gap", None)
+    decision, _, selected = select("overfit", "gap", noisy, [first], True, "no", 0.1)
+    assert (decision, selected) == ("register", first)
     # a tie in validation quality: the smaller gap wins
     assert best_candidate([summary(1, 0.9, 0.3), summary(2, 0.9, 0.2)])["round"] == 2
 
