@@ -263,13 +263,14 @@ def regula_summary(report: dict) -> dict:
     rounds = report["rounds"]
     last = rounds[-1] if rounds else None
     registered = report["decision"] == "registered"
-    outcome = f"registered r{last['round']}" if registered else f"failed at {report['failed_step']}"
+    kept = rounds[last["selected_round"] - 1] if registered else last  # a borderline round may be the one registered
+    outcome = f"registered r{kept['round']}" if registered else f"failed at {report['failed_step']}"
     return {
         "outcome": outcome,
         "registered": registered,
         "failure_reason": report["failure_reason"],
         "problem_type": last["problem_type"] if last else None,
-        "test_metrics": last["test_metrics"] if last else None,
+        "test_metrics": kept["test_metrics"] if last else None,
         "rounds": [
             {k: r[k] for k in ("round", "generalization_gap", "validation_quality", "decision")} for r in rounds
         ],

@@ -111,7 +111,9 @@ def summary_lines(report: dict) -> list[str]:
             f"{r['epochs']:>6}  {r['decision']}"
         )
     if report["model_package_arn"]:
-        lines.append(f"registered: {report['model_package_arn']}")
+        # after a borderline round the registered round may not be the last one
+        kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""
+        lines.append(f"registered: {kept}{report['model_package_arn']}")
     if report["status"] == "Failed":
         lines.append(f"FAILED at {report['failed_step']}: {report['failure_reason']}")
     return lines

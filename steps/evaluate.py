@@ -131,8 +131,8 @@ def select(
         return (
             "borderline",
             (
-                f"{reason}; the gap is above MaxGap, so a stronger round is tried as well and the better of the accepted "
-                "rounds by validation is registered"
+                f"{reason}; the gap is above MaxGap, so a stronger round is tried as well and the better of "
+                "the accepted rounds by validation is registered"
             ),
             None,
         )

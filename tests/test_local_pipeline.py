@@ -101,6 +101,7 @@ def test_the_demo_tries_a_stronger_round_after_a_borderline_one_and_registers_th
     assert (metadata["regula:round"], metadata["regula:accepted"]) == (str(best["round"]), "true")
     assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert best["test_metrics"]["accuracy"] >= 0.93
+    assert f"registered: round {best['round']}: {report['model_package_arn']}" in output.splitlines()
     assert "-> TrainRound3" not in output  # one stronger round, not a chain
 
 
