@@ -27,10 +27,12 @@ from steps.contract import RAW_SAMPLE, SPLITS, StepError, file_sha256, read_spli
 from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
 from steps.parameters import problems as parameter_problems
 from steps.quality import (
+    MIN_LIFT_KEPT,
     baseline_outputs,
     best_candidate,
     decide,
     describe,
+    lift_kept,
     quality_metric,
     relative_gap,
     relative_gap_se,
@@ -123,10 +125,23 @@ def select(
 
     The first round that passes with its gap above MaxGap (within its noise) is borderline: when a round is left, one
     stronger round is tried too (where the gap is noisy, it may validate better). When the ladder ends, it registers
-    the best accepted round by validation quality: this one or the earlier borderline one. When no round was
-    accepted, the run gives up and the reason names the best round so far by validation quality; with
-    RegisterBestCandidate=yes the decision becomes `candidate`: that round is registered for review, not accepted."""
-    accepted = [r for r in [*earlier, current] if r["verdict"] == "register"]
+    the best accepted round by validation quality: this one or the earlier borderline one. A round that passes the
+    gate but keeps less than MIN_LIFT_KEPT of the best round's lift over the baseline collapsed under its
+    regularization: it is not accepted, it ends the ladder as underfit. When no round was accepted, the run gives up
+    and the reason names the best round so far by validation quality; with RegisterBestCandidate=yes the decision
+    becomes `candidate`: that round is registered for review, not accepted."""
+    everyone = [*earlier, current]
+    if verdict == "register" and lift_kept(current, everyone) < MIN_LIFT_KEPT:
+        best = best_candidate(everyone)
+        verdict, reason = (
+            "underfit",
+            (
+                f"{reason}, but it keeps {lift_kept(current, everyone):.0%} of round {best['round']}'s lift over "
+                f"the baseline (less than {MIN_LIFT_KEPT:.0%}): the regularization that closes the gap costs most of "
+                "what the model learned; raise MaxGap, or add data"
+            ),
+        )
+    accepted = [r for r in everyone if r["verdict"] == "register" and lift_kept(r, everyone) >= MIN_LIFT_KEPT]
     if verdict == "register" and current["gap"] > max_gap and not final_round and len(accepted) == 1:
         return (
             "borderline",

@@ -155,6 +155,38 @@ def test_a_borderline_round_gets_one_stronger_round_and_the_better_accepted_one_
     assert best_candidate([summary(1, 0.9, 0.3), summary(2, 0.9, 0.2)])["round"] == 2
 
 
+def summary_with(round_, validation, gap, verdict, baseline):
+    return {
+        **summary(round_, validation, gap, verdict),
+        "quality": {**summary(0, validation, 0)["quality"], "baseline": baseline},
+    }
+
+
+def test_a_round_that_passes_only_by_collapsing_is_not_accepted_and_the_best_round_is_named():
+    from steps.evaluate import select
+    from steps.quality import MIN_LIFT_KEPT, lift_kept
+
+    # overfitting rounds with lifts 0.22 and 0.23 over the baseline 0.5, then one that passes with a lift of 0.08
+    earlier = [summary_with(1, 0.72, 0.16, "overfit", 0.5), summary_with(2, 0.73, 0.19, "overfit", 0.5)]
+    collapsed = summary_with(3, 0.58, 0.01, "register", 0.5)
+    assert lift_kept(collapsed, [*earlier, collapsed]) == pytest.approx(0.08 / 0.23)
+    assert 0.08 / 0.23 < MIN_LIFT_KEPT
+    for final in (False, True):
+        decision, reason, selected = select("register", "gap ok", collapsed, earlier, final, "no", 0.1)
+        assert (decision, selected) == ("underfit", None)
+        assert reason.startswith("gap ok, but it keeps 35% of round 2's lift over the baseline (less than 50%)")
+        assert "the best round was round 2 (validation balanced_accuracy 0.7300" in reason
+    decision, _, selected = select("register", "gap ok", collapsed, earlier, True, "yes", 0.1)
+    assert (decision, selected["round"]) == ("candidate", 2)
+    # an earlier accepted (borderline) round is registered instead
+    borderline = summary_with(1, 0.72, 0.103, "register", 0.5)
+    decision, _, selected = select("register", "gap ok", collapsed, [borderline], False, "no", 0.1)
+    assert (decision, selected) == ("register", borderline)
+    # half of the lift or more is kept: accepted as before
+    kept = summary_with(3, 0.62, 0.01, "register", 0.5)
+    assert select("register", "gap ok", kept, earlier, True, "no", 0.1) == ("register", "gap ok", kept)
+
+
 def test_a_round_with_non_finite_metrics_is_never_the_best_candidate():
     diverged = summary(1, float("nan"), 0.3)
     assert best_candidate([diverged, summary(2, 0.9, 0.2)])["round"] == 2
