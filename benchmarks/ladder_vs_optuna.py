@@ -185,9 +185,8 @@ def compare(name: str, regula: dict, search: dict) -> dict:
         "epoch_ratio": round(regula["epochs"] / max(search["epochs"], 1), 3),
         "test_difference_points": round(points, 2),
         "within_tolerance": points >= -TOLERANCE_POINTS,
-        # the kept round is the best of the ladder's rounds by validation (or the only one whose gap passed)
-        "kept_best_by_validation": regula["kept_round"] == regula["best_round_by_validation"]
-        or regula["decision"] == "register",
+        # the kept round is the best of the ladder's rounds by validation (issue 9: never worse than that)
+        "kept_best_by_validation": regula["kept_round"] == regula["best_round_by_validation"],
     }
 
 
