@@ -5,8 +5,8 @@ CloudFormation template.
 A round that overfits is the ladder's normal path, not news: the per-epoch overfitting signal is kept on the
 dashboard, without an email. The alarms that email (plain metric alarms, no metric math, so any CloudWatch evaluator
 evaluates them; Pipeline dimension only, so one alarm covers every run):
-- `<pipeline>-run-gave-up`: a run ended without a model (RunGaveUp, from evaluation: a round that underfits, or
-  still overfits in the last round), one email per run that gave up;
+- `<pipeline>-run-gave-up`: a run ended without an accepted model (RunGaveUp, from evaluation: no round passed: a
+  round that underfits or collapses, or still overfits in the last round), one email per run that gave up;
 - `<pipeline>-training-diverged`: a training loss stopped being a number (TrainingDiverged, from training).
 Without an email: `<pipeline>-overfitting-seen` (OverfittingSignal, from training: in the same epoch the gap is
 above the execution's MaxGap AND the validation loss has risen 3 epochs in a row). Thresholds are tied to the
@@ -90,8 +90,9 @@ def alarms(spec: AlertSpec, topic_arn) -> list[dict]:
         alarm(
             "run-gave-up",
             "RunGaveUp",
-            f"A run of pipeline {spec.pipeline_name} ended without a model: a round underfit, or the last round still "
-            "overfit. The execution's failure message says why and what to change.",
+            f"A run of pipeline {spec.pipeline_name} ended without an accepted model: no round passed (a round "
+            "underfit or collapsed, or the last round still overfit). The execution's failure message says why and "
+            "what to change.",
             email=True,
         ),
         alarm(

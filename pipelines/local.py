@@ -27,7 +27,10 @@ def demo_dataset_csv() -> bytes:
     sklearn = importlib.util.find_spec("sklearn")
     if sklearn is None or sklearn.origin is None:
         raise RegulaError("the bundled demo data comes with scikit-learn, which is not installed: pip install -e .")
-    rows = gzip.decompress((Path(sklearn.origin).parent / DIGITS_FILE).read_bytes()).decode().split()
+    try:
+        rows = gzip.decompress((Path(sklearn.origin).parent / DIGITS_FILE).read_bytes()).decode().split()
+    except OSError as error:
+        raise RegulaError(f"cannot read the bundled demo data from scikit-learn ({error}): pass --data") from None
     header = ",".join([f"pixel_{i}_{j}" for i in range(8) for j in range(8)] + ["target"])
     # the pixels are floats in the frame ("5.0"), the target an integer, as to_csv writes them
     lines = [",".join([*(f"{v}.0" for v in row.split(",")[:-1]), row.rsplit(",", 1)[1]]) for row in rows]

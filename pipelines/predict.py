@@ -31,10 +31,11 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     if not report_file.exists():
         raise PredictError(f"{run_dir} is not a run folder: no report.json")
     report = json.loads(report_file.read_text())
-    registered = [r for r in report.get("rounds", []) if r.get("decision") == "register"]
-    if not report.get("model_package_arn") or not registered:
+    rounds = report.get("rounds", [])
+    if not report.get("model_package_arn") or not rounds or rounds[-1].get("decision") != "register":
         raise PredictError(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
-    round_ = registered[-1]["round"]
+    # the last evaluation selects the registered round: after a borderline round it may be an earlier one
+    round_ = rounds[-1].get("selected_round") or rounds[-1]["round"]
     archive = run_layout.round_model(run_dir, round_)
     evaluation = run_layout.round_evaluation(run_dir, round_)
     if not archive.exists() or not evaluation.exists():

@@ -82,7 +82,8 @@ def plot_losses(run_dir: Path, out: Path) -> Path | None:
         ax.axvline(e["best_epoch"], color="grey", linestyle=":", label=f"best epoch {e['best_epoch']}")
         reg = e["regularization"]
         ax.set_title(
-            f"round {e['round']}: gap {e['generalization_gap']['relative']:.3f} -> {e['decision']}\n"
+            f"round {e['round']}: gap {e['generalization_gap']['relative']:.3f} -> "
+            f"{decision_text(e['decision'], e['round'], e.get('selected', {}).get('round'))}\n"
             f"dropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}",
             fontsize=9,
         )
@@ -97,6 +98,13 @@ def plot_losses(run_dir: Path, out: Path) -> Path | None:
     return out
 
 
+def decision_text(decision: str, round_: int, selected: int | None) -> str:
+    """The decision, and the round it registers where that is another one (after a borderline round)."""
+    if decision in ("register", "candidate") and selected and selected != round_:
+        return f"{decision} round {selected}"
+    return decision
+
+
 def summary_lines(report: dict) -> list[str]:
     rounds = report["rounds"]
     metric = rounds[0]["quality_metric"] if rounds else "quality"
@@ -108,7 +116,7 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(
             f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  "
             f"{r['generalization_gap']:<7.4f}  {validation:<28} {r['test_quality']:.4f}    "
-            f"{r['epochs']:>6}  {r['decision']}"
+            f"{r['epochs']:>6}  {decision_text(r['decision'], r['round'], r.get('selected_round'))}"
         )
     if report["model_package_arn"]:
         # after a borderline round the registered round may not be the last one

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 BUCKET_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+SMALL_OBJECT = 8 * 1024 * 1024  # s3transfer's multipart threshold: below it download_file makes one GET too
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -82,7 +84,13 @@ def download_prefix(s3, uri: str, destination: Path) -> int:
             if not target.is_relative_to(root) or target == root:
                 raise ValueError(f"object key {key!r} would be written outside {destination}: refused")
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(target))
+            if item.get("Size", SMALL_OBJECT) < SMALL_OBJECT:
+                # one GET: download_file would add a HEAD and a transfer pool per object (0.35 s against 0.14 s for a
+                # job's 40 code files on the local moto server); larger objects keep its ranged, parallel GETs
+                with open(target, "wb") as handle:
+                    shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], handle)
+            else:
+                s3.download_file(bucket, key, str(target))
             count += 1
     if count == 0:
         raise FileNotFoundError(f"nothing found at {uri}")

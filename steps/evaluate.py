@@ -30,6 +30,7 @@ from steps.quality import (
     MIN_LIFT_KEPT,
     baseline_outputs,
     best_candidate,
+    collapsed,
     decide,
     describe,
     lift_kept,
@@ -123,15 +124,22 @@ def select(
 ):
     """What the pipeline does after this round (decision, reason) and the round it registers, if any.
 
-    The first round that passes with its gap above MaxGap (within its noise) is borderline: when a round is left, one
-    stronger round is tried too (where the gap is noisy, it may validate better). When the ladder ends, it registers
-    the best accepted round by validation quality: this one or the earlier borderline one. A round that passes the
-    gate but keeps less than MIN_LIFT_KEPT of the best round's lift over the baseline collapsed under its
+    The first round that passes with its gap above MaxGap (within its noise) is borderline: when a round is left, a
+    stronger round is tried too (where the gap is noisy, it may validate better); the ladder goes on while later
+    rounds overfit, and a second passing round ends it. When the ladder ends, it registers the best accepted round
+    by validation quality: this one or the earlier borderline one. A round that passes the gate but keeps less than
+    MIN_LIFT_KEPT of the best round's lift over the baseline (among the rounds up to it) collapsed under its
     regularization: it is not accepted, it ends the ladder as underfit. When no round was accepted, the run gives up
     and the reason names the best round so far by validation quality; with RegisterBestCandidate=yes the decision
     becomes `candidate`: that round is registered for review, not accepted."""
     everyone = [*earlier, current]
-    if verdict == "register" and lift_kept(current, everyone) < MIN_LIFT_KEPT:
+
+    def accepted(summary: dict) -> bool:
+        """Passed the gate without collapsing, judged on the rounds up to it: a later round never revokes that."""
+        upto = [r for r in everyone if r["round"] <= summary["round"]]
+        return summary["verdict"] == "register" and not collapsed(summary, upto)
+
+    if verdict == "register" and collapsed(current, everyone):
         best = best_candidate(everyone)
         verdict, reason = (
             "underfit",
@@ -141,8 +149,8 @@ def select(
                 "what the model learned; raise MaxGap, or add data"
             ),
         )
-    accepted = [r for r in everyone if r["verdict"] == "register" and lift_kept(r, everyone) >= MIN_LIFT_KEPT]
-    if verdict == "register" and current["gap"] > max_gap and not final_round and len(accepted) == 1:
+    passed = [r for r in everyone if accepted(r)]
+    if verdict == "register" and current["gap"] > max_gap and not final_round and passed == [current]:
         return (
             "borderline",
             (
@@ -153,7 +161,7 @@ def select(
         )
     if verdict == "overfit" and not final_round:
         return verdict, reason, None
-    best = best_candidate(accepted)
+    best = best_candidate(passed)
     if best is current:
         return "register", reason, current
     if best is not None:
@@ -272,11 +280,12 @@ def main() -> None:
     )
 
     emitter = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
+    kept = report["selected"]  # the registered round's numbers where one is registered, else this round's
     emitter.put_many(
         {
-            "FinalGeneralizationGap": gap,
-            "FinalValidationQuality": quality,
-            "TestQuality": metrics["test"][metric],
+            "FinalGeneralizationGap": kept["gap"],
+            "FinalValidationQuality": kept["quality"]["validation"],
+            "TestQuality": kept["quality"]["test"],
             "Overfitting": float(verdict == "overfit"),
             "GapOverMaxGap": gap - args.max_gap,
             # the run ends here without a model: what the team is emailed about (pipelines/alerts.py)

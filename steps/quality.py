@@ -1,7 +1,8 @@
 """How good a model is, measured against the trivial model: metrics, the generalization gap and the decision.
 
-The one owner of the ladder's decision: evaluation calls `decide`, writes the decision and its reason into
-evaluation.json, and the pipeline's conditions only branch on that value.
+The one owner of the ladder's decision, with steps/evaluate.py: `decide` gives a round's verdict on its own numbers,
+evaluate's `select` turns it into what the pipeline does next (given the earlier rounds), writes that decision and its
+reason into evaluation.json, and the pipeline's conditions only branch on that value.
 
 The trivial model (the baseline) predicts the training split's class shares (classification) or mean (regression).
 The generalization gap is relative to it: (validation loss - training loss) / baseline validation loss, so one MaxGap
@@ -197,6 +198,12 @@ def round_summary(report: dict) -> dict:
         "regularization": report["regularization"],
         "verdict": report["round_decision"],  # register: the round passed the gate on its own
     }
+
+
+def collapsed(summary: dict, rounds: list[dict]) -> bool:
+    """Did `summary` keep less than MIN_LIFT_KEPT of the best lift among `rounds`? (Exactly half is kept: the
+    tolerance absorbs float rounding, e.g. (0.7 - 0.5) / (0.9 - 0.5) = 0.4999...)"""
+    return lift_kept(summary, rounds) < MIN_LIFT_KEPT - 1e-9
 
 
 def lift_kept(summary: dict, rounds: list[dict]) -> float:

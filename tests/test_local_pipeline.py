@@ -10,6 +10,7 @@ import pytest
 from helpers import regula, run_folders
 
 from pipelines.local import run_local
+from pipelines.predict import from_run_folder
 from pipelines.s3 import split_uri
 from pipelines.settings import Settings
 from steps.defaults import MAX_GAP
@@ -102,6 +103,9 @@ def test_the_demo_tries_a_stronger_round_after_a_borderline_one_and_registers_th
     assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert best["test_metrics"]["accuracy"] >= 0.93
     assert f"registered: round {best['round']}: {report['model_package_arn']}" in output.splitlines()
+    # `regula predict --model <run folder>` scores with the registered round's artifact, the one the registry holds
+    archive, sha256 = from_run_folder(run_folders(tmp_path / "runs")[0])
+    assert archive.parent.name == f"TrainRound{best['round']}" and sha256 == metadata["regula:artifact_sha256"]
     assert "-> TrainRound3" not in output  # one stronger round, not a chain
 
 
@@ -232,4 +236,4 @@ def test_the_demo_data_is_scikit_learns_digits_byte_for_byte():
 
     from pipelines.local import demo_dataset_csv
 
-    assert demo_dataset_csv() == load_digits(as_frame=True).frame.to_csv(index=False).encode()
+    assert demo_dataset_csv() == load_digits(as_frame=True).frame.to_csv(index=False, lineterminator="\n").encode()

@@ -182,9 +182,24 @@ def test_a_round_that_passes_only_by_collapsing_is_not_accepted_and_the_best_rou
     borderline = summary_with(1, 0.72, 0.103, "register", 0.5)
     decision, _, selected = select("register", "gap ok", collapsed, [borderline], False, "no", 0.1)
     assert (decision, selected) == ("register", borderline)
-    # half of the lift or more is kept: accepted as before
+    # half of the lift or more is kept: accepted as before (exactly half, despite float rounding)
     kept = summary_with(3, 0.62, 0.01, "register", 0.5)
     assert select("register", "gap ok", kept, earlier, True, "no", 0.1) == ("register", "gap ok", kept)
+    half = summary_with(2, 0.7, 0.01, "register", 0.5)
+    assert select("register", "ok", half, [summary_with(1, 0.9, 0.3, "overfit", 0.5)], True, "no", 0.1)[0] == "register"
+
+
+def test_a_later_round_never_revokes_an_earlier_acceptance():
+    from steps.evaluate import select
+
+    # a borderline round with a small lift, then a final round that validates far better but overfits: the lift the
+    # borderline round kept is judged on the rounds up to it, so it is still the one registered
+    first = summary_with(1, 0.60, 0.105, "register", 0.5)
+    assert select("register", "ok", first, [], False, "no", 0.1)[0] == "borderline"
+    last = summary_with(2, 0.75, 0.4, "overfit", 0.5)
+    decision, reason, selected = select("overfit", "gap", last, [first], True, "no", 0.1)
+    assert (decision, selected) == ("register", first)
+    assert "registering the best accepted round by validation: round 1" in reason
 
 
 def test_a_round_with_non_finite_metrics_is_never_the_best_candidate():

@@ -29,7 +29,7 @@ def test_a_table_with_strings_and_gaps_registers_and_scores_raw_rows(tmp_path, c
     penguins.to_csv(data, index=False)
     report = run_local(data=data, target="species", runs_dir=tmp_path / "runs", echo=lambda _: None)
     assert report["decision"] == "registered", report["failure_reason"]
-    registered = report["rounds"][-1]
+    registered = report["rounds"][report["rounds"][-1]["selected_round"] - 1]
     assert registered["problem_type"] == "classification" and registered["quality_metric"] == "balanced_accuracy"
     assert registered["validation_quality"] >= registered["baseline_quality"] + 0.05
 
