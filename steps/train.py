@@ -38,6 +38,7 @@ from steps.defaults import BASE_LEARNING_RATE
 from steps.distributed import check_same_start, finish, setup_distributed, sum_loss_and_stop
 from steps.model import MLP, save
 from steps.objective import Objective
+from steps.optimizer import AdamW
 from steps.quality import baseline_loss, relative_gap
 from steps.regularization import next_level, strengths
 from steps.train_args import BASE_BATCH, auto_batch_size, check_instance, earlier_rounds, parse_args
@@ -85,7 +86,7 @@ def main() -> None:
         torch.set_num_threads(torch_threads(batch_size * sum(a * b for a, b in itertools.pairwise(widths))))
     weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in model.named_parameters() if not n.endswith("weight")]
-    optimizer = torch.optim.AdamW(
+    optimizer = AdamW(  # torch's, without its torch.compile hooks (steps/optimizer.py)
         [{"params": weights, "weight_decay": strength["l2"]}, {"params": biases, "weight_decay": 0.0}],
         lr=learning_rate,
     )
