@@ -82,6 +82,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_round_evaluation(path: Path, round_: int, project: Callable[[dict], dict]) -> dict:
+    """`project` of round `round_`'s evaluation.json at `path` (the fields a later step needs, with "round"); a
+    StepError when it cannot be read, lacks those fields, or is another round's."""
+    try:
+        fields = project(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise StepError(f"cannot read round {round_}'s evaluation {path}: {error}") from None
+    if fields["round"] != round_:
+        raise StepError(f"{path} is round {fields['round']}'s evaluation, expected round {round_}'s")
+    return fields
+
+
 def read_schema(directory: str | Path) -> dict:
     return json.loads((Path(directory) / SCHEMA).read_text())
 

@@ -23,7 +23,16 @@ import numpy as np
 
 from steps import serving_code
 from steps.cloudwatch import MetricEmitter
-from steps.contract import RAW_SAMPLE, SPLITS, StepError, file_sha256, read_split, run, torch_threads
+from steps.contract import (
+    RAW_SAMPLE,
+    SPLITS,
+    StepError,
+    file_sha256,
+    read_round_evaluation,
+    read_split,
+    run,
+    torch_threads,
+)
 from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
 from steps.parameters import problems as parameter_problems
 from steps.quality import (
@@ -107,16 +116,10 @@ def check_served_rows(inference, predictor, data_dir: Path, test_features: np.nd
 
 def earlier_rounds(folder: str, round_: int) -> list[dict]:
     """Rounds 1 .. round_-1, from `folder`/round<i>/evaluation.json."""
-    summaries = []
-    for i in range(1, round_):
-        path = Path(folder) / f"round{i}" / "evaluation.json"
-        try:
-            summaries.append(round_summary(json.loads(path.read_text())))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
-        if summaries[-1]["round"] != i:
-            raise StepError(f"{path} is round {summaries[-1]['round']}'s evaluation, expected round {i}'s")
-    return summaries
+    return [
+        read_round_evaluation(Path(folder) / f"round{i}" / "evaluation.json", i, round_summary)
+        for i in range(1, round_)
+    ]
 
 
 def select(

@@ -5,14 +5,13 @@ instance is one the image was built for."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from pathlib import Path
 
 import torch
 
-from steps.contract import StepError
+from steps.contract import StepError, read_round_evaluation
 from steps.defaults import (
     AVERAGE_DECAY,
     BATCH_SIZE,
@@ -99,17 +98,14 @@ def earlier_rounds(args: argparse.Namespace) -> list[dict]:
     ]
     if len(folders) != args.round - 1 or not all(folders):
         raise StepError(f"round {args.round} needs the evaluations of rounds 1-{args.round - 1}, got {folders}")
+
+    def level_and_gap(report: dict) -> dict:
+        return {"round": report["round"], "level": report["regularization"]["level"], "gap": overfit_gap(report)}
+
     reports = []
     for i, folder in enumerate(folders, 1):
         path = Path(folder) / "evaluation.json"
-        try:
-            report = json.loads(path.read_text())
-            level = report["regularization"]["level"]
-            reports.append({"round": report["round"], "level": level, "gap": overfit_gap(report)})
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise StepError(f"cannot read round {i}'s evaluation {path}: {error}") from None
-        if reports[-1]["round"] != i:
-            raise StepError(f"{path} is round {reports[-1]['round']}'s evaluation, expected round {i}'s")
+        reports.append(read_round_evaluation(path, i, level_and_gap))
         level, gap = reports[-1]["level"], reports[-1]["gap"]
         if not all(isinstance(v, int | float) and math.isfinite(v) for v in (level, gap)) or not 1 <= level <= 1e12:
             raise StepError(f"{path} holds no usable level and gap (level {level!r}, gap {gap!r})")

@@ -328,3 +328,38 @@ def test_training_refuses_an_earlier_evaluation_with_an_unusable_level(splits, t
     result = train(splits, tmp_path / "model", "--round", "2", "--earlier", str(earlier), in_process=True)
     assert result.returncode == 2, result.stderr
     assert "holds no usable level and gap" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_earlier_rounds_evaluations_are_read_and_checked_alike_by_training_and_evaluation(tmp_path):
+    import argparse
+
+    from steps.contract import StepError
+    from steps.evaluate import earlier_rounds
+    from steps.train_args import earlier_rounds as training_reads
+
+    report = {
+        "round": 1, "regularization": {"level": 1.0, "dropout": 0.1, "l1": 1e-5, "l2": 0.01},
+        "generalization_gap": {"relative": 0.3, "standard_error": 0.02, "after_best_epoch": None},
+        "thresholds": {"max_gap": 0.1}, "model_uri": "s3://b/m.tar.gz", "artifact_sha256": "ab",
+        "quality": {"metric": "accuracy", "validation": 0.9, "baseline": 0.5, "test": 0.9}, "round_decision": "overfit",
+    }  # fmt: skip
+    folder = tmp_path / "round1"
+    folder.mkdir()
+    evaluation = folder / "evaluation.json"
+    evaluation.write_text(json.dumps(report))
+    args = argparse.Namespace(earlier=str(folder), round=2)
+    assert training_reads(args) == [{"round": 1, "level": 1.0, "gap": 0.3}]
+    assert [s["round"] for s in earlier_rounds(str(tmp_path), 2)] == [1]
+
+    evaluation.write_text(json.dumps({**report, "round": 2}))
+    for read in (lambda: training_reads(args), lambda: earlier_rounds(str(tmp_path), 2)):
+        with pytest.raises(StepError, match=r"round1/evaluation\.json is round 2's evaluation, expected round 1's"):
+            read()
+    evaluation.write_text(json.dumps({"round": 1}))
+    for read in (lambda: training_reads(args), lambda: earlier_rounds(str(tmp_path), 2)):
+        with pytest.raises(StepError, match=r"^cannot read round 1's evaluation .*round1/evaluation\.json: "):
+            read()
+    evaluation.write_text("{not json")
+    for read in (lambda: training_reads(args), lambda: earlier_rounds(str(tmp_path), 2)):
+        with pytest.raises(StepError, match=r"^cannot read round 1's evaluation "):
+            read()
