@@ -169,7 +169,7 @@ def select(
         return "register", reason, current
     if best is not None:
         return "register", f"{reason}; registering the best accepted round by validation: {describe(best)}", best
-    best = best_candidate([*earlier, current])
+    best = best_candidate(everyone)
     if best is None:
         return verdict, f"{reason}; no round has finite metrics to keep", None
     if candidate == "yes":

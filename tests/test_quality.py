@@ -97,8 +97,8 @@ def test_the_loss_standard_error_is_the_standard_error_of_the_mean_row_loss():
     assert relative_gap_se(0.03, 0.04, 2.0) == pytest.approx(0.025)
 
 
-def summary(round_, validation, gap, verdict="overfit"):
-    quality = {"metric": "balanced_accuracy", "validation": validation, "baseline": 0.5, "test": validation}
+def summary(round_, validation, gap, verdict="overfit", baseline=0.5):
+    quality = {"metric": "balanced_accuracy", "validation": validation, "baseline": baseline, "test": validation}
     uri = f"s3://b/round{round_}/model.tar.gz"
     return {"round": round_, "model_uri": uri, "quality": quality, "gap": gap, "verdict": verdict}
 
@@ -155,20 +155,13 @@ def test_a_borderline_round_gets_one_stronger_round_and_the_better_accepted_one_
     assert best_candidate([summary(1, 0.9, 0.3), summary(2, 0.9, 0.2)])["round"] == 2
 
 
-def summary_with(round_, validation, gap, verdict, baseline):
-    return {
-        **summary(round_, validation, gap, verdict),
-        "quality": {**summary(0, validation, 0)["quality"], "baseline": baseline},
-    }
-
-
 def test_a_round_that_passes_only_by_collapsing_is_not_accepted_and_the_best_round_is_named():
     from steps.evaluate import select
     from steps.quality import MIN_LIFT_KEPT, lift_kept
 
     # overfitting rounds with lifts 0.22 and 0.23 over the baseline 0.5, then one that passes with a lift of 0.08
-    earlier = [summary_with(1, 0.72, 0.16, "overfit", 0.5), summary_with(2, 0.73, 0.19, "overfit", 0.5)]
-    collapsed = summary_with(3, 0.58, 0.01, "register", 0.5)
+    earlier = [summary(1, 0.72, 0.16, "overfit", 0.5), summary(2, 0.73, 0.19, "overfit", 0.5)]
+    collapsed = summary(3, 0.58, 0.01, "register", 0.5)
     assert lift_kept(collapsed, [*earlier, collapsed]) == pytest.approx(0.08 / 0.23)
     assert 0.08 / 0.23 < MIN_LIFT_KEPT
     for final in (False, True):
@@ -179,14 +172,14 @@ def test_a_round_that_passes_only_by_collapsing_is_not_accepted_and_the_best_rou
     decision, _, selected = select("register", "gap ok", collapsed, earlier, True, "yes", 0.1)
     assert (decision, selected["round"]) == ("candidate", 2)
     # an earlier accepted (borderline) round is registered instead
-    borderline = summary_with(1, 0.72, 0.103, "register", 0.5)
+    borderline = summary(1, 0.72, 0.103, "register", 0.5)
     decision, _, selected = select("register", "gap ok", collapsed, [borderline], False, "no", 0.1)
     assert (decision, selected) == ("register", borderline)
     # half of the lift or more is kept: accepted as before (exactly half, despite float rounding)
-    kept = summary_with(3, 0.62, 0.01, "register", 0.5)
+    kept = summary(3, 0.62, 0.01, "register", 0.5)
     assert select("register", "gap ok", kept, earlier, True, "no", 0.1) == ("register", "gap ok", kept)
-    half = summary_with(2, 0.7, 0.01, "register", 0.5)
-    assert select("register", "ok", half, [summary_with(1, 0.9, 0.3, "overfit", 0.5)], True, "no", 0.1)[0] == "register"
+    half = summary(2, 0.7, 0.01, "register", 0.5)
+    assert select("register", "ok", half, [summary(1, 0.9, 0.3, "overfit", 0.5)], True, "no", 0.1)[0] == "register"
 
 
 def test_a_later_round_never_revokes_an_earlier_acceptance():
@@ -194,9 +187,9 @@ def test_a_later_round_never_revokes_an_earlier_acceptance():
 
     # a borderline round with a small lift, then a final round that validates far better but overfits: the lift the
     # borderline round kept is judged on the rounds up to it, so it is still the one registered
-    first = summary_with(1, 0.60, 0.105, "register", 0.5)
+    first = summary(1, 0.60, 0.105, "register", 0.5)
     assert select("register", "ok", first, [], False, "no", 0.1)[0] == "borderline"
-    last = summary_with(2, 0.75, 0.4, "overfit", 0.5)
+    last = summary(2, 0.75, 0.4, "overfit", 0.5)
     decision, reason, selected = select("overfit", "gap", last, [first], True, "no", 0.1)
     assert (decision, selected) == ("register", first)
     assert "registering the best accepted round by validation: round 1" in reason
