@@ -6,8 +6,8 @@ import sys
 
 from helpers import REPO
 
-TEST_COMMAND = ".ci/install dev && ruff check . && ruff format --check . && pytest"
-RUN_COMMAND = ".ci/install && regula run --local"
+TEST_COMMAND = ".ci/install dev && . .venv/bin/activate && ruff check . && ruff format --check . && pytest"
+RUN_COMMAND = ".ci/install && . .venv/bin/activate && regula run --local"
 WORKFLOW = REPO / ".github" / "workflows" / "regula.yml"
 
 
@@ -32,7 +32,8 @@ def test_torch_and_regula_are_installed_one_way():
     callers = [REPO / "README.md", REPO / ".ci" / "run", WORKFLOW]
     assert [path.name for path in callers if "pip install" in path.read_text()] == []
     install = (REPO / ".ci" / "install").read_text()
-    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in install
+    assert "install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in install
+    assert "-m venv" in install  # PEP 668: the system Python may refuse pip
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
     assert [step["run"] for step in jobs["test"]["steps"] if "run" in step] == [TEST_COMMAND]
     assert ".ci/install" in [step.get("run") for step in jobs["deploy"]["steps"]]
