@@ -5,6 +5,7 @@ Light on purpose: `regula --help` imports it, so boto3 and json are imported onl
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 
 from pipelines.errors import RegulaError
@@ -43,6 +44,7 @@ SETTINGS_OPTIONS = (
     "security_group_ids",
     "network_isolation",
     "tags",
+    "model_code",
 )
 
 
@@ -51,6 +53,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     for name in ("subnets", "security_group_ids"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
+    if "model_code" in overrides:  # rendering runs in the repository: a path relative to where the user is
+        overrides["model_code"] = str(Path(overrides["model_code"]).resolve())
     if "tags" in overrides:
         overrides["tags"] = tuple(key_values(overrides["tags"], "--job-tag").items())
     try:
@@ -92,6 +96,12 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument("--security-group", dest="security_group_ids", action="append", help="(repeat)")
     jobs.add_argument("--network-isolation", action="store_true", default=None, help="no network in the containers")
     jobs.add_argument("--job-tag", dest="tags", action="append", metavar="KEY=VALUE", help="tag every job (repeat)")
+    jobs.add_argument(
+        "--model-code",
+        metavar="PATH",
+        help="your own PyTorch model: a .py file (or a folder with model.py) defining build_model(spec, dropout) "
+        "(README: Your own model); default: Regula's MLP",
+    )
 
 
 def client(args: argparse.Namespace, service: str):

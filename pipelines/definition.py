@@ -71,7 +71,7 @@ from pipelines import sdk
 from pipelines.session import RegulaSession
 from pipelines.settings import Settings
 from steps import defaults as d
-from steps import parameters, serving_code
+from steps import model_code, parameters, serving_code
 from steps.quality import RETRAIN
 
 STEPS_DIR = "steps"  # the package, relative to the repository root where render() runs, and its name in the jobs
@@ -211,7 +211,7 @@ def shared_code() -> list[str]:
     return sorted(name for name in (p.relative_to(folder).as_posix() for p in files) if name not in ENTRY_SCRIPTS)
 
 
-def upload_code(session: RegulaSession, entry_script: str | None = None) -> str:
+def upload_code(session: RegulaSession, entry_script: str | None = None, model: Path | None = None) -> str:
     """The shared modules as the package `steps/`, with one entry script beside it where given (it imports them as
     `steps.<name>`, as everywhere), as one content-addressed folder. Each job's code holds only its own entry script:
     a change to evaluate.py leaves Preprocess's and training's inputs, so their cache keys (pipelines/step_cache.py),
@@ -219,7 +219,24 @@ def upload_code(session: RegulaSession, entry_script: str | None = None) -> str:
     files = {f"{STEPS_DIR}/{name}": Path(STEPS_DIR) / name for name in shared_code()}
     if entry_script:
         files[entry_script] = Path(STEPS_DIR) / entry_script
+    files.update(model_code_files(model))
     return session.upload_files(files)
+
+
+def model_code_files(path: Path | None) -> dict[str, Path]:
+    """The team's model code (rendered with --model-code) as `model_code/...` beside train.py: a file, or a folder's
+    files; content-addressed with the rest, so changed model code changes training's cache key."""
+    if path is None:
+        return {}
+    root, entry = model_code.locate(path)
+    return {f"{model_code.PACKED}/{p.relative_to(root).as_posix()}": p for p in model_code.code_files(root, entry)}
+
+
+def model_code_hyperparameter(settings: Settings) -> dict[str, str]:
+    """train.py's --model_code: where the team's entry file is in the job's code (a literal fixed at render time)."""
+    if not settings.model_code:
+        return {}
+    return {"model_code": f"{model_code.PACKED}/{model_code.locate(settings.model_code)[1]}"}
 
 
 def cache(settings: Settings) -> CacheConfig:
@@ -323,7 +340,10 @@ def train_step(
         # what the image was built for: `regula start` and train.py refuse an instance type it cannot use
         environment={parameters.TRAINING_DEVICE_VARIABLE: settings.training_device},
         # an S3 folder of the shared modules and train.py: not steps/, which holds the other steps' scripts too
-        source_code=SourceCode(source_dir=upload_code(session, "train.py"), entry_script="train.py"),
+        source_code=SourceCode(
+            source_dir=upload_code(session, "train.py", Path(settings.model_code) if settings.model_code else None),
+            entry_script="train.py",
+        ),
         compute=Compute(
             instance_type=p.training_instance,
             instance_count=p.training_instances,
@@ -363,6 +383,7 @@ def train_step(
             "metrics_namespace": p.metrics_namespace,
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
             "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not
+            **model_code_hyperparameter(settings),
         },
     ).with_metric_definitions(
         [MetricDefinition(name=name, regex=rf"{key}=([-+0-9.eE]+);") for name, key in EPOCH_METRICS.items()]
@@ -491,6 +512,7 @@ def register_step(
             "regula:min_lift": p.min_lift.to_string(),
             "regula:min_quality": p.min_quality.to_string(),
             "regula:artifact_sha256": as_text(selected("artifact_sha256")),
+            "regula:model_code_sha256": as_text(selected("model.code_sha256")),
             # the round's effective regularization, as the training script computed it
             "regula:dropout": as_text(selected("regularization.dropout")),
             "regula:l1": as_text(selected("regularization.l1")),

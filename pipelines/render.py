@@ -16,6 +16,10 @@ def render(settings: Settings | None = None):
 
     settings = settings or Settings()
     settings.account  # noqa: B018 - a malformed role ARN is refused before anything is rendered
+    if settings.model_code:  # imported and built once on a dummy spec: a broken model fails here, not when billed
+        from steps import model_code
+
+        model_code.dry_run(settings.model_code)
     with sdk.rendering(settings.region, REPO_ROOT):
         session = RegulaSession(settings.region, settings.bucket, settings.prefix)
         definition = json.loads(build_pipeline(settings, session).definition())

@@ -42,6 +42,9 @@ class Settings:
     security_group_ids: tuple[str, ...] = ()
     network_isolation: bool = False  # no network in the containers (then no custom CloudWatch metrics from them)
     tags: tuple[tuple[str, str], ...] = ()  # on every job, beside what SageMaker adds
+    # The team's own PyTorch model (steps/model_code.py): a .py file or a folder with model.py, uploaded with
+    # training's code and packed into every artifact. None: Regula's MLP.
+    model_code: str | None = None
 
     def __post_init__(self):
         if self.training_device not in TRAINING_DEVICES:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steps import serving_code
+from steps import inputs, serving_code
 from steps.cloudwatch import MetricEmitter
 from steps.contract import (
     RAW_SAMPLE,
@@ -29,7 +29,6 @@ from steps.contract import (
     StepError,
     file_sha256,
     read_round_evaluation,
-    read_split,
     run,
     torch_threads,
 )
@@ -95,7 +94,7 @@ def unpack(model_dir: Path, into: Path) -> tuple[Path, str]:
     return into, file_sha256(archive)
 
 
-def check_served_rows(inference, predictor, data_dir: Path, test_features: np.ndarray) -> int:
+def check_served_rows(inference, predictor, data_dir: Path, test_features) -> int:
     """Score the raw test rows through the serving code; refuse the model if they differ from what was evaluated."""
     path = data_dir / "test" / RAW_SAMPLE
     if not path.exists():
@@ -104,7 +103,7 @@ def check_served_rows(inference, predictor, data_dir: Path, test_features: np.nd
     as_json = inference.read_rows(as_csv.to_json(orient="records"), "application/json")  # the same rows as JSON records
     for how, rows in (("CSV", as_csv), ("JSON", as_json)):
         served = predictor.outputs(predictor.features(rows))
-        expected = predictor.outputs(test_features[: len(served)])
+        expected = predictor.outputs(test_features.subset(slice(0, len(served))))
         same = served.shape == expected.shape and np.allclose(served, expected, atol=RAW_TOLERANCE, rtol=RAW_TOLERANCE)
         if not same or not np.isfinite(served).all():
             worst = float(np.max(np.abs(served - expected))) if served.shape == expected.shape else float("inf")
@@ -211,7 +210,7 @@ def main() -> None:
         data_dir = Path(args.data_dir)
         metrics, baseline = {}, {}
         for name in SPLITS:
-            features, labels = read_split(data_dir / name, name)
+            features, labels = inputs.read(data_dir / name, name, schema)
             outputs = predictor.outputs(features)
             predicted = predictor.labels(outputs) if predictor.classification else None
             metrics[name] = split_metrics(schema, outputs, labels, predicted)
@@ -241,6 +240,11 @@ def main() -> None:
         "evaluation_uri": args.evaluation_uri,
         "problem_type": schema["problem_type"],
         "regularization": config["regularization"],
+        "model": {
+            "name": config.get("model", "Regula's MLP"),
+            "code_sha256": (config.get("model_code") or {}).get("sha256", "builtin:mlp"),
+            "dropout_modules": config.get("dropout_modules"),
+        },
         "training": config.get("training", {}),
         "epochs": config["epochs"],
         "best_epoch": config["best_epoch"],

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from steps.inputs import as_inputs
 from steps.model import load
 from steps.table import TableError, transform
 
@@ -62,12 +63,13 @@ class Predictor:
             self.shares = np.maximum(counts, 1) / counts.sum()
 
     @torch.no_grad()
-    def outputs(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities (rows x classes) or predicted values (rows) of already-transformed features."""
+    def outputs(self, features) -> np.ndarray:
+        """Class probabilities (rows x classes) or predicted values (rows) of already-encoded inputs (an array of
+        transformed table features, or the input kind's Inputs: steps/inputs.py)."""
         results = []
-        for start in range(0, len(features), BATCH_ROWS):
-            batch = torch.as_tensor(np.ascontiguousarray(features[start : start + BATCH_ROWS]), dtype=torch.float32)
-            out = self.model(batch)
+        data = as_inputs(features, self.schema)
+        for start in range(0, len(data), BATCH_ROWS):
+            out = self.model(data[start : start + BATCH_ROWS])
             if self.classification:
                 results.append(torch.softmax(out.float(), dim=1).numpy())
             else:

@@ -25,7 +25,7 @@ class Objective:
     def measure(self, model, x: torch.Tensor, y: torch.Tensor, amp: dict, batch: int = 8192) -> tuple[float, float]:
         """(loss, quality) without dropout: the loss evaluation reports too."""
         model.eval()
-        loss_sum, hits = torch.zeros((), device=x.device), torch.zeros((), device=x.device)
+        loss_sum, hits = torch.zeros((), device=y.device), torch.zeros((), device=y.device)
         for i in range(0, len(x), batch):
             with torch.autocast(**amp):
                 out = model(x[i : i + batch]).float()

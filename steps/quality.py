@@ -197,6 +197,8 @@ def round_summary(report: dict) -> dict:
         "gap_se": report["generalization_gap"]["standard_error"],
         "regularization": report["regularization"],
         "verdict": report["round_decision"],  # register: the round passed the gate on its own
+        # which model it is: the built-in MLP or the team's code, by its files' sha256 (before: always the MLP)
+        "model": report.get("model", {"name": "Regula's MLP", "code_sha256": "builtin:mlp"}),
     }
 
 

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = "steps"
-SERVING_MODULES = ("inference", "model", "table", "table_roles", "table_values")  # inference.py and its imports
+# inference.py and its imports
+SERVING_MODULES = ("inference", "inputs", "model", "model_code", "table", "table_roles", "table_values")
 SERVER = "serve.py"  # code/serve.py: the image's `serve` runs it
 PROGRAM = f"{PACKAGE}/inference.py"  # SAGEMAKER_PROGRAM: the handlers, relative to code/
 HERE = Path(__file__).resolve().parent

@@ -1,13 +1,15 @@
-"""Regularized training step: an MLP with dropout, L1 and L2, early stopping.
+"""Regularized training step: a model with dropout, L1 and L2, early stopping.
 
 SageMaker training entry point (ModelTrainer source code). Reads the train and validation splits written by
-preprocessing, trains a classifier (cross-entropy, optionally class-weighted) or a regressor (squared error on the
-standardized target) on CPU or GPU (AMP on GPU) on one or more processes (torchrun / torch.distributed), stops early
-when the validation loss has not improved for `patience` epochs and restores the best weights. The generalization gap
-is relative: (validation loss - training loss) / the baseline's validation loss (steps/quality.py), both losses
-without dropout. Every epoch it prints the metrics for SageMaker metric definitions and sends them to CloudWatch. The
-model folder (packed by SageMaker into model.tar.gz) holds the weights, their config, the training history, the
-schema with the fitted table transform, and the inference code.
+preprocessing, builds the round's model (Regula's MLP, or the team's own through the model contract,
+steps/model_code.py; the batches come from steps/inputs.py, whatever the input kind), trains a classifier
+(cross-entropy, optionally class-weighted) or a regressor (squared error on the standardized target) on CPU or GPU
+(AMP on GPU) on one or more processes (torchrun / torch.distributed), stops early when the validation loss has not
+improved for `patience` epochs and restores the best weights. The generalization gap is relative: (validation loss -
+training loss) / the baseline's validation loss (steps/quality.py), both losses without dropout. Every epoch it
+prints the metrics for SageMaker metric definitions and sends them to CloudWatch. The model folder (packed by
+SageMaker into model.tar.gz) holds the weights, their config, the training history, the schema with the fitted
+table transform, the inference code and the model code.
 
 Given a checkpoint folder (SageMaker's CheckpointConfig, /opt/ml/checkpoints), it saves the whole training state there
 at most every `checkpoint_seconds` and when stopped with SIGTERM, and a restarted job resumes from it: a resumed run
@@ -17,7 +19,6 @@ ends where an uninterrupted one does, epoch for epoch (steps/checkpoint.py, step
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import math
 import os
@@ -31,12 +32,12 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from steps import checkpoint, serving_code
+from steps import checkpoint, inputs, model_code, serving_code
 from steps.cloudwatch import MetricEmitter
-from steps.contract import SCHEMA, read_schema, read_split, run, torch_threads
+from steps.contract import SCHEMA, StepError, read_schema, run, torch_threads
 from steps.defaults import BASE_LEARNING_RATE
 from steps.distributed import check_same_start, finish, setup_distributed, sum_loss_and_stop
-from steps.model import MLP, save
+from steps.model import save
 from steps.objective import Objective
 from steps.optimizer import AdamW
 from steps.quality import baseline_loss, relative_gap
@@ -61,33 +62,47 @@ def main() -> None:
     level, why = next_level(earlier_rounds(args), args.max_gap, args.growth)
     base = {"dropout": args.dropout, "l1": args.l1, "l2": args.l2}
     strength = {**strengths(base, level), "level": level, "reason": why}
+    code = model_code.load(model_code_path(args.model_code))  # the contract's import checks, before any data
     rank, world, device = setup_distributed()
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
-    x_train, y_train = read_split(args.train, "train")
-    x_val, y_val = read_split(args.validation, "validation")
     schema = read_schema(args.train)
+    x_train, y_train = inputs.read(args.train, "train", schema)
+    x_val, y_val = inputs.read(args.validation, "validation", schema)
     baseline = baseline_loss(schema, y_val)  # the trivial model's validation loss: the gap's unit
     if schema["problem_type"] == "regression":  # the network predicts the standardized target
         y_train = (y_train - schema["target_mean"]) / schema["target_std"]
         y_val = (y_val - schema["target_mean"]) / schema["target_std"]
         y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
-    x_train, y_train = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)
-    x_val, y_val = torch.from_numpy(x_val).to(device), torch.from_numpy(y_val).to(device)
+    x_train, y_train = x_train.to(device), torch.from_numpy(y_train).to(device)
+    x_val, y_val = x_val.to(device), torch.from_numpy(y_val).to(device)
     objective = Objective(schema)
 
     batch_size = args.batch_size or auto_batch_size(len(x_train))
     epoch_rows = min(len(x_train), EPOCH_ROWS) // world * world  # equal shards: every process runs the same steps
     learning_rate = args.learning_rate or BASE_LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
-    model = MLP(x_train.shape[1], objective.outputs, args.hidden, strength["dropout"]).to(device)
-    widths = [x_train.shape[1], *args.hidden, objective.outputs]
-    if device.type == "cpu":
-        torch.set_num_threads(torch_threads(batch_size * sum(a * b for a, b in itertools.pairwise(widths))))
-    weights = [p for n, p in model.named_parameters() if n.endswith("weight")]
-    biases = [p for n, p in model.named_parameters() if not n.endswith("weight")]
+    shape = x_train.model_shape()
+    spec = model_code.ModelSpec(
+        n_features=shape["n_features"],
+        n_outputs=objective.outputs,
+        problem_type=schema["problem_type"],
+        input_kind=inputs.kind_of(schema),
+        hidden=tuple(args.hidden),
+        extra=shape["extra"],
+    )
+    model = model_code.build(code, spec, strength["dropout"]).to(device)
+    model_code.check(code, model, spec, x_train[: model_code.CHECK_ROWS], device)  # before the first epoch
+    dropout_modules = model_code.dropout_modules(model)
+    # weights (2 or more dimensions: linear, convolution, embedding) decay and carry L1; biases and norms do not
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    others = [p for p in model.parameters() if p.dim() < 2]
+    penalized = model_code.l1_parameters(code, model)
+    data_loss_of = model_code.loss_function(code) or objective.train_loss
+    if device.type == "cpu":  # multiply-adds of a step: about one per weight per row
+        torch.set_num_threads(torch_threads(batch_size * sum(p.numel() for p in weights)))
     optimizer = AdamW(  # torch's, without its torch.compile hooks (steps/optimizer.py)
-        [{"params": weights, "weight_decay": strength["l2"]}, {"params": biases, "weight_decay": 0.0}],
+        [{"params": weights, "weight_decay": strength["l2"]}, {"params": others, "weight_decay": 0.0}],
         lr=learning_rate,
     )
     # the weights' moving average (defaults.AVERAGE_DECAY; 0: the raw weights), measured beside the raw ones
@@ -106,10 +121,17 @@ def main() -> None:
     )
     quality_name = objective.quality_name
     if rank == 0:
+        print(f"train: model: {code.describe()}, {sum(p.numel() for p in model.parameters())} parameters", flush=True)
+        if not dropout_modules:
+            print(
+                "train: WARNING: the model has no dropout module (nn.Dropout*): the ladder regularizes it with "
+                "L1 and L2 only",
+                flush=True,
+            )
         print(
             f"train: round {args.round}: {why}\n"
             f"train: round {args.round}, {schema['problem_type']}, dropout={strength['dropout']:.4f} "
-            f"l1={strength['l1']:.3g} l2={strength['l2']:.3g}, {len(x_train)} rows x {x_train.shape[1]} features, "
+            f"l1={strength['l1']:.3g} l2={strength['l2']:.3g}, {len(x_train)} rows x {spec.n_features} features, "
             f"batch {batch_size}, lr {learning_rate:.3g}, epochs of {epoch_rows} rows, device={device}, "
             f"processes={world}, threads={torch.get_num_threads()}",
             flush=True,
@@ -120,16 +142,16 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
     # a random sample, not the first rows: the splits keep the table's order, which may be sorted
     train_eval = torch.randperm(len(x_train), generator=generator)[:TRAIN_EVAL_ROWS].to(device)
-    x_eval, y_eval = x_train[train_eval], y_train[train_eval]  # gathered once, not every epoch
+    x_eval, y_eval = x_train.subset(train_eval), y_train[train_eval]  # gathered once, not every epoch
     if len(x_val) > VAL_EVAL_ROWS:  # its own generator: a smaller table's training is unchanged by it
         val_eval = torch.randperm(len(x_val), generator=torch.Generator().manual_seed(args.seed))[:VAL_EVAL_ROWS]
-        x_val, y_val = x_val[val_eval.to(device)], y_val[val_eval.to(device)]
+        x_val, y_val = x_val.subset(val_eval.to(device)), y_val[val_eval.to(device)]
 
     # -- checkpoints: a restarted job (spot interruption, retry) resumes where its checkpoint left off -------------
     first_epoch, folder = 1, Path(args.checkpoint_dir) if args.checkpoint_dir else None
     stop_requested = threading.Event()
     if folder:
-        identity = fingerprint(args, strength, batch_size, learning_rate, world, device)
+        identity = fingerprint(args, strength, batch_size, learning_rate, world, device, code.sha256 or code.name)
         initial = (best_loss, best_state, best_epoch)
         resumed = resume_from(folder, identity, model, average, optimizer, scaler, generator, initial, args.max_epochs)
         if resumed:
@@ -150,8 +172,8 @@ def main() -> None:
         for i in range(0, len(order), batch_size):
             index = order[i : i + batch_size]
             with torch.autocast(**amp):
-                data_loss = objective.train_loss(net(x_train[index]), y_train[index])
-            loss = data_loss + strength["l1"] * model.l1_norm() if strength["l1"] else data_loss
+                data_loss = data_loss_of(net(x_train[index]), y_train[index])
+            loss = data_loss + strength["l1"] * l1_norm(penalized) if strength["l1"] else data_loss
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -236,15 +258,39 @@ def main() -> None:
             flush=True,
         )
         training = {"batch_size": batch_size, "learning_rate": learning_rate, "epoch_rows": epoch_rows}
-        save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir))
+        described = {"spec": spec, "code": code, "dropout_modules": dropout_modules}
+        save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir), described)
     metrics.close()
     finish(world)
 
 
-def save_model(model, args, strength, training, schema, history, best_epoch, model_dir: Path) -> None:
+def l1_norm(parameters: list[torch.Tensor]) -> torch.Tensor:
+    """Sum of absolute values of the penalized parameters (the contract's l1_parameters)."""
+    return sum(p.abs().sum() for p in parameters)
+
+
+def model_code_path(value: str) -> Path | None:
+    """--model_code: relative to this script's folder (the training job's code, where the pipeline put the team's
+    code under model_code/), and inside it; an absolute path as given (a run by hand). Empty: the built-in MLP."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    here = Path(__file__).resolve().parent
+    if ".." in path.parts or not (here / path).resolve().is_relative_to(here):
+        raise StepError(f"model_code must be a path inside the training code's folder, got {value!r}")
+    return here / path
+
+
+def save_model(model, args, strength, training, schema, history, best_epoch, model_dir: Path, described) -> None:
+    spec, code = described["spec"], described["code"]
     config = {
-        "n_features": len(schema["features"]),
-        "n_outputs": model.net[-1].out_features,
+        "n_features": spec.n_features,
+        "n_outputs": spec.n_outputs,
+        "spec": spec.as_dict(),
+        "model": code.describe(),
+        "dropout_modules": described["dropout_modules"],
         "problem_type": schema["problem_type"],
         "hidden": args.hidden,
         "dropout": strength["dropout"],
@@ -255,10 +301,11 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
         "best_epoch": best_epoch,
         "epochs": len(history),
     }
+    serving_code.pack(model_dir / "code")
+    config["model_code"] = model_code.pack(code, model_dir / "code")  # serving builds the model from this copy
     save(model.cpu(), config, model_dir)
     (model_dir / "history.json").write_text(json.dumps(history))
     shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
-    serving_code.pack(model_dir / "code")
 
 
 if __name__ == "__main__":

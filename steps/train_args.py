@@ -48,6 +48,7 @@ def parse_args(description: str) -> argparse.Namespace:
         "--earlier", default="", help="comma-separated folders with the earlier rounds' evaluation.json, oldest first"
     )
     parser.add_argument("--hidden", default=HIDDEN, help="hidden layer sizes")
+    parser.add_argument("--model_code", default="", help="the team's model code (steps/model_code.py); empty: the MLP")
     parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")

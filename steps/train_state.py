@@ -28,14 +28,16 @@ def code_files() -> list[Path]:
     return [*Path(__file__).resolve().parent.glob("*.py"), *([entry] if entry.is_file() else [])]
 
 
-def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, world: int, device) -> dict:
+def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, world: int, device, model: str) -> dict:
     """What this run is: a checkpoint resumes only a run with an equal fingerprint. The earlier rounds count through
-    the regularization they led to; the inputs by their sha256 (the S3 folder is shared across executions)."""
+    the regularization they led to; the inputs by their sha256 (the S3 folder is shared across executions); the
+    model code by its files' sha256 (`model`: ModelCode.sha256, or the built-in's name: its code is the package's)."""
     hyperparameters = {k: v for k, v in vars(args).items() if k not in NOT_FINGERPRINTED}
     inputs = {"train": split_path(args.train, "train"), "validation": split_path(args.validation, "validation")}
     return {
         "format": checkpoint.FORMAT,
         "code": checkpoint.code_digest(code_files()),
+        "model_code": model,
         "torch": str(torch.__version__),  # a str subclass that weights_only loading refuses
         "hyperparameters": {**hyperparameters, "batch_size": batch_size, "learning_rate": learning_rate},
         "regularization": {k: strength[k] for k in ("level", "dropout", "l1", "l2")},

@@ -80,7 +80,7 @@ def test_the_image_versions_have_one_source_and_ci_tests_the_steps_with_them():
     versions = subprocess.run([REPO / ".ci" / "image-versions"], capture_output=True, text=True, check=True).stdout
     pins = dict(line.split("==") for line in versions.split())
     assert pins["torch"].startswith(f"{version}.") and {"numpy", "pandas", "pyarrow", "scikit-learn"} <= set(pins)
-    assert f"pip install torch=={pins['torch']} " in (REPO / ".ci" / "install").read_text(), "local tests: its torch"
+    assert f" install torch=={pins['torch']} " in (REPO / ".ci" / "install").read_text(), "local tests: its torch"
 
     job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["image-versions"]
     assert [step["run"] for step in job["steps"] if "run" in step][-1] == ".ci/image-test"
