@@ -82,7 +82,12 @@ class Predictor:
         """The predicted class index of each row."""
         return (probabilities if self.shares is None else probabilities / self.shares).argmax(1)
 
-    def features(self, rows: pd.DataFrame) -> np.ndarray:
+    def features(self, rows):
+        """A request's rows (what read_rows parsed) encoded as the model's inputs, by the schema's input kind."""
+        return ENCODERS[self.schema.get("kind", "table")](self, rows)
+
+    def table_features(self, rows: pd.DataFrame) -> np.ndarray:
+        """A table's raw rows through the fitted table transform."""
         if rows.empty:
             raise ClientError("no rows to score")
         known = self.schema["input_columns"]
@@ -105,6 +110,10 @@ class Predictor:
             "probabilities": outputs.astype(np.float64).round(6).tolist(),
             "classes": self.classes,
         }
+
+
+# the input kinds' request encoders (steps/inputs.py holds their training side)
+ENCODERS = {"table": Predictor.table_features}
 
 
 def read_rows(body, content_type: str) -> pd.DataFrame:

@@ -137,7 +137,25 @@ def main() -> None:
         problems.append("validation and test fractions must be in (0, 1) and sum to less than 1")
     if problems:
         raise columns.TableError(problems)
+    kind = input_kind(args)
+    counts = PREPARE[kind](args, problems)
 
+    metrics = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
+    metrics.put_many(counts, unit="Count")
+    metrics.close()
+
+
+# -- the input kinds: each reads and checks its input, splits it, fits its transform, writes the splits and the
+# schema (with its `kind`: steps/inputs.py reads the splits back) and returns its row counts --------------------
+
+
+def input_kind(args: argparse.Namespace) -> str:
+    """Which input kind the run's data is: a table unless the options or the input say otherwise."""
+    return "table"
+
+
+def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, int]:
+    """A table: one CSV or Parquet file, a row per example, the label in the target column."""
     path = find_data_file(Path(args.input))
     try:
         frame, how = read_table(path, duplicates_allowed=True)
@@ -214,6 +232,7 @@ def main() -> None:
     frame.iloc[sample].drop(columns=[args.target]).to_csv(output / "test" / RAW_SAMPLE, index=False)
 
     schema = {
+        "kind": "table",
         "source": path.name,
         "target": args.target,
         "problem_type": kind,
@@ -244,16 +263,14 @@ def main() -> None:
         flush=True,
     )
 
-    metrics = MetricEmitter(args.metrics_namespace, {"Pipeline": args.pipeline_name}, {"Execution": args.execution_id})
-    metrics.put_many(
-        {
-            "InputRows": len(frame),
-            "TrainRows": len(positions["train"]),
-            "ValidationRows": len(positions["validation"]),
-        },
-        unit="Count",
-    )
-    metrics.close()
+    return {
+        "InputRows": len(frame),
+        "TrainRows": len(positions["train"]),
+        "ValidationRows": len(positions["validation"]),
+    }
+
+
+PREPARE = {"table": prepare_table}
 
 
 if __name__ == "__main__":

@@ -160,7 +160,17 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     assert config["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 3
     code = tmp_path / "model" / "code"
     packed = sorted(p.relative_to(code).as_posix() for p in code.rglob("*.py"))
-    modules = ["__init__", "inference", "model", "serving_code", "table", "table_roles", "table_values"]
+    modules = [
+        "__init__",
+        "inference",
+        "inputs",
+        "model",
+        "model_code",
+        "serving_code",
+        "table",
+        "table_roles",
+        "table_values",
+    ]
     assert packed == ["serve.py", *(f"steps/{name}.py" for name in modules)], "the handlers, transform and server"
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
