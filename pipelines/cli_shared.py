@@ -5,8 +5,8 @@ Light on purpose: `regula --help` imports it, so boto3 and json are imported onl
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
+from pathlib import Path
 
 from pipelines.errors import RegulaError
 from pipelines.settings import Settings

@@ -228,8 +228,9 @@ def model_code_files(path: Path | None) -> dict[str, Path]:
     files; content-addressed with the rest, so changed model code changes training's cache key."""
     if path is None:
         return {}
-    root, entry = model_code.locate(path)
-    return {f"{model_code.PACKED}/{p.relative_to(root).as_posix()}": p for p in model_code.code_files(root, entry)}
+    root, entry, folder = model_code.locate(path)
+    files = model_code.code_files(root, entry, folder)
+    return {f"{model_code.PACKED}/{p.relative_to(root).as_posix()}": p for p in files}
 
 
 def model_code_hyperparameter(settings: Settings) -> dict[str, str]:

@@ -56,6 +56,7 @@ def build_report(execution: Execution) -> dict:
                 "decision": e["decision"],
                 "reason": e["reason"],
                 "selected_round": e.get("selected", {}).get("round"),
+                "model": e.get("model", {"name": "Regula's MLP", "code_sha256": "builtin:mlp"}),
             }
             for e in evaluations
         ],

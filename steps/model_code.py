@@ -70,7 +70,8 @@ class ModelCode:
     name: str  # BUILTIN, or the entry's path relative to the model code's root
     module: ModuleType
     sha256: str | None = None
-    root: Path | None = None  # the folder whose files are the code (packed into the artifact as they are)
+    root: Path | None = None  # the folder the code is in (packed into the artifact as it is)
+    folder: bool = False  # the code is the whole folder (a package whose entry is model.py), else the entry alone
 
     def describe(self) -> str:
         return "Regula's MLP" if self.name == BUILTIN else f"{self.name} (sha256 {self.sha256[:12]})"
@@ -79,10 +80,10 @@ class ModelCode:
 # -- finding and importing the code -----------------------------------------------------------------------------
 
 
-def code_files(root: Path, entry: str) -> list[Path]:
-    """The files of the model code: the entry alone when it is a file, every file of the folder when the entry is
-    its model.py; ModelCodeError when they are not plain code of a sane size."""
-    if entry != FOLDER_ENTRY:
+def code_files(root: Path, entry: str, folder: bool) -> list[Path]:
+    """The files of the model code: the entry alone when it is a file, every file of the folder when it is a folder
+    (its entry is model.py); ModelCodeError when they are not plain code of a sane size."""
+    if not folder:
         files = [root / entry]
     else:
         files = sorted(p for p in root.rglob("*") if "__pycache__" not in p.parts and not p.is_dir())
@@ -94,26 +95,27 @@ def code_files(root: Path, entry: str) -> list[Path]:
     return files
 
 
-def digest(root: Path, entry: str) -> str:
+def digest(root: Path, entry: str, folder: bool) -> str:
     """sha256 over the code's file names and bytes: what the report, the registry and the checkpoints record."""
-    hasher = hashlib.sha256(entry.encode() + b"\0")
-    for path in code_files(root, entry):
+    hasher = hashlib.sha256(entry.encode() + b"\0" + str(folder).encode() + b"\0")
+    for path in code_files(root, entry, folder):
         hasher.update(path.relative_to(root).as_posix().encode() + b"\0")
         hasher.update(hashlib.sha256(path.read_bytes()).digest())
     return hasher.hexdigest()
 
 
-def locate(path: str | Path) -> tuple[Path, str]:
-    """(root folder, entry relative to it) of a model code file or folder; ModelCodeError when there is none."""
+def locate(path: str | Path) -> tuple[Path, str, bool]:
+    """(root folder, entry relative to it, whether the code is the whole folder) of a model code file or folder;
+    ModelCodeError when there is none."""
     path = Path(path)
     if path.is_file():
         if path.suffix != ".py":
             raise ModelCodeError(f"model code must be a .py file or a folder with {FOLDER_ENTRY}, got {path}")
-        return path.resolve().parent, path.name
+        return path.resolve().parent, path.name, False
     if path.is_dir():
         if not (path / FOLDER_ENTRY).is_file():
             raise ModelCodeError(f"model code folder {path} has no {FOLDER_ENTRY}")
-        return path.resolve(), FOLDER_ENTRY
+        return path.resolve(), FOLDER_ENTRY, True
     raise ModelCodeError(f"model code {path} does not exist")
 
 
@@ -140,17 +142,18 @@ def _fail(what: str, error: BaseException, root: Path | None, entry: str) -> Mod
     return ModelCodeError(f"model code {where or entry}: {what}: {type(error).__name__}{': ' + text if text else ''}")
 
 
-def import_code(root: Path, entry: str) -> ModelCode:
-    """Import `entry` (a file in `root`, or `model.py` of the package `root`) under a name of its own, so it can
-    neither shadow nor be shadowed by any installed module; ModelCodeError (file and line) when importing fails."""
+def import_code(root: Path, entry: str, folder: bool) -> ModelCode:
+    """Import `entry` (a file in `root`, or `model.py` of the package `root` when `folder`) under a name of its own,
+    so it can neither shadow nor be shadowed by any installed module; ModelCodeError (file and line) when importing
+    fails."""
     root = Path(root).resolve()
     file = root / entry
     if Path(entry).is_absolute() or not _is_under(file, root) or not file.is_file():
         raise ModelCodeError(f"model code entry {entry} is not a file inside {root}")
-    sha256 = digest(root, entry)
+    sha256 = digest(root, entry, folder)
     name = f"regula_model_code_{sha256[:16]}"
     # a folder is a package, so that its modules import each other relatively (from . import blocks)
-    search = [str(root)] if entry == FOLDER_ENTRY else None
+    search = [str(root)] if folder else None
     spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=search)
     module = importlib.util.module_from_spec(spec)
     before = set(sys.modules)
@@ -175,7 +178,7 @@ def import_code(root: Path, entry: str) -> ModelCode:
     for hook in ("loss", "l1_parameters"):
         if hasattr(module, hook) and not callable(getattr(module, hook)):
             raise ModelCodeError(f"model code {entry}: {hook} must be a function")
-    return ModelCode(name=entry, module=module, sha256=sha256, root=root)
+    return ModelCode(name=entry, module=module, sha256=sha256, root=root, folder=folder)
 
 
 def arguments_taken(function) -> int:
@@ -205,8 +208,7 @@ def load(path: str | Path | None) -> ModelCode:
     """The model code at `path` (a file or folder), or the built-in MLP when there is none."""
     if not path:
         return builtin()
-    root, entry = locate(path)
-    return import_code(root, entry)
+    return import_code(*locate(path))
 
 
 # -- building, checking and regularizing the model --------------------------------------------------------------
@@ -314,11 +316,11 @@ def pack(code: ModelCode, code_dir: Path) -> dict:
     target = code_dir / PACKED
     if target.exists():
         shutil.rmtree(target)
-    for path in code_files(code.root, code.name):
+    for path in code_files(code.root, code.name, code.folder):
         destination = target / path.relative_to(code.root)
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, destination)
-    return {"name": code.name, "sha256": code.sha256}
+    return {"name": code.name, "sha256": code.sha256, "folder": code.folder}
 
 
 def load_packed(record: dict, code_dir: Path) -> ModelCode:
@@ -328,10 +330,11 @@ def load_packed(record: dict, code_dir: Path) -> ModelCode:
     entry = str(record["name"])
     if not root.is_dir() or not _is_under(root / entry, root) or Path(entry).is_absolute():
         raise ModelCodeError(f"the artifact's model code {entry!r} is not inside its {PACKED}/ folder")
-    found = digest(root, entry)
+    folder = bool(record.get("folder"))
+    found = digest(root, entry, folder)
     if found != record.get("sha256"):
         raise ModelCodeError(
             f"the artifact's model code is not the code it was trained with (sha256 {found[:12]}, "
             f"recorded {str(record.get('sha256'))[:12]}): refusing to run it"
         )
-    return import_code(root, entry)
+    return import_code(root, entry, folder)
