@@ -339,6 +339,15 @@ def test_a_team_model_escalates_registers_and_is_scored_on_raw_rows(text, tmp_pa
     assert len(out) == 20 and set(out["prediction"]) <= set(range(10))
 
 
+def test_the_readme_example_is_a_model_that_passes_the_contract(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```python\n# my_model.py: regula run --local --model-code my_model.py\n", 1)[1].split("```")[
+        0
+    ]
+    path = write(tmp_path, block, "my_model.py")
+    assert model_code.dry_run(path).startswith("my_model.py (sha256 ")
+
+
 def test_the_example_runs_with_its_one_command(tmp_path, aws):
     """examples/custom_tabular: `regula run --local --model-code examples/custom_tabular/model.py`, one round."""
     result = regula(
