@@ -35,18 +35,18 @@ from steps.contract import (
 from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
 from steps.parameters import problems as parameter_problems
 from steps.quality import (
-    MIN_LIFT_KEPT,
+    QUALITY_Z,
     baseline_outputs,
     best_candidate,
-    collapsed,
     decide,
     describe,
-    lift_kept,
     quality_metric,
+    quality_standard_error,
     relative_gap,
     relative_gap_se,
     round_summary,
     split_metrics,
+    worse_than,
 )
 
 RAW_TOLERANCE = 1e-4  # served and evaluated outputs of the same rows may differ by float rounding only
@@ -129,28 +129,30 @@ def select(
     The first round that passes with its gap above MaxGap (within its noise) is borderline: when a round is left, a
     stronger round is tried too (where the gap is noisy, it may validate better); the ladder goes on while later
     rounds overfit, and a second passing round ends it. When the ladder ends, it registers the best accepted round
-    by validation quality: this one or the earlier borderline one. A round that passes the gate but keeps less than
-    MIN_LIFT_KEPT of the best round's lift over the baseline (among the rounds up to it) collapsed under its
-    regularization: it is not accepted, it ends the ladder as underfit. When no round was accepted, the run gives up
-    and the reason names the best round so far by validation quality; with RegisterBestCandidate=yes the decision
-    becomes `candidate`: that round is registered for review, not accepted."""
+    by validation quality: this one or the earlier borderline one. A round that passes the gate but validates worse
+    than an earlier round beyond the noise (steps/quality.worse_than, among the rounds up to it) is never accepted:
+    while no round was accepted and a round is left, it is `collapsed` and the next round goes between the last
+    overfitting level and its level; otherwise it ends the ladder as underfit. When no round was accepted, the run
+    gives up and the reason names the best round so far by validation quality; with RegisterBestCandidate=yes the
+    decision becomes `candidate`: that round is registered for review, not accepted."""
     everyone = [*earlier, current]
 
     def accepted(summary: dict) -> bool:
-        """Passed the gate without collapsing, judged on the rounds up to it: a later round never revokes that."""
+        """Passed the gate and validates no worse than the rounds before it: a later round never revokes that."""
         upto = [r for r in everyone if r["round"] <= summary["round"]]
-        return summary["verdict"] == "register" and not collapsed(summary, upto)
+        return summary["verdict"] == "register" and worse_than(summary, upto) is None
 
-    if verdict == "register" and collapsed(current, everyone):
-        best = best_candidate(everyone)
-        verdict, reason = (
-            "underfit",
-            (
-                f"{reason}, but it keeps {lift_kept(current, everyone):.0%} of round {best['round']}'s lift over "
-                f"the baseline (less than {MIN_LIFT_KEPT:.0%}): the regularization that closes the gap costs most of "
-                "what the model learned; raise MaxGap, or add data"
-            ),
+    better = worse_than(current, everyone) if verdict == "register" else None
+    if better is not None:
+        q, b = current["quality"], better["quality"]
+        reason = (
+            f"{reason}, but it validates worse than round {better['round']} ({q['metric']} {q['validation']:.4f} "
+            f"against {b['validation']:.4f}, more than {QUALITY_Z:g} standard error of the difference): the "
+            "regularization that closes the gap costs more than the measurement's noise"
         )
+        if not any(accepted(r) for r in earlier) and not final_round:
+            return "collapsed", f"{reason}; the next round tries a level between the last overfitting one and it", None
+        verdict = "underfit"
     passed = [r for r in everyone if accepted(r)]
     if verdict == "register" and current["gap"] > max_gap and not final_round and passed == [current]:
         return (
@@ -208,6 +210,7 @@ def main() -> None:
         schema = predictor.schema
         history = json.loads((model_dir / "history.json").read_text())
         data_dir = Path(args.data_dir)
+        metric = quality_metric(args.quality_metric, schema["problem_type"], len(schema.get("classes") or []))
         metrics, baseline = {}, {}
         for name in SPLITS:
             features, labels = inputs.read(data_dir / name, name, schema)
@@ -216,11 +219,12 @@ def main() -> None:
             metrics[name] = split_metrics(schema, outputs, labels, predicted)
             if name != "train":
                 baseline[name] = split_metrics(schema, baseline_outputs(schema, len(labels)), labels)
+            if name == "validation":  # the noise of the quality the ladder compares rounds on
+                validation_se = quality_standard_error(metric, schema, outputs, labels, predicted)
             if name == "test":
                 served_rows = check_served_rows(inference, predictor, data_dir, features)
             del features
 
-    metric = quality_metric(args.quality_metric, schema["problem_type"], len(schema.get("classes") or []))
     loss_gap = metrics["validation"]["loss"] - metrics["train"]["loss"]
     gap = relative_gap(metrics["validation"]["loss"], metrics["train"]["loss"], baseline["validation"]["loss"])
     gap_se = relative_gap_se(
@@ -253,6 +257,7 @@ def main() -> None:
         "quality": {
             "metric": metric,
             "validation": quality,
+            "validation_se": validation_se,
             "baseline": baseline_quality,
             "test": metrics["test"][metric],
         },

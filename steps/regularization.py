@@ -21,7 +21,10 @@ the measured gaps, aiming at TARGET_SHARE of MaxGap rather than far below it (ov
 - after one round, the step assumes the gap falls as level^-ASSUMED_ELASTICITY;
 - after two or more, it uses the elasticity the last two rounds showed (a secant step in log-log space);
 - a step that barely moved the gap is followed by the largest step.
-Every step is at least MIN_STEP (strictly stronger) and at most RegularizationGrowth (bounded). The chosen level and
+Every step is at least MIN_STEP (strictly stronger) and at most RegularizationGrowth (bounded). After a round that
+collapsed (it closed the gap but validated worse than an earlier round beyond the noise: steps/evaluate.select), the
+next level bisects, in log space, between the highest level that still overfit and the lowest that collapsed: the
+one case where a round is weaker than the one before, never weaker than a round that overfit. The chosen level and
 the reason go into the model's config and the evaluation report.
 """
 
@@ -56,6 +59,16 @@ def next_level(earlier: list[dict], max_gap: float, growth: float) -> tuple[floa
     `gap` is the gap that made the round overfit (overfit_gap)."""
     if not earlier:
         return 1.0, "the base regularization"
+    collapsed = [r for r in earlier if r.get("decision") == "collapsed"]
+    if collapsed:  # a level that closed the gap by losing quality: the next one goes between it and the last overfit
+        low = max((r["level"] for r in earlier if r.get("decision") != "collapsed"), default=1.0)
+        high = min((r["level"] for r in collapsed if r["level"] > low), default=None)
+        if high is not None:
+            level = math.sqrt(low * high)
+            return level, (
+                f"level {high:.3g} validated worse than an earlier round (collapsed), level {low:.3g} overfit: "
+                f"between them in log space -> {level:.3g}"
+            )
     last = earlier[-1]
     target = TARGET_SHARE * max_gap
     overshoot = last["gap"] / target if target > 0 else math.inf
