@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import re
 import shutil
 import sys
 import traceback
@@ -38,6 +39,9 @@ FOLDER_ENTRY = "model.py"  # the entry of a folder of model code
 MAX_FILES, MAX_BYTES = 200, 20 * 2**20  # model code is code: a data set uploaded by mistake is refused
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 CHECK_ROWS = 4  # the example batch the model is checked on before the first epoch
+# File names of model code: they become S3 keys and, for the entry, a hyperparameter that SageMaker's training driver
+# writes unescaped into a shell-sourced file (FACTS.md): letters, digits, '_', '-', '.' only, no dot-files
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 class ModelCodeError(ValueError):
@@ -87,6 +91,11 @@ def code_files(root: Path, entry: str, folder: bool) -> list[Path]:
         files = [root / entry]
     else:
         files = sorted(p for p in root.rglob("*") if "__pycache__" not in p.parts and not p.is_dir())
+    unsafe = [p for p in files if not all(SAFE_NAME.fullmatch(part) for part in p.relative_to(root).parts)]
+    if unsafe:
+        raise ModelCodeError(
+            f"model code file names may hold only letters, digits, '_', '-' and '.': {unsafe[0].relative_to(root)}"
+        )
     links = [p for p in files if p.is_symlink() or not p.is_file()]
     if links:
         raise ModelCodeError(f"model code may hold only regular files, not links or devices: {links[0]}")

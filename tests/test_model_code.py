@@ -117,6 +117,17 @@ def test_a_missing_file_and_a_folder_without_model_py_are_refused(tmp_path):
         model_code.load(tmp_path / "notes.txt")
 
 
+def test_a_file_name_that_a_shell_or_an_s3_key_would_misread_is_refused(tmp_path):
+    hostile = write(tmp_path, WITH_ARGUMENT, "x';touch pwned;'.py")
+    with pytest.raises(ModelCodeError, match="file names may hold only letters, digits"):
+        model_code.load(hostile)
+    folder = tmp_path / "pkg"
+    write(folder, WITH_ARGUMENT)
+    write(folder, "", "$(reboot).py")
+    with pytest.raises(ModelCodeError, match=r"\$\(reboot\)\.py"):
+        model_code.load(folder)
+
+
 def test_render_builds_the_model_once_and_refuses_a_broken_one_before_anything_is_uploaded(tmp_path):
     bad = write(tmp_path, BAD["raises while building"][0], "bad.py")
     result = regula_here("render", "--model-code", str(bad), "--output", str(tmp_path / "p.json"))
