@@ -25,6 +25,9 @@ MAX_EPOCHS = 200
 MAX_RUNTIME_SECONDS = 3600  # each job; SageMaker stops a job that runs longer
 MAX_WAIT_SECONDS = 7200  # spot training: runtime plus waiting for capacity
 PATIENCE = 10
+# Early stopping also waits this many optimizer steps without improvement (0: epochs alone): on a small table an
+# epoch is a few steps, and 10 epochs of patience a few dozen (issue 23). Chosen by benchmarks/train_options.py.
+PATIENCE_STEPS = 0
 HIDDEN = "256,256"
 BASE_LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
 LEARNING_RATE = 0.0  # 0: BASE_LEARNING_RATE scaled to the batch size

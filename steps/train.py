@@ -81,6 +81,7 @@ def main() -> None:
 
     batch_size = args.batch_size or auto_batch_size(len(x_train))
     epoch_rows = min(len(x_train), EPOCH_ROWS) // world * world  # equal shards: every process runs the same steps
+    steps_per_epoch = math.ceil(epoch_rows // world / batch_size)
     learning_rate = args.learning_rate or BASE_LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
     shape = x_train.model_shape()
     spec = model_code.ModelSpec(
@@ -224,7 +225,9 @@ def main() -> None:
 
         if val_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(scored.state_dict()), epoch
-        elif epoch - best_epoch >= args.patience or not math.isfinite(val_loss):
+        elif (
+            epoch - best_epoch >= args.patience and (epoch - best_epoch) * steps_per_epoch >= args.patience_steps
+        ) or (not math.isfinite(val_loss)):
             break
         if folder and epoch < args.max_epochs and (stopping or time.monotonic() - saved >= args.checkpoint_seconds):
             if rank == 0:  # the others hold the same state; on SageMaker every instance syncs the same S3 folder

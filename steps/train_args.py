@@ -27,6 +27,7 @@ from steps.defaults import (
     MAX_GAP,
     METRICS_NAMESPACE,
     PATIENCE,
+    PATIENCE_STEPS,
     SEED,
 )
 from steps.parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
@@ -51,6 +52,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--model_code", default="", help="the team's model code (steps/model_code.py); empty: the MLP")
     parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
     parser.add_argument("--patience", type=int, default=PATIENCE)
+    parser.add_argument(
+        "--patience_steps", type=int, default=PATIENCE_STEPS, help="and at least this many optimizer steps; 0: epochs"
+    )
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
     parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
     parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
@@ -77,6 +81,8 @@ def parse_args(description: str) -> argparse.Namespace:
         raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
     if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
         raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
+    if args.patience_steps < 0:
+        raise StepError(f"patience_steps must be >= 0 (0: epochs alone), got {args.patience_steps}")
     try:
         args.hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
     except ValueError:
