@@ -352,13 +352,14 @@ def test_the_earlier_rounds_evaluations_are_read_and_checked_alike_by_training_a
         "generalization_gap": {"relative": 0.3, "standard_error": 0.02, "after_best_epoch": None},
         "thresholds": {"max_gap": 0.1}, "model_uri": "s3://b/m.tar.gz", "artifact_sha256": "ab",
         "quality": {"metric": "accuracy", "validation": 0.9, "baseline": 0.5, "test": 0.9}, "round_decision": "overfit",
+        "decision": "overfit",
     }  # fmt: skip
     folder = tmp_path / "round1"
     folder.mkdir()
     evaluation = folder / "evaluation.json"
     evaluation.write_text(json.dumps(report))
     args = argparse.Namespace(earlier=str(folder), round=2)
-    assert training_reads(args) == [{"round": 1, "level": 1.0, "gap": 0.3}]
+    assert training_reads(args) == [{"round": 1, "level": 1.0, "gap": 0.3, "decision": "overfit"}]
     assert [s["round"] for s in earlier_rounds(str(tmp_path), 2)] == [1]
 
     evaluation.write_text(json.dumps({**report, "round": 2}))
