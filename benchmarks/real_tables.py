@@ -45,6 +45,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
+
 from pipelines.local import run_local  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
 from steps import preprocess  # noqa: E402
@@ -535,8 +537,7 @@ def main() -> None:
         print("\n".join(markdown(results, setting)))
     print(f"total {total:.0f} s")
     print("\n".join(notes(results)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"params": params, "seconds": round(total, 1), "tables": results}, indent=2))
+    results_file.write(args.out, {"params": params, "seconds": round(total, 1), "tables": results})
 
 
 if __name__ == "__main__":

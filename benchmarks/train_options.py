@@ -27,6 +27,7 @@ from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_tables  # noqa: E402
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 from regularizer_effect import prepare, run  # noqa: E402
 from training import pack, train_command  # noqa: E402
 
@@ -93,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = json.loads(args.variants)
     results = compare(args.tables.split(","), variants, args.seeds)
-    Path(args.out).write_text(json.dumps({"variants": variants, "seeds": args.seeds, "results": results}, indent=2))
+    results_file.write(args.out, {"variants": variants, "seeds": args.seeds, "results": results})
     print(f"wrote {args.out}")
 
 

@@ -9,11 +9,11 @@ the reference) and at the default decay, three seeds each, on the real-tables su
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 from train_options import REPO, TABLES, compare  # noqa: E402
 
 from steps import defaults as d  # noqa: E402
@@ -28,7 +28,7 @@ def main() -> None:
     variants = {"raw": {"average_decay": 0.0}, "averaged": {"average_decay": d.AVERAGE_DECAY}}
     results = compare(args.tables.split(","), variants, args.seeds)
     out = {"decay": d.AVERAGE_DECAY, "seeds": args.seeds, "results": results}
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    results_file.write(args.out, out)
     print(f"wrote {args.out}")
 
 
