@@ -40,9 +40,12 @@ def _now() -> str:
 
 
 def start() -> None:
-    """Note the date and the machine's load as the run starts (write() calls it if the benchmark did not)."""
+    """Note the commit, the date and the machine's load as the run starts: a commit made while it runs is not the
+    code it ran."""
     _STARTED.setdefault("started", _now())
     _STARTED.setdefault("load", _load())
+    _STARTED.setdefault("commit", _git("rev-parse", "HEAD") or "unknown")
+    _STARTED.setdefault("changes", bool(_git("status", "--porcelain", "--untracked-files=no")))
 
 
 start()  # importing this module is the start of a benchmark's run
@@ -51,10 +54,9 @@ start()  # importing this module is the start of a benchmark's run
 def run_record(argv: list[str] | None = None) -> dict:
     """Who wrote a results file: commit, command line, machine, dates."""
     argv = sys.argv if argv is None else argv
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "commit": _git("rev-parse", "HEAD") or "unknown",
-        "worktree_changes": bool(status),
+        "commit": _STARTED["commit"],
+        "worktree_changes": _STARTED["changes"],
         "command": shlex.join(["python", *[_relative(a) for a in argv]]),
         "machine": {
             "cpus": os.cpu_count(),
