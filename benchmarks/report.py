@@ -255,7 +255,13 @@ def train_options(r: dict) -> list[str]:
     header = ["table", "variant", "validation", "spread (sd)", "points (val)", "test", "points (test)", "epochs"]
     lines = table(header, rows) + ["", f"Means over {how}; points against the first variant."]
     if "decision" in r:
-        lines += ["", f"Decision (on validation): {r['decision']}"]
+        decision = r["decision"]
+        each = "; ".join(
+            f"{name}: {v['mean_validation_points']:+.2f} points on validation over {decision['tables']} tables, "
+            f"ahead on {v['ahead']}, behind on {v['behind']} (beyond the spread across splits)"
+            for name, v in decision["variants"].items()
+        )
+        lines += ["", f"Decision, on validation only: keep **{decision['keep']}** ({each})."]
     return lines
 
 
