@@ -34,6 +34,7 @@ STEPS = REPO / "steps"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 from large_table import make_table, write_table  # noqa: E402
 from training import train_command  # noqa: E402
 
@@ -127,7 +128,7 @@ def main() -> None:
 
     output = {"results": results, "checkpoint_seconds": CHECKPOINT_SECONDS, "cpus": os.cpu_count()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=2) + "\n")
+    results_file.write(args.out, output)
     print(f"\n{'table':<36}{'s/epoch off':>12}{'default':>9}{'every':>9}{'one ckpt s':>11}{'MB':>6}{'fpr s':>7}")
     for r in results:
         print(

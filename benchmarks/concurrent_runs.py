@@ -13,13 +13,14 @@ Target: two at once take at most 1.3x one alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ def main() -> None:
             results[name] = {"alone_s": alone, "two_at_once_s": together, "ratio": round(together / alone, 3)}
             print(f"{name}: alone {alone:.1f} s, two at once {together:.1f} s, ratio {together / alone:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpus": os.cpu_count(), "results": results}, indent=2) + "\n")
+    results_file.write(args.out, {"cpus": os.cpu_count(), "results": results})
     print(f"target: ratio <= 1.3; wrote {args.out}")
 
 

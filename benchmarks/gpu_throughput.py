@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import re
 import subprocess
@@ -29,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 from synthetic import write_splits  # noqa: E402
 from training import train_command  # noqa: E402
 
@@ -113,7 +113,7 @@ def main() -> None:
         "target_ratio": 0.9,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    results_file.write(args.out, result)
     print(f"{'device':<10} {'bare samples/s':>15} {'train.py samples/s':>19} {'ratio':>6}  target")
     print(f"{device:<10} {bare:>15.0f} {regula:>19.0f} {regula / bare:>6.3f}  >= 0.9")
     print(f"wrote {args.out}")

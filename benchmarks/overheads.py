@@ -8,7 +8,6 @@ Prints a table and writes JSON. Targets: emission-on / emission-off training tim
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -25,6 +24,7 @@ from pipelines.local import run_local  # noqa: E402
 from pipelines.moto_server import MotoServer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 from synthetic import write_splits  # noqa: E402
 from training import train_command  # noqa: E402
 
@@ -111,7 +111,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    results_file.write(args.out, results)
 
     r, e, c = results["runner"], results["cloudwatch_emission"], results["cli_help"]
     print(f"{'measure':<48} {'value':>10}  target")

@@ -3,9 +3,13 @@
 For each table: write it to a CSV as a user would (raw columns, strings, missing values, booleans, the target as it
 is), run the whole pipeline locally (`pipelines.local.run_local`: preprocess, train, evaluate, register or retrain or
 fail; S3 and the registry in an embedded moto server), and time it. Then reproduce Regula's split with the
-preprocessing step's own functions (checked against the run's schema.json) and fit two scikit-learn baselines on the
-same training rows and raw columns: median/most-frequent imputation, scaling and one-hot encoding followed by
-LogisticRegression or Ridge, and HistGradientBoosting. All are scored on the same test rows.
+preprocessing step's own functions (checked against the run's schema.json) and fit two scikit-learn baselines on
+the columns as Regula sees them (its column roles, so the IDs and free text it drops are dropped, and its date
+expansion): median/most-frequent imputation, scaling and one-hot encoding followed by LogisticRegression or Ridge,
+its C or alpha chosen on the validation rows from a small grid and then refit on train + validation; and
+HistGradientBoosting with native categorical support, trained with early stopping on the validation rows, its
+learning rate chosen on them. Regula also uses both (training on one, early stopping and its decision on the
+other). All are scored once on the same test rows; no choice looks at them.
 
 Classification is compared in two settings, each with the same decision rule on both sides, because the rule trades
 accuracy for balanced accuracy on imbalanced tables:
@@ -45,17 +49,24 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
+
 from pipelines.local import run_local  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
-from steps import preprocess  # noqa: E402
+from steps import preprocess, table, table_roles, table_values  # noqa: E402
 
 ACCURACY_TOLERANCE = 0.01
 R2_TOLERANCE = 0.02
 MIN_LIFT = 0.05  # the pipeline's default: a refusal is right when the baselines cannot beat the trivial model by this
 TARGET_SHARE = 0.8
 PARAMS = {"MaxEpochs": "100"}
-HGB_MAX_ONEHOT = 256  # dense one-hot for gradient boosting: at most this many columns per column (keeps it fast)
-HGB_MAX_CLASSES_NO_STOP = 10  # beyond, boosting grows a tree per class per iteration: early stopping keeps it short
+# the baselines' small grids, each chosen on the validation rows (run_baselines)
+LINEAR_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)  # LogisticRegression's C, Ridge's alpha
+HGB_RATES = (0.05, 0.1, 0.3)  # HistGradientBoosting's learning rate; its iterations by early stopping
+HGB_MANY_CLASSES = 10  # beyond, a tree per class per iteration makes each fit minutes on 2 shared cores:
+HGB_RATES_MANY_CLASSES = (0.1,)  # scikit-learn's default rate only
+HGB_MAX_ITER = 1000
+HGB_MAX_CATEGORIES = 250  # native categorical support takes at most 255 bins a column
 SCHEMA_GLOB = "*/jobs/Preprocess/opt/ml/processing/output/train/schema.json"
 QUICK = ("penguins", "iris", "wine", "breast_cancer", "diabetes")
 # setting: (Regula's parameters over the defaults, the baselines' class_weight, the classification metric compared)
@@ -295,49 +306,146 @@ def same_split(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, str, np.
     return frame, kind, encoded, preprocess.split(encoded, kind == "classification", args)
 
 
-def baseline_models(features: pd.DataFrame, classification: bool, classes: int, class_weight: str | None) -> dict:
+def regula_columns(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The feature columns as Regula sees them, for the baselines: its column roles (steps/table_roles: the IDs,
+    constants and free text it drops are dropped here too), numbers parsed as it parses them, each date column
+    expanded into the same parts (steps/table.DATETIME_PARTS, a part that never varies left out), categories keyed
+    as it keys them. (frame, numeric names, categorical names)."""
+    features = frame.drop(columns=[target])
+    roles, _ = table_roles.column_roles(features)
+    out, numeric, categorical = {}, [], []
+    for name, role in roles.items():
+        series = features[name]
+        if role == "numeric":
+            out[name] = table_values.parse_numbers(series)[0]
+            numeric.append(name)
+        elif role == "datetime":
+            dates = table_values.parse_dates(series, table_values.day_first(series))
+            for part in table.DATETIME_PARTS:
+                values = getattr(dates.dt, part).to_numpy(np.float64, na_value=np.nan)
+                present = values[~np.isnan(values)]
+                if present.size and present.min() < present.max():
+                    out[f"{name}.{part}"] = values
+                    numeric.append(f"{name}.{part}")
+        else:
+            keys = table_values.category_keys(series)
+            out[name] = keys.where(keys.notna(), np.nan).astype(object).to_numpy()
+            categorical.append(name)
+    return pd.DataFrame(out, index=features.index), numeric, categorical
+
+
+def linear_model(numeric: list[str], categorical: list[str], classification: bool, strength: float, class_weight):
+    """Impute, scale, one-hot, then LogisticRegression (C = strength) or Ridge (alpha = strength)."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = [c for c in features.columns if is_number(features[c])]
-    categorical = [c for c in features.columns if c not in numeric]
-
-    def columns(dense: bool) -> ColumnTransformer:
-        encode = OneHotEncoder(
-            handle_unknown="ignore", sparse_output=not dense, max_categories=HGB_MAX_ONEHOT if dense else None
-        )
-        return ColumnTransformer(
-            [
-                ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-                ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), encode), categorical),
-            ]
-        )
-
+    columns = ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "categorical",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                categorical,
+            ),
+        ]
+    )
     if classification:
-        stop = True if classes > HGB_MAX_CLASSES_NO_STOP else "auto"
-        linear = LogisticRegression(max_iter=2000, class_weight=class_weight)
-        boosted = HistGradientBoostingClassifier(random_state=0, early_stopping=stop, class_weight=class_weight)
+        model = LogisticRegression(C=strength, max_iter=3000, class_weight=class_weight)
     else:
-        linear, boosted = Ridge(), HistGradientBoostingRegressor(random_state=0)
-    return {"linear": make_pipeline(columns(False), linear), "hgb": make_pipeline(columns(True), boosted)}
+        model = Ridge(alpha=strength)
+    return make_pipeline(columns, model)
 
 
-def is_number(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+def boosted_model(
+    numeric: list[str], categorical: list[str], classification: bool, rate: float, iterations: int, class_weight
+):
+    """HistGradientBoosting with its native categorical support (categories as ordinal codes, at most
+    HGB_MAX_CATEGORIES per column, the rarest grouped), missing values as it handles them. iterations=0: up to
+    HGB_MAX_ITER with early stopping on the validation rows passed to fit."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.preprocessing import OrdinalEncoder
+
+    encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, max_categories=HGB_MAX_CATEGORIES)
+    columns = ColumnTransformer([("numeric", "passthrough", numeric), ("categorical", encode, categorical)])
+    options = {
+        "learning_rate": rate,
+        "max_iter": iterations or HGB_MAX_ITER,
+        "early_stopping": not iterations,
+        "categorical_features": [False] * len(numeric) + [True] * len(categorical),
+        "random_state": 0,
+    }
+    if classification:
+        return columns, HistGradientBoostingClassifier(class_weight=class_weight, **options)
+    return columns, HistGradientBoostingRegressor(**options)
 
 
-def as_sklearn_input(features: pd.DataFrame) -> pd.DataFrame:
-    """Text, boolean and category columns as object columns of strings (NaN kept), so the imputer and encoder agree."""
-    out = features.copy()
-    for name in out.columns:
-        if not is_number(out[name]):
-            column = out[name].astype(object)
-            out[name] = column.where(column.isna(), column.astype(str)).astype(object)
-    return out
+def metric_of(model, features, y_true: np.ndarray, classification: bool, metric: str) -> float:
+    return score(model, features, y_true, classification)[metric if classification else "r2"]
+
+
+def run_baselines(
+    frame: pd.DataFrame,
+    target: str,
+    kind: str,
+    encoded: np.ndarray,
+    positions: dict,
+    class_weight: str | None,
+    metric: str,
+) -> dict:
+    """The linear model and HGB on Regula's split and columns, each choosing on the validation rows, as Regula's
+    model uses both (training on one, early stopping and its decision on the other): the linear model's C or alpha
+    from LINEAR_GRID, then refit on train + validation; HGB trained on the training rows with early stopping on the
+    validation rows (its iterations), its learning rate from HGB_RATES. Scored once on the test rows."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one thread, as Regula's jobs train: OpenMP's spinning threads crawl on shared cores
+        return _run_baselines(frame, target, kind, encoded, positions, class_weight, metric)
+
+
+def _run_baselines(frame, target, kind, encoded, positions, class_weight, metric) -> dict:
+    features, numeric, categorical = regula_columns(frame, target)
+    classification = kind == "classification"
+    train, validation, test = positions["train"], positions["validation"], positions["test"]
+    both = np.concatenate([train, validation])
+    x, y = features.iloc, encoded
+    results = {}
+
+    start = time.perf_counter()
+    tried = {}
+    for strength in LINEAR_GRID:
+        model = linear_model(numeric, categorical, classification, strength, class_weight)
+        model.fit(x[train], y[train])
+        tried[strength] = metric_of(model, x[validation], y[validation], classification, metric)
+    chosen = max(tried, key=tried.get)  # ties: the first, the strongest regularization
+    model = linear_model(numeric, categorical, classification, chosen, class_weight).fit(x[both], y[both])
+    results["linear"] = {
+        **score(model, x[test], y[test], classification),
+        "chosen": {"C" if classification else "alpha": chosen},
+        "validation": {str(k): round(v, 4) for k, v in tried.items()},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+    start = time.perf_counter()
+    tried, models = {}, {}
+    rates = HGB_RATES if len(np.unique(y)) <= HGB_MANY_CLASSES else HGB_RATES_MANY_CLASSES
+    for rate in rates:
+        columns, model = boosted_model(numeric, categorical, classification, rate, 0, class_weight)
+        columns.fit(x[train])
+        model.fit(columns.transform(x[train]), y[train], X_val=columns.transform(x[validation]), y_val=y[validation])
+        models[rate] = make_pipeline_of(columns, model)
+        tried[rate] = metric_of(models[rate], x[validation], y[validation], classification, metric)
+    chosen = max(tried, key=tried.get)
+    results["hgb"] = {
+        **score(models[chosen], x[test], y[test], classification),
+        "chosen": {"learning_rate": chosen, "max_iter": int(models[chosen][-1].n_iter_)},
+        "validation": {str(k): round(v, 4) for k, v in tried.items()},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return results
 
 
 def score(model, features: pd.DataFrame, y_true: np.ndarray, classification: bool) -> dict:
@@ -355,20 +463,11 @@ def score(model, features: pd.DataFrame, y_true: np.ndarray, classification: boo
     return scores
 
 
-def run_baselines(
-    frame: pd.DataFrame, target: str, kind: str, encoded: np.ndarray, positions: dict, class_weight: str | None
-) -> dict:
-    features = as_sklearn_input(frame.drop(columns=[target]))
-    classification = kind == "classification"
-    train, test = positions["train"], positions["test"]
-    results = {}
-    models = baseline_models(features, classification, len(np.unique(encoded)), class_weight)
-    for name, model in models.items():
-        start = time.perf_counter()
-        model.fit(features.iloc[train], encoded[train])
-        results[name] = score(model, features.iloc[test], encoded[test], classification)
-        results[name]["seconds"] = round(time.perf_counter() - start, 1)
-    return results
+def make_pipeline_of(columns, model):
+    """A fitted ColumnTransformer and a fitted model as one predictor (predict, predict_proba, classes_)."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("columns", columns), ("model", model)])
 
 
 def id_like_columns(frame: pd.DataFrame, target: str) -> list[str]:
@@ -437,7 +536,7 @@ def run_table(name: str, workdir: Path, params: dict[str, str]) -> dict:
             schema = run
             assert schema["rows"] == sizes, f"{name}: split differs from Regula's: {schema['rows']} vs {sizes}"
             assert schema["problem_type"] == kind, f"{name}: problem type {schema['problem_type']} vs {kind}"
-        baselines = run_baselines(labelled, target, kind, encoded, positions, class_weight)
+        baselines = run_baselines(labelled, target, kind, encoded, positions, class_weight, metric)
         settings[setting] = {
             "regula": regula,
             "baselines": baselines,
@@ -491,7 +590,8 @@ def notes(results: list[dict]) -> list[str]:
     lines = []
     for r in results:
         if r["id_like_columns"]:
-            lines.append(f"- {r['table']}: ID-like columns given to both: {', '.join(r['id_like_columns'])}")
+            columns = ", ".join(r["id_like_columns"])
+            lines.append(f"- {r['table']}: ID-like columns (each side drops what Regula drops): {columns}")
         if r["regula_dropped_columns"]:
             dropped = "; ".join(f"{c}: {why}" for c, why in r["regula_dropped_columns"].items())
             lines.append(f"- {r['table']}: Regula dropped {dropped}")
@@ -535,8 +635,7 @@ def main() -> None:
         print("\n".join(markdown(results, setting)))
     print(f"total {total:.0f} s")
     print("\n".join(notes(results)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"params": params, "seconds": round(total, 1), "tables": results}, indent=2))
+    results_file.write(args.out, {"params": params, "seconds": round(total, 1), "tables": results})
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_tables  # noqa: E402
+import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 from training import pack, train_command  # noqa: E402
 
 from steps import defaults as d  # noqa: E402
@@ -150,7 +151,7 @@ def main() -> None:
         for knob in STEPS_UP:
             cells = "  ".join(f"{m['value']:g}: gap {m['gap']:.3f} val {m['validation']:.3f}" for m in row[knob])
             print(f"    {knob:<8} {cells}", flush=True)
-    Path(args.out).write_text(json.dumps({"max_epochs": MAX_EPOCHS, "results": results}, indent=2) + "\n")
+    results_file.write(args.out, {"max_epochs": MAX_EPOCHS, "results": results})
     print(f"wrote {args.out}")
 
 

@@ -1,8 +1,9 @@
 """LocalStack on 127.0.0.1, for the one thing moto cannot do: evaluate alarms and run their SNS actions.
 
-Installed on first use into ~/.cache/regula/localstack-venv-<hash of the requirements> (it needs Python >= 3.12,
-found on PATH or under pyenv), then started as a plain process: no Docker. Its requirements are declared once, in
-localstack-requirements.txt, not as an extra: its pins conflict with Regula's (pyproject.toml says which).
+Installed on first use into ~/.cache/regula/localstack-venv-<hash of the requirements and the Python> (it needs
+Python >= 3.12, found on PATH or under pyenv; under CI installed afresh on every run), then started as a plain
+process: no Docker. Its requirements are declared once, in localstack-requirements.txt, not as an extra: its pins
+conflict with Regula's (pyproject.toml says which).
 """
 
 from __future__ import annotations
@@ -32,14 +33,25 @@ def find_python() -> str | None:
     return None
 
 
-def ensure_venv() -> Path | None:
+def venv_key(python: str) -> str:
+    """The cached venv's name: the requirements file and the exact Python that made it (a venv made by another
+    Python, or from other pins, is another venv)."""
+    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True)
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + version.stdout.encode()).hexdigest()[:12]
+    return f"localstack-venv-{digest}"
+
+
+def ensure_venv(fresh: bool | None = None) -> Path | None:
+    """LocalStack's venv, made on first use and reused after. `fresh` (default: under CI, CI set): made again even
+    if cached, so pins that no longer install fail the run instead of hiding behind a venv installed earlier."""
     python = find_python()
     if python is None:
         return None
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    venv = CACHE / f"localstack-venv-{digest}"
+    fresh = bool(os.environ.get("CI")) if fresh is None else fresh
+    venv = CACHE / venv_key(python)
     ready = venv / ".installed"
-    if not ready.exists():
+    if fresh or not ready.exists():
+        ready.unlink(missing_ok=True)  # half made until the install below succeeds
         subprocess.run([python, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)], check=True, timeout=900)
         ready.write_text("ok\n")

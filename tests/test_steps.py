@@ -14,6 +14,7 @@ import pytest
 from helpers import BAD_INPUTS, pack, run_script, run_step
 from helpers import run_training as train
 from sklearn.datasets import load_digits
+from sklearn.metrics import log_loss
 
 from steps import serving_code
 
@@ -175,35 +176,71 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == len(history) and "gap=" in epoch_lines[0] and "val_loss_rise_streak=" in epoch_lines[0]
 
-    # the restored weights are the best epoch's: evaluating them reproduces its validation loss
-    with (
-        tarfile.open(tmp_path / "packed" / "model.tar.gz", "w:gz")
-        if (tmp_path / "packed").mkdir() is None
-        else None as tar
-    ):
-        for path in (tmp_path / "model").iterdir():
-            tar.add(path, arcname=path.name)
-    evaluation = run_script(
-        "evaluate.py",
-        "--model-dir",
-        str(tmp_path / "packed"),
-        "--data-dir",
-        str(splits),
-        "--output-dir",
-        str(tmp_path / "eval"),
-        env={"REGULA_METRICS": "off"},
-    )
+    # the restored weights are the best epoch's: evaluating them reproduces its losses as training measured them
+    packed = pack(tmp_path / "model", tmp_path / "packed").parent
+    # MaxGap 10: no model of these rows is that far off, and it beats the baseline by far: one decision, register
+    evaluation = evaluate(packed, splits, tmp_path / "eval", "--max-gap", "10", in_process=False)
     assert evaluation.returncode == 0, evaluation.stderr
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["metrics"]["validation"]["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
-    # the relative gap: in units of the baseline's validation loss, which for 10 balanced classes is about ln(10)
-    validation, train_loss = report["metrics"]["validation"]["loss"], report["metrics"]["train"]["loss"]
-    assert report["baseline"]["validation"]["loss"] == pytest.approx(np.log(10), rel=0.01)
-    assert report["generalization_gap"]["relative"] == pytest.approx(
-        (validation - train_loss) / report["baseline"]["validation"]["loss"]
+    assert report["metrics"]["train"]["loss"] == pytest.approx(best["train_eval_loss"], rel=1e-4)
+    # the relative gap: in units of the baseline's validation loss, the log loss of the training class shares
+    (_, y_train), (_, y_val) = read(splits, "train"), read(splits, "validation")
+    shares = np.bincount(y_train, minlength=10) / len(y_train)
+    baseline = log_loss(y_val, np.tile(shares, (len(y_val), 1)), labels=range(10))
+    assert report["baseline"]["validation"]["loss"] == pytest.approx(baseline, rel=1e-6)
+    expected_gap = (best["val_loss"] - best["train_eval_loss"]) / baseline
+    assert report["generalization_gap"]["relative"] == pytest.approx(expected_gap, rel=1e-3, abs=1e-5)
+    assert (report["round_decision"], report["decision"]) == ("register", "register")
+    assert ") <= MaxGap 10 and validation balanced_accuracy " in report["reason"]
+    assert report["served_rows_checked"] == len(read(splits, "test")[1])  # every test row (fewer than 500)
+
+    # the same model held to a perfect validation score, which it does not have: underfit, whatever its gap
+    assert report["quality"]["validation"] < 1
+    result = evaluate(packed, splits, tmp_path / "eval-high-bar", "--max-gap", "10", "--min-quality", "1")
+    assert result.returncode == 0, result.stderr
+    refused = json.loads((tmp_path / "eval-high-bar" / "evaluation.json").read_text())
+    assert (refused["round_decision"], refused["decision"]) == ("underfit", "underfit")
+    assert "< 1.0000 (the baseline's" in refused["reason"]
+
+
+def evaluate(packed: Path, splits: Path, output: Path, *args: str, in_process: bool = True, env: dict | None = None):
+    """steps/evaluate.py on a packed model, CloudWatch off."""
+    run = run_step if in_process else run_script
+    return run(
+        "evaluate.py",
+        "--model-dir",
+        str(packed),
+        "--data-dir",
+        str(splits),
+        "--output-dir",
+        str(output),
+        *args,
+        env={"REGULA_METRICS": "off", **(env or {})},
     )
-    assert report["decision"] in ("register", "borderline", "overfit", "underfit") and report["reason"]
-    assert report["served_rows_checked"] > 0
+
+
+def test_evaluation_refuses_a_model_whose_serving_code_scores_raw_rows_differently(splits, tmp_path):
+    """The artifact's own transform (code/steps/table.py) scales features differently from the one preprocessing
+    used, as a stale or edited serving copy would: evaluation scores the raw test rows through it, finds them
+    different from the evaluated features, fails the step with that message, and writes no evaluation (so nothing
+    can register)."""
+    result = train(splits, tmp_path / "model", "--max_epochs", "3")
+    assert result.returncode == 0, result.stderr
+    table = tmp_path / "model" / "code" / "steps" / "table.py"
+    scaling = 'out[:, 0] = np.clip(scaled / column["scale"], -MAX_Z, MAX_Z)'
+    assert table.read_text().count(scaling) == 1
+    table.write_text(table.read_text().replace(scaling, scaling.replace('column["scale"]', '(2 * column["scale"])')))
+    packed = pack(tmp_path / "model", tmp_path / "packed").parent
+    failure = tmp_path / "failure"
+
+    result = evaluate(packed, splits, tmp_path / "eval", in_process=False, env={"SM_OUTPUT_FAILURE": str(failure)})
+    assert result.returncode == 2
+    message = "evaluate: the serving code scores raw CSV rows differently from the evaluated features (max diff "
+    assert result.stderr.strip().splitlines()[-1].startswith(f"ERROR {message}"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert failure.read_text().startswith(message)
+    assert not (tmp_path / "eval" / "evaluation.json").exists()
 
 
 @pytest.mark.parametrize(

@@ -375,7 +375,11 @@ def test_day_first_dates_are_read_day_first_for_the_whole_column():
     day = transform(pd.DataFrame({"when": ["04/03/2021"]}), spec)[0]
     expected = transform(pd.DataFrame({"when": ["2021-03-04"]}), spec)[0]  # 4 March, not 3 April
     np.testing.assert_array_equal(day, expected)
-    assert month >= 0
+    # read day first, the months are February, March and December: their median, March, is the centre (0), where
+    # April (month first) would be a step of one month to the right of it
+    (part,) = [p for p in spec["columns"][0]["parts"] if p["part"] == "month"]
+    assert part["median"] == 3 and part["scale"] > 0
+    assert day[month] == 0.0
 
 
 def test_missing_texts_and_numeric_codes_mean_the_same_from_any_source():

@@ -1,0 +1,146 @@
+"""The benchmarks' figures: written only by the runs (benchmarks/results_file.py), shown only as rendered from them
+(benchmarks/report.py -> docs/performance.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def load(name: str):
+    """A benchmarks/ module by file, as the scripts import their siblings (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_docs_performance_is_what_the_results_files_render():
+    report = load("report")
+    assert (REPO / "docs" / "performance.md").read_text() == report.render(), "run python benchmarks/report.py"
+
+
+def test_every_results_file_is_rendered_with_its_run_or_marked_legacy():
+    report = load("report")
+    text = (REPO / "docs" / "performance.md").read_text()
+    sections = {s.split("`benchmarks/results/")[1].split("`")[0]: s for s in text.split("\n## ")[1:]}
+    files = sorted(p.name for p in (BENCHMARKS / "results").glob("*.json"))
+    assert sorted(sections) == files
+    for name in files:
+        results = json.loads((BENCHMARKS / "results" / name).read_text())
+        recorded = report.results_file.is_recorded(results)
+        assert ("**Legacy, unverified**" in sections[name]) != recorded, name
+        if recorded:
+            assert f"at commit `{results['run']['commit'][:12]}`" in sections[name]
+            assert results["run"]["command"].startswith("python benchmarks/")
+
+
+def test_check_mode_fails_when_a_results_file_changes(tmp_path):
+    """`report.py --check` (what a CI step or a reviewer runs) fails on a figure the docs do not show."""
+    report = load("report")
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in (BENCHMARKS / "results").glob("*.json"):
+        (results / path.name).write_text(path.read_text())
+    before = report.render(results)
+    throughput = json.loads((results / "throughput.json").read_text())
+    throughput["ratio"] = throughput["ratio"] + 0.5
+    (results / "throughput.json").write_text(json.dumps(throughput))
+    after = report.render(results)
+    assert before != after and f"| {throughput['ratio']:.3f} |" in after
+    check = subprocess.run([sys.executable, str(BENCHMARKS / "report.py"), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_results_file_records_the_commit_the_command_the_machine_and_the_dates(tmp_path):
+    """What results_file.write puts beside the results, from a real benchmark process."""
+    out = tmp_path / "out.json"
+    code = (
+        "import sys; sys.path.insert(0, 'benchmarks'); import results_file; "
+        f"results_file.write({str(out)!r}, {{'figure': 1.5}})"
+    )
+    subprocess.run([sys.executable, "-c", code, "--rows", "10"], check=True, cwd=REPO, env={**os.environ})
+    written = json.loads(out.read_text())
+    run = written.pop("run")
+    assert written == {"figure": 1.5}
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert run["commit"] == head and isinstance(run["worktree_changes"], bool)
+    assert run["command"] == "python -c --rows 10"
+    assert run["machine"]["cpus"] == os.cpu_count() and len(run["machine"]["load_at_start"]) == 3
+    assert run["started"] <= run["finished"] and run["finished"].endswith("+00:00")
+
+    results_file = load("results_file")
+    assert results_file.is_recorded({"run": run}) and not results_file.is_recorded({"figure": 1.5})
+    with pytest.raises(ValueError, match="must not carry their own 'run'"):
+        results_file.write(tmp_path / "x.json", {"run": {"commit": "made up"}})
+
+
+def test_a_ladder_run_without_an_accepted_model_is_a_miss_in_the_benchmark_and_in_the_docs():
+    """benchmarks/ladder_vs_optuna.py at the product defaults: a run that gives up (or ends on a candidate, as the
+    legacy file's runs with RegisterBestCandidate=yes forced) is a miss, however well its rounds scored."""
+    ladder = load("ladder_vs_optuna")
+    report = load("report")
+    search = {"epochs": 400, "test": 0.74}
+    gave_up = {"accepted": False, "test": None, "epochs": 57}
+    accepted = {"accepted": True, "test": 0.7452, "epochs": 40}
+    assert ladder.compare("t", gave_up, search)["hit"] is False
+    assert ladder.compare("t", gave_up, search)["test_difference_points"] is None
+    assert ladder.compare("t", accepted, search)["hit"] is True
+    assert ladder.compare("t", {**accepted, "test": 0.7349}, search)["hit"] is False  # 0.51 point below
+
+    def row(decision, test):
+        regula = {"metric": "balanced_accuracy", "decision": decision, "rounds": 3, "epochs": 57, "test": test}
+        return {"table": decision, "regula": regula, "optuna": search, "epoch_ratio": 0.14}
+
+    lines = report.ladder_vs_optuna({"results": [row("candidate", 0.7523), row("register", 0.7523)]})
+    assert "| candidate | 3 | 57 | no accepted model | 400 | 0.7400 | 0.140 | miss |" in lines[2]
+    assert lines[3].endswith("| 0.7523 | 400 | 0.7400 | 0.140 | +1.23 |")
+    assert lines[-1].startswith("Hits (an accepted model within 0.5 point of Optuna, or better): 1 of 2;")
+
+
+def test_train_options_decides_on_validation_and_keeps_the_default_unless_a_variant_is_clearly_ahead():
+    """train_options.decide reads only the validation differences (the test ones say the opposite here) and their
+    spread across splits."""
+    options = load("train_options")
+    names = ["default", "variant"]
+
+    def table(validation_points, spread, test_points):
+        return {
+            "validation_points": {"default": 0.0, "variant": validation_points},
+            "validation_points_spread": {"default": 0.0, "variant": spread},
+            "points": {"default": 0.0, "variant": test_points},
+        }
+
+    ahead = {"a": table(1.0, 0.5, -2.0), "b": table(0.8, 0.3, -2.0), "c": table(-0.2, 0.5, 3.0)}
+    assert options.decide(ahead, names)["keep"] == "variant"
+    assert options.decide(ahead, names)["variants"]["variant"] == {
+        "mean_validation_points": 0.53,
+        "ahead": 2,
+        "behind": 0,
+    }
+    within_noise = {"a": table(1.0, 1.5, 3.0), "b": table(0.8, 1.0, 3.0), "c": table(0.1, 0.5, 3.0)}
+    assert options.decide(within_noise, names)["keep"] == "default"
+    behind = {"a": table(1.0, 0.5, 3.0), "b": table(-0.9, 0.5, 3.0), "c": table(-0.6, 0.5, 3.0)}
+    assert options.decide(behind, names)["keep"] == "default"
+
+    runs = {
+        "default": [{"validation": 0.90, "test": 0.80, "epochs": 10}, {"validation": 0.80, "test": 0.90, "epochs": 20}],
+        "variant": [{"validation": 0.91, "test": 0.70, "epochs": 30}, {"validation": 0.83, "test": 0.95, "epochs": 40}],
+    }
+    summary = options.summarize(runs, names)
+    assert summary["validation_points"] == {"default": 0.0, "variant": 2.0}  # +1 and +3 points, split by split
+    assert summary["validation_points_spread"]["variant"] == 1.0
+    assert summary["spread_validation"]["default"] == pytest.approx(0.05)
+    assert summary["points"]["variant"] == -2.5 and summary["mean_epochs"]["variant"] == 35
