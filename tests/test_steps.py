@@ -369,7 +369,7 @@ def test_training_refuses_an_earlier_evaluation_with_an_unusable_level(splits, t
     earlier.mkdir()
     report = (
         f'{{"round": 1, "regularization": {{"level": {level}}}, "thresholds": {{"max_gap": 0.1}}, '
-        '"generalization_gap": {"relative": 0.3, "after_best_epoch": 0.4}}'
+        '"generalization_gap": {"relative": 0.3, "after_best_epoch": 0.4}, "decision": "overfit"}'
     )
     (earlier / "evaluation.json").write_text(report)
     result = train(splits, tmp_path / "model", "--round", "2", "--earlier", str(earlier), in_process=True)
