@@ -14,20 +14,18 @@ command, the date and the machine's load.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import results_file  # noqa: E402
 from synthetic import write_splits  # noqa: E402
 from training import train_command  # noqa: E402
 
@@ -70,6 +68,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "model_contract.json"))
     args = parser.parse_args()
+    results_file.start()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_splits(root, args.rows)
@@ -97,7 +96,7 @@ def main() -> None:
         "median_ratio": ratio,
         "target_ratio": 0.97,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    results_file.write(args.out, result)
     print(f"team model / built-in MLP, median of {len(pairs)} pairs: {ratio:.3f}x (target >= 0.97)")
 
 
