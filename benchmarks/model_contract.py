@@ -55,12 +55,6 @@ def samples_per_second(root: Path, epochs: int, model_code: str = "") -> float:
     return float(re.search(r"\(([0-9.]+) samples/s\)", out).group(1))
 
 
-def commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000)
@@ -82,14 +76,6 @@ def main() -> None:
             print(f"pair {i + 1}: built-in {builtin:.0f} samples/s, team model {own:.0f} ({own / builtin:.3f}x)")
     ratio = statistics.median(p["ratio"] for p in pairs)
     result = {
-        "commit": commit(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_1min": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
-        },
         "rows": args.rows,
         "epochs": args.epochs,
         "pairs": pairs,
