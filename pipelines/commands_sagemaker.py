@@ -17,11 +17,12 @@ def cmd_upsert(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     from pipelines.deploy import start
+    from pipelines.parameter_names import PARAMETERS, canonical_names
 
     result = start(
         settings_from(args),
         client(args, "sagemaker"),
-        key_values(args.param),
+        canonical_names(key_values(args.param), list(PARAMETERS)),
         wait=args.wait,
         poll_seconds=args.poll_seconds,
     )

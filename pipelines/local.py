@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.errors import RegulaError
+from pipelines.parameter_names import canonical_names, declared, light_definition
+from pipelines.parameters import parameter_values
+from pipelines.preflight import DataFileError, column_problems, read_data_file
 from pipelines.settings import Settings, code_version
 
 DIGITS_FILE = "datasets/data/digits.csv.gz"  # inside the scikit-learn package
@@ -69,7 +72,7 @@ def run_local(
     import boto3
 
     from pipelines import retries, run_layout
-    from pipelines.local_runner import LocalRunner, parameter_values
+    from pipelines.local_runner import LocalRunner
     from pipelines.moto_server import aws_environment
     from pipelines.render import render
     from pipelines.report import build_report, plot_losses, summary_lines
@@ -77,13 +80,23 @@ def run_local(
     from pipelines.step_cache import StepCache
 
     settings = settings or Settings()
-    params = dict(params or {})
+    # mistakes a user makes most, caught before the seconds of rendering: parameter names (any case), the file's
+    # kind, and the columns the run names (pipelines/preflight.py)
+    params = canonical_names(dict(params or {}), list(declared(settings)))
+    if target:
+        params["TargetColumn"] = target
+    parameter_values(light_definition(settings), params)  # types and ranges, again once rendered
+    table = None
     if data is not None:
         data = Path(data)
         if not data.is_file():
             raise ValueError(f"data file {data} does not exist")
-    if target:
-        params["TargetColumn"] = target
+        table = read_data_file(data)
+        problems, notes = column_problems(table, params, target_given="TargetColumn" in params)
+        if problems:
+            raise DataFileError("; ".join(problems))
+        for note in notes:
+            echo(note)
     params.setdefault("CodeVersion", code_version())
 
     echo("rendering the pipeline definition ...")
@@ -119,9 +132,8 @@ def run_local(
             params.setdefault("MaxTrainRows", str(DEMO_MAX_TRAIN_ROWS))
             echo(f"data: bundled digits dataset, {DEMO_MAX_TRAIN_ROWS} training rows")
         else:
-            body = data.read_bytes()
-            key = f"{settings.prefix}/data/{hashlib.sha256(body).hexdigest()[:16]}/{data.name}"
-            s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+            key = f"{settings.prefix}/data/{hashlib.sha256(table.body).hexdigest()[:16]}/{table.name}"
+            s3.put_object(Bucket=settings.bucket, Key=key, Body=table.body)
             params["InputDataUri"] = f"s3://{settings.bucket}/{key}"
             echo(f"data: {data} -> {params['InputDataUri']}")
 

@@ -38,7 +38,7 @@ def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     unknown = regula("run", "--local", "--param", "MaxGapp=0.1", "--runs-dir", str(tmp_path))
     assert unknown.returncode == 2
     assert unknown.stderr.strip().startswith(
-        "regula: error: unknown pipeline parameter(s): MaxGapp; known: InputDataUri"
+        "regula: error: unknown pipeline parameter(s): MaxGapp (did you mean MaxGap?); known: InputDataUri"
     )
 
     typed = regula("run", "--local", "--param", "MaxGap=small", "--runs-dir", str(tmp_path))
