@@ -72,6 +72,7 @@ def run_local(
     import boto3
 
     from pipelines import retries, run_layout
+    from pipelines.console import closing_lines
     from pipelines.local_runner import LocalRunner
     from pipelines.moto_server import aws_environment
     from pipelines.render import render
@@ -157,7 +158,6 @@ def run_local(
     plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
     report["plot"] = str(plot) if plot else None
     run_layout.report_file(run_dir).write_text(json.dumps(report, indent=2, default=str))
-    for line in summary_lines(report):
+    for line in summary_lines(report) + closing_lines(report, run_dir, os.environ.get("AWS_ENDPOINT_URL")):
         echo(line)
-    echo(f"run folder: {run_dir} ({run_layout.REPORT_FILE}{', ' + run_layout.LOSS_PLOT if plot else ''})")
     return report

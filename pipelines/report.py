@@ -108,15 +108,25 @@ def decision_text(decision: str, round_: int, selected: int | None) -> str:
 def summary_lines(report: dict) -> list[str]:
     rounds = report["rounds"]
     metric = rounds[0]["quality_metric"] if rounds else "quality"
-    header = f"round  dropout  l1        l2        gap      {'validation ' + metric:<28} test      epochs  decision"
+    max_gap = report["parameters"].get("MaxGap")
+    header = (
+        f"round  dropout  l1        l2        gap ± standard error  {'validation ' + metric:<28} test      epochs  "
+        "decision"
+    )
     lines = ["", header] if rounds else []
     for r in rounds:
         reg = r["regularization"]
         validation = f"{r['validation_quality']:.4f} (baseline {r['baseline_quality']:.4f})"
+        gap = f"{r['generalization_gap']:.4f} ± {r['gap_standard_error'] or 0:.4f}"
         lines.append(
             f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  "
-            f"{r['generalization_gap']:<7.4f}  {validation:<28} {r['test_quality']:.4f}    "
+            f"{gap:<20}  {validation:<28} {r['test_quality']:.4f}    "
             f"{r['epochs']:>6}  {decision_text(r['decision'], r['round'], r.get('selected_round'))}"
+        )
+    if rounds and max_gap is not None:
+        lines.append(
+            f"a round is accepted when its gap minus one standard error is at most MaxGap {max_gap:g} and its "
+            f"validation {metric} beats the baseline by MinLift {report['parameters'].get('MinLift', 0):g}"
         )
     if report["model_package_arn"]:
         # after a borderline round the registered round may not be the last one
