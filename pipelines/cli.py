@@ -12,11 +12,26 @@ import gc
 import signal
 import sys
 
-from pipelines import cli_help, commands_account, commands_alerts, commands_local, commands_models, commands_sagemaker
+from pipelines import (
+    cli_help,
+    commands_account,
+    commands_alerts,
+    commands_local,
+    commands_models,
+    commands_runs,
+    commands_sagemaker,
+)
 from pipelines.errors import RegulaError
 
 # in `regula --help` order
-COMMAND_MODULES = (commands_local, commands_sagemaker, commands_models, commands_alerts, commands_account)
+COMMAND_MODULES = (
+    commands_local,
+    commands_runs,
+    commands_sagemaker,
+    commands_models,
+    commands_alerts,
+    commands_account,
+)
 
 
 class VersionAction(argparse.Action):

@@ -29,6 +29,13 @@ EXAMPLES = {
   regula run --local --data churn.csv --target churned --param ExcludeColumns=customer_id,signup_date
   regula run --local --param MaxGap=0.05 -v                  # a stricter gap: watch the ladder, every line
   regula predict --model runs/<run> --data new.csv           # afterwards: score rows with the registered round""",
+    "runs list": """examples:
+  regula runs list
+  regula runs list --runs-dir elsewhere/runs --json""",
+    "runs clean": """examples:
+  regula runs clean --dry-run            # what would go: all but the newest 5
+  regula runs clean --keep 2
+  regula runs clean --failed --keep 0    # every run that did not succeed""",
     "upsert": """examples:
   regula upsert --role-arn arn:aws:iam::123456789012:role/RegulaSageMakerExecution --bucket my-sagemaker-bucket""",
     "start": """examples:

@@ -57,6 +57,17 @@ def claim_run_dir(runs_dir: Path) -> Path:
     raise RegulaError(f"cannot create a run folder in {runs_dir}: too many runs started at {stamp}")
 
 
+def mark_interrupted(execution) -> None:
+    """An execution stopped by the user: the step under way, and the execution, are Interrupted."""
+    running = [s for s in execution.steps if s.status == "Executing"]
+    for step in running:
+        step.status = "Interrupted"
+    execution.status = "Interrupted"
+    execution.failed_step = running[-1].name if running else ""
+    where = f" during {execution.failed_step}" if running else ""
+    execution.failure_reason = f"interrupted (Ctrl-C or SIGTERM){where}: the run did not finish"
+
+
 def run_local(
     settings: Settings | None = None,
     data: Path | None = None,
@@ -152,7 +163,15 @@ def run_local(
             faults=faults,
             retry_scale=retry_scale,
         )
-        execution = runner.run(settings.pipeline_name, params)
+        try:
+            execution = runner.run(settings.pipeline_name, params)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the jobs are ended; the run folder says what happened
+            execution = getattr(runner, "execution", None)
+            if execution is not None:
+                mark_interrupted(execution)
+                run_layout.report_file(run_dir).write_text(json.dumps(build_report(execution), indent=2, default=str))
+                echo(f"interrupted during {execution.failed_step or 'start-up'}: {run_dir}/report.json says so")
+            raise
 
     report = build_report(execution)
     plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))

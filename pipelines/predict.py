@@ -29,8 +29,14 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     """The model.tar.gz of the round a local run registered, and the sha256 its evaluation recorded."""
     report_file = run_layout.report_file(run_dir)
     if not report_file.exists():
+        if (run_dir / "jobs").is_dir() or (run_dir / "logs").is_dir():
+            raise PredictError(f"run {run_dir.name} has no report.json: it did not finish (still running, or killed)")
         raise PredictError(f"{run_dir} is not a run folder: no report.json")
     report = json.loads(report_file.read_text())
+    if report.get("status") == "Interrupted":
+        raise PredictError(
+            f"run {run_dir.name} was {report.get('failure_reason') or 'interrupted'}; it registered no model"
+        )
     rounds = report.get("rounds", [])
     if not report.get("model_package_arn") or not rounds or rounds[-1].get("decision") != "register":
         raise PredictError(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")

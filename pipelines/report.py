@@ -20,7 +20,9 @@ def round_evaluations(run_dir: Path) -> list[dict]:
 def build_report(execution: Execution) -> dict:
     evaluations = round_evaluations(execution.run_dir)
     registered = [p["ModelPackageArn"] for p in execution.properties.values() if "ModelPackageArn" in p]
-    if not registered:
+    if execution.status == "Interrupted":
+        decision = "interrupted"
+    elif not registered:
         decision = "failed" if execution.status == "Failed" else "none"
     elif execution.status == "Failed":  # the best candidate, registered for review: not accepted
         decision = "candidate registered"
@@ -132,6 +134,6 @@ def summary_lines(report: dict) -> list[str]:
         # after a borderline round the registered round may not be the last one
         kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""
         lines.append(f"registered: {kept}{report['model_package_arn']}")
-    if report["status"] == "Failed":
-        lines.append(f"FAILED at {report['failed_step']}: {report['failure_reason']}")
+    if report["status"] in ("Failed", "Interrupted"):
+        lines.append(f"{report['status'].upper()} at {report['failed_step']}: {report['failure_reason']}")
     return lines
