@@ -67,9 +67,16 @@ def add_parsers(commands) -> None:
             sub.add_argument("--json", action="store_true")
         else:
             sub.add_argument("package", help="package ARN, version number, or latest")
-            sub.add_argument("--note", default="", help="why: stored as the approval description")
+            sub.add_argument(
+                "--note",
+                default="",
+                help="why: stored as the approval description; required with --force, and to reject an Approved "
+                "package or approve a Rejected one",
+            )
         if action == "approve":
-            sub.add_argument("--force", action="store_true", help="approve even if the package breaks the gap policy")
+            sub.add_argument(
+                "--force", action="store_true", help="approve even if the package breaks its policy (needs --note)"
+            )
             sub.add_argument("--max-gap", type=float, help="policy maximum gap (default: the one recorded)")
         sub.set_defaults(func=cmd_models, force=False, max_gap=None, note="", json=False)
 

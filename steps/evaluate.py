@@ -240,6 +240,8 @@ def main() -> None:
         "model_uri": args.model_uri,
         "evaluation_uri": args.evaluation_uri,
         "problem_type": schema["problem_type"],
+        # the table's file name, recorded with the package (SageMaker keeps at most 256 characters a value)
+        "data": str(schema.get("source") or "")[-256:],
         "regularization": config["regularization"],
         "training": config.get("training", {}),
         "epochs": config["epochs"],

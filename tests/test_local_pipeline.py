@@ -102,6 +102,7 @@ def test_the_demo_tries_a_stronger_round_after_a_borderline_one_and_registers_th
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     metadata = package["CustomerMetadataProperties"]
     assert (metadata["regula:round"], metadata["regula:accepted"]) == (str(best["round"]), "true")
+    assert (metadata["regula:target"], metadata["regula:data"]) == ("target", "digits.csv")  # models list shows them
     assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert best["test_metrics"]["accuracy"] >= 0.93
     assert f"registered: round {best['round']}: {report['model_package_arn']}" in output.splitlines()
