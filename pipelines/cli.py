@@ -89,15 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"regula: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        if type(error).__name__ == "NoCredentialsError":
-            print(
-                "regula: error: no AWS credentials. For a local registry, start `moto_server -p 5000` and export "
-                "AWS_ENDPOINT_URL=http://127.0.0.1:5000 with any AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (README)",
-                file=sys.stderr,
-            )
-            return 1
-        if type(error).__module__.startswith("botocore"):  # no credentials, access denied, throttled: say so
-            print(f"regula: error: AWS: {error}", file=sys.stderr)
+        # no network (or a dead AWS_ENDPOINT_URL), no or refused credentials, access denied, throttled: say which
+        if type(error).__module__.startswith(("botocore", "urllib3")):
+            from pipelines.aws_errors import explain
+
+            print(f"regula: error: {explain(error)}", file=sys.stderr)
             return 1
         raise
     except KeyboardInterrupt:
