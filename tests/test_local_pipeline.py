@@ -13,6 +13,7 @@ from helpers import regula, run_folders
 from pipelines.console import closing_lines
 from pipelines.local import run_local
 from pipelines.predict import from_run_folder
+from pipelines.report import loss_figure, round_evaluations
 from pipelines.s3 import split_uri
 from pipelines.settings import Settings
 from steps.defaults import MAX_GAP
@@ -131,6 +132,23 @@ def test_the_demo_tries_a_stronger_round_after_a_borderline_one_and_registers_th
     )
     run_dir = run_folders(tmp_path / "runs")[0]
     assert f"  regula predict --model {run_dir} --data NEW.csv   # score rows with the registered round" in lines
+    # the plot: a legend per round, the averaged weights' epochs and the baseline marked, the registered round
+    # framed, and a panel drawing the decision rule (each gap with its standard error, MaxGap)
+    evaluations = round_evaluations(run_dir)
+    figure = loss_figure(evaluations)
+    *round_axes, gap_axis = figure.axes
+    for axis, evaluation in zip(round_axes, evaluations, strict=True):
+        legend = [t.get_text() for t in axis.get_legend().get_texts()]
+        assert f"best epoch {evaluation['best_epoch']} (kept)" in legend and "baseline validation loss" in legend
+        averaged = any(h["averaged"] for h in evaluation["history"])
+        assert ("epochs scored with the averaged weights" in legend) == averaged
+        assert ("REGISTERED" in axis.get_title()) == (evaluation["round"] == best["round"])
+    assert [t.get_text() for t in gap_axis.get_legend().get_texts()][0] == "MaxGap 0.1"
+    assert [tuple(line.get_ydata()) for line in gap_axis.get_lines() if line.get_linestyle() == "--"] == [(0.1, 0.1)]
+    bars = [p for p in gap_axis.patches if p.get_height() > 0]
+    assert [round(b.get_height(), 6) for b in bars] == [round(r["generalization_gap"], 6) for r in report["rounds"]]
+    assert [b.get_linewidth() for b in bars].index(2.5) == best["round"] - 1
+
     endpoint = os.environ["AWS_ENDPOINT_URL"]  # the tests' moto server: it outlives the run, and is named
     assert f"registry: {endpoint}, group regula-models: `regula models list` shows the package" in lines
     embedded = closing_lines(report, run_dir, endpoint=None)  # an embedded server ends with the run: said so
