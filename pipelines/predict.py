@@ -131,7 +131,8 @@ def predict(model_dir: Path, data: Path, out: Path | None, skip_bad_rows: bool =
             rows = without_bad_rows(predictor, rows, data, inference.ClientError, echo)
         result = predictor.predict(rows)
     except inference.ClientError as error:
-        skip = "" if skip_bad_rows else "; --skip-bad-rows scores the rows that can be"
+        whole_table = "missing required column" in str(error)  # no row can be scored: skipping rows cannot help
+        skip = "" if skip_bad_rows or whole_table else "; --skip-bad-rows scores the rows that can be"
         raise PredictError(f"{data.name}: {error}{numbering_note(data)}{skip}") from None
     rule = decision_rule(predictor)
     if rule:

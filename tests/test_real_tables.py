@@ -74,7 +74,7 @@ def test_bad_rows_to_predict_are_one_clear_error(tmp_path, clients):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (
         "regula: error: bad.json: 2 problems: (1) missing required column(s): year; "
-        "(2) column 'body_mass_g': 1 values are not numbers ('heavy'; rows 1)"
+        "(2) column 'body_mass_g': 1 values are not numbers ('heavy'; rows 2) (rows are numbered from 1)"
     )
 
 
