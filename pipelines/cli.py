@@ -12,21 +12,58 @@ import gc
 import signal
 import sys
 
-from pipelines import commands_account, commands_alerts, commands_local, commands_models, commands_sagemaker
+from pipelines import (
+    cli_help,
+    commands_account,
+    commands_alerts,
+    commands_local,
+    commands_models,
+    commands_runs,
+    commands_sagemaker,
+)
 from pipelines.errors import RegulaError
 
 # in `regula --help` order
-COMMAND_MODULES = (commands_local, commands_sagemaker, commands_models, commands_alerts, commands_account)
+COMMAND_MODULES = (
+    commands_local,
+    commands_runs,
+    commands_sagemaker,
+    commands_models,
+    commands_alerts,
+    commands_account,
+)
+
+
+class VersionAction(argparse.Action):
+    """`--version`: the installed version and the code's commit, looked up only when asked (git is a process)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        from pipelines.settings import code_version
+
+        try:
+            installed = version("regula")
+        except PackageNotFoundError:
+            installed = "(not installed)"
+        print(f"regula {installed} (code {code_version()})")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regula",
         description="SageMaker pipelines that retrain with stronger regularization until the model generalizes.",
+        epilog="start here: `regula run --local` (the demo, no AWS account), then `regula run --local --help`",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action=VersionAction, help="print the version and the code's commit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_parsers(commands)
+    cli_help.complete(parser)
     return parser
 
 
@@ -43,21 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     atexit.register(gc.freeze)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `regula` alone: what there is to do
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except (RegulaError, ValueError) as error:
         print(f"regula: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:
-        if type(error).__name__ == "NoCredentialsError":
-            print(
-                "regula: error: no AWS credentials. For a local registry, start `moto_server -p 5000` and export "
-                "AWS_ENDPOINT_URL=http://127.0.0.1:5000 with any AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (README)",
-                file=sys.stderr,
-            )
-            return 1
-        if type(error).__module__.startswith("botocore"):  # no credentials, access denied, throttled: say so
-            print(f"regula: error: AWS: {error}", file=sys.stderr)
+        # no network (or a dead AWS_ENDPOINT_URL), no or refused credentials, access denied, throttled: say which
+        if type(error).__module__.startswith(("botocore", "urllib3")):
+            from pipelines.aws_errors import explain
+
+            print(f"regula: error: {explain(error)}", file=sys.stderr)
             return 1
         raise
     except KeyboardInterrupt:

@@ -63,44 +63,86 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise UsageError(str(error)) from None
 
 
-def add_settings_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("where the pipeline is rendered for")
+# what changes a local run (`run --local`): the others only shape what SageMaker would be asked for
+LOCAL_SETTINGS = ("--pipeline-name", "--region", "--bucket", "--prefix", "--rounds", "--allow-auto-approval")
+
+
+def add_settings_options(parser: argparse.ArgumentParser, local: bool = False) -> None:
+    """The Settings options; `local`: those that do nothing in a local run are accepted but left out of --help."""
+
+    def shown(option: str, text: str) -> str:
+        return argparse.SUPPRESS if local and option not in LOCAL_SETTINGS else text
+
+    title = "the rendered definition (settings)" if local else "where the pipeline is rendered for"
+    group = parser.add_argument_group(title)
     group.add_argument("--pipeline-name", help="default: regula")
     group.add_argument("--region", help="default: us-east-1")
     group.add_argument("--bucket", help="S3 bucket for code and artifacts (default: regula-artifacts)")
     group.add_argument("--prefix", help="key prefix in the bucket (default: regula)")
-    group.add_argument("--role-arn", help="SageMaker execution role")
+    group.add_argument("--role-arn", help=shown("--role-arn", "SageMaker execution role"))
     group.add_argument("--rounds", type=int, help="rounds in the retraining ladder (default: 3)")
     group.add_argument(
         "--image-uri",
-        help="the Regula image (containers/) for processing, serving and CPU training; "
-        "default: regula-steps:<PyTorch>-cpu in the role's account's ECR, where `containers/build` pushes it",
+        help=shown(
+            "--image-uri",
+            "the Regula image (containers/) for processing, serving and CPU training; "
+            "default: regula-steps:<PyTorch>-cpu in the role's account's ECR, where `containers/build` pushes it",
+        ),
     )
     group.add_argument(
         "--training-device",
         choices=["cpu", "gpu"],
-        help="what training runs on: the image's CPU or GPU build (default: cpu); `start` refuses other instances",
+        help=shown(
+            "--training-device",
+            "what training runs on: the image's CPU or GPU build (default: cpu); `start` refuses other instances",
+        ),
     )
-    group.add_argument("--training-image-uri", help="the image training runs (default: --image-uri, or the GPU build)")
+    group.add_argument(
+        "--training-image-uri",
+        help=shown("--training-image-uri", "the image training runs (default: --image-uri, or the GPU build)"),
+    )
     group.add_argument(
         "--allow-auto-approval",
         action="store_true",
         default=None,
         help="let executions register packages as Approved (ModelApprovalStatus); default: review only",
     )
-    jobs = parser.add_argument_group("how the jobs run (rendered into the definition)")
-    jobs.add_argument("--spot", action="store_true", default=None, help="managed spot training, with checkpoints")
-    jobs.add_argument("--cache-expire-after", help="how old a cached step may be, ISO 8601 (default: P30D)")
-    jobs.add_argument("--kms-key-id", help="KMS key for job volumes and outputs")
-    jobs.add_argument("--subnet", dest="subnets", action="append", help="VPC subnet for the jobs (repeat)")
-    jobs.add_argument("--security-group", dest="security_group_ids", action="append", help="(repeat)")
-    jobs.add_argument("--network-isolation", action="store_true", default=None, help="no network in the containers")
-    jobs.add_argument("--job-tag", dest="tags", action="append", metavar="KEY=VALUE", help="tag every job (repeat)")
+    jobs = group if local else parser.add_argument_group("how the jobs run (rendered into the definition)")
     jobs.add_argument(
+        "--spot", action="store_true", default=None, help=shown("--spot", "managed spot training, with checkpoints")
+    )
+    jobs.add_argument(
+        "--cache-expire-after",
+        help=shown("--cache-expire-after", "how old a cached step may be, ISO 8601 (default: P30D)"),
+    )
+    jobs.add_argument("--kms-key-id", help=shown("--kms-key-id", "KMS key for job volumes and outputs"))
+    jobs.add_argument(
+        "--subnet", dest="subnets", action="append", help=shown("--subnet", "VPC subnet for the jobs (repeat)")
+    )
+    jobs.add_argument(
+        "--security-group",
+        dest="security_group_ids",
+        action="append",
+        help=shown("--security-group", "VPC security group for the jobs (repeat)"),
+    )
+    jobs.add_argument(
+        "--network-isolation",
+        action="store_true",
+        default=None,
+        help=shown("--network-isolation", "no network in the containers"),
+    )
+    jobs.add_argument(
+        "--job-tag",
+        dest="tags",
+        action="append",
+        metavar="KEY=VALUE",
+        help=shown("--job-tag", "tag every job (repeat)"),
+    )
+    parser.add_argument(  # shown locally too: the model a local run trains
         "--model-code",
         metavar="PATH",
         help="your own PyTorch model: a .py file (or a folder with model.py) defining build_model(spec, dropout) "
-        "(README: Your own model); default: Regula's MLP",
+        "(docs/model-contract.md); default: Regula's MLP",
     )
 
 

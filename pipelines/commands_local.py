@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines.cli_shared import UsageError, add_settings_options, key_values, settings_from
-from pipelines.settings import PIPELINE_JSON
+from steps.defaults import TARGET_COLUMN
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -21,6 +21,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             return 1
         print(f"{out} matches the code")
         return 0
+    if not out.parent.is_dir():
+        raise UsageError(f"cannot write {out}: its folder does not exist")
     out.write_text(text)
     print(f"wrote {out}")
     return 0
@@ -46,16 +48,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_parsers(commands) -> None:
     render = commands.add_parser("render", help="write the pipeline definition (pipeline.json)")
     add_settings_options(render)
-    render.add_argument("--output", default=str(PIPELINE_JSON))
+    render.add_argument(
+        "--output", default="pipeline.json", help="where to write it (default: pipeline.json in this folder)"
+    )
     render.add_argument("--check", action="store_true", help="fail if the file differs from what the code renders")
     render.set_defaults(func=cmd_render)
 
-    run = commands.add_parser("run", help="run the pipeline locally: no Docker, no AWS account")
-    add_settings_options(run)
-    run.add_argument("--local", action="store_true", help="run on this machine (S3 and the registry in moto)")
-    run.add_argument("--data", type=Path, help="CSV or Parquet file with a label column (default: bundled digits)")
-    run.add_argument("--target", help="name of the label column")
-    run.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter, repeatable")
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline locally: no Docker, no AWS account",
+        description="Run the pipeline definition on this machine: the same steps and decisions as on SageMaker,\n"
+        "with S3 and the model registry in an embedded moto server (or AWS_ENDPOINT_URL's, if set).",
+    )
+    run.add_argument("--local", action="store_true", help="run on this machine (required: SageMaker is `start`)")
+    run.add_argument(
+        "--data",
+        type=Path,
+        help="table with a label column: .csv/.tsv (any delimiter), .parquet, or either .gz (default: bundled digits)",
+    )
+    run.add_argument("--target", help=f"name of the label column (default: {TARGET_COLUMN})")
+    run.add_argument(
+        "--param", action="append", metavar="NAME=VALUE", help="pipeline parameter, repeatable (listed below)"
+    )
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     run.add_argument("--verbose", "-v", action="store_true", help="show every line the steps print")
     run.add_argument(
@@ -63,4 +77,5 @@ def add_parsers(commands) -> None:
         action="store_true",
         help="run every step, even where an earlier run's result matches its cache key (results are still recorded)",
     )
+    add_settings_options(run, local=True)
     run.set_defaults(func=cmd_run)

@@ -42,12 +42,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 client(args, "sagemaker"), client(args, "s3"), args.group, args.model, workdir, echo=notice
             )
         model_dir = predict.unpack(archive, expected, workdir / "model")
-        rows, text = predict.predict(model_dir, args.data, args.out)
+        rows, text = predict.predict(model_dir, args.data, args.out, skip_bad_rows=args.skip_bad_rows, echo=notice)
     if args.out is None:
         sys.stdout.write(text)
     else:
         print(f"scored {rows} rows of {args.data} -> {args.out}", file=sys.stderr)
     return 0
+
+
+PREDICT_DESCRIPTION = """Score a raw table with exactly the code and weights a model was registered with.
+
+How a class is chosen (printed with every batch, and in JSON output as decision_rule):
+  ClassWeight none: the class with the highest probability (two classes: the second when its probability > 0.5).
+  ClassWeight balanced (the default where the quality metric is balanced accuracy or macro F1): the class with the
+  highest probability divided by its share of the training rows. With two classes: the second class when its
+  probability > its training share, e.g. 'yes' when probability_yes > 0.21 on a table with 21% 'yes': a row can be
+  'yes' with probability_yes 0.3. That is the rule that maximizes balanced accuracy; the probabilities stay calibrated.
+Categories the model never saw are warned about, with counts per column. Rows are named by their line in a CSV file
+(the header is line 1), by their number from 1 in other files."""
 
 
 def add_parsers(commands) -> None:
@@ -67,13 +79,25 @@ def add_parsers(commands) -> None:
             sub.add_argument("--json", action="store_true")
         else:
             sub.add_argument("package", help="package ARN, version number, or latest")
-            sub.add_argument("--note", default="", help="why: stored as the approval description")
+            sub.add_argument(
+                "--note",
+                default="",
+                help="why: stored as the approval description; required with --force, and to reject an Approved "
+                "package or approve a Rejected one",
+            )
         if action == "approve":
-            sub.add_argument("--force", action="store_true", help="approve even if the package breaks the gap policy")
+            sub.add_argument(
+                "--force", action="store_true", help="approve even if the package breaks its policy (needs --note)"
+            )
             sub.add_argument("--max-gap", type=float, help="policy maximum gap (default: the one recorded)")
         sub.set_defaults(func=cmd_models, force=False, max_gap=None, note="", json=False)
 
-    predict = commands.add_parser("predict", help="score a raw table with a registered model, locally")
+    predict = commands.add_parser(
+        "predict",
+        help="score a raw table with a registered model, locally",
+        description=PREDICT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     predict.add_argument("--model", required=True, help="run folder, model package ARN, version number, or latest")
     predict.add_argument(
         "--data", required=True, type=Path, help="rows to score: .csv with a header, .json, .jsonl, .parquet"
@@ -83,4 +107,9 @@ def add_parsers(commands) -> None:
         "--group", default=MODEL_PACKAGE_GROUP, help=f"model package group (default: {MODEL_PACKAGE_GROUP})"
     )
     predict.add_argument("--region")
+    predict.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="score the rows the model accepts and list the others (by file line) instead of refusing the batch",
+    )
     predict.set_defaults(func=cmd_predict)

@@ -5,46 +5,58 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli_shared import add_settings_options, client, key_values, print_json, settings_from
+from pipelines.cli_shared import add_settings_options, client, key_values, notice, print_json, settings_from
+
+
+def note_if_not_aws(sagemaker) -> None:
+    """Against moto or LocalStack an execution is recorded and nothing runs: said, beside the command's output."""
+    from pipelines.aws_errors import not_aws_note
+
+    note = not_aws_note(sagemaker.meta.endpoint_url)
+    if note:
+        notice(note)
 
 
 def cmd_upsert(args: argparse.Namespace) -> int:
     from pipelines.deploy import upsert
 
-    upsert(settings_from(args), client(args, "s3"), client(args, "sagemaker"), tags=key_values(args.tag, "--tag"))
+    sagemaker = client(args, "sagemaker")
+    upsert(settings_from(args), client(args, "s3"), sagemaker, tags=key_values(args.tag, "--tag"))
+    note_if_not_aws(sagemaker)
     return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     from pipelines.deploy import start
+    from pipelines.parameter_names import PARAMETERS, canonical_names
 
+    sagemaker = client(args, "sagemaker")
     result = start(
         settings_from(args),
-        client(args, "sagemaker"),
-        key_values(args.param),
+        sagemaker,
+        canonical_names(key_values(args.param), list(PARAMETERS)),
         wait=args.wait,
         poll_seconds=args.poll_seconds,
     )
+    note_if_not_aws(sagemaker)
     return 0 if result["status"] in ("Executing", "Succeeded") else 1
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from pipelines.deploy import retry
 
-    result = retry(
-        settings_from(args),
-        client(args, "sagemaker"),
-        args.execution,
-        wait=args.wait,
-        poll_seconds=args.poll_seconds,
-    )
+    sagemaker = client(args, "sagemaker")
+    result = retry(settings_from(args), sagemaker, args.execution, wait=args.wait, poll_seconds=args.poll_seconds)
+    note_if_not_aws(sagemaker)
     return 0 if result["status"] in ("Executing", "Succeeded") else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from pipelines.deploy import status
 
-    rows = status(settings_from(args), client(args, "sagemaker"), limit=args.limit)
+    sagemaker = client(args, "sagemaker")
+    rows = status(settings_from(args), sagemaker, limit=args.limit)
+    note_if_not_aws(sagemaker)
     if args.json:
         print_json(rows)
         return 0

@@ -520,6 +520,9 @@ def register_step(
             "regula:l2": as_text(selected("regularization.l2")),
             "regula:code_version": p.code_version,
             "regula:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
+            # what it predicts, from which table: a group shared by several tables stays readable (models list)
+            "regula:target": p.target,
+            "regula:data": as_text(evaluation_value(evaluate, report, "data")),
         },
         description=f"Regula model, registered after regularization round {round_}",
     )

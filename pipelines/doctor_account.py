@@ -37,7 +37,12 @@ def credentials(client: Callable, report) -> str | None:
     try:
         account = client("sts").get_caller_identity()["Account"]
     except Exception as error:  # noqa: BLE001 - no credentials, no network: nothing remote can be checked
-        report.errors.append(f"no usable AWS credentials ({error}): nothing in the account was checked")
+        from pipelines.aws_errors import explain, kind
+
+        if kind(error) == "network":  # the network or the endpoint, not the credentials: a different fix
+            report.errors.append(f"{explain(error)}: nothing in the account was checked")
+        else:
+            report.errors.append(f"no usable AWS credentials ({error}): nothing in the account was checked")
         return None
     report.checked.append(f"credentials (account {account})")
     return account

@@ -32,7 +32,12 @@ DEFAULT_EXECUTION_ROLE = Settings().role_arn.rsplit("/", 1)[-1]  # RegulaSageMak
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("json", "cloudformation"), default="json")
+    parser.add_argument(
+        "--format",
+        choices=("json", "cloudformation"),
+        default="json",
+        help="json: the policies; cloudformation: a template creating the roles (default: json)",
+    )
     parser.add_argument("--account", help="AWS account id (default: the account of these credentials, from STS)")
     parser.add_argument(
         "--github-repo", help="OWNER/NAME of the repository whose GitHub Actions may assume the CI role (required)"

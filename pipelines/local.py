@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.errors import RegulaError
+from pipelines.parameter_names import canonical_names, declared, light_definition
+from pipelines.parameters import parameter_values
+from pipelines.preflight import DataFileError, column_problems, read_data_file
 from pipelines.settings import Settings, code_version
 
 DIGITS_FILE = "datasets/data/digits.csv.gz"  # inside the scikit-learn package
@@ -54,6 +57,17 @@ def claim_run_dir(runs_dir: Path) -> Path:
     raise RegulaError(f"cannot create a run folder in {runs_dir}: too many runs started at {stamp}")
 
 
+def mark_interrupted(execution) -> None:
+    """An execution stopped by the user: the step under way, and the execution, are Interrupted."""
+    running = [s for s in execution.steps if s.status == "Executing"]
+    for step in running:
+        step.status = "Interrupted"
+    execution.status = "Interrupted"
+    execution.failed_step = running[-1].name if running else ""
+    where = f" during {execution.failed_step}" if running else ""
+    execution.failure_reason = f"interrupted (Ctrl-C or SIGTERM){where}: the run did not finish"
+
+
 def run_local(
     settings: Settings | None = None,
     data: Path | None = None,
@@ -69,7 +83,8 @@ def run_local(
     import boto3
 
     from pipelines import retries, run_layout
-    from pipelines.local_runner import LocalRunner, parameter_values
+    from pipelines.console import closing_lines
+    from pipelines.local_runner import LocalRunner
     from pipelines.moto_server import aws_environment
     from pipelines.render import render
     from pipelines.report import build_report, plot_losses, summary_lines
@@ -77,13 +92,23 @@ def run_local(
     from pipelines.step_cache import StepCache
 
     settings = settings or Settings()
-    params = dict(params or {})
+    # mistakes a user makes most, caught before the seconds of rendering: parameter names (any case), the file's
+    # kind, and the columns the run names (pipelines/preflight.py)
+    params = canonical_names(dict(params or {}), list(declared(settings)))
+    if target:
+        params["TargetColumn"] = target
+    parameter_values(light_definition(settings), params)  # types and ranges, again once rendered
+    table = None
     if data is not None:
         data = Path(data)
         if not data.is_file():
             raise ValueError(f"data file {data} does not exist")
-    if target:
-        params["TargetColumn"] = target
+        table = read_data_file(data)
+        problems, notes = column_problems(table, params, target_given="TargetColumn" in params)
+        if problems:
+            raise DataFileError("; ".join(problems))
+        for note in notes:
+            echo(note)
     params.setdefault("CodeVersion", code_version())
 
     echo("rendering the pipeline definition ...")
@@ -119,9 +144,8 @@ def run_local(
             params.setdefault("MaxTrainRows", str(DEMO_MAX_TRAIN_ROWS))
             echo(f"data: bundled digits dataset, {DEMO_MAX_TRAIN_ROWS} training rows")
         else:
-            body = data.read_bytes()
-            key = f"{settings.prefix}/data/{hashlib.sha256(body).hexdigest()[:16]}/{data.name}"
-            s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+            key = f"{settings.prefix}/data/{hashlib.sha256(table.body).hexdigest()[:16]}/{table.name}"
+            s3.put_object(Bucket=settings.bucket, Key=key, Body=table.body)
             params["InputDataUri"] = f"s3://{settings.bucket}/{key}"
             echo(f"data: {data} -> {params['InputDataUri']}")
 
@@ -139,13 +163,20 @@ def run_local(
             faults=faults,
             retry_scale=retry_scale,
         )
-        execution = runner.run(settings.pipeline_name, params)
+        try:
+            execution = runner.run(settings.pipeline_name, params)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the jobs are ended; the run folder says what happened
+            execution = getattr(runner, "execution", None)
+            if execution is not None:
+                mark_interrupted(execution)
+                run_layout.report_file(run_dir).write_text(json.dumps(build_report(execution), indent=2, default=str))
+                echo(f"interrupted during {execution.failed_step or 'start-up'}: {run_dir}/report.json says so")
+            raise
 
     report = build_report(execution)
     plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
     report["plot"] = str(plot) if plot else None
     run_layout.report_file(run_dir).write_text(json.dumps(report, indent=2, default=str))
-    for line in summary_lines(report):
+    for line in summary_lines(report) + closing_lines(report, run_dir, os.environ.get("AWS_ENDPOINT_URL")):
         echo(line)
-    echo(f"run folder: {run_dir} ({run_layout.REPORT_FILE}{', ' + run_layout.LOSS_PLOT if plot else ''})")
     return report

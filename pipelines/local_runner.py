@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import expressions, retries, step_attempts, step_handlers
+from pipelines import console, expressions, retries, step_attempts, step_handlers
 from pipelines.expressions import Context
 from pipelines.parameters import parameter_values
 from pipelines.process_supervisor import StepFailed
@@ -175,13 +175,19 @@ class LocalRunner:
             self.execution.failed_step = name
         record.seconds = round(time.perf_counter() - started, 3)
         if kind == "Condition":
-            self.echo(f"?  {name}: {record.outcome}")
+            line = console.condition_line(self.run_dir, name, record.outcome, self.verbose)
+            if line:
+                self.echo(line)
         elif record.cached_from:
             pass  # its line said so
         elif record.status == "Succeeded":
             self.echo(f"   done in {record.seconds:.1f}s")
-        else:
-            self.echo(f"   FAILED: {record.failure_reason}")
+        else:  # the reason is printed once, in the run's summary
+            self.echo(f"   FAILED after {record.seconds:.1f}s")
+        if record.status == "Succeeded" and console.ROUND_STEP.fullmatch(name) and name.startswith("Evaluate"):
+            evaluation = console.read_evaluation(self.run_dir, int(console.ROUND_STEP.fullmatch(name)["round"]))
+            if evaluation:
+                self.echo(console.round_line(evaluation))
         if branch:
             self._run_steps(branch)
 

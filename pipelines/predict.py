@@ -29,8 +29,14 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     """The model.tar.gz of the round a local run registered, and the sha256 its evaluation recorded."""
     report_file = run_layout.report_file(run_dir)
     if not report_file.exists():
+        if (run_dir / "jobs").is_dir() or (run_dir / "logs").is_dir():
+            raise PredictError(f"run {run_dir.name} has no report.json: it did not finish (still running, or killed)")
         raise PredictError(f"{run_dir} is not a run folder: no report.json")
     report = json.loads(report_file.read_text())
+    if report.get("status") == "Interrupted":
+        raise PredictError(
+            f"run {run_dir.name} was {report.get('failure_reason') or 'interrupted'}; it registered no model"
+        )
     rounds = report.get("rounds", [])
     if not report.get("model_package_arn") or not rounds or rounds[-1].get("decision") != "register":
         raise PredictError(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
@@ -84,7 +90,7 @@ def load_serving_code(model_dir: Path):
 def read_rows(inference, data: Path):
     """A .csv or .parquet file read as preprocessing reads tables (any dialect); JSON as the endpoint reads it."""
     suffix = data.suffix.lower()
-    if suffix in (".csv", ".parquet", ".pq"):
+    if suffix in (".csv", ".tsv", ".txt", ".parquet", ".pq"):
         from steps.tablefile import TableFileError, read_table
 
         try:
@@ -92,7 +98,7 @@ def read_rows(inference, data: Path):
         except TableFileError as error:
             raise PredictError(str(error)) from None
     if suffix not in CONTENT_TYPES:
-        raise PredictError(f"cannot read {data.name}: use .csv (with a header), .json, .jsonl or .parquet")
+        raise PredictError(f"cannot read {data.name}: use .csv or .tsv (with a header), .json, .jsonl or .parquet")
     return inference.read_rows(data.read_bytes(), CONTENT_TYPES[suffix])
 
 
@@ -111,13 +117,157 @@ def write_predictions(rows, result: dict, out: Path | None) -> str:
     return text
 
 
-def predict(model_dir: Path, data: Path, out: Path | None) -> tuple[int, str]:
-    """Score `data` with the unpacked model in `model_dir`; (rows scored, output text)."""
+def predict(model_dir: Path, data: Path, out: Path | None, skip_bad_rows: bool = False, echo=print) -> tuple[int, str]:
+    """Score `data` with the unpacked model in `model_dir`; (rows scored, output text). Notes go to `echo`: the
+    decision rule, categories the model never saw, rows skipped (`skip_bad_rows`), the output's dialect."""
     inference = load_serving_code(model_dir)
     predictor = inference.model_fn(str(model_dir))
     try:
         rows = read_rows(inference, data)
+        numbered(rows, data)
+        for warning in unknown_categories(predictor.schema, rows):
+            echo(warning)
+        if skip_bad_rows:
+            rows = without_bad_rows(predictor, rows, data, inference.ClientError, echo)
         result = predictor.predict(rows)
     except inference.ClientError as error:
-        raise PredictError(f"{data.name}: {error}") from None
+        whole_table = "missing required column" in str(error)  # no row can be scored: skipping rows cannot help
+        skip = "" if skip_bad_rows or whole_table else "; --skip-bad-rows scores the rows that can be"
+        raise PredictError(f"{data.name}: {error}{numbering_note(data)}{skip}") from None
+    rule = decision_rule(predictor)
+    if rule:
+        result["decision_rule"] = rule
+        echo(f"decision rule: {rule['text']}")
+    note = dialect_note(data)
+    if note:
+        echo(note)
     return len(rows), write_predictions(rows, result, out)
+
+
+# -- what the predictions say about themselves (decision rule, unknown categories, line numbers, bad rows) ----------
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+SHOWN_BAD_ROWS = 20
+
+
+def numbered(rows, data: Path) -> None:
+    """Number the rows as the user sees them in the file: CSV rows by file line (the header is line 1), other
+    files' rows from 1; the messages of the model's checks name rows by this number."""
+    first = 2 if data.suffix.lower() in CSV_SUFFIXES else 1
+    rows.index = range(first, first + len(rows))
+
+
+def numbering_note(data: Path) -> str:
+    if data.suffix.lower() in CSV_SUFFIXES:
+        return " (rows are numbered by their line in the file, the header being line 1)"
+    return " (rows are numbered from 1)"
+
+
+def decision_rule(predictor) -> dict | None:
+    """How a class is chosen from the probabilities, with the per-class thresholds where there are two classes."""
+    if not getattr(predictor, "classification", False):
+        return None
+    classes = [str(c) for c in predictor.classes]
+    shares = getattr(predictor, "shares", None)
+    if shares is None:
+        rule = {"rule": "highest probability", "text": "the class with the highest probability"}
+        if len(classes) == 2:
+            rule["thresholds"] = {classes[1]: 0.5}
+            rule["text"] += f": '{classes[1]}' when probability_{classes[1]} > 0.5"
+        return rule
+    weights = {c: round(float(w), 6) for c, w in zip(classes, shares, strict=True)}
+    rule = {
+        "rule": "highest probability / training share (ClassWeight=balanced)",
+        "training_shares": weights,
+        "text": "ClassWeight=balanced: the class with the highest probability divided by its training share ("
+        + ", ".join(f"{c} {w:.3f}" for c, w in weights.items())
+        + ")",
+    }
+    if len(classes) == 2:  # p1 / s1 > p0 / s0  <=>  p1 > s1, as p0 = 1 - p1
+        rule["thresholds"] = {classes[1]: weights[classes[1]]}
+        rule["text"] += (
+            f": '{classes[1]}' when probability_{classes[1]} > {weights[classes[1]]:.3f}, so a row can be "
+            f"'{classes[1]}' with a probability under 0.5"
+        )
+    return rule
+
+
+def unknown_categories(schema: dict, rows) -> list[str]:
+    """A warning per categorical column holding values the model never saw in training, with counts."""
+    from steps.table_values import BOOLEAN_SPELLINGS, category_keys
+
+    warnings = []
+    for column in schema.get("transform", {}).get("columns", []):
+        name = column["name"]
+        if column["kind"] != "categorical" or name not in rows.columns:
+            continue
+        try:
+            keys = category_keys(rows[name])
+        except TypeError:
+            continue  # lists or objects: the model's own check refuses them
+        if set(column["categories"]) == {"true", "false"}:
+            keys = keys.map(lambda k: BOOLEAN_SPELLINGS.get(k.lower(), k) if isinstance(k, str) else k)
+        known = set(column["categories"])
+        unseen = keys[keys.notna() & ~keys.isin(known)]
+        if len(unseen):
+            counts = unseen.value_counts()
+            examples = ", ".join(f"{k!r} ({n})" for k, n in counts.head(5).items())
+            more = f", and {len(counts) - 5} more" if len(counts) > 5 else ""
+            scored = "as the 'other' category" if column["other"] else "as no known category"
+            warnings.append(
+                f"warning: column '{name}': {len(unseen)} rows hold categories the model never saw in training "
+                f"({examples}{more}): scored {scored}"
+            )
+    return warnings
+
+
+def without_bad_rows(predictor, rows, data: Path, client_error, echo):
+    """The rows the model accepts; the others are named (by number) with why, and left out. A problem of the whole
+    table (a missing column) still refuses it."""
+
+    def problems(frame) -> str | None:
+        try:
+            predictor.features(frame)
+        except client_error as error:
+            return str(error)
+        return None
+
+    def bad_in(frame) -> dict:
+        why = problems(frame)
+        if why is None:
+            return {}
+        if len(frame) == 1:
+            return {frame.index[0]: why}
+        half = len(frame) // 2  # halves: a few bad rows among many cost a few checks each, not one per row
+        return {**bad_in(frame.iloc[:half]), **bad_in(frame.iloc[half:])}
+
+    bad = bad_in(rows)
+    if not bad:
+        return rows
+    if len(bad) == len(rows):
+        raise client_error(f"no row can be scored: {next(iter(bad.values()))}")
+    what = "line" if data.suffix.lower() in CSV_SUFFIXES else "row"
+    echo(f"skipped {len(bad)} of {len(rows)} rows (--skip-bad-rows); scored the other {len(rows) - len(bad)}:")
+    for number, why in list(bad.items())[:SHOWN_BAD_ROWS]:
+        echo(f"  {what} {number}: {why}")
+    if len(bad) > SHOWN_BAD_ROWS:
+        echo(f"  ... and {len(bad) - SHOWN_BAD_ROWS} more")
+    return rows.drop(index=list(bad))
+
+
+def dialect_note(data: Path) -> str | None:
+    """Where the input CSV is not comma-separated with decimal points: the output is, and says so."""
+    if data.suffix.lower() not in CSV_SUFFIXES:
+        return None
+    from steps.tablefile import DECIMAL_COMMA, sniff_delimiter
+
+    head = data.read_bytes()[:65536].decode("utf-8-sig", errors="ignore")
+    delimiter = sniff_delimiter(head)
+    decimal_comma = delimiter == ";" and DECIMAL_COMMA.search(head)
+    if delimiter == "," and not decimal_comma:
+        return None
+    read = f"{delimiter!r}-separated" + (" with decimal commas" if decimal_comma else "")
+    return (
+        f"note: {data.name} is {read}; the predictions are written comma-separated with decimal points (the "
+        "format every tool reads back the same), not in the input's dialect"
+    )

@@ -53,6 +53,8 @@ def _row(package: dict) -> dict:
         "min_lift": _float(metadata, "regula:min_lift"),
         "min_quality": _float(metadata, "regula:min_quality"),
         "round": metadata.get("regula:round"),
+        "target": metadata.get("regula:target"),
+        "data": metadata.get("regula:data"),
         "code_version": metadata.get("regula:code_version"),
         "created": str(package.get("CreationTime", "")),
         "metadata": metadata,
@@ -72,20 +74,33 @@ def list_packages(sagemaker, group: str) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
+    """The packages, one line each: whether the pipeline accepted it or registered it as a candidate for review,
+    what it predicts from which table, and its numbers. `--json` has the ARNs and everything recorded."""
+
     def number(value):
         return "-" if value is None else f"{value:.4f}"
 
     lines = [
-        f"{'version':>7}  {'status':<22} {'problem':<14} {'metric':<17} {'val':>7}  {'base':>7}  {'test':>7}  "
-        f"{'gap':>7}  {'round':>5}  {'created':<26} arn"
+        f"{'version':>7}  {'status':<22} {'kind':<9} {'problem':<14} {'target':<14} {'metric':<17} {'val':>7}  "
+        f"{'base':>7}  {'test':>7}  {'gap':>7}  {'round':>5}  {'created':<16}  data"
     ]
     for r in rows:
+        kind = "accepted" if r["accepted"] == "true" else "candidate"
+        data = r["data"] or "-"
         lines.append(
-            f"{r['version'] or '-':>7}  {r['status']:<22} {r['problem_type'] or '-':<14} "
-            f"{r['quality_metric'] or '-':<17} {number(r['val_quality']):>7}  {number(r['baseline_quality']):>7}  "
-            f"{number(r['test_quality']):>7}  {number(r['gap']):>7}  {r['round'] or '-':>5}  "
-            f"{r['created'][:26]:<26} {r['arn']}"
+            f"{r['version'] or '-':>7}  {r['status']:<22} {kind:<9} {r['problem_type'] or '-':<14} "
+            f"{r['target'] or '-':<14} {r['quality_metric'] or '-':<17} {number(r['val_quality']):>7}  "
+            f"{number(r['baseline_quality']):>7}  {number(r['test_quality']):>7}  {number(r['gap']):>7}  "
+            f"{r['round'] or '-':>5}  {r['created'][:16]:<16}  {data}"
         )
+    targets = sorted({r["target"] for r in rows if r["target"]})
+    if len(targets) > 1:
+        lines.append(
+            f"note: this group holds models of {len(targets)} targets ({', '.join(targets)}): give each table its own "
+            "group (--param ModelPackageGroupName=NAME, then --group NAME here; docs/registry.md)"
+        )
+    if any(r["accepted"] != "true" for r in rows):
+        lines.append("candidate: registered for review when no round was accepted; approving one needs --force --note")
     return "\n".join(lines)
 
 
@@ -160,6 +175,15 @@ def set_status(
     if max_gap is not None and not math.isfinite(max_gap):
         raise RegistryError(f"--max-gap must be a finite number, got {max_gap}")
     row = find(sagemaker, group, ref)
+    if status == "Approved" and force and not note:
+        raise RegistryError(
+            f"approving version {row['version']} with --force needs a --note saying why (stored as the approval "
+            "description)"
+        )
+    if status == "Rejected" and row["status"] == "Approved" and not note:
+        raise RegistryError(
+            f"version {row['version']} is Approved: rejecting it un-approves it, and needs a --note saying why"
+        )
     if status == "Approved":
         # the policy first, even for a package that is approved already: the answer must not depend on history
         problems = policy_violations(row, max_gap)

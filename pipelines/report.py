@@ -20,7 +20,9 @@ def round_evaluations(run_dir: Path) -> list[dict]:
 def build_report(execution: Execution) -> dict:
     evaluations = round_evaluations(execution.run_dir)
     registered = [p["ModelPackageArn"] for p in execution.properties.values() if "ModelPackageArn" in p]
-    if not registered:
+    if execution.status == "Interrupted":
+        decision = "interrupted"
+    elif not registered:
         decision = "failed" if execution.status == "Failed" else "none"
     elif execution.status == "Failed":  # the best candidate, registered for review: not accepted
         decision = "candidate registered"
@@ -64,39 +66,113 @@ def build_report(execution: Execution) -> dict:
     }
 
 
+def registered_round(evaluations: list[dict]) -> int | None:
+    """The round the run registered (accepted, or as the candidate for review): the last evaluation selects it."""
+    last = evaluations[-1] if evaluations else {}
+    if last.get("decision") not in ("register", "candidate"):
+        return None
+    return (last.get("selected") or {}).get("round") or last["round"]
+
+
 def plot_losses(run_dir: Path, out: Path) -> Path | None:
-    """Training and validation loss per epoch, one panel per round."""
+    """losses.png: training and validation loss per epoch, one panel per round (each with its legend: the epochs
+    scored with the averaged weights shaded, the best epoch, the baseline's validation loss), the registered round
+    framed, and a last panel with each round's gap and standard error against MaxGap."""
     evaluations = round_evaluations(run_dir)
     if not evaluations:
         return None
+    import matplotlib.pyplot as plt
+
+    fig = loss_figure(evaluations)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def loss_figure(evaluations: list[dict]):
+    """The figure of plot_losses, for these evaluations."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(evaluations), figsize=(4.2 * len(evaluations), 3.6), sharey=True, squeeze=False)
-    for ax, e in zip(axes[0], evaluations, strict=True):
-        epochs = [h["epoch"] for h in e["history"]]
-        ax.plot(epochs, [h["train_loss"] for h in e["history"]], label="train loss (with dropout)", alpha=0.6)
-        ax.plot(epochs, [h["train_eval_loss"] for h in e["history"]], label="train loss", color="C0", linestyle="--")
-        ax.plot(epochs, [h["val_loss"] for h in e["history"]], label="validation loss", color="C1")
-        ax.axvline(e["best_epoch"], color="grey", linestyle=":", label=f"best epoch {e['best_epoch']}")
-        reg = e["regularization"]
+    from pipelines.console import short_reason
+
+    registered = registered_round(evaluations)
+    panels = len(evaluations) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.4 * panels, 4.8), squeeze=False)
+    loss_axes, gap_ax = axes[0][:-1], axes[0][-1]
+    for ax in loss_axes[1:]:
+        ax.sharey(loss_axes[0])
+    for ax, e in zip(loss_axes, evaluations, strict=True):
+        history = e["history"]
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], label="train loss (with dropout)", alpha=0.5)
+        ax.plot(epochs, [h["train_eval_loss"] for h in history], label="train loss", color="C0", linestyle="--")
+        ax.plot(epochs, [h["val_loss"] for h in history], label="validation loss", color="C1")
+        averaged = [h["epoch"] for h in history if h.get("averaged")]
+        for i, epoch in enumerate(averaged):  # one legend entry for the epochs measured with the averaged weights
+            label = "epochs scored with the averaged weights" if i == 0 else None
+            ax.axvspan(epoch - 0.5, epoch + 0.5, color="C2", alpha=0.3, linewidth=0, label=label)
+        ax.axvline(e["best_epoch"], color="grey", linestyle=":", label=f"best epoch {e['best_epoch']} (kept)")
+        baseline = (e.get("baseline") or {}).get("validation", {}).get("loss")
+        if baseline is not None:
+            ax.axhline(baseline, color="C7", linestyle="-.", linewidth=1, label="baseline validation loss")
+        reg, gap = e["regularization"], e["generalization_gap"]
+        kept = " - REGISTERED" if e["round"] == registered else ""
         ax.set_title(
-            f"round {e['round']}: gap {e['generalization_gap']['relative']:.3f} -> "
-            f"{decision_text(e['decision'], e['round'], e.get('selected', {}).get('round'))}\n"
-            f"dropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}",
+            f"round {e['round']}{kept}: {e['decision']}\n"
+            f"gap {gap['relative']:.3f} ± {gap.get('standard_error') or 0:.3f} (MaxGap {e['thresholds']['max_gap']:g})"
+            f"\ndropout {reg['dropout']:.2f}, L1 {reg['l1']:.0e}, L2 {reg['l2']:.0e}",
             fontsize=9,
+            fontweight="bold" if kept else "normal",
         )
+        ax.text(0.02, 0.02, short_reason(e), transform=ax.transAxes, fontsize=7, wrap=True, va="bottom")
+        if kept:
+            for spine in ax.spines.values():
+                spine.set_edgecolor("C2")
+                spine.set_linewidth(2.5)
+        ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
     classification = evaluations[0]["problem_type"] == "classification"
-    axes[0][0].set_ylabel("cross-entropy" if classification else "squared error (standardized)")
-    axes[0][0].legend(fontsize=8)
+    loss_axes[0].set_ylabel("cross-entropy (log scale)" if classification else "squared error, standardized (log)")
+    gap_panel(gap_ax, evaluations, registered)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
+
+
+def gap_panel(ax, evaluations: list[dict], registered: int | None) -> None:
+    """Each round's generalization gap with its standard error, against MaxGap: the decision rule, drawn."""
+    rounds = [e["round"] for e in evaluations]
+    gaps = [e["generalization_gap"]["relative"] for e in evaluations]
+    errors = [e["generalization_gap"].get("standard_error") or 0.0 for e in evaluations]
+    colors = {"register": "C2", "overfit": "C3", "underfit": "C7"}
+    bars = ax.bar(
+        rounds, gaps, yerr=errors, capsize=6, color=[colors.get(e["round_decision"], "C0") for e in evaluations]
+    )
+    for bar, e in zip(bars, evaluations, strict=True):
+        if e["round"] == registered:
+            bar.set_edgecolor("black")
+            bar.set_linewidth(2.5)
+            ax.annotate("registered", (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=8)
+    max_gap = evaluations[-1]["thresholds"]["max_gap"]
+    from matplotlib.patches import Patch
+
+    line = ax.axhline(max_gap, color="C3", linestyle="--", label=f"MaxGap {max_gap:g}")
+    handles = [
+        line,
+        Patch(color="C2", label="within MaxGap (+ 1 s.e.)"),
+        Patch(color="C3", label="above MaxGap + 1 s.e."),
+        Patch(color="C7", label="underfit"),
+    ]
+    ax.set_xticks(rounds)
+    ax.set_xlabel("round")
+    ax.set_ylabel("relative generalization gap (± 1 standard error)")
+    ax.set_title("gap per round\naccepted when gap - 1 s.e. <= MaxGap", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(handles=handles, fontsize=7, loc="upper right")
 
 
 def decision_text(decision: str, round_: int, selected: int | None) -> str:
@@ -109,20 +185,30 @@ def decision_text(decision: str, round_: int, selected: int | None) -> str:
 def summary_lines(report: dict) -> list[str]:
     rounds = report["rounds"]
     metric = rounds[0]["quality_metric"] if rounds else "quality"
-    header = f"round  dropout  l1        l2        gap      {'validation ' + metric:<28} test      epochs  decision"
+    max_gap = report["parameters"].get("MaxGap")
+    header = (
+        f"round  dropout  l1        l2        gap ± standard error  {'validation ' + metric:<28} test      epochs  "
+        "decision"
+    )
     lines = ["", header] if rounds else []
     for r in rounds:
         reg = r["regularization"]
         validation = f"{r['validation_quality']:.4f} (baseline {r['baseline_quality']:.4f})"
+        gap = f"{r['generalization_gap']:.4f} ± {r['gap_standard_error'] or 0:.4f}"
         lines.append(
             f"{r['round']:>5}  {reg['dropout']:.3f}    {reg['l1']:<8.2e}  {reg['l2']:<8.2e}  "
-            f"{r['generalization_gap']:<7.4f}  {validation:<28} {r['test_quality']:.4f}    "
+            f"{gap:<20}  {validation:<28} {r['test_quality']:.4f}    "
             f"{r['epochs']:>6}  {decision_text(r['decision'], r['round'], r.get('selected_round'))}"
+        )
+    if rounds and max_gap is not None:
+        lines.append(
+            f"a round is accepted when its gap minus one standard error is at most MaxGap {max_gap:g} and its "
+            f"validation {metric} beats the baseline by MinLift {report['parameters'].get('MinLift', 0):g}"
         )
     if report["model_package_arn"]:
         # after a borderline round the registered round may not be the last one
         kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""
         lines.append(f"registered: {kept}{report['model_package_arn']}")
-    if report["status"] == "Failed":
-        lines.append(f"FAILED at {report['failed_step']}: {report['failure_reason']}")
+    if report["status"] in ("Failed", "Interrupted"):
+        lines.append(f"{report['status'].upper()} at {report['failed_step']}: {report['failure_reason']}")
     return lines

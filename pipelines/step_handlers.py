@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pipelines import expressions, run_layout
+from pipelines import console, expressions, run_layout
 from pipelines.container_jobs import ContainerJob
 from pipelines.expressions import evaluate_condition, resolve
 
@@ -61,7 +61,7 @@ def container_job(runner: LocalRunner, step: dict, record: StepRecord) -> None:
         run_layout.job_log(runner.run_dir, name),
         runner.s3,
         runner.env,
-        runner.echo,
+        console.job_output(runner.echo, runner.verbose),
         runner.verbose,
     )
     try:

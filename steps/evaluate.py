@@ -243,6 +243,8 @@ def main() -> None:
         "model_uri": args.model_uri,
         "evaluation_uri": args.evaluation_uri,
         "problem_type": schema["problem_type"],
+        # the table's file name, recorded with the package (SageMaker keeps at most 256 characters a value)
+        "data": str(schema.get("source") or "")[-256:],
         "regularization": config["regularization"],
         "model": {
             "name": config.get("model", "Regula's MLP"),

@@ -38,7 +38,7 @@ from steps.parameters import problems as parameter_problems
 from steps.quality import quality_metric
 from steps.tablefile import TableFileError, read_table
 
-DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")  # any delimiter in the first three
 RAW_SAMPLE_ROWS = 500
 BLOCK_ROWS = 250_000  # split rows transformed and written per block: bounded peak memory
 
@@ -78,7 +78,7 @@ def find_data_file(path: Path) -> Path:
         raise StepError(f"input {path} does not exist")
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
     if not files:
-        raise StepError(f"no .csv or .parquet file under {path}")
+        raise StepError(f"no .csv, .tsv, .txt or .parquet file under {path}")
     if len(files) > 1:
         raise StepError(
             f"expected one data file under {path}, found {len(files)}: {', '.join(p.name for p in files[:5])}"

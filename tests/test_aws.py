@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from helpers import regula, rendered, run_training
+from helpers import regula, regula_here, rendered, run_training
 
 from pipelines import registry
 from pipelines.deploy import DeployError, compact, retry, start, status, upsert
@@ -360,3 +360,41 @@ def test_status_shows_retried_and_cached_steps(monkeypatch, capsys):
         "           TrainRound1: Succeeded (attempt 3)",
         "           EvaluateRound1: Executing",
     ]
+
+
+def test_reject_of_an_approved_package_and_a_forced_approval_need_a_note(clients):
+    sagemaker = clients["sagemaker"]
+    approved = register(sagemaker, gap=0.15, status="Approved", **{"regula:target": "churned", "regula:data": "c.csv"})
+    candidate = register(sagemaker, gap=0.1, **{"regula:accepted": "false", "regula:target": "target"})
+
+    def status(arn):
+        return sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"]
+
+    result = regula_here("models", "reject", "1")
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "regula: error: version 1 is Approved: rejecting it un-approves it, and needs a --note saying why",
+    )
+    assert status(approved) == "Approved"
+    assert regula_here("models", "reject", "1", "--note", "leaks the churn date").returncode == 0
+    package = sagemaker.describe_model_package(ModelPackageName=approved)
+    assert (package["ModelApprovalStatus"], package["ApprovalDescription"]) == ("Rejected", "leaks the churn date")
+
+    result = regula_here("models", "approve", "2", "--force")
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "regula: error: approving version 2 with --force needs a --note saying why (stored as the approval "
+        "description)",
+    )
+    assert status(candidate) == "PendingManualApproval"
+    assert regula_here("models", "approve", "2", "--force", "--note", "reviewed by the team").returncode == 0
+    assert status(candidate) == "Approved"
+
+    listed = regula_here("models", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, newest, oldest, *notes = listed.stdout.splitlines()
+    assert header.split()[:5] == ["version", "status", "kind", "problem", "target"] and header.endswith("data")
+    assert newest.split()[:5] == ["2", "Approved", "candidate", "-", "target"] and newest.endswith("  -")
+    assert oldest.split()[:5] == ["1", "Rejected", "accepted", "-", "churned"] and oldest.endswith("  c.csv")
+    assert notes[0].startswith("note: this group holds models of 2 targets (churned, target): give each table")
+    assert notes[1].startswith("candidate: registered for review when no round was accepted")

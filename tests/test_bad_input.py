@@ -7,6 +7,12 @@ import pytest
 from helpers import BAD_INPUTS, regula, regula_here
 
 from pipelines.local import run_local
+from pipelines.preflight import DataFileError
+
+REFUSED_BEFORE_STARTING = {
+    "empty file": "data file data.csv is empty",
+    "missing target": "target column 'label' is not in data.csv; its columns: a, b",
+}
 
 
 def s3_keys(s3, prefix: str) -> list[str]:
@@ -19,6 +25,12 @@ def test_bad_table_fails_the_run_at_preprocess_and_writes_nothing(case, tmp_path
     content, message = BAD_INPUTS[case]
     data = tmp_path / "data.csv"
     data.write_text(content)
+    if case in REFUSED_BEFORE_STARTING:  # the header says it: refused before anything is rendered or uploaded
+        with pytest.raises(DataFileError) as refused:
+            run_local(data=data, target="label", runs_dir=tmp_path / "runs", echo=lambda _: None)
+        assert str(refused.value) == REFUSED_BEFORE_STARTING[case]
+        assert not (tmp_path / "runs").exists() and clients["s3"].list_buckets()["Buckets"] == []
+        return
     report = run_local(data=data, target="label", runs_dir=tmp_path / "runs", echo=lambda _: None)
     assert report["status"] == "Failed" and report["failed_step"] == "Preprocess"
     assert message in report["failure_reason"] and "\n" not in report["failure_reason"]
@@ -38,7 +50,7 @@ def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     unknown = regula("run", "--local", "--param", "MaxGapp=0.1", "--runs-dir", str(tmp_path))
     assert unknown.returncode == 2
     assert unknown.stderr.strip().startswith(
-        "regula: error: unknown pipeline parameter(s): MaxGapp; known: InputDataUri"
+        "regula: error: unknown pipeline parameter(s): MaxGapp (did you mean MaxGap?); known: InputDataUri"
     )
 
     typed = regula("run", "--local", "--param", "MaxGap=small", "--runs-dir", str(tmp_path))

@@ -7,7 +7,7 @@ import json
 
 import boto3
 import pytest
-from helpers import REGION, regula
+from helpers import REGION, regula, regula_here
 
 from pipelines import doctor
 from pipelines.s3 import bucket_name_problems
@@ -240,3 +240,37 @@ def test_valid_bucket_names(name):
 )
 def test_invalid_bucket_names(name, problem):
     assert bucket_name_problems(name) == [problem]
+
+
+def test_a_dead_endpoint_is_named_as_the_cause_not_the_credentials(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    report = doctor.check(Settings(role_arn=ROLE_ARN), boto3.Session(region_name=REGION).client)
+    assert report.errors[-1].startswith(
+        "cannot reach http://127.0.0.1:9, the endpoint AWS_ENDPOINT_URL names: is that server running? (unset "
+        "AWS_ENDPOINT_URL to use AWS itself) ["
+    )
+    assert report.errors[-1].endswith("]: nothing in the account was checked")
+    assert not any("credentials" in e for e in report.errors)
+    listed = regula_here("models", "list")
+    assert listed.returncode == 1
+    assert listed.stderr.startswith("regula: error: cannot reach http://127.0.0.1:9, the endpoint AWS_ENDPOINT_URL")
+
+
+def test_executions_against_moto_say_that_nothing_runs_there(aws):
+    assert regula_here("upsert", "--role-arn", ROLE_ARN).returncode == 2  # no bucket yet: still one line, no note
+    boto3.Session(region_name=REGION).client("s3").create_bucket(Bucket="regula-artifacts")
+    note = (
+        f"note: the endpoint {aws.endpoint} is not AWS: SageMaker executions do not run there (moto records an "
+        "execution and marks it Succeeded at once, running no step); `regula run --local` runs the pipeline on this "
+        "machine"
+    )
+    upserted = regula_here("upsert", "--role-arn", ROLE_ARN)
+    assert upserted.returncode == 0, upserted.stderr
+    assert upserted.stderr.splitlines()[-1] == note
+    started = regula_here("start", "--role-arn", ROLE_ARN, "--wait", "--poll-seconds", "0.01")
+    assert started.returncode == 0, started.stderr
+    assert started.stderr.splitlines()[-1] == note
+    assert note not in started.stdout, "beside the output, not in it"

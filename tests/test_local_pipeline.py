@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 
 import pytest
 from helpers import regula, run_folders
 
+from pipelines.console import closing_lines
 from pipelines.local import run_local
 from pipelines.predict import from_run_folder
+from pipelines.report import loss_figure, round_evaluations
 from pipelines.s3 import split_uri
 from pipelines.settings import Settings
 from steps.defaults import MAX_GAP
@@ -104,12 +107,57 @@ def test_the_demo_registers_its_best_accepted_round_by_validation(tmp_path, clie
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     metadata = package["CustomerMetadataProperties"]
     assert (metadata["regula:round"], metadata["regula:accepted"]) == (str(best["round"]), "true")
+    assert (metadata["regula:target"], metadata["regula:data"]) == ("target", "digits.csv")  # models list shows them
     assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert best["test_metrics"]["accuracy"] >= 0.8  # ten classes: chance is 0.1
     assert f"registered: round {best['round']}: {report['model_package_arn']}" in output.splitlines()
     # `regula predict --model <run folder>` scores with the registered round's artifact, the one the registry holds
     archive, sha256 = from_run_folder(run_folders(tmp_path / "runs")[0])
     assert archive.parent.name == f"TrainRound{best['round']}" and sha256 == metadata["regula:artifact_sha256"]
+
+    # the console tells the story: a line per round, the conditions as what happens next, lists folded, next steps
+    lines = output.splitlines()
+    gap, se = first["generalization_gap"], first["gap_standard_error"]
+    assert (
+        f"round 1: dropout 0.10 L1 1e-05 L2 0.01 | gap {gap:.3f} ± {se:.3f} > MaxGap 0.1 | validation "
+        f"balanced_accuracy {first['validation_quality']:.3f} vs baseline 0.100 | borderline: within MaxGap + 1 "
+        "standard error only: a stronger round is tried too"
+    ) in lines
+    assert "=> round 1 borderline: trying a stronger round" in lines
+    assert (
+        "=> round 2 accepted: registering " + ("it" if best["round"] == 2 else "round 1, which validates better")
+        in lines
+    )
+    assert not [line for line in lines if line.startswith("?") or "evaluate: round" in line]
+    assert (
+        "   | preprocess: numeric: pixel_0_1, pixel_0_2, pixel_0_3, pixel_0_4, pixel_0_5, pixel_0_6, pixel_0_7, "
+        "pixel_1_0, ... (53 more; -v shows all)" in lines
+    )
+    run_dir = run_folders(tmp_path / "runs")[0]
+    assert f"  regula predict --model {run_dir} --data NEW.csv   # score rows with the registered round" in lines
+    # the plot: a legend per round, the averaged weights' epochs and the baseline marked, the registered round
+    # framed, and a panel drawing the decision rule (each gap with its standard error, MaxGap)
+    evaluations = round_evaluations(run_dir)
+    figure = loss_figure(evaluations)
+    *round_axes, gap_axis = figure.axes
+    for axis, evaluation in zip(round_axes, evaluations, strict=True):
+        legend = [t.get_text() for t in axis.get_legend().get_texts()]
+        assert f"best epoch {evaluation['best_epoch']} (kept)" in legend and "baseline validation loss" in legend
+        averaged = any(h["averaged"] for h in evaluation["history"])
+        assert ("epochs scored with the averaged weights" in legend) == averaged
+        assert ("REGISTERED" in axis.get_title()) == (evaluation["round"] == best["round"])
+    assert [t.get_text() for t in gap_axis.get_legend().get_texts()][0] == "MaxGap 0.1"
+    assert [tuple(line.get_ydata()) for line in gap_axis.get_lines() if line.get_linestyle() == "--"] == [(0.1, 0.1)]
+    bars = [p for p in gap_axis.patches if p.get_height() > 0]
+    assert [round(b.get_height(), 6) for b in bars] == [round(r["generalization_gap"], 6) for r in report["rounds"]]
+    assert [b.get_linewidth() for b in bars].index(2.5) == best["round"] - 1
+
+    endpoint = os.environ["AWS_ENDPOINT_URL"]  # the tests' moto server: it outlives the run, and is named
+    assert f"registry: {endpoint}, group regula-models: `regula models list` shows the package" in lines
+    embedded = closing_lines(report, run_dir, endpoint=None)  # an embedded server ends with the run: said so
+    assert any(
+        line.startswith("registry: the embedded moto server, gone now that the run has ended") for line in embedded
+    )
 
 
 @pytest.mark.slow
@@ -124,7 +172,11 @@ def test_two_training_instances_train_as_one_torch_distributed_job(tmp_path, cli
 
 @pytest.mark.slow
 def test_last_round_still_overfitting_fails_with_the_gap(tmp_path, clients):
-    report, _ = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15"})
+    report, output = run(tmp_path, params={"MaxGap": "0.0001", "MaxEpochs": "15"})
+    # the reason is printed once, in the summary; each round says how far above MaxGap it is
+    assert output.count(report["failure_reason"]) == 1
+    assert output.count("=> round 1 overfit: trying a stronger round") == 1
+    assert re.search(r"^round 3: .* \| overfit: [\d.]+ standard errors above MaxGap$", output, re.MULTILINE)
     assert report["status"] == "Failed" and report["failed_step"] == "StillOverfitting"
     assert len(report["rounds"]) == 3
     last = report["rounds"][-1]
@@ -199,7 +251,7 @@ def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_pat
 @pytest.mark.slow
 def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
     bad = tmp_path / "bad.csv"
-    bad.write_text("a,b,c\n1,2,3\n4,5,6\n")
+    bad.write_text("a,b,label\n" + "1,2,0\n4,5,0\n" * 5)
     result = regula(
         "run", "--local", "--data", str(bad), "--target", "label", "--runs-dir", str(tmp_path / "runs"), timeout=300
     )
@@ -207,10 +259,11 @@ def test_bad_csv_gives_one_line_error_and_no_model(tmp_path, clients):
     failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
     assert len(failures) == 1
     assert re.fullmatch(
-        r"FAILED at Preprocess: preprocess: target column 'label' not found; columns are: a, b, c "
+        r"FAILED at Preprocess: preprocess: target column 'label' has a single class \(0\); need at least 2 "
         r"\(exit code 2, log: \S+/logs/Preprocess\.log\)",
         failures[0],
     ), failures[0]
+    assert result.stdout.count("has a single class") == 1, "the reason is printed once"
     assert "Traceback" not in result.stdout + result.stderr
     assert "TrainRound1" not in result.stdout
     assert model_packages(clients["sagemaker"]) == []
@@ -229,8 +282,8 @@ def test_the_pipeline_follows_the_decision_its_evaluation_reports(tmp_path, clie
     decisions = [r["decision"] for r in report["rounds"]]
     assert decisions == ["overfit", "overfit"]
     assert report["failed_step"] == "StillOverfitting" and report["rounds"][-1]["reason"] in report["failure_reason"]
-    printed = [line for line in lines if "evaluate: round" in line]
-    assert len(printed) == 2 and all(line.rstrip().split(" -> ")[1].startswith("overfit:") for line in printed)
+    printed = [line for line in lines if re.match(r"round \d: dropout ", line)]  # one line per round
+    assert len(printed) == 2 and all(line.split(" | ")[-1].startswith("overfit: ") for line in printed)
     assert model_packages(clients["sagemaker"]) == []
 
 

@@ -74,7 +74,7 @@ def test_bad_rows_to_predict_are_one_clear_error(tmp_path, clients):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (
         "regula: error: bad.json: 2 problems: (1) missing required column(s): year; "
-        "(2) column 'body_mass_g': 1 values are not numbers ('heavy'; rows 1)"
+        "(2) column 'body_mass_g': 1 values are not numbers ('heavy'; rows 2) (rows are numbered from 1)"
     )
 
 
@@ -124,17 +124,39 @@ def test_every_problem_of_a_table_and_its_parameters_is_reported_at_once(tmp_pat
         "--target",
         "species",
         "--param",
-        "ExcludeColumns=island,nope",
+        "ExcludeColumns=island",
         "--param",
         "ProblemType=regression",
+        "--param",
+        "QualityMetric=roc_auc",
         "--runs-dir",
         str(tmp_path / "runs"),
     )
     assert result.returncode == 1
     (failure,) = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
     assert failure.startswith(
-        "FAILED at Preprocess: preprocess: 2 problems: (1) ExcludeColumns names columns the table does not have: "
-        "nope; (2) regression needs a numeric target; column 'species' holds 344 values that are not numbers "
-        "(e.g. 'Adelie')"
+        "FAILED at Preprocess: preprocess: 2 problems: (1) regression needs a numeric target; column 'species' holds "
+        "344 values that are not numbers (e.g. 'Adelie'); (2) QualityMetric roc_auc is for classification; "
+        "regression uses r2 (or auto)"
     ), failure
     assert clients["sagemaker"].list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    # columns the table does not have are refused before anything starts, every one at once (tests/test_preflight.py)
+    early = regula(
+        "run",
+        "--local",
+        "--data",
+        str(tmp_path / "penguins.csv"),
+        "--target",
+        "species",
+        "--param",
+        "ExcludeColumns=island,nope",
+        "--param",
+        "CategoricalColumns=yaer",
+        "--runs-dir",
+        str(tmp_path / "r2"),
+    )
+    assert (early.returncode, early.stderr.strip()) == (
+        2,
+        "regula: error: ExcludeColumns names 'nope', not a column of penguins.csv; CategoricalColumns names 'yaer', "
+        "not a column of penguins.csv (did you mean 'year'?)",
+    )
