@@ -208,7 +208,7 @@ NOTICE_FIELDS = {
     "Epoch": "epoch",
     "Gap": "gap",
     "MaxGap": "maxGap",
-    "ValidationLossRoseEpochsInARow": "validationLossRiseEpochs",
+    "ValidationLossRose": "validationLossRise",  # text: LocalStack renders a 0 as "" (an AWS rule gives 0)
     "Condition": "condition",
     "Next": "next",
 }

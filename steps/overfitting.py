@@ -146,6 +146,7 @@ def notice(
         "gap": round(gap, 6) if math.isfinite(gap) else str(gap),
         "maxGap": max_gap,
         "validationLossRiseEpochs": rise_streak,
+        "validationLossRise": f"{rise_streak} epochs in a row (the condition: {RISE_EPOCHS})",
         "riseEpochsCondition": RISE_EPOCHS,
         "condition": f"validation loss up {RISE_EPOCHS} epochs in a row OR gap above MaxGap",
         "next": next_steps(round_, rounds, max_gap, patience, stop_enabled),

@@ -130,7 +130,7 @@ def test_the_seeds_setup_is_one_flag_away_and_show_says_which_events_email(clien
     (target,) = events.list_targets_by_rule(Rule="regula-overfitting-notices")["Targets"]
     assert target["Arn"] == shown["topic_arn"]
     paths = target["InputTransformer"]["InputPathsMap"]
-    for field in ("pipeline", "execution", "round", "trainingJob", "gap", "maxGap", "validationLossRiseEpochs", "next"):
+    for field in ("pipeline", "execution", "round", "trainingJob", "gap", "maxGap", "validationLossRise", "next"):
         assert paths[field] == f"$.detail.{field}" and f"<{field}>" in target["InputTransformer"]["InputTemplate"]
 
     # every event again: the alarms email, the rules are enabled, nothing is duplicated
