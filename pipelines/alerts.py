@@ -16,7 +16,7 @@ Always, without a choice: `<pipeline>-approval-decisions` emails approval decisi
 (OverfittingSignal, the same condition per epoch) is on the dashboard only. The alarms are plain metric alarms (no
 metric math, so any CloudWatch evaluator evaluates them) on the Pipeline dimension only, so one alarm covers every run;
 the steps compare with the execution's own MaxGap, the alarms with 0 or 1. An event not chosen keeps its alarm or
-rule, without actions or disabled, so `show` says what it would do.
+rule, without actions, or disabled and without the topic as its target, so `show` says what it would do.
 
 The topic's policy lets only this account's alarms and rule publish (aws:SourceAccount, aws:SourceArn); with
 --kms-key-id the topic is encrypted with that customer-managed key, whose policy must let cloudwatch.amazonaws.com
@@ -283,7 +283,12 @@ def apply(
             Description=rule["Description"],
             State=rule["State"],
         )
-        events.put_targets(Rule=rule["Name"], Targets=[rule["Target"]])
+        if rule["State"] == "ENABLED":
+            events.put_targets(Rule=rule["Name"], Targets=[rule["Target"]])
+        else:  # disabled AND without the topic: LocalStack delivers through a disabled rule (docs/alerts.md)
+            ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]]
+            if rule["Target"]["Id"] in ids:
+                events.remove_targets(Rule=rule["Name"], Ids=[rule["Target"]["Id"]])
     chosen = [e for e in EVENTS if spec.emails(e)]
     echo(
         f"topic {topic_arn}; alarms {', '.join(names)}; dashboard {spec.dashboard_name}; rules "

@@ -79,8 +79,9 @@ def cloudformation(spec: AlertSpec, emails: list[str]) -> dict:
     }
     rule_logical_names = ("ApprovalDecisionRule", "OverfittingNoticeRule", "ModelRegisteredRule")
     for rule, logical in zip(rules(spec, topic), rule_logical_names, strict=True):
-        target = rule.pop("Target")
-        resources[logical] = {"Type": "AWS::Events::Rule", "Properties": {**rule, "Targets": [target]}}
+        target = rule.pop("Target")  # as apply: a rule not chosen is disabled and has no target
+        targets = {"Targets": [target]} if rule["State"] == "ENABLED" else {}
+        resources[logical] = {"Type": "AWS::Events::Rule", "Properties": {**rule, **targets}}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Regula alerts for pipeline {spec.pipeline_name}",

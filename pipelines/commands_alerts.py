@@ -68,8 +68,8 @@ def add_parsers(commands) -> None:
                 action="append",
                 choices=EVENTS,
                 metavar="EVENT",
-                help=f"what emails the team, repeatable: {', '.join(EVENTS)} (default: {', '.join(DEFAULT_EMAIL_ON)}; "
-                "docs/alerts.md)",
+                help=f"what emails the team, repeatable, only these when given: {', '.join(EVENTS)} (default: "
+                f"{', '.join(DEFAULT_EMAIL_ON)}; docs/alerts.md)",
             )
         else:
             sub.add_argument("--json", action="store_true")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import regula, regula_here
 
 from pipelines import alerts
@@ -48,6 +49,7 @@ def test_apply_twice_is_one_topic_one_subscription_per_member_and_alarms_worth_a
         "regula-overfitting-notices": "DISABLED",
         "regula-model-registered": "ENABLED",
     }
+    assert clients["events"].list_targets_by_rule(Rule="regula-overfitting-notices")["Targets"] == []
     registered = json.loads(clients["events"].describe_rule(Name="regula-model-registered")["EventPattern"])
     assert registered["detail"] == {
         "ModelPackageGroupName": ["regula-models"],
@@ -140,6 +142,13 @@ def test_the_seeds_setup_is_one_flag_away_and_show_says_which_events_email(clien
     assert all(e["emails"] for e in shown["events"]) and len(shown["subscriptions"]) == 1
     assert len(events.list_targets_by_rule(Rule="regula-overfitting-notices")["Targets"]) == 1
 
+    # back to the default: the overfitting rule is disabled and loses the topic
+    assert regula("alerts", "apply", "--email", MEMBERS[0]).returncode == 0
+    assert events.describe_rule(Name="regula-overfitting-notices")["State"] == "DISABLED"
+    assert events.list_targets_by_rule(Rule="regula-overfitting-notices")["Targets"] == []
+    shown = json.loads(regula("alerts", "show", "--json").stdout)
+    assert [e["event"] for e in shown["events"] if e["emails"]] == ["gave-up", "diverged", "registered"]
+
 
 def test_an_unknown_event_is_refused_before_anything_is_created(clients):
     result = regula_here("alerts", "apply", "--email", MEMBERS[0], "--email-on", "overfit")
@@ -155,6 +164,13 @@ def test_the_template_holds_the_same_rules_and_alarm_actions_as_apply():
     resources = cloudformation(alerts.AlertSpec(email_on=("overfitting",)), MEMBERS)["Resources"]
     assert resources["OverfittingNoticeRule"]["Properties"]["State"] == "ENABLED"
     assert resources["ModelRegisteredRule"]["Properties"]["State"] == "DISABLED"
+    assert "Targets" not in resources["ModelRegisteredRule"]["Properties"]
     (target,) = resources["OverfittingNoticeRule"]["Properties"]["Targets"]
     assert target["Arn"] == {"Ref": "AlertsTopic"} and "<trainingJob>" in target["InputTransformer"]["InputTemplate"]
     assert resources["GaveUpAlarm"]["Properties"]["AlarmActions"] == []
+
+
+def test_an_unknown_event_in_code_is_refused_with_the_choices():
+    with pytest.raises(alerts.AlertsError) as refused:
+        alerts.AlertSpec(email_on=("gave-up", "nope"))
+    assert str(refused.value) == "--email-on must be one of gave-up, diverged, overfitting, registered, got nope"
