@@ -18,7 +18,7 @@ metric math, so any CloudWatch evaluator evaluates them) on the Pipeline dimensi
 the steps compare with the execution's own MaxGap, the alarms with 0 or 1. An event not chosen keeps its alarm or
 rule, without actions, or disabled and without the topic as its target, so `show` says what it would do.
 
-The topic's policy lets only this account's alarms and rule publish (aws:SourceAccount, aws:SourceArn); with
+The topic's policy lets only this account's alarms and rules publish (aws:SourceAccount, aws:SourceArn); with
 --kms-key-id the topic is encrypted with that customer-managed key, whose policy must let cloudwatch.amazonaws.com
 and events.amazonaws.com use it (the template, `alerts_template.py`, creates such a key). The dashboard's body is
 `alerts_dashboard.py`.
@@ -39,7 +39,8 @@ from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 EVENTS = ("gave-up", "diverged", "overfitting", "registered")
 # What a team must act on (docs/alerts.md): a run without a model, training that blew up, a model waiting for a
-# person's approval. Not overfitting: on the demo the condition holds in every training job, and the ladder answers it.
+# person's approval. Not overfitting: on the demo it held in every training job (benchmarks/results/
+# overfitting_condition.json), and the ladder answers it.
 DEFAULT_EMAIL_ON = ("gave-up", "diverged", "registered")
 
 
