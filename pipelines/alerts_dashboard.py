@@ -39,8 +39,14 @@ def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
                 6,
             ),
             metric_widget(
-                "Evaluated gap per round, overfitting signal, runs that gave up",
-                ["FinalGeneralizationGap", "ValLossRiseStreak", "OverfittingSignal", "RunGaveUp"],
+                "Evaluated gap per round, overfitting signal and stops, runs that gave up",
+                [
+                    "FinalGeneralizationGap",
+                    "ValLossRiseStreak",
+                    "OverfittingSignal",
+                    "StoppedForOverfitting",
+                    "RunGaveUp",
+                ],
                 12,
                 6,
             ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.alerts import AlertSpec, alarms, approval_rule, topic_policy, validate_emails
+from pipelines.alerts import AlertSpec, alarms, rules, topic_policy, validate_emails
 from pipelines.alerts_dashboard import dashboard
 
 
@@ -43,7 +43,9 @@ def cloudformation(spec: AlertSpec, emails: list[str]) -> dict:
     for statement in policy["Statement"]:  # the account and region are the stack's
         condition = statement["Condition"]
         condition["StringEquals"]["aws:SourceAccount"] = {"Fn::Sub": "${AWS::AccountId}"}
-        condition["ArnLike"]["aws:SourceArn"] = {"Fn::Sub": condition["ArnLike"]["aws:SourceArn"]}
+        source = condition["ArnLike"]["aws:SourceArn"]
+        subs = [{"Fn::Sub": arn} for arn in (source if isinstance(source, list) else [source])]
+        condition["ArnLike"]["aws:SourceArn"] = subs if isinstance(source, list) else subs[0]
     resources: dict = {}
     if spec.kms_key_id is None:
         resources["AlertsKey"] = {
@@ -75,15 +77,11 @@ def cloudformation(spec: AlertSpec, emails: list[str]) -> dict:
             },
         },
     }
-    resources["ApprovalDecisionRule"] = {
-        "Type": "AWS::Events::Rule",
-        "Properties": {
-            "Name": spec.rule_name,
-            "Description": f"Approval decisions on {spec.model_package_group} models",
-            "EventPattern": approval_rule(spec),
-            "Targets": [{"Arn": topic, "Id": "AlertsTopic"}],
-        },
-    }
+    rule_logical_names = ("ApprovalDecisionRule", "OverfittingNoticeRule", "ModelRegisteredRule")
+    for rule, logical in zip(rules(spec, topic), rule_logical_names, strict=True):
+        target = rule.pop("Target")  # as apply: a rule not chosen is disabled and has no target
+        targets = {"Targets": [target]} if rule["State"] == "ENABLED" else {}
+        resources[logical] = {"Type": "AWS::Events::Rule", "Properties": {**rule, **targets}}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Regula alerts for pipeline {spec.pipeline_name}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines.alerts import DEFAULT_EMAIL_ON, EVENTS
 from pipelines.cli_shared import client, print_json, settings_from
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
@@ -16,6 +17,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         model_package_group=args.group,
         kms_key_id=args.kms_key_id,
+        email_on=tuple(args.email_on) if args.email_on else DEFAULT_EMAIL_ON,
     )
     if args.action == "template":
         from pipelines.alerts_template import cloudformation
@@ -27,7 +29,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         sns, cloudwatch, events = (client(args, name) for name in ("sns", "cloudwatch", "events"))
         alerts.apply(spec, args.email or [], sns, cloudwatch, events, account, settings_from(args).region)
         return 0
-    shown = alerts.show(spec, client(args, "sns"), client(args, "cloudwatch"))
+    shown = alerts.show(spec, client(args, "sns"), client(args, "cloudwatch"), client(args, "events"))
     if args.json:
         print_json(shown)
         return 0
@@ -37,6 +39,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     pending = [sub["email"] for sub in shown["subscriptions"] if not sub["confirmed"]]
     if pending:
         print(f"  {len(pending)} still to confirm (AWS emailed each a link): {', '.join(pending)}")
+    for event in shown["events"]:
+        print(f"{event['event']}: {'emails the team' if event['emails'] else 'no email'} ({event['via']})")
+    if shown["approval_decisions_email"]:
+        print(f"approval decisions: emails the team (rule {spec.rule_name})")
     for alarm in shown["alarms"]:
         emails = "emails the team" if alarm["emails"] else "dashboard only"
         print(f"alarm {alarm['name']}: {alarm['state']} ({alarm['metric']} >= {alarm['threshold']:g}, {emails})")
@@ -57,10 +63,18 @@ def add_parsers(commands) -> None:
         sub.add_argument("--region")
         if action != "show":
             sub.add_argument("--email", action="append", help="team member's address, repeatable")
+            sub.add_argument(
+                "--email-on",
+                action="append",
+                choices=EVENTS,
+                metavar="EVENT",
+                help=f"what emails the team, repeatable, only these when given: {', '.join(EVENTS)} (default: "
+                f"{', '.join(DEFAULT_EMAIL_ON)}; docs/alerts.md)",
+            )
         else:
             sub.add_argument("--json", action="store_true")
         sub.add_argument("--namespace", default=METRICS_NAMESPACE, help="CloudWatch namespace of the metrics")
         if action != "show":
             sub.add_argument("--kms-key-id", help="customer-managed KMS key for the topic (template: one is created)")
         sub.add_argument("--group", default=MODEL_PACKAGE_GROUP, help="model package group for approval events")
-        sub.set_defaults(func=cmd_alerts, json=False, email=None, kms_key_id=None)
+        sub.set_defaults(func=cmd_alerts, json=False, email=None, kms_key_id=None, email_on=None)

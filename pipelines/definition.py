@@ -118,6 +118,9 @@ class Parameters:
         self.class_weight = ParameterString("ClassWeight", default_value=d.CLASS_WEIGHT)
         self.max_epochs = ParameterInteger("MaxEpochs", default_value=d.MAX_EPOCHS)
         self.patience = ParameterInteger("Patience", default_value=d.PATIENCE)
+        self.stop_on_overfitting = ParameterString(
+            "StopOnOverfitting", default_value=d.STOP_ON_OVERFITTING, enum_values=list(d.STOP_ON_OVERFITTING_CHOICES)
+        )
         self.max_gap = ParameterFloat("MaxGap", default_value=d.MAX_GAP)
         self.quality_metric = ParameterString("QualityMetric", default_value=d.QUALITY_METRIC)
         self.min_lift = ParameterFloat("MinLift", default_value=d.MIN_LIFT)
@@ -381,6 +384,8 @@ def train_step(
             "max_epochs": p.max_epochs.to_string(),
             "max_gap": p.max_gap.to_string(),
             "patience": p.patience.to_string(),
+            "stop_on_overfitting": p.stop_on_overfitting,
+            "rounds": str(settings.rounds),  # the overfitting notice says whether a round is left
             "metrics_namespace": p.metrics_namespace,
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
             "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not

@@ -96,6 +96,7 @@ EXECUTION_ACTIONS = {
     "s3:PutObject": "jobs write the splits, the model, the evaluation and checkpoints",
     "s3:ListBucket": "S3Prefix inputs and checkpoint restores list the keys under their prefix",
     "cloudwatch:PutMetricData": "the steps' metrics (MetricsNamespace) and SageMaker's job metrics",
+    "events:PutEvents": "training's one overfitting notice per job (steps/overfitting.py), source regula only",
     "logs:CreateLogGroup": "job logs (/aws/sagemaker/ProcessingJobs, /aws/sagemaker/TrainingJobs)",
     "logs:CreateLogStream": "job logs",
     "logs:PutLogEvents": "job logs",

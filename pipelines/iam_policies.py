@@ -22,6 +22,7 @@ from pipelines.iam_spec import (
     repository_arn,
     role_parts,
 )
+from steps import overfitting
 
 # SageMaker publishes the metric definitions' values and the instance metrics with the execution role
 SAGEMAKER_NAMESPACES = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
@@ -121,6 +122,13 @@ def execution_policy(spec: Spec, where: Locations) -> dict:
         statement("WriteOutputs", ["s3:PutObject"], object_arns(spec, bucket, where.job_writes)),
         *data_statements(spec),
         statement("Metrics", ["cloudwatch:PutMetricData"], "*", {"StringEquals": {"cloudwatch:namespace": namespaces}}),
+        # training's one overfitting notice per job (steps/overfitting.py), on the default bus, as source regula only
+        statement(
+            "OverfittingNotices",
+            ["events:PutEvents"],
+            spec.arn("events", "event-bus/default"),
+            {"StringEquals": {"events:source": overfitting.SOURCE}},
+        ),
         statement("JobLogs", logs, spec.arn("logs", "log-group:/aws/sagemaker/*")),
         statement("EcrLogin", ["ecr:GetAuthorizationToken"], "*"),
         statement("PullStepImages", pull, sorted({repository_arn(spec, image) for image in where.images})),

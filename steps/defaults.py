@@ -51,6 +51,11 @@ CHECKPOINT_SECONDS = 60.0  # at most one checkpoint per this many seconds of tra
 # "auto": balanced when the quality metric is balanced accuracy or macro F1, else none.
 CLASS_WEIGHTS = ("auto", "none", "balanced")
 CLASS_WEIGHT = "auto"
+# StopOnOverfitting: "yes" ends a training job once the overfitting condition (steps/overfitting.py) has held Patience
+# epochs in a row, keeping its best weights. Off by default: early stopping already ends a job whose validation loss
+# keeps rising; the stop adds only the case of a gap above MaxGap while the validation loss still improves.
+STOP_ON_OVERFITTING_CHOICES = ("no", "yes")
+STOP_ON_OVERFITTING = "no"
 
 # -- the decision -----------------------------------------------------------------------------------------------------
 # The generalization gap is relative: (validation loss - training loss) / the baseline's validation loss, where the

@@ -18,6 +18,7 @@ from steps.defaults import (
     PROBLEM_TYPES,
     QUALITY_METRICS,
     REGISTER_CANDIDATE_CHOICES,
+    STOP_ON_OVERFITTING_CHOICES,
 )
 
 # name: (whole number?, allowed, what is allowed); every number must also be finite
@@ -44,6 +45,7 @@ CHOICES = {
     "QualityMetric": QUALITY_METRICS,
     "ClassWeight": CLASS_WEIGHTS,
     "RegisterBestCandidate": REGISTER_CANDIDATE_CHOICES,
+    "StopOnOverfitting": STOP_ON_OVERFITTING_CHOICES,
     "ModelApprovalStatus": (APPROVAL_STATUS, "Approved"),  # Approved only where rendered with --allow-auto-approval
 }
 

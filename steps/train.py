@@ -40,6 +40,7 @@ from steps.distributed import check_same_start, finish, setup_distributed, sum_l
 from steps.model import save
 from steps.objective import Objective
 from steps.optimizer import AdamW
+from steps.overfitting import Watch, announce
 from steps.quality import baseline_loss, relative_gap
 from steps.regularization import next_level, strengths
 from steps.train_args import BASE_BATCH, auto_batch_size, check_instance, earlier_rounds, parse_args
@@ -53,7 +54,6 @@ TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many 
 # s on two idle cores) to test accuracy 0.8455, these 37 epochs 78 s to 0.8466 (benchmarks/large_table.py).
 EPOCH_ROWS = 2**18
 VAL_EVAL_ROWS = 2**16  # the validation loss each epoch on at most this many rows, a seeded sample (evaluation: all)
-RISE_EPOCHS = 3  # the overfitting signal: gap above MaxGap while the validation loss rose this many epochs in a row
 
 
 def main() -> None:
@@ -165,6 +165,10 @@ def main() -> None:
     saved = time.monotonic()
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model  # rank 0's weights, broadcast
 
+    # the overfitting condition (gap above MaxGap OR validation loss up 3 epochs in a row), its notice once per job,
+    # and StopOnOverfitting: steps/overfitting.py
+    watch = Watch(args.max_gap, args.patience, args.stop_on_overfitting == "yes")
+    watch.replay(history)
     started, interrupted = time.perf_counter(), False
     for epoch in range(first_epoch, args.max_epochs + 1):
         net.train()
@@ -205,10 +209,10 @@ def main() -> None:
             "averaged": int(scored is average.module),
         }
         history.append(record)
+        overfitting = watch.update(epoch, record["gap"], rise_streak)
         if rank == 0:
             print(f"epoch {epoch}: " + " ".join(f"{k}={v:.6f};" for k, v in record.items() if k != "epoch"), flush=True)
             diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
-            overfitting = record["gap"] > args.max_gap and rise_streak >= RISE_EPOCHS
             metrics.put_many(
                 {
                     "TrainingLoss": train_loss,
@@ -220,6 +224,8 @@ def main() -> None:
                     "TrainingDiverged": float(diverged),
                 }
             )
+            if watch.starts_episode:
+                announce(args, job, record)
             if diverged:
                 print(f"train: the loss is no longer a number at epoch {epoch}: stopping", flush=True)
 
@@ -228,6 +234,11 @@ def main() -> None:
         elif (
             epoch - best_epoch >= args.patience and (epoch - best_epoch) * steps_per_epoch >= args.patience_steps
         ) or (not math.isfinite(val_loss)):
+            break
+        if watch.stop:  # every process alike: the same records
+            if rank == 0:
+                print(f"train: overfitting held {watch.held} epochs in a row: stopping (StopOnOverfitting)", flush=True)
+                metrics.put("StoppedForOverfitting", 1.0)
             break
         if folder and epoch < args.max_epochs and (stopping or time.monotonic() - saved >= args.checkpoint_seconds):
             if rank == 0:  # the others hold the same state; on SageMaker every instance syncs the same S3 folder

@@ -29,6 +29,8 @@ from steps.defaults import (
     PATIENCE,
     PATIENCE_STEPS,
     SEED,
+    STOP_ON_OVERFITTING,
+    STOP_ON_OVERFITTING_CHOICES,
 )
 from steps.parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
 from steps.regularization import overfit_gap, validate
@@ -58,6 +60,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
     parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
     parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
+    parser.add_argument("--rounds", type=int, default=0, help="the pipeline's rounds, for the overfitting notice")
+    parser.add_argument("--stop_on_overfitting", choices=STOP_ON_OVERFITTING_CHOICES, default=STOP_ON_OVERFITTING)
     parser.add_argument("--average_decay", type=float, default=AVERAGE_DECAY, help="of the weights' average; 0: none")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)

@@ -1,4 +1,5 @@
-"""LocalStack on 127.0.0.1, for the one thing moto cannot do: evaluate alarms and run their SNS actions.
+"""LocalStack on 127.0.0.1, for what moto cannot do: evaluate alarms and run their SNS actions, and deliver EventBridge
+events through an input transformer to SNS.
 
 Installed on first use into ~/.cache/regula/localstack-venv-<hash of the requirements and the Python> (it needs
 Python >= 3.12, found on PATH or under pyenv; under CI installed afresh on every run), then started as a plain
@@ -67,7 +68,7 @@ class LocalStack:
         env = {
             **os.environ,
             "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
-            "SERVICES": "cloudwatch,sns,ses,sts",
+            "SERVICES": "cloudwatch,sns,ses,sts,events",
             # load them at start: SES is otherwise loaded by the first email, and its outbox (/_aws/ses) answers
             # 501 until then, so a test that reads it before SNS has delivered would fail instead of waiting
             "EAGER_SERVICE_LOADING": "1",

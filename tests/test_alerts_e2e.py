@@ -1,8 +1,10 @@
 """End to end: a run that gives up emails every team member once; a run that registers after an overfitting round
-emails nobody.
+emails nobody by default; with `--email-on overfitting` (the seed's setup) the overfitting round emails every member
+exactly once, with its pipeline, execution, round, training job, gap and MaxGap, rising epochs and what comes next.
 
-The pipeline runs as everywhere in these tests (S3, the registry and EventBridge in moto), with CloudWatch and SNS
-served by LocalStack, which evaluates the alarms Regula created and delivers their SNS action as email (read back
+The pipeline runs as everywhere in these tests (S3 and the registry in moto), with CloudWatch, SNS and EventBridge
+served by LocalStack, which evaluates the alarms Regula created and delivers their SNS action as email, and routes the
+training jobs' overfitting notices through the input transformer of Regula's rule to the topic (emails read back
 from LocalStack's SES outbox).
 """
 
@@ -15,13 +17,15 @@ import urllib.request
 
 import boto3
 import pytest
+from helpers import run_folders
 from localstack_server import LocalStack, ensure_venv
 
 from pipelines import alerts
 from pipelines.local import run_local
+from pipelines.run_layout import job_log, job_root
 from pipelines.settings import Settings
 
-pytestmark = pytest.mark.slow  # LocalStack and two whole pipelines: the slow tier (pytest --slow)
+pytestmark = pytest.mark.slow  # LocalStack and three whole pipelines: the slow tier (pytest --slow)
 
 MEMBERS = ["ana@example.com", "bo@example.org", "cy@example.net"]
 
@@ -41,44 +45,66 @@ def localstack(tmp_path_factory):
         server.stop()
 
 
-def emails_for(localstack, alarm_name: str) -> list[tuple[str, dict]]:
-    outbox = json.loads(urllib.request.urlopen(f"{localstack.endpoint}/_aws/ses", timeout=5).read())
+@pytest.fixture
+def on_localstack(localstack, aws, monkeypatch):
+    """Clients of LocalStack's CloudWatch, SNS and EventBridge; the steps' metrics and notices go there too, S3 and
+    the registry stay on moto."""
+    session = boto3.Session(region_name="us-east-1")
+    clients = {name: session.client(name, endpoint_url=localstack.endpoint) for name in ("cloudwatch", "sns", "events")}
+    clients["account"] = session.client("sts", endpoint_url=localstack.endpoint).get_caller_identity()["Account"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", localstack.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", localstack.endpoint)  # the service id, not "events"
+    return clients
+
+
+def apply(clients, spec: alerts.AlertSpec) -> None:
+    sns, cloudwatch, events = clients["sns"], clients["cloudwatch"], clients["events"]
+    alerts.apply(spec, MEMBERS, sns, cloudwatch, events, clients["account"], "us-east-1", echo=lambda _: None)
+
+
+def outbox(localstack) -> list[tuple[str, dict]]:
+    """(address, body) of every email LocalStack has sent whose body is JSON, as alarms' and notices' are."""
     found = []
-    for message in outbox["messages"]:
+    for message in json.loads(urllib.request.urlopen(f"{localstack.endpoint}/_aws/ses", timeout=5).read())["messages"]:
         try:
             body = json.loads(message["Body"]["text_part"])
         except (KeyError, TypeError, json.JSONDecodeError):
             continue
-        if body.get("AlarmName") == alarm_name and body.get("NewStateValue") == "ALARM":
-            found += [(address, body) for address in message["Destination"]["ToAddresses"]]
+        found += [(address, body) for address in message["Destination"]["ToAddresses"]]
     return found
 
 
-def test_a_run_that_gives_up_emails_every_member_once_and_a_run_that_registers_emails_nobody(
-    localstack, aws, tmp_path, monkeypatch
-):
-    session = boto3.Session(region_name="us-east-1")
-    cloudwatch = session.client("cloudwatch", endpoint_url=localstack.endpoint)
-    sns = session.client("sns", endpoint_url=localstack.endpoint)
-    account = session.client("sts", endpoint_url=localstack.endpoint).get_caller_identity()["Account"]
-    alerts.apply(
-        alerts.AlertSpec(),
-        MEMBERS,
-        sns,
-        cloudwatch,
-        session.client("events"),
-        account,
-        "us-east-1",
-        echo=lambda _: None,
-    )
-    shown = alerts.show(alerts.AlertSpec(), sns, cloudwatch)
-    assert sorted(s["email"] for s in shown["subscriptions"]) == sorted(MEMBERS)
+def emails_for(localstack, alarm_name: str) -> list[tuple[str, dict]]:
+    return [
+        (address, body)
+        for address, body in outbox(localstack)
+        if isinstance(body, dict) and body.get("AlarmName") == alarm_name and body.get("NewStateValue") == "ALARM"
+    ]
 
-    # the steps' metrics go to LocalStack; S3 and the registry stay on moto
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", localstack.endpoint)
+
+def notices_for(localstack, pipeline: str) -> list[tuple[str, dict]]:
+    return [(a, b) for a, b in outbox(localstack) if isinstance(b, dict) and "Alert" in b and b["Pipeline"] == pipeline]
+
+
+def notices_sent(run_dir, rounds: int) -> dict[int, int]:
+    """Per round, how many notices the training job says it put on EventBridge."""
+    return {r: job_log(run_dir, f"TrainRound{r}").read_text().count("(notice sent)") for r in range(1, rounds + 1)}
+
+
+def test_a_run_that_gives_up_emails_every_member_once_and_a_run_that_registers_emails_nobody(
+    localstack, on_localstack, tmp_path
+):
+    cloudwatch = on_localstack["cloudwatch"]
+    apply(on_localstack, alerts.AlertSpec())  # the default: no email on overfitting
+    shown = alerts.show(alerts.AlertSpec(), on_localstack["sns"], cloudwatch, on_localstack["events"])
+    assert sorted(s["email"] for s in shown["subscriptions"]) == sorted(MEMBERS)
+    assert {e["event"] for e in shown["events"] if e["emails"]} == {"gave-up", "diverged", "registered"}
+
     # MaxGap 0.05: the demo data overfits round 1 (its overfitting signal goes out), then a stronger round registers
     registered = run_local(Settings(), runs_dir=tmp_path / "runs", params={"MaxGap": "0.05"}, echo=lambda _: None)
     assert registered["decision"] == "registered" and registered["rounds"][0]["decision"] == "overfit"
+    # the overfitting round's job did put its notice on EventBridge: the disabled rule emailed it to nobody
+    assert notices_sent(run_folders(tmp_path / "runs")[-1], 1) == {1: 1}
     # what the gave-up alarm evaluates: every datum of that run is 0, below its threshold of 1
     series = cloudwatch.get_metric_statistics(
         Namespace="Regula",
@@ -108,6 +134,54 @@ def test_a_run_that_gives_up_emails_every_member_once_and_a_run_that_registers_e
     time.sleep(5)  # anything else on its way arrives too
     sent = emails_for(localstack, "regula-run-gave-up")
     assert sorted(address for address, _ in sent) == sorted(MEMBERS), "one email per member"
-    assert sent[0][1]["Trigger"]["MetricName"] == "RunGaveUp"
-    # the per-epoch overfitting signal is on the dashboard only: whatever its state, it emailed nobody
+    body = sent[0][1]
+    print("gave-up email body:", json.dumps(body, indent=2))  # docs/alerts.md quotes it (pytest -s)
+    # what an alarm's email can say: its own name, description and dimensions, the same for every run
+    assert body["Trigger"]["MetricName"] == "RunGaveUp"
+    assert body["Trigger"]["Dimensions"] == [{"value": "regula", "name": "Pipeline"}]
+    assert gave_up["execution_id"] not in json.dumps(body)
+    # the per-epoch overfitting signal is on the dashboard only, and without --email-on overfitting no notice emails
     assert emails_for(localstack, "regula-overfitting-seen") == []
+    assert notices_for(localstack, "regula") == []
+
+
+def test_with_email_on_overfitting_the_overfitting_round_emails_every_member_once_with_its_context(
+    localstack, on_localstack, tmp_path
+):
+    settings = Settings(pipeline_name="regula-seed")  # its own alarms, rules and emails on the shared LocalStack
+    spec = alerts.AlertSpec(pipeline_name="regula-seed", email_on=("overfitting",))
+    apply(on_localstack, spec)
+    shown = alerts.show(spec, on_localstack["sns"], on_localstack["cloudwatch"], on_localstack["events"])
+    assert [e["event"] for e in shown["events"] if e["emails"]] == ["overfitting"]
+
+    report = run_local(settings, runs_dir=tmp_path / "runs", params={"MaxGap": "0.05"}, echo=lambda _: None)
+    assert report["decision"] == "registered" and report["rounds"][0]["decision"] == "overfit"
+    run_dir = run_folders(tmp_path / "runs")[-1]
+    sent = notices_sent(run_dir, len(report["rounds"]))
+    assert sent[1] == 1  # one notice per job, not one per epoch
+
+    deadline = time.monotonic() + 60  # no alarm period in between: EventBridge delivers at once
+    while time.monotonic() < deadline and len(notices_for(localstack, "regula-seed")) < len(MEMBERS) * sum(
+        sent.values()
+    ):
+        time.sleep(1)
+    time.sleep(3)  # anything else on its way arrives too
+    emails = notices_for(localstack, "regula-seed")
+    first_round = [(address, body) for address, body in emails if body["Round"] == 1]
+    assert sorted(address for address, _ in first_round) == sorted(MEMBERS), "one email per member for the round"
+    assert len(emails) == len(MEMBERS) * sum(sent.values())  # and one per member for every other job that sent one
+
+    body = first_round[0][1]
+    print("overfitting email body:", json.dumps(body, indent=2))  # docs/alerts.md quotes it (pytest -s)
+    history = json.loads((job_root(run_dir, "TrainRound1") / "opt/ml/model/history.json").read_text())
+    first = next(r for r in history if r["gap"] > 0.05 or r["val_loss_rise_streak"] >= 3)
+    assert body["Pipeline"] == "regula-seed" and body["Execution"] == report["execution_id"]
+    assert body["TrainingJob"].startswith("regula-seed-TrainRound1-") and body["TrainingJob"].endswith(
+        report["execution_id"]
+    )
+    assert (body["Round"], body["Rounds"], body["Epoch"], body["MaxGap"]) == (1, 3, first["epoch"], 0.05)
+    assert body["Gap"] == pytest.approx(first["gap"], abs=1e-6)
+    assert body["ValidationLossRose"] == f"{first['val_loss_rise_streak']} epochs in a row (the condition: 3)"
+    assert "round 2 of 3 retrains with stronger regularization" in body["Next"]
+    assert "validation loss up 3 epochs in a row OR gap above MaxGap" == body["Condition"]
+    assert body["Alert"].startswith("Training overfits in pipeline regula-seed, round 1 of 3")
