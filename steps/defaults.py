@@ -26,6 +26,9 @@ MAX_RUNTIME_SECONDS = 3600  # each job; SageMaker stops a job that runs longer
 MAX_WAIT_SECONDS = 7200  # spot training: runtime plus waiting for capacity
 PATIENCE = 10
 HIDDEN = "256,256"
+# HiddenLayers' bounds: refused before any job, not after a billed one fails for memory (4096 x 4096 is 16.8M weights)
+MAX_LAYER_SIZE = 4096
+MAX_HIDDEN_LAYERS = 16
 BASE_LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
 LEARNING_RATE = 0.0  # 0: BASE_LEARNING_RATE scaled to the batch size
 BATCH_SIZE = 0  # 0: chosen from the training rows (train_args.auto_batch_size)
