@@ -138,6 +138,7 @@ def run_local(
             use_cache=cache,
             faults=faults,
             retry_scale=retry_scale,
+            verify_code=lambda: session.push_uploads(s3),
         )
         execution = runner.run(settings.pipeline_name, params)
 
