@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,23 @@ def demo_dataset_csv() -> bytes:
     # the pixels are floats in the frame ("5.0"), the target an integer, as to_csv writes them
     lines = [",".join([*(f"{v}.0" for v in row.split(",")[:-1]), row.rsplit(",", 1)[1]]) for row in rows]
     return "\n".join([header, *lines, ""]).encode()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` whole, or what it held before: never a truncated file (a full disk fails the write of a
+    temporary file beside it, which is removed)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        os.fchmod(handle, 0o644)
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def claim_run_dir(runs_dir: Path) -> Path:
@@ -143,9 +162,14 @@ def run_local(
         execution = runner.run(settings.pipeline_name, params)
 
     report = build_report(execution)
-    plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
-    report["plot"] = str(plot) if plot else None
-    run_layout.report_file(run_dir).write_text(json.dumps(report, indent=2, default=str))
+    try:
+        plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
+        report["plot"] = str(plot) if plot else None
+        write_atomically(run_layout.report_file(run_dir), json.dumps(report, indent=2, default=str))
+    except OSError as error:  # a full disk: no half-written report, and one line
+        raise RegulaError(
+            f"cannot write the report of run {run_dir}: {error.strerror or error} (the run {execution.status})"
+        ) from None
     for line in summary_lines(report):
         echo(line)
     echo(f"run folder: {run_dir} ({run_layout.REPORT_FILE}{', ' + run_layout.LOSS_PLOT if plot else ''})")
