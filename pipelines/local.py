@@ -39,6 +39,12 @@ def demo_dataset_csv() -> bytes:
     return "\n".join([header, *lines, ""]).encode()
 
 
+def local_training_processes() -> int:
+    """The most training processes a local run starts (one per TrainingInstanceCount): this machine's CPUs, at least
+    two (a distributed run is tested everywhere)."""
+    return max(2, os.cpu_count() or 1)
+
+
 def write_atomically(path: Path, text: str) -> None:
     """`path` holds `text` whole, or what it held before: never a truncated file (a full disk fails the write of a
     temporary file beside it, which is removed)."""
@@ -108,7 +114,13 @@ def run_local(
     echo("rendering the pipeline definition ...")
     text, session = render(settings)
     definition = json.loads(text)
-    parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
+    values = parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
+    most = local_training_processes()
+    if int(values.get("TrainingInstanceCount", 1)) > most:
+        raise ValueError(
+            f"TrainingInstanceCount {values['TrainingInstanceCount']} is more than a local run starts: one training "
+            f"process per instance, at most {most} here (this machine's CPUs)"
+        )
     faults = retries.fault_plan(os.environ.get(retries.FAULTS_ENV), definition)  # and a mistyped fault plan
     retry_scale = retries.scale_from(os.environ.get(retries.SCALE_ENV))
     if faults:

@@ -180,3 +180,48 @@ def test_every_free_text_parameter_is_checked_somewhere_in_the_first_step():
     preprocess = next(s for s in definition["Steps"] if s["Name"] == "Preprocess")
     text = json.dumps(preprocess["Arguments"]["AppSpecification"]["ContainerArguments"])
     assert all(f'"Parameters.{name}"' in text for name in strings - {"InputDataUri"})
+
+
+# -- limits that used to fail only after the work had started -------------------------------------------------------
+
+
+def test_run_local_refuses_more_training_instances_than_it_can_start(tmp_path, clients):
+    import os
+
+    most = max(2, os.cpu_count() or 1)
+    result = regula_here("run", "--local", "--runs-dir", str(tmp_path / "runs"), "--param", "TrainingInstanceCount=100")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "regula: error: TrainingInstanceCount 100 is more than a local run starts: one training process per "
+        f"instance, at most {most} here (this machine's CPUs)"
+    )
+    assert not (tmp_path / "runs").exists()
+    assert clients["s3"].list_buckets()["Buckets"] == [], "nothing was uploaded"
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--prefix", "*"),
+        ("--model-package-group", "*"),
+        ("--bucket", "regula-*"),
+        ("--pipeline-name", "regul?"),
+        ("--metrics-namespace", "Team/*"),
+        ("--data-uri", "s3://data/*"),
+        ("--ci-role-name", "${aws:username}"),
+    ],
+)
+def test_iam_refuses_a_wildcard_in_any_name(option, value):
+    result = regula_here("iam", "--account", "123456789012", "--github-repo", "octo/app", f"{option}={value}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"regula: error: {option} {value!r} holds an IAM wildcard or policy variable (*, ?, ${{...}}): name the "
+        "resources exactly"
+    )
+    assert result.stdout == "", "no policy printed"
+
+
+def test_iam_refuses_a_group_sagemaker_would_refuse():
+    result = regula_here("iam", "--account", "123456789012", "--github-repo", "octo/app", "--model-package-group=a_b")
+    assert result.returncode == 2
+    assert result.stderr.startswith("regula: error: --model-package-group must be 1-63 letters, digits and hyphens")
