@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RegulaError, ValueError) as error:
         print(f"regula: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a file that cannot be read: what and where, on one line
+        where = f": {error.filename}" if error.filename else ""
+        print(f"regula: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
     except Exception as error:
         # no network (or a dead AWS_ENDPOINT_URL), no or refused credentials, access denied, throttled: say which
         if type(error).__module__.startswith(("botocore", "urllib3")):

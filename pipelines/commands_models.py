@@ -39,7 +39,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             archive, expected = predict.from_run_folder(Path(args.model))
         else:
             archive, expected = predict.from_registry(
-                client(args, "sagemaker"), client(args, "s3"), args.group, args.model, workdir, echo=notice
+                client(args, "sagemaker"),
+                client(args, "s3"),
+                args.group,
+                args.model,
+                workdir,
+                echo=notice,
+                allow_rejected=args.allow_rejected,
             )
         model_dir = predict.unpack(archive, expected, workdir / "model")
         rows, text = predict.predict(model_dir, args.data, args.out, skip_bad_rows=args.skip_bad_rows, echo=notice)
@@ -106,6 +112,7 @@ def add_parsers(commands) -> None:
     predict.add_argument(
         "--group", default=MODEL_PACKAGE_GROUP, help=f"model package group (default: {MODEL_PACKAGE_GROUP})"
     )
+    predict.add_argument("--allow-rejected", action="store_true", help="run a Rejected package's code all the same")
     predict.add_argument("--region")
     predict.add_argument(
         "--skip-bad-rows",

@@ -29,6 +29,21 @@ from pipelines.s3 import download_prefix, split_uri, upload_dir
 PYTHON_NAMES = {"python", "python3"}
 
 
+class DefinitionText(str):
+    """A string the definition itself holds (not a parameter's or a step property's value, nor a Join of one): the
+    only values the runner maps from the container to this machine (`/opt/ml/...`, `python3`)."""
+
+
+def definition_text(value: Any) -> Any:
+    """`value` (a step's arguments, unresolved) with each literal string marked as DefinitionText; resolving keeps
+    the marks, and every value a pipeline function produces is a plain str."""
+    if isinstance(value, dict):
+        return {key: definition_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [definition_text(item) for item in value]
+    return DefinitionText(value) if isinstance(value, str) else value
+
+
 def max_runtime(args: dict) -> float | None:
     """The job's StoppingCondition.MaxRuntimeInSeconds, which SageMaker enforces: the local runner does too."""
     seconds = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
@@ -97,7 +112,7 @@ class ContainerJob:
         command = [
             self.container_arg(a) for a in app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])
         ]
-        env = {k: self.container_arg(str(v)) for k, v in args.get("Environment", {}).items()}
+        env = {k: self.container_arg(v) for k, v in args.get("Environment", {}).items()}
         self.run_processes(command, env, cwd=self.root, timeout=max_runtime(args))
         for item in outputs:
             upload_dir(self.s3, self.host_path(item["S3Output"]["LocalPath"]), item["S3Output"]["S3Uri"])
@@ -115,7 +130,8 @@ class ContainerJob:
             name = channel["ChannelName"]
             channels[name] = ml / "input" / "data" / name
             self.download(channel["DataSource"]["S3DataSource"]["S3Uri"], channels[name], name)
-        hyperparameters = {k: str(v) for k, v in args.get("HyperParameters", {}).items()}
+        given = args.get("HyperParameters", {})
+        hyperparameters = {k: str(v) for k, v in given.items()}
         config = ml / "input" / "config"
         config.mkdir(parents=True, exist_ok=True)
         (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
@@ -126,7 +142,7 @@ class ContainerJob:
 
         source = source_code(channels)
         command = [sys.executable, source["entry_script"]]
-        for key, value in hyperparameters.items():
+        for key, value in given.items():
             command += [f"--{key}", self.container_path(value)]
         env = {
             **{k: str(v) for k, v in args.get("Environment", {}).items()},
@@ -187,14 +203,17 @@ class ContainerJob:
             raise StepFailed(f"container path {container_path} is outside {CONTAINER_ROOT}")
         return on_host(self.root, container_path)
 
-    def container_arg(self, value: str) -> str:
-        return sys.executable if value in PYTHON_NAMES else self.container_path(value)
+    def container_arg(self, value: Any) -> str:
+        literal = isinstance(value, DefinitionText)
+        return sys.executable if literal and value in PYTHON_NAMES else self.container_path(value)
 
-    def container_path(self, value: str) -> str:
-        """A value naming a path under /opt/ml names it in the job's folder; any other value is itself."""
-        if value == CONTAINER_ROOT or value.startswith(CONTAINER_ROOT + "/"):
-            return str(self.root) + value
-        return value
+    def container_path(self, value: Any) -> str:
+        """A path under /opt/ml that the definition names (DefinitionText) names it in the job's folder; any other
+        value is itself: a parameter's value is never rewritten, and never shows this machine's paths."""
+        text = str(value)
+        if isinstance(value, DefinitionText) and (text == CONTAINER_ROOT or text.startswith(CONTAINER_ROOT + "/")):
+            return str(self.root) + text
+        return text
 
     def download(self, uri: str, destination: Path, what: str) -> None:
         try:

@@ -204,7 +204,17 @@ def metrics_arguments(p: Parameters, per_execution: bool = True) -> list:
     """Where a processing script sends its CloudWatch metrics, and under which dimensions. The execution id in the
     arguments makes every execution's step different: a step that should be cached leaves it out."""
     execution = ["--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID] if per_execution else []
-    return ["--metrics-namespace", p.metrics_namespace, "--pipeline-name", ExecutionVariables.PIPELINE_NAME, *execution]
+    return [
+        option("--metrics-namespace", p.metrics_namespace),
+        "--pipeline-name",
+        ExecutionVariables.PIPELINE_NAME,
+        *execution,
+    ]
+
+
+def option(name: str, value) -> Join:
+    """`--name=value` as one argument: a parameter's value that begins with `-` (a column named -x) stays a value."""
+    return Join(on="=", values=[name, value])
 
 
 def shared_code() -> list[str]:
@@ -278,7 +288,10 @@ def job_tags(settings: Settings) -> list[dict] | None:
 def checked_parameters(p: Parameters) -> list:
     """`--check Name=value` for every parameter with limits: the first step refuses bad values before any data is
     read, whoever started the execution (console, API, CI)."""
-    limited = {*parameters.NUMBERS, *parameters.CHOICES, "HiddenLayers"}
+    # the column options and MetricsNamespace reach Preprocess as its own options, checked there by the same rules;
+    # InputDataUri is the job's input, whose S3Uri SageMaker checks
+    passed = {*parameters.COLUMN_OPTIONS, "MetricsNamespace", "InputDataUri"}
+    limited = {*parameters.NUMBERS, *parameters.CHOICES, "HiddenLayers", *parameters.STRINGS} - passed
     return [
         item
         for param in p.all()
@@ -300,14 +313,11 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             "/opt/ml/processing/input/data",
             "--output-dir",
             "/opt/ml/processing/output",
-            "--target",
-            p.target,
+            option("--target", p.target),
             "--problem-type",
             p.problem_type,
-            "--exclude-columns",
-            p.exclude_columns,
-            "--categorical-columns",
-            p.categorical_columns,
+            option("--exclude-columns", p.exclude_columns),
+            option("--categorical-columns", p.categorical_columns),
             "--quality-metric",
             p.quality_metric,
             "--class-weight",
@@ -341,8 +351,14 @@ def train_step(
         sagemaker_session=session,
         role=settings.role_arn,
         training_image=training_image(settings),
-        # what the image was built for: `regula start` and train.py refuse an instance type it cannot use
-        environment={parameters.TRAINING_DEVICE_VARIABLE: settings.training_device},
+        # what the image was built for: `regula start` and train.py refuse an instance type it cannot use. The free
+        # text parameters travel in the job's environment, never as hyperparameters: ModelTrainer's driver writes
+        # those into a file the container's shell sources, unescaped (docs/parameters.md)
+        environment={
+            parameters.TRAINING_DEVICE_VARIABLE: settings.training_device,
+            parameters.HIDDEN_LAYERS_VARIABLE: p.hidden,
+            parameters.METRICS_NAMESPACE_VARIABLE: p.metrics_namespace,
+        },
         # an S3 folder of the shared modules and train.py: not steps/, which holds the other steps' scripts too
         source_code=SourceCode(
             source_dir=upload_code(session, "train.py", Path(settings.model_code) if settings.model_code else None),
@@ -378,7 +394,6 @@ def train_step(
             "l1": p.l1.to_string(),
             "l2": p.l2.to_string(),
             "growth": p.growth.to_string(),
-            "hidden": p.hidden,
             "learning_rate": p.learning_rate.to_string(),
             "batch_size": p.batch_size.to_string(),
             "max_epochs": p.max_epochs.to_string(),
@@ -386,7 +401,6 @@ def train_step(
             "patience": p.patience.to_string(),
             "stop_on_overfitting": p.stop_on_overfitting,
             "rounds": str(settings.rounds),  # the overfitting notice says whether a round is left
-            "metrics_namespace": p.metrics_namespace,
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
             "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not
             **model_code_hyperparameter(settings),

@@ -25,6 +25,7 @@ from pipelines.iam_spec import (
 )
 from pipelines.settings import Settings
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
+from steps.parameters import string_problem
 
 NAME = "iam"
 HELP = "least-privilege IAM policies for the SageMaker execution role and the CI role (JSON or CloudFormation)"
@@ -80,6 +81,42 @@ def account_of(args: argparse.Namespace, settings: Settings) -> str:
         ) from None
 
 
+# In an IAM resource or condition `*` and `?` match anything and `${...}` is a policy variable: a name holding one
+# would widen the policy beyond the named resources.
+IAM_WILDCARD = re.compile(r"[*?]|\$\{")
+
+
+def refuse_wildcards(args: argparse.Namespace, settings: Settings, role_arn: str) -> None:
+    """IamError naming every option whose value would be a wildcard in the policies, and a model package group or
+    namespace that AWS itself would refuse."""
+    named = {
+        "--bucket": [settings.bucket],
+        "--prefix": [settings.prefix],
+        "--pipeline-name": [settings.pipeline_name],
+        "--role-arn": [role_arn],
+        "--kms-key-id": [settings.kms_key_id or ""],
+        "--ci-role-name": [args.ci_role_name],
+        "--github-environment": [args.github_environment],
+        "--github-repo": [args.github_repo],
+        "--metrics-namespace": list(args.metrics_namespace or []),
+        "--model-package-group": [args.model_package_group],
+        "--data-uri": list(args.data_uri or []),
+    }
+    problems = [
+        f"{option} {value!r} holds an IAM wildcard or policy variable (*, ?, ${{...}}): name the resources exactly"
+        for option, values in named.items()
+        for value in values
+        if IAM_WILDCARD.search(str(value))
+    ]
+    checked = [("ModelPackageGroupName", "--model-package-group", args.model_package_group)]
+    checked += [("MetricsNamespace", "--metrics-namespace", n) for n in args.metrics_namespace or []]
+    for parameter, option, value in checked if not problems else []:
+        problem = string_problem(parameter, value)
+        problems += [problem.replace(parameter, option, 1)] if problem else []
+    if problems:
+        raise IamError("; ".join(problems))
+
+
 def spec_from(args: argparse.Namespace, settings: Settings, account: str) -> Spec:
     if not args.github_repo or not re.fullmatch(r"[\w.-]+/[\w.-]+", args.github_repo):
         raise IamError(
@@ -93,6 +130,7 @@ def spec_from(args: argparse.Namespace, settings: Settings, account: str) -> Spe
     for uri in args.data_uri or []:
         if not uri.startswith("s3://"):
             raise IamError(f"--data-uri takes s3://bucket/key, got {uri!r}")
+    refuse_wildcards(args, settings, role_arn)
     return Spec(
         settings=settings,
         account=account,

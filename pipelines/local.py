@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib.util
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +40,29 @@ def demo_dataset_csv() -> bytes:
     # the pixels are floats in the frame ("5.0"), the target an integer, as to_csv writes them
     lines = [",".join([*(f"{v}.0" for v in row.split(",")[:-1]), row.rsplit(",", 1)[1]]) for row in rows]
     return "\n".join([header, *lines, ""]).encode()
+
+
+def local_training_processes() -> int:
+    """The most training processes a local run starts (one per TrainingInstanceCount): this machine's CPUs, at least
+    two (a distributed run is tested everywhere)."""
+    return max(2, os.cpu_count() or 1)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` whole, or what it held before: never a truncated file (a full disk fails the write of a
+    temporary file beside it, which is removed)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        os.fchmod(handle, 0o644)
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def claim_run_dir(runs_dir: Path) -> Path:
@@ -114,7 +139,13 @@ def run_local(
     echo("rendering the pipeline definition ...")
     text, session = render(settings)
     definition = json.loads(text)
-    parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
+    values = parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
+    most = local_training_processes()
+    if int(values.get("TrainingInstanceCount", 1)) > most:
+        raise ValueError(
+            f"TrainingInstanceCount {values['TrainingInstanceCount']} is more than a local run starts: one training "
+            f"process per instance, at most {most} here (this machine's CPUs)"
+        )
     faults = retries.fault_plan(os.environ.get(retries.FAULTS_ENV), definition)  # and a mistyped fault plan
     retry_scale = retries.scale_from(os.environ.get(retries.SCALE_ENV))
     if faults:
@@ -162,6 +193,7 @@ def run_local(
             use_cache=cache,
             faults=faults,
             retry_scale=retry_scale,
+            verify_code=lambda: session.push_uploads(s3),
         )
         try:
             execution = runner.run(settings.pipeline_name, params)
@@ -169,14 +201,19 @@ def run_local(
             execution = getattr(runner, "execution", None)
             if execution is not None:
                 mark_interrupted(execution)
-                run_layout.report_file(run_dir).write_text(json.dumps(build_report(execution), indent=2, default=str))
+                write_atomically(run_layout.report_file(run_dir), json.dumps(build_report(execution), indent=2, default=str))
                 echo(f"interrupted during {execution.failed_step or 'start-up'}: {run_dir}/report.json says so")
             raise
 
     report = build_report(execution)
-    plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
-    report["plot"] = str(plot) if plot else None
-    run_layout.report_file(run_dir).write_text(json.dumps(report, indent=2, default=str))
+    try:
+        plot = plot_losses(run_dir, run_layout.loss_plot(run_dir))
+        report["plot"] = str(plot) if plot else None
+        write_atomically(run_layout.report_file(run_dir), json.dumps(report, indent=2, default=str))
+    except OSError as error:  # a full disk: no half-written report, and one line
+        raise RegulaError(
+            f"cannot write the report of run {run_dir}: {error.strerror or error} (the run {execution.status})"
+        ) from None
     for line in summary_lines(report) + closing_lines(report, run_dir, os.environ.get("AWS_ENDPOINT_URL")):
         echo(line)
     return report

@@ -83,10 +83,12 @@ class LocalRunner:
         faults: dict[str, list[str]] | None = None,
         retry_scale: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        verify_code: Callable[[], int] | None = None,
     ):
         """`cache`: where results are looked up (unless not `use_cache`) and recorded; None: no caching at all.
         `faults`: failures to inject (pipelines/retries.py), by default from REGULA_LOCAL_FAULTS. `retry_scale`
-        multiplies the retry waits, by default REGULA_LOCAL_RETRY_SCALE or 1."""
+        multiplies the retry waits, by default REGULA_LOCAL_RETRY_SCALE or 1. `verify_code`: puts the step code back
+        where S3 holds anything else, and says how many objects it changed; called after each cache restore."""
         self.definition = definition
         self.run_dir = Path(run_dir).resolve()
         self.s3 = s3
@@ -105,6 +107,7 @@ class LocalRunner:
             retry_scale = retries.scale_from(os.environ.get(retries.SCALE_ENV))
         self.retry_scale = retry_scale
         self.sleep = sleep
+        self.verify_code = verify_code
         self.step_defs: dict[str, dict] = {}
         self._property_files: dict[tuple[str, str], Any] = {}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import tarfile
+import zlib
 from pathlib import Path
 
 from pipelines import run_layout
@@ -59,11 +60,19 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     return archive, json.loads(evaluation.read_text())["artifact_sha256"]
 
 
-def from_registry(sagemaker, s3, group: str, ref: str, workdir: Path, echo=print) -> tuple[Path, str]:
-    """Download the package's model.tar.gz; the expected sha256 is the one recorded at registration."""
+def from_registry(
+    sagemaker, s3, group: str, ref: str, workdir: Path, echo=print, allow_rejected: bool = False
+) -> tuple[Path, str]:
+    """Download the package's model.tar.gz; the expected sha256 is the one recorded at registration. A Rejected
+    package's code does not run unless `allow_rejected`."""
     from pipelines.registry import find
 
     row = find(sagemaker, group, ref)
+    if row["status"] == "Rejected" and not allow_rejected:
+        raise PredictError(
+            f"version {row['version']} of {group} is Rejected: refusing to run its code (--allow-rejected overrides; "
+            "a version number or ARN names another package)"
+        )
     if row["status"] != "Approved":
         echo(f"note: version {row['version']} is {row['status']}, not Approved")
     package = sagemaker.describe_model_package(ModelPackageName=row["arn"])
@@ -84,8 +93,12 @@ def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
             f"{archive.name} is not the artifact that was evaluated (sha256 {actual[:12]}..., recorded "
             f"{expected_sha256[:12]}...): refusing to run its code"
         )
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(into, filter="data")  # refuses members outside `into`, links out, devices
+    except (tarfile.TarError, EOFError, zlib.error) as error:  # FilterError is a TarError
+        reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise PredictError(f"{archive.name} cannot be unpacked safely: {type(error).__name__}: {reason}") from None
     return into
 
 

@@ -57,6 +57,7 @@ def _row(package: dict) -> dict:
         "data": metadata.get("regula:data"),
         "code_version": metadata.get("regula:code_version"),
         "created": str(package.get("CreationTime", "")),
+        "modified": str(package.get("LastModifiedTime", "")),
         "metadata": metadata,
     }
 
@@ -201,6 +202,16 @@ def set_status(
     if row["status"] == status:
         echo(f"version {row['version']} is already {status}")
         return row
+    if status == "Approved":
+        # a reject (or any change) since the package was read above wins: the decision was made on what was read.
+        # The model registry has no conditional update; this narrows the window to one request.
+        now = _row(sagemaker.describe_model_package(ModelPackageName=row["arn"]))
+        if (now["status"], now["modified"], now["metadata"]) != (row["status"], row["modified"], row["metadata"]):
+            raise RegistryError(
+                f"refusing to approve version {row['version']}: it changed while this command ran (now "
+                f"{now['status']}, modified at {now['modified'] or 'an unknown time'}): look at it again, then run the "
+                "command again"
+            )
     # The metadata is sent again unchanged: AWS keeps it anyway, moto would drop it on update.
     request = {
         "ModelPackageArn": row["arn"],

@@ -94,15 +94,23 @@ def from_cache(runner: LocalRunner, step: dict, record: StepRecord, key: str) ->
         return False
     cache = runner.cache
     expire_after = step_cache.parse_duration(step["CacheConfig"].get("ExpireAfter", "P30D"))
-    entry, why_not = cache.lookup(key, expire_after)
+    args = resolve(step["Arguments"], runner.ctx)
+    entry, why_not = cache.lookup(key, expire_after, step, args, runner.execution.execution_id)
     if entry is None:
         if why_not:
             runner.echo(f"   (cache: {why_not})")
         return False
     try:
         cache.restore(entry, runner.run_dir, runner.s3)
+        replaced = runner.verify_code() if runner.verify_code else 0  # the code the jobs run, as it was verified
     except (OSError, ValueError, BotoCoreError, ClientError, Boto3Error) as error:
         runner.echo(f"   (cache: the result of {cache.source(entry)} could not be restored: {error})")
+        return False
+    if replaced:
+        runner.echo(
+            f"   (cache: restoring the result of {cache.source(entry)} changed {replaced} step code object(s): "
+            "put back, and the result not used)"
+        )
         return False
     name = step["Name"]
     runner.execution.properties[name] = entry["properties"]

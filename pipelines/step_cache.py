@@ -16,6 +16,12 @@ are still there and unchanged, copies them into the new run folder, uploads them
 recorded properties as the step's (SageMaker propagates a cached step's properties, its original output URIs too).
 Deleting a run folder drops its entries. Writers hold a lock and replace the index atomically: runs started at the
 same time never corrupt it.
+
+The index is a file anyone with the runs folder can edit, so an entry is trusted only as far as it is checked: its run
+folder is a folder of the runs folder; its files lie in that run's folder of the same step; its time is not in the
+future; and it restores only into the step's own outputs (the step's output URIs, any execution's id in place of this
+one's: never the step code or another step's data), whose properties name those outputs too. An index of any other
+shape counts as empty. After a restore the runner checks the step code again (LocalRunner's verify_code).
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ INDEX_FILE = "index.json"
 LOCK_FILE = "index.lock"
 VERSION = 1
 KEEP_PER_KEY = 5  # the newest results of one key; older ones could only hit where the newer are gone
+CLOCK_SKEW = timedelta(minutes=5)  # an entry recorded later than now by more than this is not believed
+EXECUTION_ID = r"[A-Za-z0-9-]{1,64}"  # what stands for an execution's id in the output URIs of another execution
 
 KEY_ATTRIBUTES = {
     "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
@@ -123,21 +131,38 @@ class StepCache:
             return {}
         if not isinstance(index, dict) or index.get("version") != VERSION:
             return {}
-        return index.get("entries", {})
+        entries = index.get("entries", {})
+        well_formed = isinstance(entries, dict) and all(
+            isinstance(results, list)
+            and all(
+                isinstance(e, dict) and isinstance(e.get("run"), str) and isinstance(e.get("time"), str)
+                for e in results
+            )
+            for results in entries.values()
+        )
+        return entries if well_formed else {}  # valid JSON of another shape: as unreadable
 
-    def lookup(self, key: str, expire_after: timedelta) -> tuple[dict | None, str]:
+    def lookup(
+        self, key: str, expire_after: timedelta, step: dict | None = None, args: dict | None = None, execution_id=""
+    ) -> tuple[dict | None, str]:
         """The newest usable result of `key` younger than `expire_after`; else None and why the ones there are not
-        usable ("" when there are none)."""
+        usable ("" when there are none). With the `step`, its resolved `args` and this `execution_id`: only a result
+        that restores into the step's own outputs (`foreign`)."""
         candidates = sorted(self.entries().get(key, []), key=lambda e: e["time"], reverse=True)
         reasons = []
         for entry in candidates:
             try:
                 age = self.now() - datetime.fromisoformat(entry["time"])
-                problem = None if isinstance(entry["objects"], list) else "its files are not a list"
-            except (KeyError, TypeError, ValueError) as error:
+                problem = self.malformed(entry)
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
                 problem = f"an unreadable cache entry ({type(error).__name__})"
+            if not problem and step is not None:
+                problem = foreign(entry, step, args or {}, execution_id)
             if problem:
                 reasons.append(problem)
+                continue
+            if age < -CLOCK_SKEW:
+                reasons.append(f"the result of {self.source(entry)} is recorded in the future ({entry['time']})")
                 continue
             if age > expire_after:
                 reasons.append(f"the result of {self.source(entry)} is older than ExpireAfter ({_age(age)})")
@@ -152,6 +177,42 @@ class StepCache:
     def source(self, entry: dict) -> Path:
         """The run folder a result came from."""
         return self.runs_dir / entry["run"]
+
+    def malformed_run(self, entry: dict) -> bool:
+        run = Path(entry["run"])
+        return run.is_absolute() or ".." in run.parts
+
+    def malformed(self, entry: dict) -> str | None:
+        """Why an entry is not one this cache writes (fields of other types, a run folder outside the runs folder, a
+        file outside its run's job folder of the step), or None."""
+        fields = {"run": str, "step": str, "type": str, "time": str, "execution_arn": str, "properties": dict,
+                  "log": str, "objects": list}  # fmt: skip
+        wrong = sorted(name for name, kind in fields.items() if not isinstance(entry.get(name), kind))
+        if wrong:
+            return f"an unreadable cache entry (fields {', '.join(wrong)})"
+        run = Path(entry["run"])
+        if (
+            run.is_absolute()
+            or ".." in run.parts
+            or not run.parts
+            or self.runs_dir.resolve() not in ((self.runs_dir / run).resolve().parents)
+        ):
+            return f"a cache entry names a run outside the runs folder {self.runs_dir}: {entry['run']}"
+        job = Path("jobs", entry["step"])
+        for item in entry["objects"]:
+            if not (isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("uri", "path", "sha256"))):
+                return f"the result of {self.source(entry)} lists an unreadable file"
+            if not isinstance(item.get("size"), int):
+                return f"the result of {self.source(entry)} lists an unreadable file"
+        for name in [item["path"] for item in entry["objects"]] + ([entry["log"]] if entry["log"] else []):
+            relative = Path(name)
+            if (
+                relative.is_absolute()
+                or ".." in relative.parts
+                or (name != entry["log"] and job not in relative.parents)
+            ):
+                return f"the result of {self.source(entry)} records a file outside its run folder's {job}: {name}"
+        return None
 
     def check(self, entry: dict) -> str | None:
         """Why the files of a result cannot be used (gone, changed, or recorded outside its run folder), or None."""
@@ -211,7 +272,7 @@ class StepCache:
             entries.setdefault(key, []).append(entry)
             kept = {}
             for name, results in entries.items():
-                results = [e for e in results if self.source(e).is_dir()]
+                results = [e for e in results if not self.malformed_run(e) and self.source(e).is_dir()]
                 results.sort(key=lambda e: e["time"], reverse=True)
                 if results:
                     kept[name] = results[:KEEP_PER_KEY]
@@ -245,6 +306,52 @@ class StepCache:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def output_patterns(step_type: str, args: dict, execution_id: str) -> list[re.Pattern]:
+    """Where the step with resolved `args` writes, in any execution: its output URIs, each as a prefix, with any
+    execution's id where they hold this one's (SageMaker propagates a cached step's original output URIs)."""
+    if step_type == "Training":
+        uris = [args.get("OutputDataConfig", {}).get("S3OutputPath", "")]
+    else:
+        uris = [
+            o.get("S3Output", {}).get("S3Uri", "") for o in args.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        ]
+    patterns = []
+    for uri in (str(u).rstrip("/") for u in uris if u):
+        parts = [re.escape(part) for part in (uri.split(execution_id) if execution_id else [uri])]
+        patterns.append(re.compile(EXECUTION_ID.join(parts) + "(/|$)"))
+    return patterns
+
+
+def foreign(entry: dict, step: dict, args: dict, execution_id: str) -> str | None:
+    """Why a result of another step, or one that would write outside this step's outputs (over the step code, say),
+    or whose properties name other places, is not this step's; None when it is."""
+    if entry["step"] != step["Name"] or entry["type"] != step["Type"]:
+        return f"a cache entry of {entry['step']} ({entry['type']}) is filed under {step['Name']}'s key"
+    patterns = output_patterns(step["Type"], args, execution_id)
+
+    def inside(uri) -> bool:
+        text = str(uri)
+        key = text.split("/", 3)[3] if text.count("/") >= 3 else ""
+        dotted = any(part in (".", "..") for part in key.split("/"))
+        return isinstance(uri, str) and not dotted and any(p.match(text) for p in patterns)
+
+    try:
+        if step["Type"] == "Training":
+            named = [entry["properties"]["ModelArtifacts"]["S3ModelArtifacts"]]
+        else:
+            outputs = entry["properties"]["ProcessingOutputConfig"]["Outputs"]
+            named = [o["S3Output"]["S3Uri"] for o in outputs]
+            declared = [o.get("OutputName") for o in args.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+            if [o.get("OutputName") for o in outputs] != declared:
+                return f"the result of {entry['run']} names outputs other than {step['Name']}'s"
+    except (KeyError, TypeError, AttributeError):
+        return f"the result of {entry['run']} has no readable output properties"
+    for uri in [*named, *(item["uri"] for item in entry["objects"])]:
+        if not inside(uri):
+            return f"the result of {entry['run']} would write outside {step['Name']}'s outputs: {uri}"
+    return None
 
 
 def _age(age: timedelta) -> str:

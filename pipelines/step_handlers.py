@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pipelines import console, expressions, run_layout
-from pipelines.container_jobs import ContainerJob
+from pipelines.container_jobs import ContainerJob, definition_text
 from pipelines.expressions import evaluate_condition, resolve
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def register_model(runner: LocalRunner, step: dict, record: StepRecord) -> None:
 
 def container_job(runner: LocalRunner, step: dict, record: StepRecord) -> None:
     """A Processing or Training job: its container contract and processes are pipelines/container_jobs.py's."""
-    args = resolve(step["Arguments"], runner.ctx)
+    args = resolve(definition_text(step["Arguments"]), runner.ctx)  # which /opt/ml paths are the definition's
     name = step["Name"]
     record.job_name = job_name(runner, name)
     job = ContainerJob(

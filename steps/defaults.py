@@ -29,6 +29,9 @@ PATIENCE = 10
 # epoch is a few steps, and 10 epochs of patience a few dozen (issue 23). Chosen by benchmarks/train_options.py.
 PATIENCE_STEPS = 0
 HIDDEN = "256,256"
+# HiddenLayers' bounds: refused before any job, not after a billed one fails for memory (4096 x 4096 is 16.8M weights)
+MAX_LAYER_SIZE = 4096
+MAX_HIDDEN_LAYERS = 16
 BASE_LEARNING_RATE = 1e-3  # at batch size 64; larger batches scale it by sqrt(batch / 64)
 LEARNING_RATE = 0.0  # 0: BASE_LEARNING_RATE scaled to the batch size
 BATCH_SIZE = 0  # 0: chosen from the training rows (train_args.auto_batch_size)

@@ -71,6 +71,12 @@ def check_label(labels: pd.Series, kind: str, target: str, min_rows: int) -> lis
                 f"target column '{target}' holds {len(infinite)} infinite values (rows "
                 f"{', '.join(str(labels.index[i]) for i in infinite[:5])}): fix or drop them"
             )
+        huge = np.flatnonzero(np.isfinite(raw) & (np.abs(raw) > np.finfo(np.float32).max))
+        if len(huge):  # the splits hold float32 labels: these would become infinite
+            problems.append(
+                f"target column '{target}' holds {len(huge)} values beyond float32's range (+-3.4e38; rows "
+                f"{', '.join(str(labels.index[i]) for i in huge[:5])}): rescale the column (other units)"
+            )
         values, not_numbers = table_values.parse_numbers(labels)
         if len(not_numbers):
             problems.append(

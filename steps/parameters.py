@@ -7,6 +7,7 @@ a training job. Every problem is reported at once.
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 
@@ -14,6 +15,8 @@ from steps.defaults import (
     APPROVAL_STATUS,
     CLASS_WEIGHTS,
     MAX_DROPOUT,
+    MAX_HIDDEN_LAYERS,
+    MAX_LAYER_SIZE,
     MIN_GROWTH,
     PROBLEM_TYPES,
     QUALITY_METRICS,
@@ -52,6 +55,9 @@ CHOICES = {
 
 # The training step's environment names the device its image was built for (the rendered --training-device).
 TRAINING_DEVICE_VARIABLE = "REGULA_TRAINING_DEVICE"
+# HiddenLayers and MetricsNamespace reach the training job in its environment, not as hyperparameters (definition.py)
+HIDDEN_LAYERS_VARIABLE = "REGULA_HIDDEN_LAYERS"
+METRICS_NAMESPACE_VARIABLE = "REGULA_METRICS_NAMESPACE"
 INSTANCE_TYPE = re.compile(r"ml\.(?P<family>[a-z]+)(?P<generation>\d+)(?P<attributes>[a-z-]*)\.\w+")
 
 
@@ -95,14 +101,78 @@ def training_instance_problem(instance_type: str, device: str, image: str = "") 
 
 
 def hidden_layers(text: str) -> list[int]:
-    """'256,128' -> [256, 128]; ValueError unless every size is a positive whole number."""
-    try:
-        sizes = [int(h) for h in str(text).split(",") if h.strip()]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
+    """'256,128' -> [256, 128]; ValueError unless it is 1 to MAX_HIDDEN_LAYERS sizes, each 1 to MAX_LAYER_SIZE, in
+    ASCII digits (int() would also take '1_0' and other scripts' digits)."""
+    items = [h.strip() for h in str(text).split(",")]
+    items = items[:-1] if len(items) > 1 and not items[-1] else items  # a trailing comma, as before
+    sizes = [int(h) for h in items if re.fullmatch(r"[0-9]{1,9}", h)]
+    if not items or len(sizes) != len(items) or min(sizes) < 1:
         raise ValueError(f"HiddenLayers must be comma-separated positive layer sizes, got {text!r}")
+    if len(sizes) > MAX_HIDDEN_LAYERS or max(sizes) > MAX_LAYER_SIZE:
+        raise ValueError(
+            f"HiddenLayers may have at most {MAX_HIDDEN_LAYERS} layers of at most {MAX_LAYER_SIZE} units, got {text!r}"
+        )
     return sizes
+
+
+# The free-text parameters, checked against what the AWS API that takes them accepts, so that a bad value fails here
+# and not in a billed job; none of them ever reaches a shell (docs/parameters.md).
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTAINER_ARGUMENT = 256  # CreateProcessingJob: the most characters of one container argument
+# the step option each column parameter is passed as, `--option=value` in one container argument
+COLUMN_OPTIONS = {"TargetColumn": "--target", "ExcludeColumns": "--exclude-columns",
+                  "CategoricalColumns": "--categorical-columns"}  # fmt: skip
+METRICS_NAMESPACE = re.compile(r"[0-9A-Za-z._/#: -]{1,255}")  # CloudWatch's namespace characters
+ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # a model package group's name
+METADATA_VALUE = re.compile(r"[\w .:/=+@-]{1,128}")  # CustomerMetadataProperties values (CodeVersion)
+S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\x00-\x1f\x7f]*)?")
+INSTANCE_TYPE_NAME = re.compile(r"ml\.[a-z0-9-]{1,20}\.[a-z0-9]{1,20}")
+
+
+def string_problem(name: str, value: str) -> str | None:
+    """Why the free-text parameter `name` may not be `value`, or None (also None for a name not checked here)."""
+    text = str(value)
+    if name in COLUMN_OPTIONS:
+        longest = CONTAINER_ARGUMENT - len(COLUMN_OPTIONS[name]) - 1
+        if name == "TargetColumn" and not text:
+            return "TargetColumn must name a column, got ''"
+        if CONTROL.search(text):
+            return f"{name} must not hold control characters (newline, tab, ...), got {text!r}"
+        if len(text) > longest:
+            return f"{name} must be at most {longest} characters, got {len(text)}"
+    elif name == "MetricsNamespace":
+        if not METRICS_NAMESPACE.fullmatch(text) or text.startswith((":", "AWS/")):
+            return (
+                "MetricsNamespace must be 1-255 of the characters CloudWatch allows (letters, digits, . - _ / # : "
+                f"and space), not start with ':' or 'AWS/', got {text!r}"
+            )
+    elif name == "ModelPackageGroupName":
+        if not ENTITY_NAME.fullmatch(text):
+            return (
+                "ModelPackageGroupName must be 1-63 letters, digits and hyphens, starting and ending with a letter or "
+                f"digit (SageMaker's pattern), got {text!r}"
+            )
+    elif name == "CodeVersion":
+        if not METADATA_VALUE.fullmatch(text):
+            return f"CodeVersion must be 1-128 letters, digits, spaces or . : / = + @ - _, got {text!r}"
+    elif name == "InputDataUri":
+        if len(text) > 1024 or not S3_URI.fullmatch(text):
+            return f"InputDataUri must be an s3://bucket/key URI of at most 1024 characters, got {text!r}"
+    elif name in ("TrainingInstanceType", "ProcessingInstanceType"):
+        if not INSTANCE_TYPE_NAME.fullmatch(text):
+            return f"{name} must be a SageMaker instance type such as ml.m5.large, got {text!r}"
+    return None
+
+
+def column_names(text: str) -> list[str]:
+    """ExcludeColumns/CategoricalColumns: comma-separated names, each stripped; a name holding a comma is quoted as in
+    CSV, `"a,b",c`, and a quote inside a quoted name doubled (docs/parameters.md)."""
+    rows = list(csv.reader([str(text)], skipinitialspace=True)) if str(text).strip() else []
+    return [name.strip() for name in (rows[0] if rows else []) if name.strip()]
+
+
+STRINGS = ("InputDataUri", *COLUMN_OPTIONS, "MetricsNamespace", "ModelPackageGroupName", "CodeVersion",
+           "TrainingInstanceType", "ProcessingInstanceType")  # fmt: skip
 
 
 def problems(values: dict) -> list[str]:
@@ -135,4 +205,5 @@ def problems(values: dict) -> list[str]:
             hidden_layers(values["HiddenLayers"])
         except ValueError as error:
             found.append(str(error))
+    found += [p for p in (string_problem(n, values[n]) for n in STRINGS if n in values) if p]
     return found

@@ -34,6 +34,7 @@ from steps.defaults import (
     VALIDATION_FRACTION,
 )
 from steps.labels import check_label, class_weight, problem_type, sort_classes
+from steps.parameters import column_names
 from steps.parameters import problems as parameter_problems
 from steps.quality import quality_metric
 from steps.tablefile import TableFileError, read_table
@@ -51,8 +52,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--problem-type", default="auto", help=" | ".join(PROBLEM_TYPES))
     parser.add_argument("--quality-metric", default=QUALITY_METRIC, help="checked here, before any training")
     parser.add_argument("--class-weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
-    parser.add_argument("--exclude-columns", default="", help="comma-separated columns not to use as features")
-    parser.add_argument("--categorical-columns", default="", help="comma-separated number columns that are categories")
+    parser.add_argument(
+        "--exclude-columns", default="", help="comma-separated columns not to use as features (CSV quoting)"
+    )
+    parser.add_argument(
+        "--categorical-columns", default="", help="comma-separated number columns that are categories (CSV quoting)"
+    )
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
@@ -62,10 +67,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
     return parser.parse_args()
-
-
-def names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 # -- reading --------------------------------------------------------------------------------------------------------
@@ -126,6 +127,10 @@ def main() -> None:
         "QualityMetric": args.quality_metric,
         "ClassWeight": args.class_weight,
         "MaxTrainRows": args.max_train_rows,
+        "TargetColumn": args.target,
+        "ExcludeColumns": args.exclude_columns,
+        "CategoricalColumns": args.categorical_columns,
+        "MetricsNamespace": args.metrics_namespace,
     }
     values.update(item.partition("=")[::2] for item in args.check)
     problems = parameter_problems(values)
@@ -167,7 +172,7 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
 
     if frame.attrs.get("duplicates"):  # pandas renamed the copies (a, a.1): reported, and never used
         problems.append(f"duplicate column names: {', '.join(frame.attrs['duplicates'])}")
-    exclude, categorical = names(args.exclude_columns), names(args.categorical_columns)
+    exclude, categorical = column_names(args.exclude_columns), column_names(args.categorical_columns)
     for option, listed in (("ExcludeColumns", exclude), ("CategoricalColumns", categorical)):
         unknown = [n for n in listed if n not in frame.columns]
         if unknown:

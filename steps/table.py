@@ -27,6 +27,8 @@ per column. A missing value in a column the table had no gaps in is refused: the
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -58,9 +60,16 @@ def _fit_numeric(name: str, values: np.ndarray, marks: list[str] = (), gaps: boo
     if present.size == 0:
         present = np.zeros(1)
     low, high = np.quantile(present, CLIP_QUANTILES)
+    if not math.isfinite(
+        float(high) - float(low)
+    ):  # beyond half the float64 range: no difference of two values is a number
+        raise TableError([f"column '{name}' holds values too large to scale ({low:g} to {high:g}): rescale it"])
     clipped = np.clip(present, low, high)
     median = float(np.median(clipped))
-    scale = float(clipped.std()) or 1.0
+    # the std of values divided by their largest magnitude: the squares of values near 1e154 overflow float64, and
+    # an infinite scale would turn the whole column into zeros
+    largest = float(np.abs(clipped).max())
+    scale = (largest * float((clipped / largest).std()) if largest > 0 else 0.0) or 1.0
     spec = {
         "name": name,
         "kind": "numeric",

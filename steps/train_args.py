@@ -32,7 +32,14 @@ from steps.defaults import (
     STOP_ON_OVERFITTING,
     STOP_ON_OVERFITTING_CHOICES,
 )
-from steps.parameters import TRAINING_DEVICE_VARIABLE, training_instance_problem
+from steps.parameters import (
+    HIDDEN_LAYERS_VARIABLE,
+    METRICS_NAMESPACE_VARIABLE,
+    TRAINING_DEVICE_VARIABLE,
+    hidden_layers,
+    string_problem,
+    training_instance_problem,
+)
 from steps.regularization import overfit_gap, validate
 
 BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
@@ -50,7 +57,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument(
         "--earlier", default="", help="comma-separated folders with the earlier rounds' evaluation.json, oldest first"
     )
-    parser.add_argument("--hidden", default=HIDDEN, help="hidden layer sizes")
+    # a pipeline's job gets these two in its environment (pipelines/definition.py): never through a shell
+    parser.add_argument("--hidden", default=os.environ.get(HIDDEN_LAYERS_VARIABLE, HIDDEN), help="hidden layer sizes")
     parser.add_argument("--model_code", default="", help="the team's model code (steps/model_code.py); empty: the MLP")
     parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
     parser.add_argument("--patience", type=int, default=PATIENCE)
@@ -64,7 +72,7 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--stop_on_overfitting", choices=STOP_ON_OVERFITTING_CHOICES, default=STOP_ON_OVERFITTING)
     parser.add_argument("--average_decay", type=float, default=AVERAGE_DECAY, help="of the weights' average; 0: none")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--metrics_namespace", default=METRICS_NAMESPACE)
+    parser.add_argument("--metrics_namespace", default=os.environ.get(METRICS_NAMESPACE_VARIABLE, METRICS_NAMESPACE))
     parser.add_argument("--pipeline_name", default="")
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
@@ -88,11 +96,12 @@ def parse_args(description: str) -> argparse.Namespace:
     if args.patience_steps < 0:
         raise StepError(f"patience_steps must be >= 0 (0: epochs alone), got {args.patience_steps}")
     try:
-        args.hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
-    except ValueError:
-        raise StepError(f"hidden must be comma-separated layer sizes, got {args.hidden!r}") from None
-    if not args.hidden or min(args.hidden) < 1:
-        raise StepError(f"hidden must list positive layer sizes, got {args.hidden}")
+        args.hidden = hidden_layers(args.hidden)
+    except ValueError as error:
+        raise StepError(str(error).replace("HiddenLayers", "hidden", 1)) from None
+    problem = string_problem("MetricsNamespace", args.metrics_namespace)
+    if problem:
+        raise StepError(problem)
     try:
         validate(args.dropout, args.l1, args.l2, args.growth)
     except ValueError as error:

@@ -111,6 +111,12 @@ def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exist
     }
     for script, app in passed.items():
         options = {a for a in app["ContainerArguments"] if isinstance(a, str) and a.startswith("--")}
+        # and the --name=value ones (a parameter's value beginning with '-' stays a value)
+        options |= {
+            a["Std:Join"]["Values"][0]
+            for a in app["ContainerArguments"]
+            if isinstance(a, dict) and a.get("Std:Join", {}).get("On") == "=" and a["Std:Join"]["Values"][0][:2] == "--"
+        }
         declared = run_step(script, "--help")
         assert declared.returncode == 0, declared.stderr
         assert options and all(option in declared.stdout for option in options), (script, options)

@@ -217,3 +217,137 @@ def test_a_cache_entry_recording_a_file_outside_its_run_folder_is_not_used(tmp_p
     cache = StepCache(tmp_path)
     entry = {"run": "r1", "objects": [{"path": "../../etc/passwd", "size": 1, "sha256": "x", "uri": "s3://b/k"}]}
     assert "outside its run folder" in cache.check(entry)
+
+
+# -- a crafted index ------------------------------------------------------------------------------------------------
+
+
+def index_of(runs: Path) -> dict:
+    return json.loads((runs / ".cache" / "index.json").read_text())
+
+
+def write_index(runs: Path, index: dict) -> None:
+    (runs / ".cache" / "index.json").write_text(json.dumps(index))
+
+
+def make_entry(index: dict) -> dict:
+    [entry] = [e for results in index["entries"].values() for e in results if e["step"] == "Make"]
+    return entry
+
+
+def plant(runs: Path, entry: dict, uri: str, body: bytes) -> None:
+    """What an attacker with the runs folder adds to a result: a file of theirs, listed with its true sha256."""
+    import hashlib
+
+    path = "jobs/Make/opt/ml/processing/output/planted.py"
+    (runs / entry["run"] / path).write_bytes(body)
+    entry["objects"].append({"uri": uri, "path": path, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+
+def test_a_crafted_entry_cannot_write_over_the_step_code(tmp_path, clients):
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="code/train.py", Body=b"verified")
+    runs = tmp_path / "runs"
+    run_once(runs, s3)
+    index = index_of(runs)
+    plant(runs, make_entry(index), f"s3://{BUCKET}/code/train.py", b"import os; os.system('touch pwned')")
+    write_index(runs, index)
+
+    _, lines, _ = run_once(runs, s3)
+    assert "-> Make (Processing)" in lines, "the step ran: the crafted result was not used"
+    assert f"   (cache: the result of run1 would write outside Make's outputs: s3://{BUCKET}/code/train.py)" in lines
+    assert s3.get_object(Bucket=BUCKET, Key="code/train.py")["Body"].read() == b"verified"
+
+
+def test_an_entry_whose_properties_point_a_downstream_step_elsewhere_is_not_used(tmp_path, clients):
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    runs = tmp_path / "runs"
+    run_once(runs, s3)
+    index = index_of(runs)
+    make_entry(index)["properties"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] = f"s3://{BUCKET}/x"
+    write_index(runs, index)
+    _, lines, _ = run_once(runs, s3)
+    assert f"   (cache: the result of run1 would write outside Make's outputs: s3://{BUCKET}/x)" in lines
+    assert "-> Make (Processing)" in lines
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"run": "../elsewhere"}, "a cache entry names a run outside the runs folder"),
+        ({"run": "/tmp"}, "a cache entry names a run outside the runs folder"),
+        ({"time": "2999-01-01T00:00:00+00:00"}, "is recorded in the future (2999-01-01T00:00:00+00:00)"),
+        ({"time": "2026-01-01T00:00:00"}, "an unreadable cache entry (TypeError)"),
+        ({"log": "../../../etc/passwd"}, "records a file outside its run folder's jobs/Make: ../../../etc/passwd"),
+        ({"step": "Use"}, "records a file outside its run folder's jobs/Use: jobs/Make/"),
+        ({"objects": "x"}, "an unreadable cache entry (fields objects)"),
+    ],
+)
+def test_a_crafted_entry_is_not_used_and_says_why(change, message, tmp_path, clients):
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    runs = tmp_path / "runs"
+    run_once(runs, s3)
+    index = index_of(runs)
+    make_entry(index).update(change)
+    write_index(runs, index)
+    _, lines, _ = run_once(runs, s3)
+    assert "-> Make (Processing)" in lines
+    assert any(line.startswith("   (cache: ") and message in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        {"version": 1, "entries": []},
+        {"version": 1, "entries": {"k": "abc"}},
+        {"version": 1, "entries": {"k": [1, 2]}},
+        {"version": 1, "entries": {"k": [{"run": 5}]}},
+        [1, 2, 3],
+    ],
+)
+def test_an_index_of_the_wrong_shape_counts_as_empty(index, tmp_path, clients):
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    runs = tmp_path / "runs"
+    (runs / ".cache").mkdir(parents=True)
+    write_index(runs, index)
+    _, lines, _ = run_once(runs, s3)  # ran, and recorded
+    assert "-> Make (Processing)" in lines
+    assert {e["step"] for results in index_of(runs)["entries"].values() for e in results} == {"Make", "Use"}
+
+
+def test_a_restore_that_changes_the_step_code_is_undone_and_not_used(tmp_path, clients):
+    """A step whose output folder holds step code (here by its definition): the restore writes there; the runner
+    checks the code right after (RegulaSession.push_uploads, as `regula run` passes it), puts it back, runs the step."""
+    from pipelines.session import RegulaSession
+
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=BUCKET)
+    session = RegulaSession("us-east-1", BUCKET, "p")
+    code = session._upload({"train.py": b"verified"})
+    session.push_uploads(s3)
+    steps = definition()
+    steps["Steps"] = steps["Steps"][:1]
+    steps["Steps"][0]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] = code
+
+    def run(runs: Path) -> list[str]:
+        lines = []
+        cache = StepCache(runs)
+        verify = lambda: session.push_uploads(s3)  # noqa: E731
+        runner = LocalRunner(steps, runs / f"run{len(list(runs.glob('run*'))) + 1}", s3, None, "us-east-1",
+                             echo=lines.append, cache=cache, verify_code=verify)  # fmt: skip
+        assert runner.run("p").status == "Succeeded"
+        session.push_uploads(s3)  # as the next `regula run` does before any job
+        return lines
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    run(runs)
+    lines = run(runs)
+    assert "-> Make (Processing)" in lines
+    assert "   (cache: restoring the result of " in "\n".join(lines)
+    assert "changed 1 step code object(s): put back, and the result not used)" in "\n".join(lines)
+    assert s3.get_object(Bucket=BUCKET, Key=split_uri(code)[1] + "/train.py")["Body"].read() == b"verified"
