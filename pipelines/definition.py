@@ -358,6 +358,7 @@ def train_step(
             parameters.TRAINING_DEVICE_VARIABLE: settings.training_device,
             parameters.HIDDEN_LAYERS_VARIABLE: p.hidden,
             parameters.METRICS_NAMESPACE_VARIABLE: p.metrics_namespace,
+            parameters.STOP_ON_OVERFITTING_VARIABLE: p.stop_on_overfitting,
         },
         # an S3 folder of the shared modules and train.py: not steps/, which holds the other steps' scripts too
         source_code=SourceCode(
@@ -399,7 +400,6 @@ def train_step(
             "max_epochs": p.max_epochs.to_string(),
             "max_gap": p.max_gap.to_string(),
             "patience": p.patience.to_string(),
-            "stop_on_overfitting": p.stop_on_overfitting,
             "rounds": str(settings.rounds),  # the overfitting notice says whether a round is left
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
             "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not

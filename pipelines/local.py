@@ -201,7 +201,8 @@ def run_local(
             execution = getattr(runner, "execution", None)
             if execution is not None:
                 mark_interrupted(execution)
-                write_atomically(run_layout.report_file(run_dir), json.dumps(build_report(execution), indent=2, default=str))
+                interrupted = json.dumps(build_report(execution), indent=2, default=str)
+                write_atomically(run_layout.report_file(run_dir), interrupted)
                 echo(f"interrupted during {execution.failed_step or 'start-up'}: {run_dir}/report.json says so")
             raise
 

@@ -58,6 +58,7 @@ TRAINING_DEVICE_VARIABLE = "REGULA_TRAINING_DEVICE"
 # HiddenLayers and MetricsNamespace reach the training job in its environment, not as hyperparameters (definition.py)
 HIDDEN_LAYERS_VARIABLE = "REGULA_HIDDEN_LAYERS"
 METRICS_NAMESPACE_VARIABLE = "REGULA_METRICS_NAMESPACE"
+STOP_ON_OVERFITTING_VARIABLE = "REGULA_STOP_ON_OVERFITTING"  # a String parameter too: never a hyperparameter
 INSTANCE_TYPE = re.compile(r"ml\.(?P<family>[a-z]+)(?P<generation>\d+)(?P<attributes>[a-z-]*)\.\w+")
 
 

@@ -35,6 +35,7 @@ from steps.defaults import (
 from steps.parameters import (
     HIDDEN_LAYERS_VARIABLE,
     METRICS_NAMESPACE_VARIABLE,
+    STOP_ON_OVERFITTING_VARIABLE,
     TRAINING_DEVICE_VARIABLE,
     hidden_layers,
     string_problem,
@@ -69,7 +70,11 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
     parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
     parser.add_argument("--rounds", type=int, default=0, help="the pipeline's rounds, for the overfitting notice")
-    parser.add_argument("--stop_on_overfitting", choices=STOP_ON_OVERFITTING_CHOICES, default=STOP_ON_OVERFITTING)
+    parser.add_argument(
+        "--stop_on_overfitting",
+        choices=STOP_ON_OVERFITTING_CHOICES,
+        default=os.environ.get(STOP_ON_OVERFITTING_VARIABLE, STOP_ON_OVERFITTING),
+    )
     parser.add_argument("--average_decay", type=float, default=AVERAGE_DECAY, help="of the weights' average; 0: none")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--metrics_namespace", default=os.environ.get(METRICS_NAMESPACE_VARIABLE, METRICS_NAMESPACE))
