@@ -53,7 +53,12 @@ def add_parsers(commands) -> None:
     run = commands.add_parser("run", help="run the pipeline locally: no Docker, no AWS account")
     add_settings_options(run)
     run.add_argument("--local", action="store_true", help="run on this machine (S3 and the registry in moto)")
-    run.add_argument("--data", type=Path, help="CSV or Parquet file with a label column (default: bundled digits)")
+    run.add_argument(
+        "--data",
+        type=Path,
+        help="CSV or Parquet file with a label column, or a folder (images in class folders, or a manifest "
+        "and its images) (default: bundled digits)",
+    )
     run.add_argument("--target", help="name of the label column")
     run.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter, repeatable")
     run.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")

@@ -37,6 +37,25 @@ def demo_dataset_csv() -> bytes:
     return "\n".join([header, *lines, ""]).encode()
 
 
+def upload_folder(s3, folder: Path, root_uri: str) -> str:
+    """Upload the files under `folder` (hidden ones left out) to a prefix named by their content under `root_uri`;
+    the prefix, as InputDataUri (SageMaker downloads it back as the same folder tree)."""
+    from pipelines.s3 import split_uri
+
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+    )
+    if not files:
+        raise ValueError(f"data folder {folder} holds no files")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    bucket, prefix = split_uri(f"{root_uri}/{digest.hexdigest()[:16]}/")
+    for path in files:
+        s3.upload_file(str(path), bucket, prefix + path.relative_to(folder).as_posix())
+    return f"s3://{bucket}/{prefix}"
+
+
 def claim_run_dir(runs_dir: Path) -> Path:
     """A new folder under `runs_dir`, named by the time; mkdir is atomic, so two runs never share one."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -80,8 +99,8 @@ def run_local(
     params = dict(params or {})
     if data is not None:
         data = Path(data)
-        if not data.is_file():
-            raise ValueError(f"data file {data} does not exist")
+        if not data.is_file() and not data.is_dir():
+            raise ValueError(f"data file or folder {data} does not exist")
     if target:
         params["TargetColumn"] = target
     params.setdefault("CodeVersion", code_version())
@@ -118,6 +137,9 @@ def run_local(
             s3.put_object(Bucket=bucket, Key=key, Body=demo_dataset_csv())
             params.setdefault("MaxTrainRows", str(DEMO_MAX_TRAIN_ROWS))
             echo(f"data: bundled digits dataset, {DEMO_MAX_TRAIN_ROWS} training rows")
+        elif data.is_dir():  # a folder (class folders of images, a manifest beside its images): its files, uploaded
+            params["InputDataUri"] = upload_folder(s3, data, f"s3://{settings.bucket}/{settings.prefix}/data")
+            echo(f"data: {data}/ -> {params['InputDataUri']}")
         else:
             body = data.read_bytes()
             key = f"{settings.prefix}/data/{hashlib.sha256(body).hexdigest()[:16]}/{data.name}"

@@ -72,8 +72,10 @@ class ModelCode:
     sha256: str | None = None
     root: Path | None = None  # the folder whose files are the code (packed into the artifact as they are)
 
-    def describe(self) -> str:
-        return "Regula's MLP" if self.name == BUILTIN else f"{self.name} (sha256 {self.sha256[:12]})"
+    def describe(self, input_kind: str = "table") -> str:
+        if self.name == BUILTIN:  # steps/model.py build_model: the CNN for images, the MLP for tables
+            return "Regula's CNN" if input_kind == "image" else "Regula's MLP"
+        return f"{self.name} (sha256 {self.sha256[:12]})"
 
 
 # -- finding and importing the code -----------------------------------------------------------------------------
