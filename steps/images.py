@@ -67,7 +67,8 @@ def list_class_folders(root: Path, problems: list[str]) -> tuple[list[Path], lis
         if not child.is_dir():
             problems.append(f"{child.name}: a file outside any class folder (expected <class>/<image>)")
             continue
-        for path in sorted(p for p in child.rglob("*") if p.is_file() and not hidden(p, root)):
+        # every entry but folders: a link that leads nowhere is reported as unreadable, not skipped
+        for path in sorted(p for p in child.rglob("*") if not p.is_dir() and not hidden(p, root)):
             files.append(path)
             labels.append(child.name)
     return files, labels
