@@ -294,7 +294,8 @@ def prepare(args: argparse.Namespace, problems: list[str], split, min_images: in
         problems.append("no images under the input: expected <class>/<image> files, or a manifest with ImageColumn")
         raise TableError(problems + bad)
     classes = sort_classes(list(set(raw_labels)))
-    labels = np.array([classes.index(v) for v in raw_labels], dtype=np.int64)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[v] for v in raw_labels], dtype=np.int64)
     counts = np.bincount(labels, minlength=len(classes))
     if len(classes) < 2:
         problems.append(f"a single class ({classes[0]}): need at least 2")
