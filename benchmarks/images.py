@@ -96,6 +96,8 @@ def write_folders(images: np.ndarray, labels: np.ndarray, root: Path) -> Path:
 
 def run(command: list[str]) -> tuple[str, int]:
     """(stdout, peak resident memory in MB) of a step run as its own process."""
+    print(f"  {Path(command[1]).name} ...", end="", flush=True)
+    started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, env=ENV, text=True)
         _, status, usage = os.wait4(process.pid, 0)
@@ -104,6 +106,7 @@ def run(command: list[str]) -> tuple[str, int]:
         stdout, stderr = out.read(), err.read()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:2])} failed:\n{stderr[-2000:]}")
+    print(f" {time.perf_counter() - started:.1f}s", flush=True)
     return stdout, usage.ru_maxrss // 1024
 
 
@@ -138,9 +141,11 @@ def cnn(folders: Path, work: Path, name: str, dropout: float, augmentation: str,
 
 
 def baselines(splits: Path) -> dict:
-    """LogisticRegression and HistGradientBoosting on the raw pixels of the same splits."""
+    """LogisticRegression and HistGradientBoosting on the raw pixels of the same splits, on one thread as the CNN
+    trains here (OpenMP's threads spin-wait on shared cores: HistGradientBoosting took minutes instead of seconds)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
     def load(name):
         pixels = np.load(splits / name / "images.npy")
@@ -153,7 +158,8 @@ def baselines(splits: Path) -> dict:
         ("hist_gradient_boosting", HistGradientBoostingClassifier(random_state=0)),
     ):
         started = time.perf_counter()
-        model.fit(x_train, y_train)
+        with threadpool_limits(1):
+            model.fit(x_train, y_train)
         results[name] = {
             "test_accuracy": float((model.predict(x_test) == y_test).mean()),
             "fit_seconds": round(time.perf_counter() - started, 1),
