@@ -76,8 +76,9 @@ class Predictor:
         transformed table features, or the input kind's Inputs: steps/inputs.py)."""
         results = []
         data = as_inputs(features, self.schema)
-        for start in range(0, len(data), BATCH_ROWS):
-            out = self.model(data[start : start + BATCH_ROWS])
+        rows = data.scoring_rows(BATCH_ROWS) if hasattr(data, "scoring_rows") else BATCH_ROWS  # older Inputs: none
+        for start in range(0, len(data), rows):
+            out = self.model(data[start : start + rows])
             if self.classification:
                 results.append(torch.softmax(out.float(), dim=1).numpy())
             else:
