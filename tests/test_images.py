@@ -127,6 +127,45 @@ def test_the_normalization_is_fitted_on_the_training_split_only(tmp_path):
     assert len(labels) == len(pixels) == 12
 
 
+def test_a_manifest_names_images_by_relative_path_or_s3_uri_under_the_input_and_nothing_else(tmp_path):
+    csv = manifest(tmp_path / "data", per_class=10)
+    lines = csv.read_text().splitlines()
+    # half the rows as S3 URIs under InputDataUri: the objects SageMaker downloaded beside the manifest
+    rows = [lines[0]] + [
+        f"s3://team-bucket/shots/{line}" if i % 2 else line for i, line in enumerate(lines[1:])
+    ]  # fmt: skip
+    csv.write_text("\n".join(rows) + "\n")
+    args = ("--image-column", "path", "--target", "label", "--input-uri", "s3://team-bucket/shots")
+    result = preprocess(tmp_path / "data", tmp_path / "out", *args)
+    assert result.returncode == 0, result.stderr
+    assert "preprocess: 30 images (labels.csv), 3 classes" in result.stdout
+
+    (tmp_path / "secret.png").write_bytes(png(shape_image("circle", np.random.default_rng(0))))
+    csv.write_text("\n".join([*rows, "../secret.png,circle", "s3://other-bucket/x.png,circle", "/etc/passwd,square",
+                              "pictures/missing.png,square", ",circle"]) + "\n")  # fmt: skip
+    result = preprocess(tmp_path / "data", tmp_path / "out2", *args)
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    for expected in (
+        "labels.csv row 31: '../secret.png' leaves the input folder",
+        "labels.csv row 32: s3://other-bucket/x.png is not under InputDataUri (s3://team-bucket/shots)",
+        "labels.csv row 33: '/etc/passwd' is neither a relative path nor an S3 URI under InputDataUri",
+        "labels.csv row 34: 'pictures/missing.png' does not exist",
+        "labels.csv row 35: no image path in 'path'",
+    ):
+        assert expected in message, (expected, message)
+    assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").rglob("*.npy"))
+
+
+def test_image_parameters_are_checked_before_any_image_is_read(tmp_path):
+    result = preprocess(tmp_path / "nowhere", tmp_path / "out", "--image-size", "3", "--image-augmentation", "rotate")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "ERROR preprocess: 2 problems: (1) ImageSize must be a whole number 0 (from the images) or between 8 and 512, "
+        "got 3; (2) ImageAugmentation must be one of none, flip, crop, flip,crop, got 'rotate'"
+    )
+
+
 # -- serving ---------------------------------------------------------------------------------------------------
 
 
