@@ -64,7 +64,8 @@ def add_parsers(commands) -> None:
     run.add_argument(
         "--data",
         type=Path,
-        help="table with a label column: .csv/.tsv (any delimiter), .parquet, or either .gz (default: bundled digits)",
+        help="table with a label column: .csv/.tsv (any delimiter), .parquet, or either .gz; or a folder of images "
+        "(class folders, or a manifest and its images) (default: bundled digits)",
     )
     run.add_argument("--target", help=f"name of the label column (default: {TARGET_COLUMN})")
     run.add_argument(

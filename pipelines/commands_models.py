@@ -31,7 +31,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from pipelines import predict
 
-    if not args.data.is_file():
+    if not args.data.is_file() and not args.data.is_dir():  # a folder: of images
         raise UsageError(f"data file {args.data} does not exist")
     with tempfile.TemporaryDirectory(prefix="regula-predict-") as tmp:
         workdir = Path(tmp)
@@ -106,7 +106,10 @@ def add_parsers(commands) -> None:
     )
     predict.add_argument("--model", required=True, help="run folder, model package ARN, version number, or latest")
     predict.add_argument(
-        "--data", required=True, type=Path, help="rows to score: .csv with a header, .json, .jsonl, .parquet"
+        "--data",
+        required=True,
+        type=Path,
+        help="rows to score: .csv with a header, .json, .jsonl, .parquet; or an image file, or a folder of them",
     )
     predict.add_argument("--out", type=Path, help="write here (.csv or .json) instead of standard output")
     predict.add_argument(

@@ -105,6 +105,9 @@ class Parameters:
         self.exclude_columns = ParameterString("ExcludeColumns", default_value="")
         self.categorical_columns = ParameterString("CategoricalColumns", default_value="")
         self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
+        self.image_column = ParameterString("ImageColumn", default_value=d.IMAGE_COLUMN)
+        self.image_size = ParameterInteger("ImageSize", default_value=d.IMAGE_SIZE)
+        self.image_augmentation = ParameterString("ImageAugmentation", default_value=d.IMAGE_AUGMENTATION)
         self.processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
         self.training_instance = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
         self.training_instances = ParameterInteger("TrainingInstanceCount", default_value=1)
@@ -324,6 +327,14 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             p.class_weight,
             "--max-train-rows",
             p.max_train_rows.to_string(),
+            "--image-column",
+            p.image_column,
+            "--image-size",
+            p.image_size.to_string(),
+            "--image-augmentation",
+            p.image_augmentation,
+            "--input-uri",
+            p.input_data,
             *metrics_arguments(p, per_execution=False),
             *checked_parameters(p),
         ],

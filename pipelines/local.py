@@ -65,6 +65,25 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def upload_folder(s3, folder: Path, root_uri: str) -> str:
+    """Upload the files under `folder` (hidden ones left out) to a prefix named by their content under `root_uri`;
+    the prefix, as InputDataUri (SageMaker downloads it back as the same folder tree)."""
+    from pipelines.s3 import split_uri
+
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
+    )
+    if not files:
+        raise ValueError(f"data folder {folder} holds no files")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    bucket, prefix = split_uri(f"{root_uri}/{digest.hexdigest()[:16]}/")
+    for path in files:
+        s3.upload_file(str(path), bucket, prefix + path.relative_to(folder).as_posix())
+    return f"s3://{bucket}/{prefix}"
+
+
 def claim_run_dir(runs_dir: Path) -> Path:
     """A new folder under `runs_dir`, named by the time; mkdir is atomic, so two runs never share one."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -126,14 +145,17 @@ def run_local(
     table = None
     if data is not None:
         data = Path(data)
-        if not data.is_file():
-            raise ValueError(f"data file {data} does not exist")
-        table = read_data_file(data)
-        problems, notes = column_problems(table, params, target_given="TargetColumn" in params)
-        if problems:
-            raise DataFileError("; ".join(problems))
-        for note in notes:
-            echo(note)
+        if data.is_dir():  # images: class folders, or a manifest and its images (steps/images.py checks them)
+            pass
+        elif not data.is_file():
+            raise ValueError(f"data file or folder {data} does not exist")
+        else:
+            table = read_data_file(data)
+            problems, notes = column_problems(table, params, target_given="TargetColumn" in params)
+            if problems:
+                raise DataFileError("; ".join(problems))
+            for note in notes:
+                echo(note)
     params.setdefault("CodeVersion", code_version())
 
     echo("rendering the pipeline definition ...")
@@ -174,6 +196,9 @@ def run_local(
             s3.put_object(Bucket=bucket, Key=key, Body=demo_dataset_csv())
             params.setdefault("MaxTrainRows", str(DEMO_MAX_TRAIN_ROWS))
             echo(f"data: bundled digits dataset, {DEMO_MAX_TRAIN_ROWS} training rows")
+        elif data.is_dir():  # a folder (class folders of images, a manifest beside its images): its files, uploaded
+            params["InputDataUri"] = upload_folder(s3, data, f"s3://{settings.bucket}/{settings.prefix}/data")
+            echo(f"data: {data}/ -> {params['InputDataUri']}")
         else:
             key = f"{settings.prefix}/data/{hashlib.sha256(table.body).hexdigest()[:16]}/{table.name}"
             s3.put_object(Bucket=settings.bucket, Key=key, Body=table.body)

@@ -30,6 +30,7 @@ from steps.contract import file_sha256
 CONTENT_TYPES = {".json": "application/json", ".jsonl": "application/jsonlines"}
 OUT_FORMATS = (".csv", ".json", ".jsonl", ".parquet", ".pq")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets evaluate (OWASP, CSV injection)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # steps/image_decode.py SUFFIXES
 
 
 class PredictError(RegulaError):
@@ -197,6 +198,8 @@ def predict(model_dir: Path, data: Path, out: Path | None, skip_bad_rows: bool =
     check_out(out)  # before any scoring
     inference = load_serving_code(model_dir)
     predictor = inference.model_fn(str(model_dir))
+    if data.is_dir() or data.suffix.lower() in IMAGE_SUFFIXES:
+        return predict_images(inference, predictor, data, out)
     try:
         rows = read_rows(inference, data)
         numbered(rows, data)
@@ -346,3 +349,63 @@ def dialect_note(data: Path) -> str | None:
         f"note: {data.name} is {read}; the predictions are written comma-separated with decimal points (the "
         "format every tool reads back the same), not in the input's dialect"
     )
+
+
+# -- images: a folder of image files, or one -------------------------------------------------------------------------
+
+
+def image_files(data: Path) -> list[Path]:
+    """The image files to score: `data` itself, or every image file under the folder (sorted, hidden ones left out)."""
+    if data.is_file():
+        return [data]
+    if not data.is_dir():
+        raise PredictError(f"{data} does not exist")
+    files = sorted(
+        p
+        for p in data.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(data).parts)
+    )  # fmt: skip
+    if not files:
+        raise PredictError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {data}")
+    return files
+
+
+def predict_images(inference, predictor, data: Path, out: Path | None) -> tuple[int, str]:
+    """Each image sent to the artifact's serving code as the endpoint receives one (application/x-image): one row
+    per image, the file first. A file the server would refuse is an error naming it."""
+    files = image_files(data)
+    names = [p.name if data.is_file() else p.relative_to(data).as_posix() for p in files]
+    results = []
+    for path, name in zip(files, names, strict=True):
+        try:
+            results.append(predictor.predict(inference.read_rows(path.read_bytes(), "application/x-image")))
+        except inference.ClientError as error:
+            raise PredictError(f"{name}: {error}") from None
+        except OSError as error:
+            raise PredictError(f"{name}: cannot be read ({error.strerror or error})") from None
+    return len(files), write_image_predictions(names, results, out)
+
+
+def write_image_predictions(names: list[str], results: list[dict], out: Path | None) -> str:
+    """CSV (file, prediction, a probability per class), or JSON for a .json --out."""
+    import pandas as pd
+
+    classes = results[0].get("classes") or []
+    if out is not None and out.suffix.lower() == ".json":
+        text = json.dumps(
+            {
+                "files": names,
+                "predictions": [r["predictions"][0] for r in results],
+                "probabilities": [r["probabilities"][0] for r in results] if classes else None,
+                "classes": classes or None,
+            }
+        )
+    else:
+        table = pd.DataFrame({"file": names, "prediction": [r["predictions"][0] for r in results]})
+        for index, label in enumerate(classes):
+            table[f"probability_{label}"] = [r["probabilities"][0][index] for r in results]
+        text = table.to_csv(index=False)
+    if out is not None:
+        out.write_text(text)
+    return text

@@ -13,6 +13,14 @@ PROBLEM_TYPES = ("auto", "classification", "regression")
 VALIDATION_FRACTION = 0.2
 TEST_FRACTION = 0.2
 SEED = 42
+# Image input (steps/images.py): a folder of class folders, or a manifest whose ImageColumn names each image's file.
+IMAGE_COLUMN = ""  # empty: the input is class folders (or a table)
+IMAGE_SIZE = 0  # the square side images are resized to; 0: the median shorter side, within the two bounds below
+MIN_IMAGE_SIZE = 8
+MAX_IMAGE_SIZE = 512
+AUTO_IMAGE_SIZE_CAP = 64  # the size chosen from the data is at most this: larger images cost CPU training dearly
+IMAGE_AUGMENTATIONS = ("none", "flip", "crop", "flip,crop")  # random flips and shifts, in training only (steps/cnn.py)
+IMAGE_AUGMENTATION = "none"
 
 # -- training -------------------------------------------------------------------------------------------------------
 DROPOUT = 0.1

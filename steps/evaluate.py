@@ -24,7 +24,6 @@ import numpy as np
 from steps import inputs, serving_code
 from steps.cloudwatch import MetricEmitter
 from steps.contract import (
-    RAW_SAMPLE,
     SPLITS,
     StepError,
     file_sha256,
@@ -95,14 +94,12 @@ def unpack(model_dir: Path, into: Path) -> tuple[Path, str]:
 
 
 def check_served_rows(inference, predictor, data_dir: Path, test_features) -> int:
-    """Score the raw test rows through the serving code; refuse the model if they differ from what was evaluated."""
-    path = data_dir / "test" / RAW_SAMPLE
-    if not path.exists():
-        raise StepError(f"missing {path}: preprocessing writes it")
-    as_csv = inference.read_rows(path.read_bytes(), "text/csv")
-    as_json = inference.read_rows(as_csv.to_json(orient="records"), "application/json")  # the same rows as JSON records
-    for how, rows in (("CSV", as_csv), ("JSON", as_json)):
-        served = predictor.outputs(predictor.features(rows))
+    """Score the raw test inputs (the kind's: steps/inputs.py raw_requests) through the serving code, as requests;
+    refuse the model if they differ from what was evaluated."""
+    for how, requests in inputs.raw_requests(data_dir / "test", predictor.schema, inference):
+        served = np.concatenate(
+            [predictor.outputs(predictor.features(inference.read_rows(body, kind))) for body, kind in requests]
+        )
         expected = predictor.outputs(test_features.subset(slice(0, len(served))))
         same = served.shape == expected.shape and np.allclose(served, expected, atol=RAW_TOLERANCE, rtol=RAW_TOLERANCE)
         if not same or not np.isfinite(served).all():

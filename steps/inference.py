@@ -7,6 +7,12 @@ Packed as code/steps/inference.py in model.tar.gz beside model.py and table.py, 
 - application/json: a list of objects, {"instances": [objects]}, or one object;
 - application/jsonlines: one object per line.
 
+An image model (schema kind "image") takes one image per request as `application/x-image`, `image/png` or
+`image/jpeg` (PNG, JPEG, WebP, BMP are read whatever the type says), or a batch as JSON objects with the image's bytes
+in base64 under "image": {"instances": [{"image": "iVBORw0..."}, ...]}. An image that cannot be decoded, claims more
+pixels than the limit (steps/image_decode.py: a decompression bomb is refused before it is decoded) or is not of the
+model's channels (grayscale or colour) is a client error naming it.
+
 The fitted table transform encodes them exactly as in training. Columns the training data had gaps in may be left
 out (they are imputed); a missing required column or a value of the wrong type is a client error (HTTP 400) naming
 every problem, never a silent prediction. Extra columns are ignored. Returns JSON: the predicted labels (and class
@@ -24,11 +30,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from steps.inputs import as_inputs
+from steps import image_decode
+from steps.inputs import Images, as_inputs
 from steps.model import load
 from steps.table import TableError, transform
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
+IMAGE_CONTENT_TYPES = ("application/x-image", "image/png", "image/jpeg")
 BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size
 
 try:  # in the serving container, an error of this type becomes an HTTP 4xx response instead of a 500
@@ -68,8 +76,9 @@ class Predictor:
         transformed table features, or the input kind's Inputs: steps/inputs.py)."""
         results = []
         data = as_inputs(features, self.schema)
-        for start in range(0, len(data), BATCH_ROWS):
-            out = self.model(data[start : start + BATCH_ROWS])
+        rows = data.scoring_rows(BATCH_ROWS) if hasattr(data, "scoring_rows") else BATCH_ROWS  # older Inputs: none
+        for start in range(0, len(data), rows):
+            out = self.model(data[start : start + rows])
             if self.classification:
                 results.append(torch.softmax(out.float(), dim=1).numpy())
             else:
@@ -88,6 +97,8 @@ class Predictor:
 
     def table_features(self, rows: pd.DataFrame) -> np.ndarray:
         """A table's raw rows through the fitted table transform."""
+        if isinstance(rows, ImageRequest):
+            raise ClientError("this model scores table rows (text/csv or JSON objects), not images")
         if rows.empty:
             raise ClientError("no rows to score")
         known = self.schema["input_columns"]
@@ -111,13 +122,64 @@ class Predictor:
             "classes": self.classes,
         }
 
+    def image_features(self, rows) -> Images:
+        """Images (an image body, or JSON objects with base64 "image") decoded as the model's inputs."""
+        if isinstance(rows, ImageRequest):
+            bodies = rows.bodies
+        elif "image" in getattr(rows, "columns", ()):
+            bodies = [base64_image(value, i) for i, value in enumerate(rows["image"])]
+        else:
+            raise ClientError(
+                "this model scores images: send one as application/x-image, image/png or image/jpeg, or a batch as "
+                'JSON {"instances": [{"image": "<base64 bytes>"}, ...]}'
+            )
+        if not bodies:
+            raise ClientError("no images to score")
+        image = self.schema["image"]
+        pixels = np.empty((len(bodies), image["channels"], image["size"], image["size"]), dtype=np.uint8)
+        for i, body in enumerate(bodies):
+            try:
+                pixels[i] = image_decode.decode(body, image["channels"], image["size"])
+            except image_decode.ImageError as error:
+                raise ClientError(f"image {i + 1} of {len(bodies)}: {error}") from None
+        return Images(pixels, image["mean"], image["std"])
+
+
+class ImageRequest:
+    """The images of a request, as bytes: one image body, or the decoded base64 images of a JSON batch."""
+
+    def __init__(self, bodies: list[bytes]):
+        self.bodies = bodies
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+
+def base64_image(value, index: int) -> bytes:
+    import base64
+    import binascii
+
+    if not isinstance(value, str) or not value:
+        raise ClientError(
+            f'image {index + 1}: "image" must be the image\'s bytes in base64, got {type(value).__name__}'
+        )
+    if value.startswith("data:") and "," in value:  # a data URL: data:image/png;base64,....
+        value = value.split(",", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ClientError(f'image {index + 1}: "image" is not valid base64') from None
+
 
 # the input kinds' request encoders (steps/inputs.py holds their training side)
-ENCODERS = {"table": Predictor.table_features}
+ENCODERS = {"table": Predictor.table_features, "image": Predictor.image_features}
 
 
 def read_rows(body, content_type: str) -> pd.DataFrame:
-    """A request body as a frame of raw rows; ClientError for anything that is not rows with named columns."""
+    """A request body as a frame of raw rows (or, for an image content type, the image: ImageRequest); ClientError
+    for anything that is not rows with named columns."""
+    if (content_type or "").split(";")[0].strip().lower() in IMAGE_CONTENT_TYPES:
+        return ImageRequest([bytes(body)])
     try:
         rows = _read_rows(body, content_type)
     except (RecursionError, ValueError, TypeError) as error:  # absurd nesting, huge numbers, odd bodies
@@ -162,7 +224,8 @@ def _read_rows(body, content_type: str) -> pd.DataFrame:
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ClientError('JSON rows must be objects keyed by column name, e.g. [{"age": 41, "city": "Oslo"}]')
         return pd.DataFrame.from_records(records)
-    raise ClientError(f"unsupported content type {content_type!r}; use one of {', '.join(CONTENT_TYPES)}")
+    kinds = ", ".join((*CONTENT_TYPES, *IMAGE_CONTENT_TYPES))
+    raise ClientError(f"unsupported content type {content_type!r}; use one of {kinds}")
 
 
 # -- the SageMaker serving handlers ---------------------------------------------------------------------------------

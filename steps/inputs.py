@@ -8,14 +8,23 @@ same rows as Inputs, `to(device)` moves them, and `model_shape()` is what the mo
 parsing beside the table's.
 
 - table: float32 features, one row per example (steps/table.py's transform); a batch is a (rows, n_features) tensor.
+- image: uint8 pixels (rows, channels, size, size) (steps/images.py), normalized per channel with the training
+  split's mean and std as each batch is taken; a batch is a float (rows, channels, size, size) tensor.
+
+Each kind also says which raw test inputs evaluation sends through the serving code, as request bodies
+(`raw_requests`): the table's raw CSV rows (as CSV and as JSON), the image's raw test files (one image per request,
+and as one JSON batch of base64 images).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 
 DEFAULT_KIND = "table"
+SCORING_PIXELS = 2**20  # input values per scoring pass of images: bounded memory for the activations
 
 
 class Dense:
@@ -43,12 +52,60 @@ class Dense:
         """The input's size per row: the thread policy weighs a training step with it."""
         return int(self.x.shape[1])
 
+    def scoring_rows(self, rows: int) -> int:
+        """Rows per forward pass when scoring without gradients (`rows`: the caller's choice for tables)."""
+        return rows
+
+
+class Images:
+    """An image kind's inputs: uint8 pixels (rows, channels, size, size), normalized per channel as batches are
+    taken (mean and std of pixel / 255 over the training split): a batch of 256 64x64 RGB images costs 12 MB of
+    floats, the split stays a quarter of that as bytes."""
+
+    def __init__(self, pixels: np.ndarray | torch.Tensor, mean, std, augmentation: str = "none"):
+        self.augmentation = augmentation  # the model's training-time augmentation (steps/cnn.py), from the schema
+        self.pixels = torch.as_tensor(pixels) if isinstance(pixels, np.ndarray) else pixels
+        channels = self.pixels.shape[1]
+        device = self.pixels.device
+        self.scale = (1.0 / (255.0 * torch.as_tensor(std, dtype=torch.float32))).reshape(1, channels, 1, 1).to(device)
+        self.shift = (torch.as_tensor(mean, dtype=torch.float32) * 255.0).reshape(1, channels, 1, 1).to(device)
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        return (self.pixels[index].float() - self.shift) * self.scale
+
+    def _with(self, pixels: torch.Tensor) -> Images:
+        other = Images.__new__(Images)
+        other.pixels, other.scale, other.shift = pixels, self.scale.to(pixels.device), self.shift.to(pixels.device)
+        other.augmentation = self.augmentation
+        return other
+
+    def subset(self, index) -> Images:
+        return self._with(self.pixels[index])
+
+    def to(self, device) -> Images:
+        return self._with(self.pixels.to(device))
+
+    def model_shape(self) -> dict:
+        shape = [int(n) for n in self.pixels.shape[1:]]
+        return {"n_features": int(np.prod(shape)), "extra": {"input_shape": shape, "augmentation": self.augmentation}}
+
+    def work_per_row(self) -> int:
+        return int(np.prod(self.pixels.shape[1:]))
+
+    def scoring_rows(self, rows: int) -> int:
+        """Fewer images per forward pass than table rows: a convolution's activations are tens of times the input
+        (at most SCORING_PIXELS input values per pass: 1,337 images of 28x28, 85 of 3x64x64)."""
+        return max(1, min(rows, SCORING_PIXELS // self.work_per_row()))
+
 
 def kind_of(schema: dict) -> str:
     return schema.get("kind", DEFAULT_KIND)
 
 
-def read(directory, name: str, schema: dict) -> tuple[Dense, np.ndarray]:
+def read(directory, name: str, schema: dict) -> tuple[Dense | Images, np.ndarray]:
     """A split's inputs and labels (int64 class indices, or float32 targets), for the schema's input kind."""
     kind = kind_of(schema)
     if kind not in READERS:
@@ -56,7 +113,7 @@ def read(directory, name: str, schema: dict) -> tuple[Dense, np.ndarray]:
     return READERS[kind](directory, name, schema)
 
 
-def as_inputs(features, schema: dict) -> Dense:
+def as_inputs(features, schema: dict) -> Dense | Images:
     """Already-encoded inputs (what the serving transform returns) as the kind's Inputs."""
     if hasattr(features, "subset"):  # an Inputs already (of this module or of an artifact's copy of it)
         return features
@@ -70,4 +127,53 @@ def _read_table(directory, name: str, schema: dict) -> tuple[Dense, np.ndarray]:
     return Dense(features), labels
 
 
-READERS = {"table": _read_table}
+def _read_images(directory, name: str, schema: dict) -> tuple[Images, np.ndarray]:
+    from steps.contract import StepError
+
+    directory = Path(directory)
+    try:
+        pixels = np.load(directory / "images.npy")
+        labels = np.load(directory / "labels.npy").astype(np.int64)
+    except (OSError, ValueError) as error:
+        raise StepError(f"cannot read the {name} split's images in {directory}: {error}") from None
+    image = schema["image"]
+    return Images(pixels, image["mean"], image["std"], image.get("augmentation", "none")), labels
+
+
+READERS = {"table": _read_table, "image": _read_images}
+
+
+# -- the raw test inputs evaluation scores through the serving code: (how, [(body, content type), ...]) ----------
+
+
+def _table_requests(test_dir: Path, inference) -> list[tuple[str, list]]:
+    from steps.contract import RAW_SAMPLE, StepError
+
+    path = test_dir / RAW_SAMPLE
+    if not path.exists():
+        raise StepError(f"missing {path}: preprocessing writes it")
+    body = path.read_bytes()
+    as_json = inference.read_rows(body, "text/csv").to_json(orient="records")  # the same rows as JSON records
+    return [("CSV", [(body, "text/csv")]), ("JSON", [(as_json, "application/json")])]
+
+
+def _image_requests(test_dir: Path, inference) -> list[tuple[str, list]]:
+    import base64
+    import json
+
+    from steps.contract import StepError
+
+    files = sorted((test_dir / "raw_images").glob("*"))
+    if not files:
+        raise StepError(f"no raw test images in {test_dir / 'raw_images'}: preprocessing writes them")
+    bodies = [path.read_bytes() for path in files]
+    batch = json.dumps({"instances": [{"image": base64.b64encode(b).decode()} for b in bodies]})
+    return [("image", [(b, "application/x-image") for b in bodies]), ("base64 JSON", [(batch, "application/json")])]
+
+
+RAW_REQUESTS = {"table": _table_requests, "image": _image_requests}
+
+
+def raw_requests(test_dir, schema: dict, inference) -> list[tuple[str, list]]:
+    """The kind's raw test inputs as request bodies, by how they are sent; `inference` parses the table's CSV."""
+    return RAW_REQUESTS[kind_of(schema)](Path(test_dir), inference)

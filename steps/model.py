@@ -36,7 +36,12 @@ class MLP(nn.Module):
 
 
 def build_model(spec, dropout: float) -> nn.Module:
-    """The built-in model: an MLP with HiddenLayers' widths over the transformed features."""
+    """The built-in model for the spec's input kind: the CNN for images (steps/cnn.py), else an MLP with
+    HiddenLayers' widths over the transformed features."""
+    if spec.input_kind == "image":
+        from steps import cnn  # not at the top: an artifact packed before the image kind carries no cnn.py
+
+        return cnn.build_model(spec, dropout)
     return MLP(spec.n_features, spec.n_outputs, list(spec.hidden), dropout)
 
 

@@ -77,8 +77,10 @@ class ModelCode:
     root: Path | None = None  # the folder the code is in (packed into the artifact as it is)
     folder: bool = False  # the code is the whole folder (a package whose entry is model.py), else the entry alone
 
-    def describe(self) -> str:
-        return "Regula's MLP" if self.name == BUILTIN else f"{self.name} (sha256 {self.sha256[:12]})"
+    def describe(self, input_kind: str = "table") -> str:
+        if self.name == BUILTIN:  # steps/model.py build_model: the CNN for images, the MLP for tables
+            return "Regula's CNN" if input_kind == "image" else "Regula's MLP"
+        return f"{self.name} (sha256 {self.sha256[:12]})"
 
 
 # -- finding and importing the code -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class Objective:
         """(loss, quality) without dropout: the loss evaluation reports too."""
         model.eval()
         loss_sum, hits = torch.zeros((), device=y.device), torch.zeros((), device=y.device)
+        batch = x.scoring_rows(batch)  # the input kind's rows per pass (steps/inputs.py)
         for i in range(0, len(x), batch):
             with torch.autocast(**amp):
                 out = model(x[i : i + batch]).float()

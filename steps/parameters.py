@@ -14,10 +14,13 @@ import re
 from steps.defaults import (
     APPROVAL_STATUS,
     CLASS_WEIGHTS,
+    IMAGE_AUGMENTATIONS,
     MAX_DROPOUT,
     MAX_HIDDEN_LAYERS,
+    MAX_IMAGE_SIZE,
     MAX_LAYER_SIZE,
     MIN_GROWTH,
+    MIN_IMAGE_SIZE,
     PROBLEM_TYPES,
     QUALITY_METRICS,
     REGISTER_CANDIDATE_CHOICES,
@@ -27,6 +30,11 @@ from steps.defaults import (
 # name: (whole number?, allowed, what is allowed); every number must also be finite
 NUMBERS = {
     "MaxTrainRows": (True, lambda v: v >= 0, ">= 0"),
+    "ImageSize": (
+        True,
+        lambda v: v == 0 or MIN_IMAGE_SIZE <= v <= MAX_IMAGE_SIZE,
+        f"0 (from the images) or between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}",
+    ),  # fmt: skip
     "TrainingInstanceCount": (True, lambda v: 1 <= v <= 100, "between 1 and 100"),
     "Dropout": (False, lambda v: 0 <= v < MAX_DROPOUT, f"in [0, {MAX_DROPOUT})"),
     "L1": (False, lambda v: v >= 0, ">= 0"),
@@ -47,6 +55,7 @@ CHOICES = {
     "ProblemType": PROBLEM_TYPES,
     "QualityMetric": QUALITY_METRICS,
     "ClassWeight": CLASS_WEIGHTS,
+    "ImageAugmentation": IMAGE_AUGMENTATIONS,
     "RegisterBestCandidate": REGISTER_CANDIDATE_CHOICES,
     "StopOnOverfitting": STOP_ON_OVERFITTING_CHOICES,
     "ModelApprovalStatus": (APPROVAL_STATUS, "Approved"),  # Approved only where rendered with --allow-auto-approval

@@ -18,13 +18,16 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from steps import images, table_roles, table_values
 from steps import table as columns
-from steps import table_roles, table_values
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
 from steps.defaults import (
     CLASS_WEIGHT,
     CLASS_WEIGHTS,
+    IMAGE_AUGMENTATION,
+    IMAGE_COLUMN,
+    IMAGE_SIZE,
     METRICS_NAMESPACE,
     PROBLEM_TYPES,
     QUALITY_METRIC,
@@ -62,6 +65,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--image-column", default=IMAGE_COLUMN, help="a manifest's column of image paths")
+    parser.add_argument(
+        "--image-size", type=int, default=IMAGE_SIZE, help="square side of the images (0: from the data)"
+    )
+    parser.add_argument("--image-augmentation", default=IMAGE_AUGMENTATION, help="training-time flips and shifts")
+    parser.add_argument("--input-uri", default="", help="InputDataUri: a manifest's S3 image URIs lie under it")
     parser.add_argument("--check", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
     parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
@@ -131,6 +140,8 @@ def main() -> None:
         "ExcludeColumns": args.exclude_columns,
         "CategoricalColumns": args.categorical_columns,
         "MetricsNamespace": args.metrics_namespace,
+        "ImageSize": args.image_size,
+        "ImageAugmentation": args.image_augmentation,
     }
     values.update(item.partition("=")[::2] for item in args.check)
     problems = parameter_problems(values)
@@ -156,6 +167,8 @@ def main() -> None:
 
 def input_kind(args: argparse.Namespace) -> str:
     """Which input kind the run's data is: a table unless the options or the input say otherwise."""
+    if args.image_column or images.is_class_folders(Path(args.input)):
+        return "image"
     return "table"
 
 
@@ -275,7 +288,12 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     }
 
 
-PREPARE = {"table": prepare_table}
+def prepare_images(args: argparse.Namespace, problems: list[str]) -> dict[str, int]:
+    """Labelled images: class folders, or a manifest (steps/images.py), split as tables are."""
+    return images.prepare(args, problems, split, min_rows_per_class(args))
+
+
+PREPARE = {"table": prepare_table, "image": prepare_images}
 
 
 if __name__ == "__main__":

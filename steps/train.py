@@ -122,7 +122,10 @@ def main() -> None:
     )
     quality_name = objective.quality_name
     if rank == 0:
-        print(f"train: model: {code.describe()}, {sum(p.numel() for p in model.parameters())} parameters", flush=True)
+        print(
+            f"train: model: {code.describe(spec.input_kind)}, {sum(p.numel() for p in model.parameters())} parameters",
+            flush=True,
+        )
         if not dropout_modules:
             print(
                 "train: WARNING: the model has no dropout module (nn.Dropout*): the ladder regularizes it with "
@@ -303,7 +306,7 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
         "n_features": spec.n_features,
         "n_outputs": spec.n_outputs,
         "spec": spec.as_dict(),
-        "model": code.describe(),
+        "model": code.describe(spec.input_kind),
         "dropout_modules": described["dropout_modules"],
         "problem_type": schema["problem_type"],
         "hidden": args.hidden,

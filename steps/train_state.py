@@ -28,12 +28,21 @@ def code_files() -> list[Path]:
     return [*Path(__file__).resolve().parent.glob("*.py"), *([entry] if entry.is_file() else [])]
 
 
+def split_files(directory: str, name: str) -> dict[str, Path]:
+    """A split's data files: a table's one Parquet file, or every file of the split's folder (another input kind's
+    arrays, e.g. images.npy and labels.npy)."""
+    table = split_path(directory, name)
+    if table.exists():
+        return {name: table}
+    return {f"{name}/{p.name}": p for p in sorted(Path(directory).iterdir()) if p.is_file() and p.name != SCHEMA}
+
+
 def fingerprint(args, strength: dict, batch_size: int, learning_rate: float, world: int, device, model: str) -> dict:
     """What this run is: a checkpoint resumes only a run with an equal fingerprint. The earlier rounds count through
     the regularization they led to; the inputs by their sha256 (the S3 folder is shared across executions); the
     model code by its files' sha256 (`model`: ModelCode.sha256, or the built-in's name: its code is the package's)."""
     hyperparameters = {k: v for k, v in vars(args).items() if k not in NOT_FINGERPRINTED}
-    inputs = {"train": split_path(args.train, "train"), "validation": split_path(args.validation, "validation")}
+    inputs = {**split_files(args.train, "train"), **split_files(args.validation, "validation")}
     return {
         "format": checkpoint.FORMAT,
         "code": checkpoint.code_digest(code_files()),

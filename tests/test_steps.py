@@ -163,6 +163,8 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
     packed = sorted(p.relative_to(code).as_posix() for p in code.rglob("*.py"))
     modules = [
         "__init__",
+        "cnn",
+        "image_decode",
         "inference",
         "inputs",
         "model",

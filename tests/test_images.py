@@ -1,0 +1,326 @@
+"""The image input kind (issue 22): class folders or a manifest of PNG files, drawn here with PIL, through
+preprocessing, the CNN, the model server and `regula predict`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from helpers import REPO, regula, run_folders, run_script, run_training
+from image_data import SHAPES, class_folders, manifest, shape_image
+from PIL import Image
+
+from pipelines.local import run_local
+from pipelines.settings import Settings
+from steps import inputs, serving_code
+from steps.contract import read_schema
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def preprocess(data, out, *args):
+    return run_script("preprocess.py", "--input", str(data), "--output-dir", str(out), *args,
+                      env={"REGULA_METRICS": "off"})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    """A CNN trained for a few epochs on 16x16 grayscale shapes: the artifact's folder (code/, weights, schema)."""
+    root = tmp_path_factory.mktemp("image-model")
+    class_folders(root / "shapes", per_class=20)
+    result = preprocess(root / "shapes", root / "splits")
+    assert result.returncode == 0, result.stderr
+    result = run_training(root / "splits", root / "model", "--max_epochs", "5")
+    assert result.returncode == 0, result.stderr
+    assert "train: model: Regula's CNN" in result.stdout
+    return root / "model"
+
+
+# -- preprocessing: every bad file named in one report, nothing written ------------------------------------------
+
+
+def test_every_bad_image_is_named_in_one_error_and_nothing_is_written(tmp_path):
+    data = class_folders(tmp_path / "data", per_class=12)
+    rng = np.random.default_rng(1)
+    (data / "circle" / "empty.png").write_bytes(b"")
+    (data / "circle" / "notes.png").write_text("these are my notes, not a picture")
+    whole = png(shape_image("square", rng))
+    (data / "square" / "cut.png").write_bytes(whole[: len(whole) // 2])
+    shape_image("square", rng, mode="RGB").save(data / "square" / "colour.png")
+    shape_image("triangle", rng).save(data / "triangle" / "fake.png", format="GIF")
+    (data / "triangle" / "anim.gif").write_bytes((data / "triangle" / "fake.png").read_bytes())
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint16)).save(data / "triangle" / "deep.png")
+    Image.new("L", (6000, 5000)).save(data / "triangle" / "bomb.png")  # 30 megapixels in a small file
+    (data / "triangle" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (data / "star").mkdir()
+    for i in range(2):
+        shape_image("circle", rng).save(data / "star" / f"{i}.png")
+    shape_image("circle", rng).save(data / "stray.png")
+
+    result = preprocess(data, tmp_path / "out")
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR preprocess: "), result.stderr
+    message = lines[0]
+    for expected in (
+        "circle/empty.png: the file is empty (0 bytes)",
+        "circle/notes.png: not an image in a format this reads (PNG, JPEG, WEBP, BMP)",
+        "square/cut.png: the image data cannot be decoded",
+        "mixed channels: 39 grayscale (1 channel), 1 colour (3 channels) images; convert them to one mode "
+        "(the 1 colour (3 channels): square/colour.png)",
+        "triangle/fake.png: not an image in a format this reads",
+        "triangle/anim.gif: not an image file (expected .png, .jpg, .jpeg, .webp, .bmp)",
+        "triangle/deep.png: mode I;16 is not read",
+        "triangle/bomb.png: the image claims 6000x5000 = 30,000,000 pixels, over the limit of 25,000,000",
+        "triangle/gone.png: cannot be read (No such file or directory)",
+        "too few images to split: 1 classes have fewer than the 5 images a stratified train/validation/test split "
+        "needs: 'star' (2 images)",
+        "stray.png: a file outside any class folder",
+    ):
+        assert expected in message, (expected, message)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.npy"))
+
+
+def test_the_normalization_is_fitted_on_the_training_split_only(tmp_path):
+    """Each image a flat grey of its own value: which source images went to training is read off the split file, and
+    the schema's mean and std are those of these source images, not of all of them."""
+    values = {shape: list(range(10 + 80 * k, 10 + 80 * k + 40, 2)) for k, shape in enumerate(SHAPES)}  # 20 each
+    for shape, levels in values.items():
+        (tmp_path / "data" / shape).mkdir(parents=True)
+        for level in levels:
+            Image.new("L", (12, 12), color=level).save(tmp_path / "data" / shape / f"{level}.png")
+    result = preprocess(tmp_path / "data", tmp_path / "out", "--image-size", "8")
+    assert result.returncode == 0, result.stderr
+    schema = read_schema(tmp_path / "out" / "train")
+    assert (schema["kind"], schema["image"]["size"], schema["image"]["channels"]) == ("image", 8, 1)
+    assert schema["classes"] == sorted(SHAPES)
+
+    train = np.load(tmp_path / "out" / "train" / "images.npy")
+    assert train.shape == (36, 1, 8, 8) and train.dtype == np.uint8
+    in_train = sorted(int(image[0, 0, 0]) for image in train)
+    every = sorted(v for levels in values.values() for v in levels)
+    assert set(in_train) < set(every) and len(in_train) == 36
+    mean, std = np.mean(np.array(in_train) / 255), np.std(np.array(in_train) / 255)
+    assert schema["image"]["mean"][0] == pytest.approx(mean, abs=1e-9)
+    assert schema["image"]["std"][0] == pytest.approx(std, abs=1e-9)
+    assert abs(np.mean(np.array(every) / 255) - mean) > 1e-4  # all images would give another mean
+
+    # the split's inputs are normalized with those statistics as batches are taken
+    features, labels = inputs.read(tmp_path / "out" / "validation", "validation", schema)
+    assert features.model_shape() == {"n_features": 64, "extra": {"input_shape": [1, 8, 8], "augmentation": "none"}}
+    pixels = np.load(tmp_path / "out" / "validation" / "images.npy")
+    assert np.allclose(features[:].numpy(), (pixels / 255 - mean) / std, atol=1e-5)
+    assert len(labels) == len(pixels) == 12
+
+
+def test_a_manifest_names_images_by_relative_path_or_s3_uri_under_the_input_and_nothing_else(tmp_path):
+    csv = manifest(tmp_path / "data", per_class=10)
+    lines = csv.read_text().splitlines()
+    # half the rows as S3 URIs under InputDataUri: the objects SageMaker downloaded beside the manifest
+    rows = [lines[0]] + [
+        f"s3://team-bucket/shots/{line}" if i % 2 else line for i, line in enumerate(lines[1:])
+    ]  # fmt: skip
+    csv.write_text("\n".join(rows) + "\n")
+    args = ("--image-column", "path", "--target", "label", "--input-uri", "s3://team-bucket/shots")
+    result = preprocess(tmp_path / "data", tmp_path / "out", *args)
+    assert result.returncode == 0, result.stderr
+    assert "preprocess: 30 images (labels.csv), 3 classes" in result.stdout
+
+    (tmp_path / "secret.png").write_bytes(png(shape_image("circle", np.random.default_rng(0))))
+    csv.write_text("\n".join([*rows, "../secret.png,circle", "s3://other-bucket/x.png,circle", "/etc/passwd,square",
+                              "pictures/missing.png,square", ",circle"]) + "\n")  # fmt: skip
+    result = preprocess(tmp_path / "data", tmp_path / "out2", *args)
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    for expected in (
+        "labels.csv row 31: '../secret.png' leaves the input folder",
+        "labels.csv row 32: s3://other-bucket/x.png is not under InputDataUri (s3://team-bucket/shots)",
+        "labels.csv row 33: '/etc/passwd' is neither a relative path nor an S3 URI under InputDataUri",
+        "labels.csv row 34: 'pictures/missing.png' does not exist",
+        "labels.csv row 35: no image path in 'path'",
+    ):
+        assert expected in message, (expected, message)
+    assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").rglob("*.npy"))
+
+
+def test_image_parameters_are_checked_before_any_image_is_read(tmp_path):
+    result = preprocess(tmp_path / "nowhere", tmp_path / "out", "--image-size", "3", "--image-augmentation", "rotate")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "ERROR preprocess: 2 problems: (1) ImageSize must be a whole number 0 (from the images) or between 8 and 512, "
+        "got 3; (2) ImageAugmentation must be one of none, flip, crop, flip,crop, got 'rotate'"
+    )
+
+
+# -- serving ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(image_model):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    process = subprocess.Popen(
+        [sys.executable, str(image_model / "code" / "serve.py"), "--model-dir", str(image_model), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONPATH": ""},  # only the artifact's code
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving on port "), line
+        yield f"http://127.0.0.1:{int(line.split()[-1])}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def post(url: str, body: bytes, content_type: str):
+    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_server_scores_image_bodies_and_base64_batches_alike(server, image_model):
+    rng = np.random.default_rng(7)
+    images = [png(shape_image(shape, rng)) for shape in SHAPES]
+    singles = []
+    for content_type, body in zip(("image/png", "application/x-image", "image/jpeg"), images, strict=True):
+        status, answer = post(server, body, content_type)  # a PNG sent as image/jpeg is read by what it is
+        assert status == 200, answer
+        assert answer["classes"] == sorted(SHAPES) and len(answer["predictions"]) == 1
+        singles.append(answer["probabilities"][0])
+    batch = json.dumps({"instances": [{"image": base64.b64encode(b).decode()} for b in images]}).encode()
+    status, answer = post(server, batch, "application/json")
+    assert status == 200, answer
+    assert np.allclose(answer["probabilities"], singles, atol=1e-6)
+
+    inference = serving_code.import_inference(image_model / "code")
+    expected = inference.model_fn(str(image_model)).predict(inference.read_rows(images[0], "image/png"))
+    assert np.allclose(expected["probabilities"][0], singles[0], atol=1e-6)
+
+
+def test_a_decompression_bomb_is_refused_by_the_server_before_it_is_decoded(server):
+    out = io.BytesIO()
+    Image.new("L", (20_000, 20_000)).save(out, format="PNG", optimize=True)  # 400 megapixels, a few hundred KB
+    bomb = out.getvalue()
+    assert len(bomb) < 1_000_000
+    status, answer = post(server, bomb, "image/png")
+    assert status == 400
+    assert answer["error"] == "image 1 of 1: the image claims more than twice the limit of 25,000,000 pixels"
+    out = io.BytesIO()
+    Image.new("L", (6000, 5000)).save(out, format="PNG")  # over the limit, under Pillow's own guard
+    status, answer = post(server, out.getvalue(), "image/png")
+    assert (status, answer["error"]) == (
+        400,
+        "image 1 of 1: the image claims 6000x5000 = 30,000,000 pixels, over the limit of 25,000,000",
+    )
+    # the server is still up and scores the next image
+    status, _ = post(server, png(shape_image("circle", np.random.default_rng(0))), "image/png")
+    assert status == 200
+
+
+def test_undecodable_and_wrong_mode_images_are_client_errors(server):
+    rng = np.random.default_rng(3)
+    colour = png(shape_image("circle", rng, mode="RGB"))
+    whole = png(shape_image("circle", rng))
+    cases = [
+        (b"GIF89a not really", "image/png", "image 1 of 1: not an image in a format this reads"),
+        (whole[:60], "image/png", "image 1 of 1: the image data cannot be decoded"),
+        (colour, "image/png", "image 1 of 1: the image is RGB, colour (3 channels); expected grayscale (1 channel)"),
+        (b"", "application/x-image", "image 1 of 1: the file is empty (0 bytes)"),
+        (b'{"instances": [{"image": "not base64!"}]}', "application/json", 'image 1: "image" is not valid base64'),
+        (b"a,b\n1,2\n", "text/csv", "this model scores images: send one as application/x-image"),
+    ]
+    for body, content_type, expected in cases:
+        status, answer = post(server, body, content_type)
+        assert status == 400 and answer["error"].startswith(expected), (expected, answer)
+
+
+# -- end to end: the local runner, the registry, `regula predict` on PNG files ---------------------------------
+
+
+def model_packages(sagemaker):
+    return sagemaker.list_model_packages(ModelPackageGroupName="regula-models")["ModelPackageSummaryList"]
+
+
+def fresh_pngs(folder, per_class=8, seed=99):
+    """New images (another seed) named by their shape: what the team scores after training."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for shape in SHAPES:
+        for i in range(per_class):
+            shape_image(shape, rng).save(folder / f"{shape}-{i}.png")
+    return folder
+
+
+def scored_accuracy(result) -> float:
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "file,prediction,probability_circle,probability_square,probability_triangle", lines[0]
+    rows = [line.split(",") for line in lines[1:]]
+    return np.mean([row[0].split("-")[0] == row[1] for row in rows]), len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["class folders", "manifest"])
+def test_images_run_end_to_end_to_a_registered_model_that_regula_predict_scores(layout, tmp_path, clients):
+    params = {}
+    if layout == "class folders":
+        data = class_folders(tmp_path / "data", per_class=30)
+    else:
+        data = manifest(tmp_path / "data", per_class=30).parent
+        params = {"ImageColumn": "path"}
+    lines = []
+    report = run_local(Settings(), data=data, target="label" if params else None, params=params,
+                       runs_dir=tmp_path / "runs", echo=lines.append)  # fmt: skip
+    output = "\n".join(lines)
+    assert report["status"] == "Succeeded" and report["decision"] == "registered", output
+    assert "preprocess: 90 images" in output and "train: model: Regula's CNN" in output
+    (package,) = model_packages(clients["sagemaker"])
+    assert package["ModelPackageArn"] == report["model_package_arn"]
+    best = [r for r in report["rounds"] if r["round"] == report["rounds"][-1]["selected_round"]][0]
+    assert best["test_metrics"]["accuracy"] >= 0.8
+
+    run_dir = run_folders(tmp_path / "runs")[0]
+    evaluation = json.loads(next(run_dir.rglob("evaluation.json")).read_text())
+    assert evaluation["served_rows_checked"] == 18  # the raw test images, scored through the serving code
+
+    images = fresh_pngs(tmp_path / "new")
+    result = regula("predict", "--model", str(run_dir), "--data", str(images), cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    accuracy, rows = scored_accuracy(result)
+    assert rows == 24 and accuracy >= 0.8
+    one = regula("predict", "--model", str(run_dir), "--data", str(images / "circle-0.png"), cwd=REPO)
+    assert one.returncode == 0 and one.stdout.splitlines()[1].startswith("circle-0.png,"), one.stderr
+
+
+@pytest.mark.slow
+def test_bad_images_fail_the_run_at_preprocess_and_nothing_is_trained(tmp_path, clients):
+    data = class_folders(tmp_path / "data", per_class=10)
+    (data / "circle" / "empty.png").write_bytes(b"")
+    (data / "square" / "notes.png").write_text("not a picture")
+    result = regula("run", "--local", "--data", str(data), "--runs-dir", str(tmp_path / "runs"), timeout=300)
+    assert result.returncode == 1
+    failures = [line for line in result.stdout.splitlines() if line.startswith("FAILED at")]
+    assert len(failures) == 1
+    assert failures[0].startswith(
+        "FAILED at Preprocess: preprocess: 2 problems: (1) circle/empty.png: the file is empty (0 bytes); "
+        "(2) square/notes.png: not an image in a format this reads (PNG, JPEG, WEBP, BMP) (exit code 2"
+    ), failures[0]
+    assert "TrainRound1" not in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert model_packages(clients["sagemaker"]) == []
