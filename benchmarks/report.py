@@ -186,6 +186,8 @@ def real_tables(r: dict) -> list[str]:
         header = ["table", "rows", "problem", "metric", "Regula", "Regula test", "linear", "HGB", "within"]
         lines += [f"**{setting} setting** ({within} of {len(rows)} tables within target):", ""]
         lines += table(header, rows) + [""]
+    if r.get("complete") is False:
+        lines += ["The run was stopped before its last table: these are the tables it finished.", ""]
     return lines[:-1]
 
 
