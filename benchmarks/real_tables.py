@@ -630,12 +630,15 @@ def main() -> None:
             results.append(run_table(name, Path(tmp), params))
             labels = {k: v["verdict"]["label"] for k, v in results[-1]["settings"].items()}
             print(f"{name}: {labels}", file=sys.stderr, flush=True)
+            # the tables so far, marked incomplete: a long run that is stopped still leaves what it measured
+            partial = {"params": params, "complete": False, "tables": results}
+            results_file.write(args.out, {**partial, "seconds": round(time.perf_counter() - start, 1)})
     total = time.perf_counter() - start
     for setting in SETTINGS:
         print("\n".join(markdown(results, setting)))
     print(f"total {total:.0f} s")
     print("\n".join(notes(results)))
-    results_file.write(args.out, {"params": params, "seconds": round(total, 1), "tables": results})
+    results_file.write(args.out, {"params": params, "complete": True, "seconds": round(total, 1), "tables": results})
 
 
 if __name__ == "__main__":

@@ -158,6 +158,12 @@ def large_table(r: dict) -> list[str]:
     return lines
 
 
+def baseline(result: dict, metric: str) -> str:
+    """A baseline's test metric, with what it chose on validation where it chose (the tuned baselines)."""
+    chosen = ", ".join(f"{k} {v:g}" for k, v in result.get("chosen", {}).items())
+    return f(result.get(metric)) + (f" ({chosen})" if chosen else "")
+
+
 def real_tables(r: dict) -> list[str]:
     lines = []
     for setting in ("accuracy", "balanced"):
@@ -177,8 +183,8 @@ def real_tables(r: dict) -> list[str]:
                     metric,
                     regula["outcome"],
                     f(value),
-                    f(s["baselines"]["linear"].get(metric)),
-                    f(s["baselines"]["hgb"].get(metric)),
+                    baseline(s["baselines"]["linear"], metric),
+                    baseline(s["baselines"]["hgb"], metric),
                     s["verdict"]["label"],
                 ]
             )
@@ -186,6 +192,8 @@ def real_tables(r: dict) -> list[str]:
         header = ["table", "rows", "problem", "metric", "Regula", "Regula test", "linear", "HGB", "within"]
         lines += [f"**{setting} setting** ({within} of {len(rows)} tables within target):", ""]
         lines += table(header, rows) + [""]
+    if r.get("complete") is False:
+        lines += ["The run was stopped before its last table: these are the tables it finished.", ""]
     return lines[:-1]
 
 

@@ -45,7 +45,9 @@ def start() -> None:
     _STARTED.setdefault("started", _now())
     _STARTED.setdefault("load", _load())
     _STARTED.setdefault("commit", _git("rev-parse", "HEAD") or "unknown")
-    _STARTED.setdefault("changes", bool(_git("status", "--porcelain", "--untracked-files=no")))
+    # changes to the code: results files and the rendered docs, which runs rewrite, do not count
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results", ":!docs")
+    _STARTED.setdefault("changes", bool(status))
 
 
 start()  # importing this module is the start of a benchmark's run
