@@ -13,6 +13,10 @@ PROBLEM_TYPES = ("auto", "classification", "regression")
 VALIDATION_FRACTION = 0.2
 TEST_FRACTION = 0.2
 SEED = 42
+# Time series (TimeColumn set, steps/series.py): steps ahead to forecast, and the season (0: inferred from the data)
+HORIZON = 1
+SEASON = 0
+MAX_SEASON = 400  # the longest season inferred or accepted (a daily series' year fits)
 
 # -- training -------------------------------------------------------------------------------------------------------
 DROPOUT = 0.1

@@ -8,6 +8,7 @@ same rows as Inputs, `to(device)` moves them, and `model_shape()` is what the mo
 parsing beside the table's.
 
 - table: float32 features, one row per example (steps/table.py's transform); a batch is a (rows, n_features) tensor.
+- series: the same dense format, one row per forecast (series, origin, step) of steps/series.py's features.
 """
 
 from __future__ import annotations
@@ -70,4 +71,4 @@ def _read_table(directory, name: str, schema: dict) -> tuple[Dense, np.ndarray]:
     return Dense(features), labels
 
 
-READERS = {"table": _read_table}
+READERS = {"table": _read_table, "series": _read_table}  # series: lag features, a table's dense format

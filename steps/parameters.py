@@ -14,6 +14,7 @@ from steps.defaults import (
     APPROVAL_STATUS,
     CLASS_WEIGHTS,
     MAX_DROPOUT,
+    MAX_SEASON,
     MIN_GROWTH,
     PROBLEM_TYPES,
     QUALITY_METRICS,
@@ -23,6 +24,8 @@ from steps.defaults import (
 # name: (whole number?, allowed, what is allowed); every number must also be finite
 NUMBERS = {
     "MaxTrainRows": (True, lambda v: v >= 0, ">= 0"),
+    "Horizon": (True, lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    "Season": (True, lambda v: 0 <= v <= MAX_SEASON, f"between 0 and {MAX_SEASON} (0: inferred)"),
     "TrainingInstanceCount": (True, lambda v: 1 <= v <= 100, "between 1 and 100"),
     "Dropout": (False, lambda v: 0 <= v < MAX_DROPOUT, f"in [0, {MAX_DROPOUT})"),
     "L1": (False, lambda v: v >= 0, ">= 0"),

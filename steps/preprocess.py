@@ -18,16 +18,18 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from steps import series_prepare, table_roles, table_values
 from steps import table as columns
-from steps import table_roles, table_values
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
 from steps.defaults import (
     CLASS_WEIGHT,
     CLASS_WEIGHTS,
+    HORIZON,
     METRICS_NAMESPACE,
     PROBLEM_TYPES,
     QUALITY_METRIC,
+    SEASON,
     SEED,
     TARGET_COLUMN,
     TEST_FRACTION,
@@ -53,6 +55,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--class-weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
     parser.add_argument("--exclude-columns", default="", help="comma-separated columns not to use as features")
     parser.add_argument("--categorical-columns", default="", help="comma-separated number columns that are categories")
+    parser.add_argument("--time-column", default="", help="time series: the time column (dates or a whole number)")
+    parser.add_argument("--series-columns", default="", help="time series: comma-separated columns naming a series")
+    parser.add_argument("--horizon", type=int, default=HORIZON, help="time series: steps ahead to forecast")
+    parser.add_argument("--season", type=int, default=SEASON, help="time series: steps per season (0: inferred)")
+    parser.add_argument("--known-columns", default="", help="time series: columns known at the forecast time")
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
@@ -126,6 +133,8 @@ def main() -> None:
         "QualityMetric": args.quality_metric,
         "ClassWeight": args.class_weight,
         "MaxTrainRows": args.max_train_rows,
+        "Horizon": args.horizon,
+        "Season": args.season,
     }
     values.update(item.partition("=")[::2] for item in args.check)
     problems = parameter_problems(values)
@@ -151,7 +160,7 @@ def main() -> None:
 
 def input_kind(args: argparse.Namespace) -> str:
     """Which input kind the run's data is: a table unless the options or the input say otherwise."""
-    return "table"
+    return "series" if args.time_column.strip() else "table"
 
 
 def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, int]:
@@ -270,7 +279,13 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     }
 
 
-PREPARE = {"table": prepare_table}
+def prepare_series(args: argparse.Namespace, problems: list[str]) -> dict[str, int]:
+    """Time series (TimeColumn set): steps/series_prepare.py."""
+    args.time_column = args.time_column.strip()
+    return series_prepare.prepare(args, problems, find_data_file(Path(args.input)))
+
+
+PREPARE = {"table": prepare_table, "series": prepare_series}
 
 
 if __name__ == "__main__":
