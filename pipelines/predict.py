@@ -97,9 +97,14 @@ def read_rows(inference, data: Path):
 
 
 def write_predictions(rows, result: dict, out: Path | None) -> str:
-    """JSON for a .json --out, else CSV: the input rows with a prediction column (and one probability per class)."""
+    """JSON for a .json --out, else CSV: the input rows with a prediction column (and one probability per class), or
+    a forecast's rows (series, time, step, forecast)."""
     if out is not None and out.suffix.lower() == ".json":
         text = json.dumps(result)
+    elif "forecasts" in result:  # a time series model: one row per series and step, with its time
+        import pandas as pd
+
+        text = pd.DataFrame(result["forecasts"]).to_csv(index=False)
     else:
         table = rows.copy()
         table["prediction"] = result["predictions"]

@@ -8,9 +8,10 @@ in advance reaches the model.
 - the seasonal naive forecast naive(t, h) = y[t + h - m * ceil(h / m)] (m the season; m = 1: the last value) is the
   baseline, and the label is the change over it: y[t + h] - naive(t, h). The model learns what the naive forecast
   misses, and its output plus naive(t, h) is the forecast.
-- lags of the target, relative to the last value: y[t + 1 - k] - y[t] for k = 2..max(season, MIN_LAGS) and twice
-  and three times the season; rolling means of the last w values - y[t]; naive(t, h) - y[t]. Relative values: a
-  series that trends out of the training range gives features the model has seen.
+- lags of the target, relative to the last value: y[t + 1 - k] - y[t] for k = 2..max(season, MIN_LAGS); the value
+  at the target's phase one, two and three seasons back (naive(t, h) and the two before it) - y[t]; rolling means of
+  the last w values - y[t]. Relative values: a series that trends out of the training range gives features the model
+  has seen.
 - the step h (Horizon > 1: one model for every step, the step as an input).
 - the calendar of the target time (cyclic sine/cosine of the hour, day of week, day of year or month, by the
   frequency), or the phase in the season for an integer time index.
@@ -27,8 +28,9 @@ from steps.table import TableError, transform
 from steps.table_values import parse_dates, parse_numbers
 
 MIN_LAGS = 8  # plain lags of the target, at least: a series without a season still sees its recent past
-SEASON_MULTIPLES = (2, 3)  # lags at these multiples of the season
+SEASONS_BACK = 3  # the value at the target's phase in each of the last seasons: the naive forecast and 2 before it
 DAY = 86_400
+CALENDAR_CYCLES = 2  # a calendar feature needs its cycle this many times in the training range
 
 
 class Plan:
@@ -40,7 +42,7 @@ class Plan:
         self.horizon = int(spec["horizon"])
         self.lags = [int(k) for k in spec["lags"]]
         self.windows = [int(w) for w in spec["windows"]]
-        self.history = max([*self.lags, *self.windows, self.season, 2])
+        self.history = max([*self.lags, *self.windows, SEASONS_BACK * self.season, 2])
         self.time_kind = spec["time_kind"]
         self.frequency = spec["frequency"]
         self.calendar = list(spec["calendar"])
@@ -50,9 +52,7 @@ class Plan:
 
 
 def lags_for(season: int) -> list[int]:
-    plain = range(1, max(season, MIN_LAGS) + 1)
-    multiples = [season * k for k in SEASON_MULTIPLES] if season > 1 else []
-    return sorted({*plain, *multiples})
+    return list(range(1, max(season, MIN_LAGS) + 1))
 
 
 def windows_for(season: int) -> list[int]:
@@ -60,22 +60,26 @@ def windows_for(season: int) -> list[int]:
 
 
 def needed_history(season: int) -> int:
-    return max([*lags_for(season), *windows_for(season), season, 2])
+    return max([*lags_for(season), *windows_for(season), SEASONS_BACK * season, 2])
 
 
-def calendar_parts(time_kind: str, step_seconds: float, season: int) -> list[str]:
-    """Which cyclic parts of the target time describe it at this frequency."""
+def calendar_parts(time_kind: str, step_seconds: float, season: int, span_seconds: float) -> list[str]:
+    """Which cyclic parts of the target time describe it at this frequency: those that change from step to step and
+    whose cycle the training range spans at least CALENDAR_CYCLES times (a day of year seen once is a trend)."""
     if time_kind == "integer":
         return ["phase"] if season > 1 else []
+    cycles = {"hour": DAY, "day_of_week": 7 * DAY, "day_of_year": 365.25 * DAY, "month": 365.25 * DAY}
     if step_seconds < DAY:
-        return ["hour", "day_of_week"]
-    if step_seconds == DAY:
-        return ["day_of_week", "day_of_year"]
-    if step_seconds < 28 * DAY:
-        return ["day_of_year"]
-    if step_seconds < 365 * DAY:
-        return ["month"]
-    return []
+        parts = ["hour", "day_of_week"]
+    elif step_seconds == DAY:
+        parts = ["day_of_week", "day_of_year"]
+    elif step_seconds < 28 * DAY:
+        parts = ["day_of_year"]
+    elif step_seconds < 365 * DAY:
+        parts = ["month"]
+    else:
+        parts = []
+    return [p for p in parts if span_seconds >= CALENDAR_CYCLES * cycles[p]]
 
 
 def calendar_season(time_kind: str, step_seconds: float) -> int | None:
@@ -93,10 +97,11 @@ def calendar_season(time_kind: str, step_seconds: float) -> int | None:
     return None
 
 
-def seasonal_naive(y: np.ndarray, origins: np.ndarray, steps: np.ndarray, season: int) -> np.ndarray:
-    """The value one season before each target time, from what is known at the origin: y[t + h - m*ceil(h/m)]."""
+def seasonal_naive(y: np.ndarray, origins: np.ndarray, steps: np.ndarray, season: int, back: int = 0) -> np.ndarray:
+    """The value one season before each target time, from what is known at the origin: y[t + h - m*ceil(h/m)];
+    `back` seasons earlier still with `back` > 0."""
     m = max(1, int(season))
-    return y[origins + steps - m * np.ceil(steps / m).astype(np.int64)]
+    return y[origins + steps - m * (np.ceil(steps / m).astype(np.int64) + back)]
 
 
 def target_times(times, origins: np.ndarray, steps: np.ndarray, plan: Plan):
@@ -122,8 +127,8 @@ def _calendar(frame: dict, when, plan: Plan) -> None:
     when = pd.DatetimeIndex(when)
     periods = {
         "hour": (when.hour + when.minute / 60, 24),
-        "day_of_week": (when.dayofweek, 7),
-        "day_of_year": (when.dayofyear - 1, 365.25),
+        "day_of_week": (when.day_of_week, 7),
+        "day_of_year": (when.day_of_year - 1, 365.25),
         "month": (when.month - 1, 12),
     }
     for part in plan.calendar:
@@ -148,6 +153,9 @@ def raw_features(y, times, covariates: pd.DataFrame, origins, steps, plan: Plan,
     for w in plan.windows:
         frame[f"mean {w}"] = (sums[origins + 1] - sums[origins + 1 - w]) / w - last
     frame["naive"] = naive - last
+    if plan.season > 1:  # the target's phase in the seasons before: aligned with the target time, whatever the step
+        for back in range(1, SEASONS_BACK):
+            frame[f"season -{back + 1}"] = seasonal_naive(y, origins, steps, plan.season, back) - last
     if plan.horizon > 1:
         frame["step"] = steps.astype(np.float64)
     _calendar(frame, target_times(times, origins, steps, plan), plan)
@@ -260,8 +268,9 @@ def encode(rows: pd.DataFrame, schema: dict) -> Forecasts:
             problems.append(f"{name}: {gaps} of the last {plan.history} rows have no value of '{target}'")
             continue
         recent = history.iloc[-plan.history :]
-        grid = target_times(recent["__time__"].to_numpy(), np.zeros(plan.history, dtype=np.int64),
-                            np.arange(plan.history), plan)  # fmt: skip
+        grid = target_times(
+            recent["__time__"].to_numpy(), np.zeros(plan.history, dtype=np.int64), np.arange(plan.history), plan
+        )
         if not np.array_equal(np.asarray(grid), recent["__time__"].to_numpy()):
             problems.append(
                 f"{name}: the last {plan.history} rows are not consecutive steps of {plan.frequency} (gaps or "
@@ -284,8 +293,15 @@ def encode(rows: pd.DataFrame, schema: dict) -> Forecasts:
                 continue
             ahead = future.loc[list(wanted)].reset_index()
             covariates = pd.concat([covariates, ahead], ignore_index=True)
-        raw, naive = raw_features(recent["__y__"].to_numpy(), recent["__time__"].to_numpy(), covariates,
-                                  np.full(plan.horizon, origin), steps, plan, key)  # fmt: skip
+        raw, naive = raw_features(
+            recent["__y__"].to_numpy(),
+            recent["__time__"].to_numpy(),
+            covariates,
+            np.full(plan.horizon, origin),
+            steps,
+            plan,
+            key,
+        )
         blocks.append(raw)
         naives.append(naive)
         answered += [{**key, "time": _time_text(t, plan), "step": int(h)} for t, h in zip(wanted, steps, strict=True)]

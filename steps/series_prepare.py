@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -73,13 +74,17 @@ def frequency_of(times: np.ndarray, time_kind: str, common=None):
         return int(step), int((times[-1] - times[0]) // step + 1 - len(times))
     index = pd.DatetimeIndex(times)
     if len(times) >= 3:
-        inferred = pd.infer_freq(index)
+        with warnings.catch_warnings():  # pandas 3 announces offsets instead of strings: either is read as text
+            warnings.simplefilter("ignore")
+            inferred = pd.infer_freq(index)
         inferred = getattr(inferred, "freqstr", inferred)
         if inferred:
             return inferred, 0
     candidates = [common] if common else []
     if len(times) >= 2:
-        candidates.append(pd.tseries.frequencies.to_offset(pd.Series(np.diff(times)).mode()[0]).freqstr)
+        step = pd.Series(np.diff(times)).mode()[0]
+        days = step / pd.Timedelta(days=1)
+        candidates.append(f"{int(days)}D" if days == int(days) else pd.tseries.frequencies.to_offset(step).freqstr)
     for candidate in candidates:
         grid = pd.date_range(index[0], index[-1], freq=candidate)
         if index.isin(grid).all():
@@ -234,6 +239,12 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
     roles, dropped = table_roles.column_roles(frame[others], exclude, categorical)
     for name, why in dropped.items():
         print(f"preprocess: dropped column '{name}': {why}", flush=True)
+    longest = series[lengths.index(max(lengths))][1]["__time__"].to_numpy()
+    span = (
+        0.0
+        if time_kind == "integer"
+        else (longest[boundaries(len(longest), args)[0] - 1] - longest[0]) / np.timedelta64(1, "s")
+    )
     spec = {
         "time_column": time,
         "time_kind": time_kind,
@@ -243,7 +254,7 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         "horizon": args.horizon,
         "lags": features.lags_for(max(season, 1)),
         "windows": features.windows_for(max(season, 1)),
-        "calendar": features.calendar_parts(time_kind, step_seconds, max(season, 1)),
+        "calendar": features.calendar_parts(time_kind, step_seconds, max(season, 1), span),
         "known_columns": [c for c in known if c in roles],
         "lagged_columns": [c for c in others if c in roles and c not in known],
         "series_columns": keys,
@@ -310,8 +321,9 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
     labels = labels.astype(np.float32)
     for name in SPLITS:
         rows = positions[name]
-        write_split(output / name, name, [(columns.transform(raw.iloc[rows], transform), labels[rows])],
-                    transform["features"])  # fmt: skip
+        write_split(
+            output / name, name, [(columns.transform(raw.iloc[rows], transform), labels[rows])], transform["features"]
+        )
     write_raw_sample(output / "test" / RAW_SAMPLE, frame, series, plan, args)
 
     train_labels = labels[positions["train"]].astype(np.float64)
