@@ -32,6 +32,7 @@ from steps.table_values import parse_numbers
 from steps.tablefile import TableFileError, read_table
 
 MIN_SEASON_ACF = 0.2  # a season is inferred only where the differenced series repeats at least this much
+SEARCH_Z = 3.5  # a season found by searching every lag must repeat this many standard errors above noise
 RAW_SAMPLE_SERIES = 20  # series whose next forecasts evaluation checks through the serving code
 SHOWN = 5  # series named per problem
 
@@ -413,6 +414,8 @@ def infer_season(y_parts: list[np.ndarray], calendar: int | None) -> tuple[int, 
         return 1, "the series are too short to infer a season: plain naive"
     strengths = {lag: season_strength(y_parts, lag) for lag in range(2, top + 1)}
     best = max(strengths, key=strengths.get)
-    if strengths[best] >= MIN_SEASON_ACF:
+    # the best of many lags: noise alone reaches about 2-3 standard errors (1 / sqrt(values)) among them
+    threshold = max(MIN_SEASON_ACF, SEARCH_Z / math.sqrt(max(sum(len(y) - 1 for y in y_parts), 1)))
+    if strengths[best] >= threshold:
         return best, f"the strongest repetition up to {top} steps, autocorrelation {strengths[best]:.2f}"
-    return 1, f"no lag up to {top} repeats (autocorrelation {strengths[best]:.2f} < {MIN_SEASON_ACF}): plain naive"
+    return 1, f"no lag up to {top} repeats (autocorrelation {strengths[best]:.2f} < {threshold:.2f}): plain naive"

@@ -4,12 +4,17 @@ every problem of a bad series table at once, and a multi-series table through th
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import regula, run_folders, run_step
+from helpers import regula, run_folders, run_step, run_training
 
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
@@ -207,3 +212,67 @@ def test_a_multi_series_table_registers_a_forecaster_and_regula_predict_forecast
     assert refused.returncode == 2 and refused.stdout == ""
     assert "store=s0: 5 rows of history, needs at least 21" in refused.stderr
     assert "store=s2: 5 rows of history, needs at least 21" in refused.stderr
+
+
+def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
+    sales(days=120, stores=2).to_csv(tmp_path / "sales.csv", index=False)
+    result = preprocess(
+        tmp_path / "sales.csv",
+        tmp_path / "out",
+        "--target",
+        "sales",
+        "--time-column",
+        "date",
+        "--series-columns",
+        "store",
+        "--horizon",
+        "3",
+        "--season",
+        "7",
+    )
+    assert result.returncode == 0, result.stderr
+    model = tmp_path / "model"
+    trained = run_training(tmp_path / "out", model, "--max_epochs", "3", "--hidden", "16")
+    assert trained.returncode == 0, trained.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    server = subprocess.Popen(
+        [sys.executable, str(model / "code" / "serve.py"), "--model-dir", str(model), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONPATH": ""},  # only the artifact's code
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("serving on port "), line
+        url = f"http://127.0.0.1:{int(line.split()[-1])}/invocations"
+        history = sales(days=120, stores=2).groupby("store").tail(25)
+        answers = []
+        for body, content_type in (
+            (history.to_csv(index=False), "text/csv"),
+            (history.to_json(orient="records"), "application/json"),
+        ):
+            status, answer = post(url, body, content_type)
+            assert status == 200, answer
+            answers.append(answer)
+        assert answers[0] == answers[1]
+        assert [(f["store"], f["time"], f["step"]) for f in answers[0]["forecasts"]] == [
+            (store, day, step)
+            for store in ("s0", "s1")
+            for step, day in ((1, "2021-06-29"), (2, "2021-06-30"), (3, "2021-07-01"))
+        ]
+        status, answer = post(url, history.groupby("store").tail(4).to_csv(index=False), "text/csv")
+        assert status == 400
+        assert "store=s0: 4 rows of history, needs at least 21" in str(answer)
+        assert "store=s1: 4 rows of history, needs at least 21" in str(answer)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def post(url: str, body: str, content_type: str):
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
