@@ -104,6 +104,12 @@ class Parameters:
         self.problem_type = ParameterString("ProblemType", default_value="auto", enum_values=list(d.PROBLEM_TYPES))
         self.exclude_columns = ParameterString("ExcludeColumns", default_value="")
         self.categorical_columns = ParameterString("CategoricalColumns", default_value="")
+        # time series (steps/series.py): set TimeColumn to forecast the target
+        self.time_column = ParameterString("TimeColumn", default_value="")
+        self.series_column = ParameterString("SeriesColumn", default_value="")
+        self.horizon = ParameterInteger("Horizon", default_value=d.HORIZON)
+        self.season = ParameterInteger("Season", default_value=d.SEASON)
+        self.known_columns = ParameterString("KnownColumns", default_value="")
         self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
         self.image_column = ParameterString("ImageColumn", default_value=d.IMAGE_COLUMN)
         self.image_size = ParameterInteger("ImageSize", default_value=d.IMAGE_SIZE)
@@ -321,6 +327,16 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             p.problem_type,
             option("--exclude-columns", p.exclude_columns),
             option("--categorical-columns", p.categorical_columns),
+            "--time-column",
+            p.time_column,
+            "--series-columns",
+            p.series_column,
+            "--horizon",
+            p.horizon.to_string(),
+            "--season",
+            p.season.to_string(),
+            "--known-columns",
+            p.known_columns,
             "--quality-metric",
             p.quality_metric,
             "--class-weight",

@@ -175,6 +175,17 @@ def write_predictions(rows, result: dict, out: Path | None) -> str:
     check_out(out)
     if suffix == ".json":
         text = json.dumps(result)
+    elif "forecasts" in result:  # a time series model: one row per series and step, with its time
+        import pandas as pd
+
+        forecasts = pd.DataFrame(result["forecasts"])
+        if suffix == ".jsonl":
+            text = forecasts.to_json(orient="records", lines=True)
+        elif suffix in (".parquet", ".pq"):
+            forecasts.to_parquet(out, index=False)
+            return ""
+        else:
+            text = csv_text(forecasts)
     elif suffix == ".jsonl":
         text = scored_table(rows, result).to_json(orient="records", lines=True)
     elif suffix in (".parquet", ".pq"):

@@ -21,6 +21,10 @@ MAX_IMAGE_SIZE = 512
 AUTO_IMAGE_SIZE_CAP = 64  # the size chosen from the data is at most this: larger images cost CPU training dearly
 IMAGE_AUGMENTATIONS = ("none", "flip", "crop", "flip,crop")  # random flips and shifts, in training only (steps/cnn.py)
 IMAGE_AUGMENTATION = "none"
+# Time series (TimeColumn set, steps/series.py): steps ahead to forecast, and the season (0: inferred from the data)
+HORIZON = 1
+SEASON = 0
+MAX_SEASON = 400  # the longest season inferred or accepted (a daily series' year fits)
 
 # -- training -------------------------------------------------------------------------------------------------------
 DROPOUT = 0.1

@@ -185,6 +185,7 @@ def model_quality_layout(schema: dict, metrics: dict, gap: float) -> dict:
 
     if schema["problem_type"] == "regression":
         names = {"mse": test["rmse"] ** 2, "rmse": test["rmse"], "mae": test["mae"], "r2": test["r2"]}
+        names.update({"mase": test["mase"]} if "mase" in test else {})  # time series: against the seasonal naive
         return {"regression_metrics": {k: value(v) for k, v in names.items()}}
     names = {k: test[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc") if k in test}
     names["generalization_gap"] = gap
@@ -266,6 +267,7 @@ def main() -> None:
             "loss": loss_gap,
             "after_best_epoch": later_gap,
         },
+        **({"split": schema["split"]} if "split" in schema else {}),  # how the rows were split, where the kind says
         "thresholds": {"max_gap": args.max_gap, "min_lift": args.min_lift, "min_quality": args.min_quality},
         "round_decision": verdict,
         "artifact_sha256": artifact_sha256,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from steps import image_decode
+from steps import image_decode, series
 from steps.inputs import Images, as_inputs
 from steps.model import load
 from steps.table import TableError, transform
@@ -112,8 +112,20 @@ class Predictor:
         except TableError as error:
             raise ClientError(str(error)) from None
 
+    def series_features(self, rows: pd.DataFrame) -> series.Forecasts:
+        """A time series' recent history rows -> the features of its next Horizon values (steps/series.py)."""
+        if rows.empty:
+            raise ClientError("no rows to forecast from")
+        try:
+            return series.encode(rows, self.schema)
+        except TableError as error:
+            raise ClientError(str(error)) from None
+
     def predict(self, rows: pd.DataFrame) -> dict:
-        outputs = self.outputs(self.features(rows))
+        features = self.features(rows)
+        outputs = self.outputs(features)
+        if hasattr(features, "answer"):  # an input kind that answers in its own terms (series: forecasts, times)
+            return features.answer(outputs)
         if not self.classification:
             return {"predictions": outputs.astype(np.float64).round(6).tolist()}
         return {
@@ -172,7 +184,11 @@ def base64_image(value, index: int) -> bytes:
 
 
 # the input kinds' request encoders (steps/inputs.py holds their training side)
-ENCODERS = {"table": Predictor.table_features, "image": Predictor.image_features}
+ENCODERS = {
+    "table": Predictor.table_features,
+    "image": Predictor.image_features,
+    "series": Predictor.series_features,
+}
 
 
 def read_rows(body, content_type: str) -> pd.DataFrame:

@@ -8,6 +8,7 @@ same rows as Inputs, `to(device)` moves them, and `model_shape()` is what the mo
 parsing beside the table's.
 
 - table: float32 features, one row per example (steps/table.py's transform); a batch is a (rows, n_features) tensor.
+- series: the same dense format, one row per forecast (series, origin, step) of steps/series.py's features.
 - image: uint8 pixels (rows, channels, size, size) (steps/images.py), normalized per channel with the training
   split's mean and std as each batch is taken; a batch is a float (rows, channels, size, size) tensor.
 
@@ -140,7 +141,7 @@ def _read_images(directory, name: str, schema: dict) -> tuple[Images, np.ndarray
     return Images(pixels, image["mean"], image["std"], image.get("augmentation", "none")), labels
 
 
-READERS = {"table": _read_table, "image": _read_images}
+READERS = {"table": _read_table, "image": _read_images, "series": _read_table}  # series: lag features, dense
 
 
 # -- the raw test inputs evaluation scores through the serving code: (how, [(body, content type), ...]) ----------
@@ -171,7 +172,7 @@ def _image_requests(test_dir: Path, inference) -> list[tuple[str, list]]:
     return [("image", [(b, "application/x-image") for b in bodies]), ("base64 JSON", [(batch, "application/json")])]
 
 
-RAW_REQUESTS = {"table": _table_requests, "image": _image_requests}
+RAW_REQUESTS = {"table": _table_requests, "image": _image_requests, "series": _table_requests}
 
 
 def raw_requests(test_dir, schema: dict, inference) -> list[tuple[str, list]]:

@@ -19,6 +19,7 @@ from steps.defaults import (
     MAX_HIDDEN_LAYERS,
     MAX_IMAGE_SIZE,
     MAX_LAYER_SIZE,
+    MAX_SEASON,
     MIN_GROWTH,
     MIN_IMAGE_SIZE,
     PROBLEM_TYPES,
@@ -35,6 +36,8 @@ NUMBERS = {
         lambda v: v == 0 or MIN_IMAGE_SIZE <= v <= MAX_IMAGE_SIZE,
         f"0 (from the images) or between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}",
     ),  # fmt: skip
+    "Horizon": (True, lambda v: 1 <= v <= 1000, "between 1 and 1000"),
+    "Season": (True, lambda v: 0 <= v <= MAX_SEASON, f"between 0 and {MAX_SEASON} (0: inferred)"),
     "TrainingInstanceCount": (True, lambda v: 1 <= v <= 100, "between 1 and 100"),
     "Dropout": (False, lambda v: 0 <= v < MAX_DROPOUT, f"in [0, {MAX_DROPOUT})"),
     "L1": (False, lambda v: v >= 0, ">= 0"),

@@ -18,19 +18,21 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steps import images, table_roles, table_values
+from steps import images, series_prepare, table_roles, table_values
 from steps import table as columns
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
 from steps.defaults import (
     CLASS_WEIGHT,
     CLASS_WEIGHTS,
+    HORIZON,
     IMAGE_AUGMENTATION,
     IMAGE_COLUMN,
     IMAGE_SIZE,
     METRICS_NAMESPACE,
     PROBLEM_TYPES,
     QUALITY_METRIC,
+    SEASON,
     SEED,
     TARGET_COLUMN,
     TEST_FRACTION,
@@ -61,6 +63,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--categorical-columns", default="", help="comma-separated number columns that are categories (CSV quoting)"
     )
+    parser.add_argument("--time-column", default="", help="time series: the time column (dates or a whole number)")
+    parser.add_argument("--series-columns", default="", help="time series: comma-separated columns naming a series")
+    parser.add_argument("--horizon", type=int, default=HORIZON, help="time series: steps ahead to forecast")
+    parser.add_argument("--season", type=int, default=SEASON, help="time series: steps per season (0: inferred)")
+    parser.add_argument("--known-columns", default="", help="time series: columns known at the forecast time")
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
@@ -142,6 +149,8 @@ def main() -> None:
         "MetricsNamespace": args.metrics_namespace,
         "ImageSize": args.image_size,
         "ImageAugmentation": args.image_augmentation,
+        "Horizon": args.horizon,
+        "Season": args.season,
     }
     values.update(item.partition("=")[::2] for item in args.check)
     problems = parameter_problems(values)
@@ -167,6 +176,8 @@ def main() -> None:
 
 def input_kind(args: argparse.Namespace) -> str:
     """Which input kind the run's data is: a table unless the options or the input say otherwise."""
+    if args.time_column.strip():
+        return "series"
     if args.image_column or images.is_class_folders(Path(args.input)):
         return "image"
     return "table"
@@ -293,7 +304,13 @@ def prepare_images(args: argparse.Namespace, problems: list[str]) -> dict[str, i
     return images.prepare(args, problems, split, min_rows_per_class(args))
 
 
-PREPARE = {"table": prepare_table, "image": prepare_images}
+def prepare_series(args: argparse.Namespace, problems: list[str]) -> dict[str, int]:
+    """Time series (TimeColumn set): steps/series_prepare.py."""
+    args.time_column = args.time_column.strip()
+    return series_prepare.prepare(args, problems, find_data_file(Path(args.input)))
+
+
+PREPARE = {"table": prepare_table, "image": prepare_images, "series": prepare_series}
 
 
 if __name__ == "__main__":

@@ -109,7 +109,10 @@ def regression_metrics(predictions: np.ndarray, targets: np.ndarray, std: float)
 
 def baseline_outputs(schema: dict, rows: int) -> np.ndarray:
     """What the trivial model outputs for `rows` rows: the training class shares (it predicts the majority class), or
-    the training mean."""
+    the training mean. A time series' labels are the change over the seasonal naive forecast (steps/series.py): its
+    trivial model is that forecast, which outputs 0 there."""
+    if schema.get("baseline") == "seasonal_naive":
+        return np.zeros(rows)
     if schema["problem_type"] == "classification":
         counts = np.asarray(schema["class_counts"], dtype=np.float64)
         return np.tile(counts / counts.sum(), (rows, 1))
@@ -119,7 +122,11 @@ def baseline_outputs(schema: dict, rows: int) -> np.ndarray:
 def split_metrics(schema: dict, outputs: np.ndarray, labels: np.ndarray, predicted: np.ndarray | None = None) -> dict:
     if schema["problem_type"] == "classification":
         return classification_metrics(outputs, labels, predicted)
-    return regression_metrics(outputs, labels.astype(np.float64), schema["target_std"])
+    metrics = regression_metrics(outputs, labels.astype(np.float64), schema["target_std"])
+    if schema.get("baseline") == "seasonal_naive":  # MASE: MAE relative to the seasonal naive forecast's (|label|)
+        naive_mae = float(np.mean(np.abs(labels))) if len(labels) else 0.0
+        metrics["mase"] = metrics["mae"] / naive_mae if naive_mae > 0 else float("nan")
+    return metrics
 
 
 def baseline_loss(schema: dict, labels: np.ndarray) -> float:

@@ -169,6 +169,7 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
         "inputs",
         "model",
         "model_code",
+        "series",
         "serving_code",
         "table",
         "table_roles",

@@ -1,0 +1,278 @@
+"""Time series (TimeColumn): the chronological split, features from the past only, the seasonal naive baseline,
+every problem of a bad series table at once, and a multi-series table through the local pipeline to forecasts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import regula, run_folders, run_step, run_training
+
+from pipelines.local import run_local
+from pipelines.s3 import split_uri
+from steps import series
+from steps.contract import read_schema, read_split
+
+OFF = {"REGULA_METRICS": "off"}
+
+
+def sales(days: int = 240, stores: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Daily sales of a few stores: a level per store, a slow trend, a weekly pattern, noise; a promo column."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for store in range(stores):
+        i = np.arange(days)
+        y = 10 + 5 * store + 0.02 * i + (2 + store) * np.sin(2 * np.pi * i / 7) + rng.normal(0, 0.3, days)
+        dates = pd.date_range("2021-03-01", periods=days, freq="D").strftime("%Y-%m-%d")
+        parts.append(pd.DataFrame({"date": dates, "store": f"s{store}", "sales": y.round(4), "promo": i % 3 == 0}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def preprocess(data: Path, out: Path, *args: str):
+    return run_step("preprocess.py", "--input", str(data), "--output-dir", str(out), *args, env=OFF)
+
+
+def test_the_seasonal_naive_forecast_is_the_value_one_season_earlier():
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    # season 3, origin index 4 (value 5): step 1 -> y[2] = 3, step 2 -> y[3] = 4, step 3 -> y[4] = 5,
+    # step 4 -> two seasons back: y[4 + 4 - 6] = y[2] = 3
+    origins = np.array([4, 4, 4, 4])
+    assert series.seasonal_naive(y, origins, np.array([1, 2, 3, 4]), 3).tolist() == [3.0, 4.0, 5.0, 3.0]
+    # no season: the last value, for every step
+    assert series.seasonal_naive(y, origins, np.array([1, 2, 3, 4]), 1).tolist() == [5.0, 5.0, 5.0, 5.0]
+
+
+def test_the_split_is_chronological_per_series_and_the_baseline_is_the_hand_computed_naive(tmp_path):
+    frame = sales(days=100, stores=2)
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    result = preprocess(
+        tmp_path / "sales.csv",
+        tmp_path / "out",
+        "--target",
+        "sales",
+        "--time-column",
+        "date",
+        "--series-columns",
+        "store",
+        "--season",
+        "7",
+    )
+    assert result.returncode == 0, result.stderr
+    schema = read_schema(tmp_path / "out" / "train")
+    assert schema["kind"] == "series" and schema["series"]["season"] == 7 and schema["series"]["frequency"] == "D"
+    # 100 days: the first 21 are history only; targets 21..59 train, 60..79 validate, 80..99 test, in each store
+    dates = pd.date_range("2021-03-01", periods=100, freq="D").strftime("%Y-%m-%d")
+    for bounds in schema["split"]["boundaries"]:
+        assert bounds["train"] == [dates[21], dates[59]]
+        assert bounds["validation"] == [dates[60], dates[79]]
+        assert bounds["test"] == [dates[80], dates[99]]
+    assert schema["rows"] == {"train": 2 * 39, "validation": 2 * 20, "test": 2 * 20}
+    assert "train targets 2021-03-22 .. 2021-04-29, validation 2021-04-30 .. 2021-05-19" in result.stdout
+
+    # the label is the change over the seasonal naive forecast, computed by hand here: y[t] - y[t - 7]
+    _, labels = read_split(tmp_path / "out" / "validation", "validation")
+    by_hand = []
+    for store in ("s0", "s1"):
+        y = frame.loc[frame["store"] == store, "sales"].to_numpy()
+        by_hand += [y[t] - y[t - 7] for t in range(60, 80)]
+    np.testing.assert_allclose(labels, by_hand, atol=1e-4)
+
+
+def test_no_feature_reads_a_value_at_or_after_the_forecast_time():
+    """A series where peeking shows: the covariate `leak` is the target at the same time. Every feature of a
+    forecast made at origin t must stay the same when every value after t (target and covariates) changes."""
+    rng = np.random.default_rng(1)
+    n, origin = 120, 80
+    y = rng.normal(size=n)
+    frame = pd.DataFrame({"leak": y.copy(), "price": rng.normal(size=n)})
+    spec = {
+        "season": 7,
+        "horizon": 3,
+        "lags": series.lags_for(7),
+        "windows": series.windows_for(7),
+        "time_kind": "integer",
+        "frequency": 1,
+        "calendar": ["phase"],
+        "known_columns": ["price"],
+        "lagged_columns": ["leak"],
+        "series_columns": [],
+    }
+    plan = series.Plan(spec)
+    times = np.arange(n, dtype=np.float64)
+    origins, steps = np.full(3, origin), np.arange(1, 4)
+    before, naive = series.raw_features(y, times, frame, origins, steps, plan, {})
+
+    changed_y, changed = y.copy(), frame.copy()
+    changed_y[origin + 1 :] += 100.0
+    changed.loc[origin + 1 :, "leak"] += 100.0
+    after, naive_after = series.raw_features(changed_y, times, changed, origins, steps, plan, {})
+    unknown = [c for c in before.columns if not c.startswith("price")]
+    pd.testing.assert_frame_equal(before[unknown], after[unknown])
+    np.testing.assert_array_equal(naive, naive_after)
+    assert before["leak at t"].tolist() == [y[origin]] * 3  # the covariate is lagged: its value at the origin
+    # a known covariate is read at the target time, and only that one
+    np.testing.assert_array_equal(before["price at target"], frame["price"].to_numpy()[origin + 1 : origin + 4])
+
+
+def test_a_leaking_covariate_does_not_reach_the_training_features(tmp_path):
+    """Through preprocessing: y is noise and the covariate `leak` is y at the same time, so a feature that read any
+    value at the target time would predict it exactly; every training feature must be uncorrelated with it."""
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=300)
+    pd.DataFrame({"t": np.arange(300), "y": y, "leak": y}).to_csv(tmp_path / "noise.csv", index=False)
+    result = preprocess(
+        tmp_path / "noise.csv", tmp_path / "out", "--target", "y", "--time-column", "t", "--season", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    features, labels = read_split(tmp_path / "out" / "train", "train")
+    names = read_schema(tmp_path / "out" / "train")["features"]
+    # one series, Horizon 1, 8 values of history: training row i forecasts y[8 + i] from origin 7 + i
+    future, last = y[8 : 8 + len(labels)], y[7 : 7 + len(labels)]
+    np.testing.assert_allclose(labels, future - last, atol=1e-5)  # the change over the naive (last) value
+    varying = [j for j in range(len(names)) if features[:, j].std() > 0]  # with no season, "naive" is 0 throughout
+    correlations = {names[j]: abs(np.corrcoef(features[:, j], future)[0, 1]) for j in varying}
+    assert max(correlations.values()) < 0.3, correlations
+    # the covariate is there, lagged: at the origin it is the last value
+    np.testing.assert_allclose(np.corrcoef(features[:, names.index("leak at t")], last)[0, 1], 1.0, atol=1e-3)
+
+
+def test_every_problem_of_a_bad_series_table_is_reported_at_once(tmp_path):
+    frame = sales(days=60, stores=3)
+    frame.loc[5, "date"] = "not a date"
+    frame = pd.concat([frame, frame.iloc[[10]]], ignore_index=True)  # s0 has one day twice
+    frame = frame[(frame["store"] != "s2") | (frame["date"] == "2021-03-01")]  # s2 has a single row
+    frame = frame.drop(index=frame.index[(frame["store"] == "s1") & (frame["date"] == "2021-03-20")])  # a gap in s1
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    result = preprocess(
+        tmp_path / "bad.csv",
+        tmp_path / "out",
+        "--target",
+        "sales",
+        "--time-column",
+        "date",
+        "--series-columns",
+        "store",
+        "--season",
+        "7",
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "ERROR preprocess: 4 problems: (1) TimeColumn 'date': 1 values are not dates or times ('not a date'; rows 5); "
+        "(2) duplicate (series, time) rows in 1 series: store=s0 (1, first at 2021-03-11); "
+        "(3) gaps in 1 series: store=s1 (1 missing steps of 1D); fill the missing times before training; "
+        "(4) 1 series too short: store=s2 (1 rows); each needs at least 36 rows (21 values of history for the lags "
+        "of season 7, then Horizon 1 and the validation and test ranges)"
+    )
+    assert not (tmp_path / "out" / "train" / "train.parquet").exists()  # nothing written, nothing to train
+
+
+@pytest.mark.slow  # a whole pipeline: the slow tier (pytest --slow)
+def test_a_multi_series_table_registers_a_forecaster_and_regula_predict_forecasts(tmp_path, clients):
+    frame = sales()
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    params = {"TimeColumn": "date", "SeriesColumn": "store", "Horizon": "2", "MaxEpochs": "60", "HiddenLayers": "64"}
+    report = run_local(
+        data=tmp_path / "sales.csv", target="sales", runs_dir=tmp_path / "runs", params=params, echo=lambda _: None
+    )
+    assert report["decision"] == "registered", report["failure_reason"]
+    (run,) = run_folders(tmp_path / "runs")
+    package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
+    bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    evaluation = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert set(evaluation["regression_metrics"]) == {"mse", "rmse", "mae", "r2", "mase"}
+    assert evaluation["metrics"]["validation"]["mase"] < 1 and evaluation["baseline"]["validation"][
+        "mase"
+    ] == pytest.approx(1)
+    assert evaluation["quality"]["validation"] >= evaluation["quality"]["baseline"] + 0.05
+    assert evaluation["split"]["boundaries"][0]["test"] == ["2021-09-09", "2021-10-26"]
+
+    # the last 30 days of each store as history: the next 2 days of each, with their dates
+    frame[frame["date"] <= "2021-10-20"].groupby("store").tail(30).to_csv(tmp_path / "history.csv", index=False)
+    predicted = regula("predict", "--model", str(run), "--data", str(tmp_path / "history.csv"))
+    assert predicted.returncode == 0, predicted.stderr
+    forecasts = pd.read_csv(pd.io.common.StringIO(predicted.stdout))
+    assert forecasts[["store", "time", "step"]].values.tolist() == [
+        [store, day, step] for store in ("s0", "s1", "s2") for step, day in ((1, "2021-10-21"), (2, "2021-10-22"))
+    ]
+    actual = frame.set_index(["store", "date"])["sales"]
+    errors = [abs(f - actual[(s, t)]) for s, t, f in forecasts[["store", "time", "forecast"]].values]
+    assert np.mean(errors) < 1.0  # noise 0.3, weekly swings of 4-8: the forecast follows the week
+
+    short = frame.groupby("store").tail(5)
+    short.to_json(tmp_path / "short.json", orient="records")
+    refused = regula("predict", "--model", str(run), "--data", str(tmp_path / "short.json"))
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "store=s0: 5 rows of history, needs at least 21" in refused.stderr
+    assert "store=s2: 5 rows of history, needs at least 21" in refused.stderr
+
+
+def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
+    sales(days=120, stores=2).to_csv(tmp_path / "sales.csv", index=False)
+    result = preprocess(
+        tmp_path / "sales.csv",
+        tmp_path / "out",
+        "--target",
+        "sales",
+        "--time-column",
+        "date",
+        "--series-columns",
+        "store",
+        "--horizon",
+        "3",
+        "--season",
+        "7",
+    )
+    assert result.returncode == 0, result.stderr
+    model = tmp_path / "model"
+    trained = run_training(tmp_path / "out", model, "--max_epochs", "3", "--hidden", "16")
+    assert trained.returncode == 0, trained.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    server = subprocess.Popen(
+        [sys.executable, str(model / "code" / "serve.py"), "--model-dir", str(model), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONPATH": ""},  # only the artifact's code
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("serving on port "), line
+        url = f"http://127.0.0.1:{int(line.split()[-1])}/invocations"
+        history = sales(days=120, stores=2).groupby("store").tail(25)
+        answers = []
+        for body, content_type in (
+            (history.to_csv(index=False), "text/csv"),
+            (history.to_json(orient="records"), "application/json"),
+        ):
+            status, answer = post(url, body, content_type)
+            assert status == 200, answer
+            answers.append(answer)
+        assert answers[0] == answers[1]
+        assert [(f["store"], f["time"], f["step"]) for f in answers[0]["forecasts"]] == [
+            (store, day, step)
+            for store in ("s0", "s1")
+            for step, day in ((1, "2021-06-29"), (2, "2021-06-30"), (3, "2021-07-01"))
+        ]
+        status, answer = post(url, history.groupby("store").tail(4).to_csv(index=False), "text/csv")
+        assert status == 400
+        assert "store=s0: 4 rows of history, needs at least 21" in str(answer)
+        assert "store=s1: 4 rows of history, needs at least 21" in str(answer)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def post(url: str, body: str, content_type: str):
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
