@@ -12,6 +12,7 @@ tests/test_performance_docs.py fails when docs/performance.md and the results fi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -285,10 +286,25 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
 }
 
 
-def renderer(name: str) -> tuple[str, Callable[[dict], list[str]]]:
+def generic(r: dict) -> list[str]:
+    """A results file without a renderer of its own (its benchmark's docs page tables it): its figures as JSON."""
+    figures = {k: v for k, v in r.items() if k != "run"}
+    text = json.dumps(figures, indent=1, default=str).splitlines()
+    shown = text[:GENERIC_LINES] + (
+        [f"... ({len(text) - GENERIC_LINES} more lines in the file)"] if len(text) > GENERIC_LINES else []
+    )
+    return ["```json", *shown, "```"]
+
+
+GENERIC_LINES = 40
+
+
+def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
     if name in RENDERERS:
         return RENDERERS[name]
-    return f"Training options: `{name.removesuffix('.json')}` (`train_options.py`)", train_options
+    if results is None or {"variants", "results"} <= set(results):
+        return f"Training options: `{name.removesuffix('.json')}` (`train_options.py`)", train_options
+    return f"`{name.removesuffix('.json')}`", generic
 
 
 def render(results_dir: Path = RESULTS) -> str:
@@ -303,7 +319,7 @@ def render(results_dir: Path = RESULTS) -> str:
     ]
     for path in sorted(results_dir.glob("*.json")):
         results = results_file.read(path)
-        title, render_one = renderer(path.name)
+        title, render_one = renderer(path.name, results)
         lines += [f"## {title}", "", f"`benchmarks/results/{path.name}`. " + run_line(path.name, results)[0], ""]
         lines += render_one(results) + [""]
     return "\n".join(lines).rstrip() + "\n"
