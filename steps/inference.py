@@ -27,6 +27,7 @@ import torch
 
 from steps.model import load
 from steps.table import TableError, transform
+from steps.table_values import field_beyond_header
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size
@@ -169,11 +170,19 @@ def frame_records(records: list[dict], columns: list[str] | None, length: int) -
 def _read_rows(body, content_type: str, columns: list[str] | None = None) -> pd.DataFrame:
     content_type = (content_type or "").split(";")[0].strip().lower()
     if isinstance(body, (bytes, bytearray, memoryview)):
+        body = bytes(body)
         try:
-            body = bytes(body).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ClientError("the body is not UTF-8 text") from None
+            body = body.decode("utf-8-sig")
+        except UnicodeDecodeError as error:  # strictly: another encoding would change what the categories say
+            line = body.count(b"\n", 0, error.start) + 1
+            byte = error.start - body.rfind(b"\n", 0, error.start)
+            raise ClientError(
+                f"the body is not UTF-8 text: line {line}, byte {byte} (0x{body[error.start]:02x}); send UTF-8"
+            ) from None
     if content_type == "text/csv":
+        wrong = field_beyond_header(io.StringIO(body), ",", skipinitialspace=True)
+        if wrong:  # pandas would drop (or shift) the field
+            raise ClientError(f"the CSV body's {wrong}: a value holding a comma needs quotes")
         try:
             # index_col=False: a trailing delimiter must not turn the first column into the row index
             rows = pd.read_csv(io.StringIO(body), skipinitialspace=True, index_col=False)

@@ -259,13 +259,21 @@ def test_json_list_where_a_category_belongs_is_a_client_error(penguins):
     assert "island" in client_error(penguins, json.dumps([row]), "application/json")
 
 
-def test_body_that_is_not_utf8_is_scored_or_a_client_error(penguins):
+def test_body_that_is_not_utf8_is_a_client_error_naming_line_and_byte(penguins):
+    """Never decoded another way: Latin-1 would make 'mâle' a category the model never saw, silently."""
     body = sample(penguins).assign(sex="mâle").to_csv(index=False).encode("latin-1")
-    try:
-        out = penguins.serve(body)
-    except penguins.inference.ClientError:
-        return
-    assert len(out["predictions"]) == len(sample(penguins))
+    column = body.splitlines()[1].find(b"\xe2") + 1
+    assert f"the body is not UTF-8 text: line 2, byte {column} (0xe2)" in client_error(penguins, body)
+
+
+def test_csv_row_with_a_field_beyond_the_header_is_a_client_error_naming_its_line(penguins):
+    """An unquoted comma in a value: pandas dropped the last field of the row (or shifted the row by one)."""
+    lines = sample(penguins).to_csv(index=False).splitlines(keepends=True)
+    for number in (1, 5):  # the first data row decides how pandas reads the rest
+        wrong = lines[:]
+        wrong[number] = wrong[number].replace(",", ", and more,", 1)
+        message = client_error(penguins, "".join(wrong))
+        assert f"line {number + 1} has 8 fields, the header 7: a value holding a comma needs quotes" in message
 
 
 def test_csv_rows_ending_in_a_delimiter_keep_values_in_their_columns(penguins):
