@@ -145,6 +145,7 @@ def main() -> None:
 
     body = load_digits(as_frame=True).frame.drop(columns=["target"]).head(5).to_csv(index=False).encode()
     servers = {"uvicorn": (STEPS / "serve.py", args.workers or os.cpu_count())}
+    load_before = os.getloadavg()[0]  # the machine may be shared: the figures are only as quiet as it was
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model(Path(tmp))
         if args.baseline:
@@ -165,7 +166,12 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
         "commit": commit(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        },
         "body": "5 digits rows as CSV (64 columns)",
         "baseline": args.baseline,
         "servers": results,
