@@ -67,7 +67,24 @@ def start(model_dir: Path, server_file: Path, workers: int | None) -> tuple[subp
     return process, port
 
 
-def load(port: int, body: bytes, clients: int, per_client: int, keep_alive: bool) -> dict:
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of process `root` and its descendants (the server's workers), from /proc: what a
+    request costs the server however busy the rest of the machine is."""
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    tree, ticks = {root}, 0
+    for _ in range(4):  # parent, workers, their helpers
+        tree |= {pid for pid, (ppid, _) in stats.items() if ppid in tree}
+    ticks = sum(stats[pid][1] for pid in tree if pid in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, body: bytes, clients: int, per_client: int, keep_alive: bool, server: int = 0) -> dict:
     """`clients` threads, each sending `per_client` requests; latencies of the answered ones, failures counted."""
     barrier = threading.Barrier(clients)
 
@@ -96,10 +113,10 @@ def load(port: int, body: bytes, clients: int, per_client: int, keep_alive: bool
                 connection = None
         return latencies, failures
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(server)
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(client, range(clients)))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds(server) - cpu
     latencies = sorted(x for lat, _ in results for x in lat)
     failures = [f for _, fail in results for f in fail]
     quantile = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
@@ -113,6 +130,7 @@ def load(port: int, body: bytes, clients: int, per_client: int, keep_alive: bool
         "requests_per_second": round(len(latencies) / seconds, 1),
         "p50_ms": round(quantile[49] * 1000, 2) if latencies else None,
         "p99_ms": round(quantile[98] * 1000, 2) if latencies else None,
+        "server_cpu_ms_per_request": round(cpu * 1000 / max(1, len(latencies)), 2),
     }
 
 
@@ -120,8 +138,8 @@ def run_server(model_dir: Path, server_file: Path, workers: int | None, per_clie
     process, port = start(model_dir, server_file, workers)
     try:
         load(port, body, 8, 5, keep_alive=True)  # warm-up: first requests pay for imports and allocations
-        rows = [load(port, body, clients, per_client, keep_alive=True) for clients in LEVELS]
-        rows.append(load(port, body, 64, per_client, keep_alive=False))
+        rows = [load(port, body, clients, per_client, True, process.pid) for clients in LEVELS]
+        rows.append(load(port, body, 64, per_client, False, process.pid))
         return rows
     finally:
         process.terminate()
