@@ -36,7 +36,7 @@ BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table
 # but at most this many distinct ones per request; the frame's cells are bounded by the body's length.
 MAX_EXTRA_KEYS = 4096
 MAX_COLUMNS = 65_536  # distinct keys when the model's columns are not known (input_fn, evaluation's own rows)
-CELLS_PER_CHARACTER = 4  # a dense record spends >= 5 characters a cell ("a":1,): this leaves room for sparse ones
+CELLS_PER_CHARACTER = 1  # a dense record spends >= 5 characters a cell ("a":1,): this leaves room for sparse ones
 MIN_CELLS = 1 << 20
 
 try:  # in the serving container, an error of this type becomes an HTTP 4xx response instead of a 500

@@ -6,9 +6,9 @@ European dialect; read in blocks of rows (one go peaks at twice the table's size
 refused: pandas would silently rename them. A row with a field more than the header is refused with its line (an
 unquoted delimiter in a value would shift or drop values); an empty one (a trailing delimiter) is not a field.
 
-Encoding: UTF-8, strictly. A file that is not UTF-8 is read as Latin-1 only when none of its non-ASCII bytes form a
-UTF-8 character, and the note says so; a UTF-8 file with a stray byte is refused, naming its line and byte, since
-Latin-1 would turn every accented category of it into another category.
+Encoding: UTF-8, strictly. A file that is not UTF-8 is read as Windows-1252 or Latin-1 only when none of its
+non-ASCII bytes form a UTF-8 character, and the note says so; a UTF-8 file with a stray byte is refused, naming its
+line and byte, since Latin-1 would turn every accented category of it into another category.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ UTF8_CHARACTER = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
+WINDOWS_ONLY = re.compile(rb"[\x80-\x9f]")  # control characters in Latin-1, letters and signs in Windows-1252
 
 
 class TableFileError(ValueError):
@@ -53,16 +54,25 @@ def duplicated(header: list[str]) -> list[str]:
     return duplicates
 
 
-def legacy_encoding(path: Path) -> str:
-    """The note for a file that is not UTF-8, read as Latin-1; TableFileError when it holds UTF-8 characters (a
-    UTF-8 file with a stray byte), naming the first line and byte that fail. Reads the file once, a line at a time."""
-    first_bad, characters, lines = None, 0, 0
+def legacy_encoding(path: Path) -> tuple[str, str]:
+    """The encoding of a file that is not UTF-8 and the note that says why: Windows-1252 where its bytes 0x80-0x9f
+    are all characters of it (a spreadsheet's export: 0x80 is the euro sign), else Latin-1. TableFileError when the
+    file holds UTF-8 characters (a UTF-8 file with a stray byte), naming the first line and byte that fail. Reads the
+    file once, a line at a time."""
+    first_bad, characters, lines, windows = None, 0, 0, 0
+    cp1252 = True
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, 1):
             if line.isascii():
                 continue
             lines += 1
             characters += len(UTF8_CHARACTER.findall(line))
+            windows += len(WINDOWS_ONLY.findall(line))
+            if cp1252:
+                try:
+                    line.decode("cp1252")
+                except UnicodeDecodeError:
+                    cp1252 = False
             if first_bad is None:
                 try:
                     line.decode("utf-8")
@@ -75,7 +85,8 @@ def legacy_encoding(path: Path) -> str:
             "which is not: fix that byte or save the file as UTF-8 (read as Latin-1, every accented category of it "
             "would become another category)"
         )
-    return f"latin-1 (not UTF-8: no UTF-8 character among the non-ASCII bytes of its {lines} lines)"
+    encoding = "cp1252" if cp1252 and windows else "latin-1"  # the same characters where 0x80-0x9f do not occur
+    return encoding, f"{encoding} (not UTF-8: no UTF-8 character among the non-ASCII bytes of its {lines} lines)"
 
 
 def _read_head(path: Path, encoding: str) -> str:
@@ -123,8 +134,8 @@ def read_table(path: Path, duplicates_allowed: bool = False) -> tuple[pd.DataFra
             if not head.strip():
                 raise TableFileError(f"input file {path.name} is empty")
             frame, how = _read_csv(path, head, encoding, duplicates_allowed)
-        except UnicodeDecodeError:  # anywhere in the file: Latin-1 only when nothing in it is UTF-8
-            encoding, note = "latin-1", legacy_encoding(path)
+        except UnicodeDecodeError:  # anywhere in the file: a legacy encoding only when nothing in it is UTF-8
+            encoding, note = legacy_encoding(path)
             frame, how = _read_csv(path, _read_head(path, encoding), encoding, duplicates_allowed)
         return frame, f"{how}, {note}"
     except pd.errors.EmptyDataError:

@@ -429,3 +429,13 @@ def test_the_earlier_rounds_evaluations_are_read_and_checked_alike_by_training_a
     for read in (lambda: training_reads(args), lambda: earlier_rounds(str(tmp_path), 2)):
         with pytest.raises(StepError, match=r"^cannot read round 1's evaluation "):
             read()
+
+
+def test_a_windows_export_is_read_as_windows_1252_and_the_note_says_why(tmp_path):
+    """0x80 is the euro sign in a spreadsheet's export, a control character in Latin-1."""
+    from steps.tablefile import read_table
+
+    (tmp_path / "w.csv").write_bytes("city,n\nZürich,1\n€ zone,2\n".encode("cp1252"))
+    frame, how = read_table(tmp_path / "w.csv")
+    assert list(frame["city"]) == ["Zürich", "€ zone"]
+    assert how == "CSV, delimiter ',', cp1252 (not UTF-8: no UTF-8 character among the non-ASCII bytes of its 2 lines)"
