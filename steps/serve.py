@@ -105,6 +105,11 @@ class App:
 
     async def respond(self, scope, receive) -> tuple[int, bytes, bool] | None:
         method, path = scope["method"], scope["path"]
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        if "transfer-encoding" in headers and "content-length" in headers:
+            # the parser goes by Transfer-Encoding; a proxy in front that goes by Content-Length would see another
+            # request in the body (request smuggling): refused, and the connection closed (RFC 9112, 6.3)
+            return 400, error("both Transfer-Encoding and Content-Length"), True
         if path == "/ping" and method in ("GET", "HEAD"):
             return 200, b"", False
         if path == "/execution-parameters" and method == "GET":
@@ -113,7 +118,6 @@ class App:
             return 404, error(f"no such path {path}; use POST /invocations"), False
         if method != "POST" or path != "/invocations":
             return 405, error(f"{method} {path} is not served; use POST /invocations"), False
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         limit = MAX_PAYLOAD_MB * 1024 * 1024
         if int(headers.get("content-length") or 0) > limit:  # the parser has checked it is a number
             return 413, error(f"the body is over {MAX_PAYLOAD_MB} MB"), True  # never read: the connection closes

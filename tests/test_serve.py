@@ -294,3 +294,16 @@ def test_one_worker_serves_in_the_process_itself(model_dir):
         connection.sendall(b"GET /pi")
         assert read_answer(connection, time.monotonic() + REQUEST_TIMEOUT + 3).startswith(b"HTTP/1.1 408 ")
         connection.close()
+
+
+def test_a_request_with_both_transfer_encoding_and_content_length_is_refused_and_the_connection_closed(server):
+    """The parser goes by Transfer-Encoding: a proxy going by Content-Length would take the rest for a request of
+    its own (request smuggling). Refused, and nothing after it on the connection is answered."""
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n"
+    connection = socket.create_connection(address(server))
+    connection.sendall(head + b"Content-Length: %d\r\n\r\n0\r\n\r\n" % (5 + len(smuggled)) + smuggled)
+    answer = read_answer(connection, time.monotonic() + 5)
+    connection.close()
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"both Transfer-Encoding and Content-Length" in answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
