@@ -419,4 +419,5 @@ def write_image_predictions(names: list[str], results: list[dict], out: Path | N
         text = table.to_csv(index=False)
     if out is not None:
         out.write_text(text)
+        return ""
     return text

@@ -15,7 +15,8 @@ model's channels (grayscale or colour) is a client error naming it.
 
 The fitted table transform encodes them exactly as in training. Columns the training data had gaps in may be left
 out (they are imputed); a missing required column or a value of the wrong type is a client error (HTTP 400) naming
-every problem, never a silent prediction. Extra columns are ignored. Returns JSON: the predicted labels (and class
+every problem, never a silent prediction. Extra columns are ignored (JSON keys beyond the model's columns are
+dropped while reading: `frame_records` bounds them). Returns JSON: the predicted labels (and class
 probabilities), or the predicted values for regression.
 """
 
@@ -34,10 +35,18 @@ from steps import image_decode, series
 from steps.inputs import Images, as_inputs
 from steps.model import load
 from steps.table import TableError, transform
+from steps.table_values import field_beyond_header
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 IMAGE_CONTENT_TYPES = ("application/x-image", "image/png", "image/jpeg")
 BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size
+# JSON records become a frame of rows x columns: records with distinct keys would make that quadratic in the body
+# (16,000 one-key records of 192 KB: a 16,000 x 16,000 frame). Keys that are not the model's columns are ignored,
+# but at most this many distinct ones per request; the frame's cells are bounded by the body's length.
+MAX_EXTRA_KEYS = 4096
+MAX_COLUMNS = 65_536  # distinct keys when the model's columns are not known (input_fn, evaluation's own rows)
+CELLS_PER_CHARACTER = 1  # a dense record spends >= 5 characters a cell ("a":1,): this leaves room for sparse ones
+MIN_CELLS = 1 << 20
 
 try:  # in the serving container, an error of this type becomes an HTTP 4xx response instead of a 500
     from sagemaker_inference.errors import BaseInferenceToolkitError
@@ -121,6 +130,10 @@ class Predictor:
         except TableError as error:
             raise ClientError(str(error)) from None
 
+    def read_rows(self, body, content_type: str) -> pd.DataFrame:
+        """A request body as raw rows, JSON records read against the model's columns only (`read_rows`)."""
+        return read_rows(body, content_type, self.schema.get("input_columns"))
+
     def predict(self, rows: pd.DataFrame) -> dict:
         features = self.features(rows)
         outputs = self.outputs(features)
@@ -191,13 +204,14 @@ ENCODERS = {
 }
 
 
-def read_rows(body, content_type: str) -> pd.DataFrame:
+def read_rows(body, content_type: str, columns: list[str] | None = None) -> pd.DataFrame:
     """A request body as a frame of raw rows (or, for an image content type, the image: ImageRequest); ClientError
-    for anything that is not rows with named columns."""
+    for anything that is not rows with named columns. `columns`: the model's input columns; JSON keys outside them
+    are dropped while reading (`frame_records`)."""
     if (content_type or "").split(";")[0].strip().lower() in IMAGE_CONTENT_TYPES:
         return ImageRequest([bytes(body)])
     try:
-        rows = _read_rows(body, content_type)
+        rows = _read_rows(body, content_type, columns)
     except (RecursionError, ValueError, TypeError) as error:  # absurd nesting, huge numbers, odd bodies
         if isinstance(error, ClientError):
             raise
@@ -210,14 +224,54 @@ def read_rows(body, content_type: str) -> pd.DataFrame:
     return rows
 
 
-def _read_rows(body, content_type: str) -> pd.DataFrame:
+def frame_records(records: list[dict], columns: list[str] | None, length: int) -> pd.DataFrame:
+    """JSON records as a frame in time and memory linear in the body's `length`: one column per key that is one of
+    the model's `columns` (any key when they are unknown), at most MAX_EXTRA_KEYS distinct others (ignored), and
+    no more cells than CELLS_PER_CHARACTER x `length`. A missing key is a missing value, as in pandas."""
+    wanted = None if columns is None else set(columns)
+    names: dict[str, None] = {}  # the frame's columns in first-seen order
+    extra: set[str] = set()
+    for record in records:
+        for key in record:
+            if key in names or key in extra:
+                continue
+            if wanted is None or key in wanted:
+                names[key] = None
+                if len(names) > MAX_COLUMNS:
+                    raise ClientError(f"the JSON records carry over {MAX_COLUMNS} distinct keys")
+            else:
+                extra.add(key)
+                if len(extra) > MAX_EXTRA_KEYS:
+                    raise ClientError(
+                        f"the JSON records carry over {MAX_EXTRA_KEYS} distinct keys that are not the model's "
+                        f"columns (e.g. {', '.join(sorted(extra)[:3])}): send the model's columns"
+                    )
+    cells = len(records) * len(names)
+    if cells > max(MIN_CELLS, CELLS_PER_CHARACTER * length):
+        raise ClientError(
+            f"the JSON records are too sparse: {len(records)} records x {len(names)} distinct keys for a body of "
+            f"{length} characters; send records with the same keys"
+        )
+    data = {name: [record.get(name, np.nan) for record in records] for name in names}
+    return pd.DataFrame(data, index=pd.RangeIndex(len(records)))
+
+
+def _read_rows(body, content_type: str, columns: list[str] | None = None) -> pd.DataFrame:
     content_type = (content_type or "").split(";")[0].strip().lower()
     if isinstance(body, (bytes, bytearray, memoryview)):
+        body = bytes(body)
         try:
-            body = bytes(body).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ClientError("the body is not UTF-8 text") from None
+            body = body.decode("utf-8-sig")
+        except UnicodeDecodeError as error:  # strictly: another encoding would change what the categories say
+            line = body.count(b"\n", 0, error.start) + 1
+            byte = error.start - body.rfind(b"\n", 0, error.start)
+            raise ClientError(
+                f"the body is not UTF-8 text: line {line}, byte {byte} (0x{body[error.start]:02x}); send UTF-8"
+            ) from None
     if content_type == "text/csv":
+        wrong = field_beyond_header(io.StringIO(body), ",", skipinitialspace=True)
+        if wrong:  # pandas would drop (or shift) the field
+            raise ClientError(f"the CSV body's {wrong}: a value holding a comma needs quotes")
         try:
             # index_col=False: a trailing delimiter must not turn the first column into the row index
             rows = pd.read_csv(io.StringIO(body), skipinitialspace=True, index_col=False)
@@ -239,7 +293,7 @@ def _read_rows(body, content_type: str) -> pd.DataFrame:
             records = records.get("instances", [records])
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ClientError('JSON rows must be objects keyed by column name, e.g. [{"age": 41, "city": "Oslo"}]')
-        return pd.DataFrame.from_records(records)
+        return frame_records(records, columns, len(body))
     kinds = ", ".join((*CONTENT_TYPES, *IMAGE_CONTENT_TYPES))
     raise ClientError(f"unsupported content type {content_type!r}; use one of {kinds}")
 

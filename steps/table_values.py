@@ -7,6 +7,7 @@ them, so the served model reads a row as training did.
 
 from __future__ import annotations
 
+import csv
 import re
 
 import numpy as np
@@ -100,3 +101,19 @@ def parse_dates(series: pd.Series, dayfirst: bool = False) -> pd.Series:
 def are_marks(texts: pd.Series) -> pd.Series:
     """Which of these texts are marks for a missing value ('?', '-', 'unknown'), not values."""
     return texts.str.fullmatch(MARK.pattern, case=False).fillna(False).astype(bool)
+
+
+# -- CSV rows against their header -------------------------------------------------------------------------------
+
+
+def field_beyond_header(lines, delimiter: str, skipinitialspace: bool = False) -> str | None:
+    """Where a CSV row has a field beyond its header (`lines`: the text, header first), or None. pandas drops
+    such a field without a word (or, when it takes the first column for an index, shifts every value of the row
+    one column over): an unquoted delimiter in a value, or a header short of a name. An empty field past the
+    header (a trailing delimiter) is not one. One pass of the csv module, linear in the text."""
+    records = csv.reader(lines, delimiter=delimiter, skipinitialspace=skipinitialspace)
+    width = len(next(records, []))
+    for row in records:
+        if len(row) > width and any(field.strip() for field in row[width:]):
+            return f"line {records.line_num} has {len(row)} fields, the header {width}"
+    return None

@@ -259,11 +259,21 @@ def test_json_list_where_a_category_belongs_is_a_client_error(penguins):
     assert "island" in client_error(penguins, json.dumps([row]), "application/json")
 
 
-def test_body_that_is_not_utf8_is_a_client_error(penguins):
+def test_body_that_is_not_utf8_is_a_client_error_naming_line_and_byte(penguins):
+    """Never decoded another way: Latin-1 would make 'mâle' a category the model never saw, silently."""
     body = sample(penguins).assign(sex="mâle").to_csv(index=False).encode("latin-1")
-    assert client_error(penguins, body) == "the body is not UTF-8 text"
-    # the same rows in UTF-8 are read: the unknown category is scored, not refused
-    assert len(penguins.serve(body.decode("latin-1").encode())["predictions"]) == len(sample(penguins))
+    column = body.splitlines()[1].find(b"\xe2") + 1
+    assert f"the body is not UTF-8 text: line 2, byte {column} (0xe2)" in client_error(penguins, body)
+
+
+def test_csv_row_with_a_field_beyond_the_header_is_a_client_error_naming_its_line(penguins):
+    """An unquoted comma in a value: pandas dropped the last field of the row (or shifted the row by one)."""
+    lines = sample(penguins).to_csv(index=False).splitlines(keepends=True)
+    for number in (1, 5):  # the first data row decides how pandas reads the rest
+        wrong = lines[:]
+        wrong[number] = wrong[number].replace(",", ", and more,", 1)
+        message = client_error(penguins, "".join(wrong))
+        assert f"line {number + 1} has 8 fields, the header 7: a value holding a comma needs quotes" in message
 
 
 def test_csv_rows_ending_in_a_delimiter_keep_values_in_their_columns(penguins):
@@ -287,3 +297,67 @@ def test_regression_model_serves_values_near_the_truth(trained):
     truth = frame["y"].to_numpy()
     r2 = 1 - np.sum((truth - predictions) ** 2) / np.sum((truth - truth.mean()) ** 2)
     assert r2 > 0.7
+
+
+# -- JSON records cost memory linear in the body ----------------------------------------------------------------------
+
+SPARSE_RECORDS = """
+import json, resource, sys, time
+from steps import serving_code
+model_dir = sys.argv[1]
+inference = serving_code.import_inference(model_dir + "/code")
+predictor = inference.model_fn(model_dir)
+# 16,000 records of one distinct key each: 192 KB that pandas' from_records makes a 16,000 x 16,000 frame (2 GB)
+body = "[" + ",".join('{"c%d":0}' % n for n in range(16_000)) + "]"
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))  # the machine is shared: fail instead of swapping
+answers, start = {}, time.perf_counter()
+for name, read in (("input_fn", inference.input_fn), ("predictor", getattr(predictor, "read_rows", None))):
+    try:
+        answers[name] = ["rows", read(body, "application/json").shape[0]]
+    except Exception as error:  # MemoryError included: the answer says which
+        answers[name] = [type(error).__name__, str(error)[:300]]
+answers["seconds"] = time.perf_counter() - start
+answers["grown_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps(answers))
+"""
+
+
+def test_json_records_with_distinct_keys_cost_memory_linear_in_the_body(trained):
+    """A separate process, so that the quadratic frame of the old reader cannot take this one's memory with it."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-c", SPARSE_RECORDS, str(trained["penguins"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout.splitlines()[-1])
+    assert (
+        answers["input_fn"][0] == "ClientError"
+        and "too sparse: 16000 records x 16000 distinct keys" in (answers["input_fn"][1])
+    )
+    assert answers["predictor"][0] == "ClientError"
+    assert "over 4096 distinct keys that are not the model's columns" in answers["predictor"][1]
+    assert answers["grown_mb"] < 200 and answers["seconds"] < 10, answers
+
+
+def test_json_keys_beyond_the_models_columns_are_dropped_while_reading(penguins):
+    rows = sample(penguins)
+    expected = penguins.serve(rows.to_csv(index=False))
+    noisy = [{**record, **{f"note_{i}": "x" * 20 for i in range(200)}} for record in records(rows)]
+    read = penguins.predictor.read_rows(json.dumps(noisy), "application/json")
+    assert list(read.columns) == list(rows.columns)  # the notes never became columns
+    out = json.loads(penguins.inference.output_fn(penguins.inference.predict_fn(read, penguins.predictor)))
+    assert out == expected
+    # a record may leave out optional columns: a missing key is a missing value, the rows keep their order
+    sparse = records(rows)
+    del sparse[1]["sex"]
+    read = penguins.predictor.read_rows(json.dumps(sparse), "application/json")
+    assert read["sex"].isna().tolist() == [i == 1 or pd.isna(rows["sex"].iloc[i]) for i in range(len(rows))]

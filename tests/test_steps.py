@@ -335,9 +335,75 @@ def test_preprocess_detects_the_delimiter_and_a_legacy_encoding(delimiter, tmp_p
         "--target", "species", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert f"(CSV, delimiter {delimiter!r}, latin-1): 344 rows, 8 columns" in result.stdout
+    # the log says why it is Latin-1: nothing in the file is a UTF-8 character
+    how = f"(CSV, delimiter {delimiter!r}, latin-1 (not UTF-8: no UTF-8 character among the non-ASCII bytes of its"
+    assert how in result.stdout and "): 344 rows, 8 columns" in result.stdout
     schema = json.loads((tmp_path / "out" / "train" / "schema.json").read_text())
     assert "island=Drëam" in schema["features"] and schema["roles"]["sex"] == "categorical"
+
+
+def preprocess(tmp_path, data: bytes):
+    (tmp_path / "data.csv").write_bytes(data)
+    return run_step(
+        "preprocess.py", "--input", str(tmp_path / "data.csv"), "--output-dir", str(tmp_path / "out"),
+        "--target", "species", env={"REGULA_METRICS": "off"},
+    )  # fmt: skip
+
+
+def refused(result, tmp_path, message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR preprocess: ") and message in lines[0], result.stderr
+    assert not (tmp_path / "out").exists(), "nothing half-written"
+
+
+def test_preprocess_refuses_a_utf8_file_with_one_stray_byte_naming_its_line_and_byte(tmp_path):
+    """Read as Latin-1, every 'Drëam' of the UTF-8 file would be a new category 'DrÃ«am', unseen at serving."""
+    penguins = palmerpenguins.load_penguins()
+    penguins["island"] = penguins["island"].str.replace("Dream", "Drëam")
+    lines = penguins.to_csv(index=False).encode().splitlines(keepends=True)
+    lines[200] = lines[200].replace(b"Torgersen", b"T\xf6rgersen").replace(b"Biscoe", b"B\xefscoe")
+    assert b"\xf6" in lines[200] or b"\xef" in lines[200]
+    column = lines[200].find(b"\xf6") if b"\xf6" in lines[200] else lines[200].find(b"\xef")
+    refused(preprocess(tmp_path, b"".join(lines)), tmp_path, "data.csv is UTF-8 (")
+    assert f"except line 201, byte {column + 1} (0x" in preprocess(tmp_path, b"".join(lines)).stderr
+
+
+def test_preprocess_refuses_a_row_with_a_field_beyond_the_header_naming_its_line(tmp_path):
+    """An unquoted comma in one value: pandas read the row with its last field dropped (or shifted)."""
+    text = palmerpenguins.load_penguins().to_csv(index=False)
+    lines = text.splitlines(keepends=True)
+    first, later = lines[:], lines[:]
+    first[1] = first[1].replace("Torgersen", "Torgersen, north")  # the first row decides pandas' reading
+    later[100] = later[100].replace(",", ",,", 1)
+    refused(preprocess(tmp_path, "".join(first).encode()), tmp_path, "data.csv: line 2 has 9 fields, the header 8")
+    refused(preprocess(tmp_path, "".join(later).encode()), tmp_path, "data.csv: line 101 has 9 fields, the header 8")
+    # a trailing delimiter on every row is no field: read as before
+    trailing = "".join(line.rstrip("\n") + ",\n" if n else line for n, line in enumerate(lines))
+    result = preprocess(tmp_path, trailing.encode())
+    assert result.returncode == 0 and "344 rows, 8 columns" in result.stdout, result.stderr
+
+
+def test_a_header_over_64_kib_is_read_whole_for_duplicates(tmp_path):
+    """The header used to be cut at 64 KiB: a duplicate past the cut went unseen, and a name cut in two could
+    look like an earlier one."""
+    from steps.tablefile import TableFileError, read_table
+
+    names = [f"feature_{i:05d}_{'x' * 20}" for i in range(3000)]
+    assert len(",".join(names)) > 65536
+    late = tmp_path / "late.csv"
+    late.write_text(",".join([*names, names[10]]) + "\n" + ",".join(["1"] * (len(names) + 1)) + "\n")
+    with pytest.raises(TableFileError, match=f"duplicate column names: {names[10]}$"):
+        read_table(late)
+    # the name that straddles byte 65536 begins like an earlier name (cut at the byte, it is that name): no duplicate
+    base = names[:1800]
+    filler = "f" * (65536 - len(",".join(base)) - 1 - 1 - len(names[0]))
+    straddling = [*base, filler, names[0] + "_and_more", *names[1800:]]
+    assert len(",".join([*base, filler])) + 1 + len(names[0]) == 65536
+    whole = tmp_path / "whole.csv"
+    whole.write_text(",".join(straddling) + "\n" + ",".join(["1"] * len(straddling)) + "\n")
+    frame, _ = read_table(whole)
+    assert list(frame.columns) == straddling
 
 
 def test_preprocess_reads_a_european_csv_with_decimal_commas(tmp_path):
@@ -414,3 +480,13 @@ def test_the_earlier_rounds_evaluations_are_read_and_checked_alike_by_training_a
     for read in (lambda: training_reads(args), lambda: earlier_rounds(str(tmp_path), 2)):
         with pytest.raises(StepError, match=r"^cannot read round 1's evaluation "):
             read()
+
+
+def test_a_windows_export_is_read_as_windows_1252_and_the_note_says_why(tmp_path):
+    """0x80 is the euro sign in a spreadsheet's export, a control character in Latin-1."""
+    from steps.tablefile import read_table
+
+    (tmp_path / "w.csv").write_bytes("city,n\nZürich,1\n€ zone,2\n".encode("cp1252"))
+    frame, how = read_table(tmp_path / "w.csv")
+    assert list(frame["city"]) == ["Zürich", "€ zone"]
+    assert how == "CSV, delimiter ',', cp1252 (not UTF-8: no UTF-8 character among the non-ASCII bytes of its 2 lines)"
