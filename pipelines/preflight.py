@@ -16,6 +16,7 @@ from pathlib import Path
 from pipelines.errors import RegulaError
 from pipelines.parameter_names import did_you_mean
 from steps.defaults import TARGET_COLUMN
+from steps.parameters import column_names
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -124,7 +125,7 @@ def column_problems(data: DataFile, params: dict[str, str], target_given: bool) 
     elif not target_given:
         notes.append(f"NOTE: no --target given: predicting the column '{target}' (the default name)")
     for option in ("ExcludeColumns", "CategoricalColumns"):
-        for listed in (n.strip() for n in params.get(option, "").split(",")):
+        for listed in column_names(params.get(option, "")):  # CSV quoting, as the steps read them
             if listed and listed not in columns:
                 hint = did_you_mean(listed, columns, quote="'")
                 problems.append(f"{option} names '{listed}', not a column of {data.name}{hint}")

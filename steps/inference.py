@@ -132,7 +132,9 @@ class Predictor:
 
     def read_rows(self, body, content_type: str) -> pd.DataFrame:
         """A request body as raw rows, JSON records read against the model's columns only (`read_rows`)."""
-        return read_rows(body, content_type, self.schema.get("input_columns"))
+        kind = self.schema.get("kind", "table")
+        columns = ["image"] if kind == "image" else self.schema.get("input_columns")  # JSON batches: base64 "image"
+        return read_rows(body, content_type, columns)
 
     def predict(self, rows: pd.DataFrame) -> dict:
         features = self.features(rows)

@@ -134,7 +134,9 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTAINER_ARGUMENT = 256  # CreateProcessingJob: the most characters of one container argument
 # the step option each column parameter is passed as, `--option=value` in one container argument
 COLUMN_OPTIONS = {"TargetColumn": "--target", "ExcludeColumns": "--exclude-columns",
-                  "CategoricalColumns": "--categorical-columns"}  # fmt: skip
+                  "CategoricalColumns": "--categorical-columns", "TimeColumn": "--time-column",
+                  "SeriesColumn": "--series-columns", "KnownColumns": "--known-columns",
+                  "ImageColumn": "--image-column"}  # fmt: skip
 METRICS_NAMESPACE = re.compile(r"[0-9A-Za-z._/#: -]{1,255}")  # CloudWatch's namespace characters
 ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # a model package group's name
 METADATA_VALUE = re.compile(r"[\w .:/=+@-]{1,128}")  # CustomerMetadataProperties values (CodeVersion)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -153,3 +154,39 @@ BAD_INPUTS = {
         "(2) no usable feature column: 'c' is constant (7)",
     ),
 }
+
+
+# -- the model server of an artifact (steps/serve.py), as the image runs it ----------------------------------------
+
+
+def port_of(process: subprocess.Popen, workers: int) -> int:
+    """The port the server prints once it listens, after all its workers have loaded the model."""
+    port, ready = None, 0
+    for line in process.stdout:
+        if line.startswith("serving on port "):
+            port = int(line.split()[-1])
+        ready += line.startswith("worker ") and line.rstrip().endswith(" ready")
+        if port is not None and ready >= workers + (workers > 1):  # the parent loads the model once to check it
+            return port
+    raise AssertionError(f"the server ended with {process.wait()} before it listened")
+
+
+@contextlib.contextmanager
+def serving(model_dir, workers: int = 1, request_timeout: float = 20):
+    """`serve` as the image's entry runs it: code/serve.py of the artifact, the model folder as /opt/ml/model; its
+    URL on loopback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
+    command = [sys.executable, str(model_dir / "code" / "serve.py"), "--model-dir", str(model_dir), "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--workers", str(workers), "--request-timeout", str(request_timeout)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONPATH": ""},  # only the artifact's code: nothing from steps/ on the path
+    )
+    try:
+        url = f"http://127.0.0.1:{port_of(process, workers)}"
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # the request log must not fill the pipe
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
-from helpers import REPO, regula, run_folders, run_script, run_training
+from helpers import REPO, regula, run_folders, run_script, run_training, serving
 from image_data import SHAPES, class_folders, manifest, shape_image
 from PIL import Image
 
@@ -171,20 +168,8 @@ def test_image_parameters_are_checked_before_any_image_is_read(tmp_path):
 
 @pytest.fixture(scope="module")
 def server(image_model):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-    process = subprocess.Popen(
-        [sys.executable, str(image_model / "code" / "serve.py"), "--model-dir", str(image_model), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONPATH": ""},  # only the artifact's code
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("serving on port "), line
-        yield f"http://127.0.0.1:{int(line.split()[-1])}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving(image_model) as url:  # the artifact's code/serve.py, one worker
+        yield url
 
 
 def post(url: str, body: bytes, content_type: str):

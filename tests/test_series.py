@@ -4,9 +4,6 @@ every problem of a bad series table at once, and a multi-series table through th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import regula, run_folders, run_step, run_training
+from helpers import regula, run_folders, run_step, run_training, serving
 
 from pipelines.local import run_local
 from pipelines.s3 import split_uri
@@ -234,17 +231,8 @@ def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
     model = tmp_path / "model"
     trained = run_training(tmp_path / "out", model, "--max_epochs", "3", "--hidden", "16")
     assert trained.returncode == 0, trained.stderr
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-    server = subprocess.Popen(
-        [sys.executable, str(model / "code" / "serve.py"), "--model-dir", str(model), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONPATH": ""},  # only the artifact's code
-    )
-    try:
-        line = server.stdout.readline()
-        assert line.startswith("serving on port "), line
-        url = f"http://127.0.0.1:{int(line.split()[-1])}/invocations"
+    with serving(model) as base:
+        url = f"{base}/invocations"
         history = sales(days=120, stores=2).groupby("store").tail(25)
         answers = []
         for body, content_type in (
@@ -264,9 +252,6 @@ def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
         assert status == 400
         assert "store=s0: 4 rows of history, needs at least 21" in str(answer)
         assert "store=s1: 4 rows of history, needs at least 21" in str(answer)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def post(url: str, body: str, content_type: str):

@@ -3,13 +3,9 @@ separate process answering /ping and /invocations over HTTP."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -18,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import STEPS, run_training
+from helpers import STEPS, run_training, serving
 from sklearn.datasets import load_digits
 
 from steps import serving_code
@@ -37,43 +33,10 @@ def model_dir(splits, tmp_path_factory):
 REQUEST_TIMEOUT = 3  # the whole-request timeout the test server runs with (20 s by default)
 
 
-def port_of(process: subprocess.Popen, workers: int) -> int:
-    """The port the server prints once it listens, after all its workers have loaded the model."""
-    port, ready = None, 0
-    for line in process.stdout:
-        if line.startswith("serving on port "):
-            port = int(line.split()[-1])
-        ready += line.startswith("worker ") and line.rstrip().endswith(" ready")
-        if port is not None and ready >= workers + (workers > 1):  # the parent loads the model once to check it
-            return port
-    raise AssertionError(f"the server ended with {process.wait()} before it listened")
-
-
-@contextlib.contextmanager
-def serving(model_dir, workers: int):
-    """`serve` as the image's entry runs it: code/serve.py of the artifact, the model folder as /opt/ml/model; its
-    URL on loopback."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-    command = [sys.executable, str(model_dir / "code" / "serve.py"), "--model-dir", str(model_dir), "--port", "0"]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--workers", str(workers), "--request-timeout", str(REQUEST_TIMEOUT)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONPATH": ""},  # only the artifact's code: nothing from steps/ on the path
-    )
-    try:
-        url = f"http://127.0.0.1:{port_of(process, workers)}"
-        threading.Thread(target=process.stdout.read, daemon=True).start()  # the request log must not fill the pipe
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def server(model_dir):
     """Two worker processes, the whole-request timeout shortened for the tests."""
-    with serving(model_dir, 2) as url:
+    with serving(model_dir, 2, REQUEST_TIMEOUT) as url:
         yield url
 
 
@@ -286,7 +249,7 @@ def test_an_unread_body_leaves_the_keep_alive_connection_in_step(server):
 
 def test_one_worker_serves_in_the_process_itself(model_dir):
     """One CPU: no supervisor, the parent process serves (the same handlers, the same deadline)."""
-    with serving(model_dir, 1) as url:
+    with serving(model_dir, 1, REQUEST_TIMEOUT) as url:
         assert call(f"{url}/ping") == (200, "")
         status, answer = call(f"{url}/invocations", ROWS.to_csv(index=False))
         assert status == 200 and len(answer["predictions"]) == len(ROWS)
