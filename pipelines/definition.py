@@ -104,6 +104,7 @@ class Parameters:
         self.problem_type = ParameterString("ProblemType", default_value="auto", enum_values=list(d.PROBLEM_TYPES))
         self.exclude_columns = ParameterString("ExcludeColumns", default_value="")
         self.categorical_columns = ParameterString("CategoricalColumns", default_value="")
+        self.text_columns = ParameterString("TextColumns", default_value="")  # free text (steps/text.py)
         self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
         self.processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
         self.training_instance = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
@@ -304,6 +305,8 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             p.exclude_columns,
             "--categorical-columns",
             p.categorical_columns,
+            "--text-columns",
+            p.text_columns,
             "--quality-metric",
             p.quality_metric,
             "--class-weight",

@@ -56,6 +56,7 @@ def build_report(execution: Execution) -> dict:
                 "decision": e["decision"],
                 "reason": e["reason"],
                 "selected_round": e.get("selected", {}).get("round"),
+                "feature_usage": e.get("feature_usage"),
             }
             for e in evaluations
         ],
@@ -118,6 +119,13 @@ def summary_lines(report: dict) -> list[str]:
             f"{r['generalization_gap']:<7.4f}  {validation:<28} {r['test_quality']:.4f}    "
             f"{r['epochs']:>6}  {decision_text(r['decision'], r['round'], r.get('selected_round'))}"
         )
+    for r in rounds:  # the text n-grams each round's model still uses: the ladder's L1 prunes them
+        usage = r.get("feature_usage") or {}
+        if "text_features_used" in usage:
+            lines.append(
+                f"round {r['round']}: uses {usage['text_features_used']} of {usage['text_vocabulary']} text n-grams "
+                f"(weights above {usage['tolerance']:g})"
+            )
     if report["model_package_arn"]:
         # after a borderline round the registered round may not be the last one
         kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""

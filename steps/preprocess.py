@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from steps import table as columns
-from steps import table_roles, table_values
+from steps import table_roles, table_values, text
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
 from steps.defaults import (
@@ -53,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--class-weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
     parser.add_argument("--exclude-columns", default="", help="comma-separated columns not to use as features")
     parser.add_argument("--categorical-columns", default="", help="comma-separated number columns that are categories")
+    parser.add_argument("--text-columns", default="", help="comma-separated columns that are free text")
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
@@ -168,7 +169,12 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     if frame.attrs.get("duplicates"):  # pandas renamed the copies (a, a.1): reported, and never used
         problems.append(f"duplicate column names: {', '.join(frame.attrs['duplicates'])}")
     exclude, categorical = names(args.exclude_columns), names(args.categorical_columns)
-    for option, listed in (("ExcludeColumns", exclude), ("CategoricalColumns", categorical)):
+    text_columns = names(getattr(args, "text_columns", ""))
+    for option, listed in (
+        ("ExcludeColumns", exclude),
+        ("CategoricalColumns", categorical),
+        ("TextColumns", text_columns),
+    ):
         unknown = [n for n in listed if n not in frame.columns]
         if unknown:
             problems.append(f"{option} names columns the table does not have: {', '.join(unknown)}")
@@ -194,7 +200,7 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         problems.append(str(error))
 
     features = frame.drop(columns=[args.target])
-    roles, dropped = table_roles.column_roles(features, exclude, categorical)
+    roles, dropped, why_text = table_roles.explained_roles(features, exclude, categorical, text_columns)
     if features.shape[1] == 0:
         problems.append("table has no feature columns besides the target")
     elif not roles:
@@ -207,7 +213,10 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     print(f"preprocess: {kind}, because {reason}", flush=True)
     for name, why in dropped.items():
         print(f"preprocess: dropped column '{name}': {why}", flush=True)
-    by_role = {r: [c for c, role in roles.items() if role == r] for r in ("numeric", "categorical", "datetime")}
+    for name, why in why_text.items():
+        print(f"preprocess: text column '{name}': {why}", flush=True)
+    kinds = ("numeric", "categorical", "datetime", "text")
+    by_role = {r: [c for c, role in roles.items() if role == r] for r in kinds}
     print("preprocess: " + "; ".join(f"{r}: {', '.join(c)}" for r, c in by_role.items() if c), flush=True)
 
     classification = kind == "classification"
@@ -222,12 +231,26 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps)
 
     output = Path(args.output_dir)
+    has_text = bool(text.text_columns(transform))
     for name in SPLITS:
-        blocks = (
-            (columns.transform(features.iloc[rows], transform), encoded[rows])
-            for rows in np.array_split(positions[name], max(1, -(-len(positions[name]) // BLOCK_ROWS)))
-        )
-        write_split(output / name, name, blocks, transform["features"])
+        text_blocks, notes = [], []
+
+        def blocks(rows_of_split, text_blocks=text_blocks, notes=notes):
+            for rows in np.array_split(rows_of_split, max(1, -(-len(rows_of_split) // BLOCK_ROWS))):
+                dense = columns.transform(features.iloc[rows], transform)
+                if has_text:  # the text block beside the dense features (steps/text.py)
+                    block, problems, cut = text.encode(features.iloc[rows], transform)
+                    if problems:
+                        raise columns.TableError(problems)
+                    text_blocks.append(block)
+                    notes.extend(cut)
+                yield dense, encoded[rows]
+
+        write_split(output / name, name, blocks(positions[name]), transform["features"])
+        if has_text:
+            text.write_block(output / name, name, text.TextBlock.concat(text_blocks))
+            for note in notes:
+                print(f"preprocess: {name}: {note}", flush=True)
     sample = positions["test"][:RAW_SAMPLE_ROWS]
     frame.iloc[sample].drop(columns=[args.target]).to_csv(output / "test" / RAW_SAMPLE, index=False)
 
@@ -255,6 +278,13 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         schema["target_mean"] = float(train_labels.mean())
         schema["target_std"] = float(train_labels.std()) or 1.0
     (output / "train" / SCHEMA).write_text(json.dumps(schema, indent=2, default=str))
+    if has_text:
+        sizes = ", ".join(f"'{c['name']}' {len(c['vocabulary'])}" for c in text.text_columns(transform))
+        print(
+            f"preprocess: text vocabularies (word 1-{text.NGRAMS} grams in at least {text.MIN_ROWS} training rows, "
+            f"at most {text.MAX_VOCABULARY}): {sizes}",
+            flush=True,
+        )
     print(
         f"preprocess: {len(frame)} rows, {len(roles)} columns -> {len(transform['features'])} features"
         + (f", {len(classes)} classes" if classification else "")

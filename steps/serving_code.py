@@ -16,7 +16,7 @@ from pathlib import Path
 
 PACKAGE = "steps"
 # inference.py and its imports
-SERVING_MODULES = ("inference", "inputs", "model", "model_code", "table", "table_roles", "table_values")
+SERVING_MODULES = ("inference", "inputs", "model", "model_code", "table", "table_roles", "table_values", "text")
 SERVER = "serve.py"  # code/serve.py: the image's `serve` runs it
 PROGRAM = f"{PACKAGE}/inference.py"  # SAGEMAKER_PROGRAM: the handlers, relative to code/
 HERE = Path(__file__).resolve().parent
