@@ -135,10 +135,11 @@ def _read_table(directory, name: str, schema: dict) -> tuple[Dense, np.ndarray]:
     from steps.contract import read_split  # not at the top: the serving code in an artifact does not carry it
 
     features, labels = read_split(directory, name)
-    if not text.text_columns(schema["transform"]):
+    transform = schema.get("transform") or {"columns": []}  # a hand-made schema may carry no transform
+    if not text.text_columns(transform):
         return Dense(features), labels
     block = text.read_block(directory, name)
-    vocabulary = text.vocabulary_size(schema["transform"])
+    vocabulary = text.vocabulary_size(transform)
     return WithText(features, block.offsets, block.ids, block.weights, vocabulary), labels
 
 
