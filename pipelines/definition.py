@@ -110,6 +110,7 @@ class Parameters:
         self.horizon = ParameterInteger("Horizon", default_value=d.HORIZON)
         self.season = ParameterInteger("Season", default_value=d.SEASON)
         self.known_columns = ParameterString("KnownColumns", default_value="")
+        self.text_columns = ParameterString("TextColumns", default_value="")  # free text (steps/text.py)
         self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
         self.image_column = ParameterString("ImageColumn", default_value=d.IMAGE_COLUMN)
         self.image_size = ParameterInteger("ImageSize", default_value=d.IMAGE_SIZE)
@@ -334,6 +335,7 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             "--season",
             p.season.to_string(),
             option("--known-columns", p.known_columns),
+            option("--text-columns", p.text_columns),
             "--quality-metric",
             p.quality_metric,
             "--class-weight",

@@ -19,6 +19,7 @@ PARAMETERS: dict[str, tuple[str, object, str]] = {
     "ProblemType": ("String", "auto", "auto, classification or regression"),
     "ExcludeColumns": ("String", "", "comma-separated columns not to use as features (ids, dates, leaks)"),
     "CategoricalColumns": ("String", "", "comma-separated number columns that are categories"),
+    "TextColumns": ("String", "", "comma-separated columns that are free text (else detected)"),
     "MaxTrainRows": ("Integer", 0, "keep at most this many training rows (0: all)"),
     "TimeColumn": ("String", "", "time series: the time column (dates or a whole-number index); empty: a table"),
     "SeriesColumn": ("String", "", "time series: comma-separated columns that name a series"),

@@ -59,6 +59,7 @@ def build_report(execution: Execution) -> dict:
                 "reason": e["reason"],
                 "selected_round": e.get("selected", {}).get("round"),
                 "model": e.get("model", {"name": "Regula's MLP", "code_sha256": "builtin:mlp"}),
+                "feature_usage": e.get("feature_usage"),
             }
             for e in evaluations
         ],
@@ -205,6 +206,13 @@ def summary_lines(report: dict) -> list[str]:
             f"a round is accepted when its gap minus one standard error is at most MaxGap {max_gap:g} and its "
             f"validation {metric} beats the baseline by MinLift {report['parameters'].get('MinLift', 0):g}"
         )
+    for r in rounds:  # the text n-grams each round's model still uses: the ladder's L1 prunes them
+        usage = r.get("feature_usage") or {}
+        if "text_features_used" in usage:
+            lines.append(
+                f"round {r['round']}: uses {usage['text_features_used']} of {usage['text_vocabulary']} text n-grams "
+                f"(weights above {usage['tolerance']:g})"
+            )
     if report["model_package_arn"]:
         # after a borderline round the registered round may not be the last one
         kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""

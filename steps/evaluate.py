@@ -250,6 +250,7 @@ def main() -> None:
             "dropout_modules": config.get("dropout_modules"),
         },
         "training": config.get("training", {}),
+        "feature_usage": config.get("feature_usage"),  # e.g. the text n-grams the model still uses (L1)
         "epochs": config["epochs"],
         "best_epoch": config["best_epoch"],
         "metrics": metrics,

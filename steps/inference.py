@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from steps import image_decode, series
-from steps.inputs import Images, as_inputs
+from steps import image_decode, series, text
+from steps.inputs import Images, WithText, as_inputs
 from steps.model import load
 from steps.table import TableError, transform
 from steps.table_values import field_beyond_header
@@ -116,10 +116,19 @@ class Predictor:
                 f"the rows have none of the model's columns (got {', '.join(map(str, list(rows.columns)[:5]))}; "
                 f"expected {', '.join(known[:5])}{', ...' if len(known) > 5 else ''}): a CSV body needs a header row"
             )
+        spec, problems = self.schema["transform"], []
         try:
-            return transform(rows, self.schema["transform"])
+            dense = transform(rows, spec)
         except TableError as error:
-            raise ClientError(str(error)) from None
+            problems, dense = error.problems, None
+        if text.text_columns(spec):  # free text: the bag of n-grams beside the dense features (steps/text.py)
+            block, bad, notes = text.encode(rows, spec)
+            problems += bad
+            if not problems:
+                return WithText(dense, block.offsets, block.ids, block.weights, text.vocabulary_size(spec), notes)
+        if problems:
+            raise ClientError(str(TableError(problems)))
+        return dense
 
     def series_features(self, rows: pd.DataFrame) -> series.Forecasts:
         """A time series' recent history rows -> the features of its next Horizon values (steps/series.py)."""
@@ -141,12 +150,15 @@ class Predictor:
         outputs = self.outputs(features)
         if hasattr(features, "answer"):  # an input kind that answers in its own terms (series: forecasts, times)
             return features.answer(outputs)
+        # what reading the rows changed (a text cut to the limit): said in the response, never silent
+        warnings = {"warnings": list(features.notes)} if getattr(features, "notes", None) else {}
         if not self.classification:
-            return {"predictions": outputs.astype(np.float64).round(6).tolist()}
+            return {"predictions": outputs.astype(np.float64).round(6).tolist(), **warnings}
         return {
             "predictions": [self.classes[i] for i in self.labels(outputs)],
             "probabilities": outputs.astype(np.float64).round(6).tolist(),
             "classes": self.classes,
+            **warnings,
         }
 
     def image_features(self, rows) -> Images:

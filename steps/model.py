@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from steps import model_code
+from steps import cnn, model_code
 
 
 class MLP(nn.Module):
@@ -35,13 +35,63 @@ class MLP(nn.Module):
         return sum(m.weight.abs().sum() for m in self.net if isinstance(m, nn.Linear))
 
 
-def build_model(spec, dropout: float) -> nn.Module:
-    """The built-in model for the spec's input kind: the CNN for images (steps/cnn.py), else an MLP with
-    HiddenLayers' widths over the transformed features."""
-    if spec.input_kind == "image":
-        from steps import cnn  # not at the top: an artifact packed before the image kind carries no cnn.py
+class TextMLP(nn.Module):
+    """The MLP over a table with text columns (steps/inputs.py's WithText batches): its first layer is a linear layer
+    over the dense features plus an nn.EmbeddingBag over the rows' n-gram ids weighted by their TF-IDF weights (the
+    same product as a linear layer over the sparse bag of n-grams, without the zeros); the layers after it are the
+    MLP's. Row j of the text layer's weight is n-gram j's: where L1 has driven it to zero, the n-gram is not used."""
 
+    def __init__(self, n_features: int, vocabulary: int, n_outputs: int, hidden: list[int], dropout: float):
+        super().__init__()
+        width = hidden[0] if hidden else n_outputs
+        self.text = nn.EmbeddingBag(vocabulary, width, mode="sum")
+        # a linear layer's initialization, over the bag's unit-norm rows (fan-in: the vocabulary)
+        nn.init.uniform_(self.text.weight, -(vocabulary**-0.5), vocabulary**-0.5)
+        self.dense = nn.Linear(n_features, width) if n_features else None
+        self.bias = None if n_features else nn.Parameter(torch.zeros(width))
+        layers: list[nn.Module] = []
+        if hidden:
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+            for size in hidden[1:]:
+                layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+                width = size
+            layers.append(nn.Linear(width, n_outputs))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        first = self.text(batch["ids"], batch["offsets"], per_sample_weights=batch["weights"])
+        first = first + (self.dense(batch["features"]) if self.dense is not None else self.bias)
+        return self.net(first)
+
+    def l1_proximal_parameters(self) -> dict[nn.Parameter, float]:
+        """L1 on the n-gram weights as a proximal step (steps/proximal.py), TEXT_L1_SCALE times the round's L1:
+        exact zeros, n-grams one can count."""
+        return {self.text.weight: TEXT_L1_SCALE}
+
+    def feature_usage(self) -> dict:
+        """How many n-grams the model still uses: rows of the text layer with a weight above TEXT_TOLERANCE."""
+        largest = self.text.weight.detach().abs().amax(1)
+        return {
+            "text_features_used": int((largest > TEXT_TOLERANCE).sum()),
+            "text_vocabulary": int(largest.numel()),
+            "tolerance": TEXT_TOLERANCE,
+        }
+
+
+TEXT_TOLERANCE = 1e-3  # an n-gram whose weights are all at most this is not used (docs/text.md)
+# The n-gram layer's L1 is the round's L1 as it is: the ladder's levels apply to text as to tables. A text-only
+# multiplier was measured (docs/text.md): x10 raised level 1's validation but collapsed level 10 to chance.
+TEXT_L1_SCALE = 1.0
+
+
+def build_model(spec, dropout: float) -> nn.Module:
+    """The built-in model for the spec's input kind: the CNN for images (steps/cnn.py); else an MLP with
+    HiddenLayers' widths over the transformed features, whose first layer also takes the bag of n-grams over a table
+    with text columns (spec.extra["vocabulary"])."""
+    if spec.input_kind == "image":
         return cnn.build_model(spec, dropout)
+    if spec.extra.get("vocabulary"):
+        return TextMLP(spec.n_features, spec.extra["vocabulary"], spec.n_outputs, list(spec.hidden), dropout)
     return MLP(spec.n_features, spec.n_outputs, list(spec.hidden), dropout)
 
 

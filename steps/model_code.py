@@ -266,6 +266,20 @@ def l1_parameters(code: ModelCode, model: nn.Module) -> list[nn.Parameter]:
     return chosen
 
 
+def feature_usage(model: nn.Module) -> dict | None:
+    """What the model says of the input features it still uses (its `feature_usage()`, e.g. the built-in text
+    model's n-grams with a weight above a tolerance), or None where it says nothing."""
+    usage = getattr(model, "feature_usage", None)
+    return usage() if callable(usage) else None
+
+
+def proximal_parameters(model: nn.Module) -> dict[nn.Parameter, float]:
+    """{parameter: scale of the round's L1} the model marks for L1 as a proximal step (its
+    `l1_proximal_parameters()`: steps/proximal.py); they carry no L1 in the loss. Empty unless it marks some."""
+    marked = getattr(model, "l1_proximal_parameters", None)
+    return dict(marked()) if callable(marked) else {}
+
+
 def loss_function(code: ModelCode):
     """The code's loss(output, target), or None for the problem type's."""
     return getattr(code.module, "loss", None)

@@ -136,7 +136,7 @@ CONTAINER_ARGUMENT = 256  # CreateProcessingJob: the most characters of one cont
 COLUMN_OPTIONS = {"TargetColumn": "--target", "ExcludeColumns": "--exclude-columns",
                   "CategoricalColumns": "--categorical-columns", "TimeColumn": "--time-column",
                   "SeriesColumn": "--series-columns", "KnownColumns": "--known-columns",
-                  "ImageColumn": "--image-column"}  # fmt: skip
+                  "ImageColumn": "--image-column", "TextColumns": "--text-columns"}  # fmt: skip
 METRICS_NAMESPACE = re.compile(r"[0-9A-Za-z._/#: -]{1,255}")  # CloudWatch's namespace characters
 ENTITY_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # a model package group's name
 METADATA_VALUE = re.compile(r"[\w .:/=+@-]{1,128}")  # CustomerMetadataProperties values (CodeVersion)

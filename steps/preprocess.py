@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steps import images, series_prepare, table_roles, table_values
+from steps import images, series_prepare, table_roles, table_values, text
 from steps import table as columns
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
@@ -68,6 +68,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--horizon", type=int, default=HORIZON, help="time series: steps ahead to forecast")
     parser.add_argument("--season", type=int, default=SEASON, help="time series: steps per season (0: inferred)")
     parser.add_argument("--known-columns", default="", help="time series: columns known at the forecast time")
+    parser.add_argument("--text-columns", default="", help="comma-separated columns that are free text (CSV quoting)")
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
@@ -151,6 +152,7 @@ def main() -> None:
         "SeriesColumn": args.series_columns,
         "KnownColumns": args.known_columns,
         "ImageColumn": args.image_column,
+        "TextColumns": args.text_columns,
         "ImageSize": args.image_size,
         "ImageAugmentation": args.image_augmentation,
         "Horizon": args.horizon,
@@ -201,7 +203,12 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     if frame.attrs.get("duplicates"):  # pandas renamed the copies (a, a.1): reported, and never used
         problems.append(f"duplicate column names: {', '.join(frame.attrs['duplicates'])}")
     exclude, categorical = column_names(args.exclude_columns), column_names(args.categorical_columns)
-    for option, listed in (("ExcludeColumns", exclude), ("CategoricalColumns", categorical)):
+    text_columns = column_names(getattr(args, "text_columns", ""))
+    for option, listed in (
+        ("ExcludeColumns", exclude),
+        ("CategoricalColumns", categorical),
+        ("TextColumns", text_columns),
+    ):
         unknown = [n for n in listed if n not in frame.columns]
         if unknown:
             problems.append(f"{option} names columns the table does not have: {', '.join(unknown)}")
@@ -227,7 +234,7 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         problems.append(str(error))
 
     features = frame.drop(columns=[args.target])
-    roles, dropped = table_roles.column_roles(features, exclude, categorical)
+    roles, dropped, why_text = table_roles.explained_roles(features, exclude, categorical, text_columns)
     if features.shape[1] == 0:
         problems.append("table has no feature columns besides the target")
     elif not roles:
@@ -240,7 +247,10 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     print(f"preprocess: {kind}, because {reason}", flush=True)
     for name, why in dropped.items():
         print(f"preprocess: dropped column '{name}': {why}", flush=True)
-    by_role = {r: [c for c, role in roles.items() if role == r] for r in ("numeric", "categorical", "datetime")}
+    for name, why in why_text.items():
+        print(f"preprocess: text column '{name}': {why}", flush=True)
+    kinds = ("numeric", "categorical", "datetime", "text")
+    by_role = {r: [c for c, role in roles.items() if role == r] for r in kinds}
     print("preprocess: " + "; ".join(f"{r}: {', '.join(c)}" for r, c in by_role.items() if c), flush=True)
 
     classification = kind == "classification"
@@ -255,12 +265,26 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps)
 
     output = Path(args.output_dir)
+    has_text = bool(text.text_columns(transform))
     for name in SPLITS:
-        blocks = (
-            (columns.transform(features.iloc[rows], transform), encoded[rows])
-            for rows in np.array_split(positions[name], max(1, -(-len(positions[name]) // BLOCK_ROWS)))
-        )
-        write_split(output / name, name, blocks, transform["features"])
+        text_blocks, notes = [], []
+
+        def blocks(rows_of_split, text_blocks=text_blocks, notes=notes):
+            for rows in np.array_split(rows_of_split, max(1, -(-len(rows_of_split) // BLOCK_ROWS))):
+                dense = columns.transform(features.iloc[rows], transform)
+                if has_text:  # the text block beside the dense features (steps/text.py)
+                    block, problems, cut = text.encode(features.iloc[rows], transform)
+                    if problems:
+                        raise columns.TableError(problems)
+                    text_blocks.append(block)
+                    notes.extend(cut)
+                yield dense, encoded[rows]
+
+        write_split(output / name, name, blocks(positions[name]), transform["features"])
+        if has_text:
+            text.write_block(output / name, name, text.TextBlock.concat(text_blocks))
+            for note in notes:
+                print(f"preprocess: {name}: {note}", flush=True)
     sample = positions["test"][:RAW_SAMPLE_ROWS]
     frame.iloc[sample].drop(columns=[args.target]).to_csv(output / "test" / RAW_SAMPLE, index=False)
 
@@ -288,6 +312,13 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         schema["target_mean"] = float(train_labels.mean())
         schema["target_std"] = float(train_labels.std()) or 1.0
     (output / "train" / SCHEMA).write_text(json.dumps(schema, indent=2, default=str))
+    if has_text:
+        sizes = ", ".join(f"'{c['name']}' {len(c['vocabulary'])}" for c in text.text_columns(transform))
+        print(
+            f"preprocess: text vocabularies (word 1-{text.NGRAMS} grams in at least {text.MIN_ROWS} training rows, "
+            f"at most {text.MAX_VOCABULARY}): {sizes}",
+            flush=True,
+        )
     print(
         f"preprocess: {len(frame)} rows, {len(roles)} columns -> {len(transform['features'])} features"
         + (f", {len(classes)} classes" if classification else "")

@@ -22,7 +22,8 @@ Categorical columns (strings, booleans, declared integer columns): one-hot for u
 that the most frequent ones, an "other" column and the category's training frequency. Unknown categories at
 inference count as "other" (or as no category); a missing one has its own column where the table had gaps.
 Datetime columns become year, month, day, day of week (and hour where times vary), read with one day/month order
-per column. A missing value in a column the table had no gaps in is refused: the model cannot know what it means.
+per column. Text columns are a vocabulary of n-grams (steps/text.py): not dense features, a sparse block beside
+them. A missing value in a column the table had no gaps in is refused: the model cannot know what it means.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from steps import text
 from steps.table_roles import columns_with_gaps, missing_marks
 from steps.table_values import BOOLEAN_SPELLINGS, category_keys, clean_texts, day_first, parse_dates, parse_numbers
 
@@ -114,6 +116,8 @@ def fit(
             spec = {"name": name, "kind": "datetime", "day_first": dayfirst, "parts": parts}
             spec.update({"missing_marks": marks[name]} if name in marks else {})
             columns.append(spec)
+        elif role == "text":  # a vocabulary of n-grams (steps/text.py): not dense features, the text block
+            columns.append(text.fit_column(name, series, name in gaps)[0])
         else:
             keys = category_keys(series)
             counts = keys.value_counts()
@@ -136,6 +140,8 @@ def feature_names(spec: dict) -> list[str]:
             names += [name] + ([f"{name} missing"] if column["indicator"] else [])
         elif column["kind"] == "datetime":
             names += feature_names({"columns": column["parts"]})
+        elif column["kind"] == "text":
+            continue  # the text block (steps/text.py)
         else:
             names += [f"{name}={c}" for c in column["categories"]]
             names += [f"{name}=<other>", f"{name} frequency"] if column["other"] else []
@@ -203,6 +209,8 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
                 problems += _gaps(name, frame.index[np.isnan(values)])
             width = 1 + column["indicator"]
             _numeric_block(column, values, out[:, at : at + width])
+        elif column["kind"] == "text":
+            width = 0  # the text block, encoded and checked by steps/text.py's encode
         elif column["kind"] == "datetime":
             try:
                 if pd.api.types.is_datetime64_any_dtype(series):

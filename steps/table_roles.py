@@ -1,6 +1,7 @@
 """The column roles: what each column of a team's table is, read from the whole table's *structure* (types,
-distinct values): numeric, categorical, datetime, or dropped with a reason (constant, all missing, an identifier,
-excluded); and, also structure, which texts mark a missing value and which columns have gaps.
+distinct values): numeric, categorical, datetime, text (free text: steps/text.py), or dropped with a reason
+(constant, all missing, an identifier, excluded); and, also structure, which texts mark a missing value and which
+columns have gaps.
 
 The numbers of the transform are fitted from the training split only (steps/table.py); the values are read by
 steps/table_values.py.
@@ -14,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from steps.table_values import are_marks, category_keys, clean_texts, day_first, parse_dates, parse_numbers
+from steps.text import looks_like_text
 
 NUMERIC_SHARE = 0.95  # a text column whose values parse as numbers this often is numeric; the rest are missing marks
 DATETIME_SHARE = 0.95  # likewise for dates
-IDENTIFIER_SHARE = 0.8  # a text column this unique (a category seen 1.25 times on average) is an ID or free text
+IDENTIFIER_SHARE = 0.8  # a column this unique (a category seen 1.25 times on average) that is not free text is an ID
 IDENTIFIER_MIN_ROWS = 20  # below this, uniqueness says nothing
 ID_NAME = re.compile(r"(^|[^a-z])id$|^id[^a-z]|uuid|guid", re.IGNORECASE)
 
@@ -32,10 +34,18 @@ def _looks_like_dates(present: pd.Series) -> bool:
 
 
 def column_roles(
-    frame: pd.DataFrame, exclude: list[str] = (), categorical: list[str] = ()
+    frame: pd.DataFrame, exclude: list[str] = (), categorical: list[str] = (), text: list[str] = ()
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """({column: numeric|categorical|datetime}, {dropped column: why}) for the feature columns of `frame`."""
-    roles, dropped = {}, {}
+    """({column: numeric|categorical|datetime|text}, {dropped column: why}) for the feature columns of `frame`."""
+    roles, dropped, _ = explained_roles(frame, exclude, categorical, text)
+    return roles, dropped
+
+
+def explained_roles(
+    frame: pd.DataFrame, exclude: list[str] = (), categorical: list[str] = (), text: list[str] = ()
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """`column_roles`, and why each text column is text (for the log)."""
+    roles, dropped, why_text = {}, {}, {}
     rows = len(frame)
     for name in frame.columns:
         series = frame[name]
@@ -55,6 +65,10 @@ def column_roles(
             value = present.iloc[0]
             dropped[name] = f"constant ({value.item() if isinstance(value, np.generic) else value!r})"
             continue
+        if name in text:
+            roles[name] = "text"
+            why_text[name] = "named in TextColumns"
+            continue
         if name in categorical or pd.api.types.is_bool_dtype(series):
             roles[name] = "categorical"
         elif pd.api.types.is_datetime64_any_dtype(series):
@@ -73,14 +87,19 @@ def column_roles(
                 roles[name] = "numeric"
             elif _looks_like_dates(present):
                 roles[name] = "datetime"
-            elif rows >= IDENTIFIER_MIN_ROWS and distinct >= IDENTIFIER_SHARE * len(present):
-                dropped[name] = "one distinct text per row (an identifier or free text)"
             else:
-                roles[name] = "categorical"
-        if name in roles and ID_NAME.search(str(name)) and distinct == len(present) >= IDENTIFIER_MIN_ROWS:
+                is_text, why = looks_like_text(present, rows)
+                if is_text:
+                    roles[name], why_text[name] = "text", f"free text: {why}"
+                elif rows >= IDENTIFIER_MIN_ROWS and distinct >= IDENTIFIER_SHARE * len(present):
+                    dropped[name] = f"one distinct text per row, not free text ({why}): an identifier"
+                else:
+                    roles[name] = "categorical"
+        named_id = ID_NAME.search(str(name)) and roles.get(name) not in (None, "text")
+        if named_id and distinct == len(present) >= IDENTIFIER_MIN_ROWS:
             dropped[name] = "named like an identifier, one distinct value per row"
             del roles[name]
-    return roles, dropped
+    return roles, dropped, why_text
 
 
 def missing_marks(frame: pd.DataFrame, roles: dict[str, str]) -> dict[str, list[str]]:

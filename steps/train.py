@@ -41,6 +41,7 @@ from steps.model import save
 from steps.objective import Objective
 from steps.optimizer import AdamW
 from steps.overfitting import Watch, announce
+from steps.proximal import shrink
 from steps.quality import baseline_loss, relative_gap
 from steps.regularization import next_level, strengths
 from steps.train_args import BASE_BATCH, auto_batch_size, check_instance, earlier_rounds, parse_args
@@ -98,7 +99,9 @@ def main() -> None:
     # weights (2 or more dimensions: linear, convolution, embedding) decay and carry L1; biases and norms do not
     weights = [p for p in model.parameters() if p.dim() >= 2]
     others = [p for p in model.parameters() if p.dim() < 2]
-    penalized = model_code.l1_parameters(code, model)
+    # L1 as a soft-threshold after each step where the model marks weights for it (exact zeros), else in the loss
+    proximal = model_code.proximal_parameters(model)
+    penalized = [p for p in model_code.l1_parameters(code, model) if all(p is not q for q in proximal)]
     data_loss_of = model_code.loss_function(code) or objective.train_loss
     if device.type == "cpu":  # multiply-adds of a step: about one per weight per row
         torch.set_num_threads(torch_threads(batch_size * sum(p.numel() for p in weights)))
@@ -186,6 +189,8 @@ def main() -> None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if proximal:
+                shrink(optimizer, proximal, strength["l1"])
             average.update_parameters(model)
             loss_sum += data_loss.detach() * len(index)
         loss_sum, stopping = sum_loss_and_stop(loss_sum, stop_requested.is_set(), world)  # every process stops alike
@@ -274,8 +279,15 @@ def main() -> None:
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
         )
+        usage = model_code.feature_usage(model)  # the restored weights: what is saved and registered
+        if usage and "text_features_used" in usage:
+            print(
+                f"train: round {args.round}: the model uses {usage['text_features_used']} of "
+                f"{usage['text_vocabulary']} text n-grams (a weight above {usage['tolerance']:g}; L1 zeroes the rest)",
+                flush=True,
+            )
         training = {"batch_size": batch_size, "learning_rate": learning_rate, "epoch_rows": epoch_rows}
-        described = {"spec": spec, "code": code, "dropout_modules": dropout_modules}
+        described = {"spec": spec, "code": code, "dropout_modules": dropout_modules, "feature_usage": usage}
         save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir), described)
     metrics.close()
     finish(world)
@@ -318,6 +330,8 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
         "best_epoch": best_epoch,
         "epochs": len(history),
     }
+    if described.get("feature_usage"):
+        config["feature_usage"] = described["feature_usage"]
     serving_code.pack(model_dir / "code")
     config["model_code"] = model_code.pack(code, model_dir / "code")  # serving builds the model from this copy
     save(model.cpu(), config, model_dir)

@@ -174,6 +174,7 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
         "table",
         "table_roles",
         "table_values",
+        "text",
     ]
     assert packed == ["serve.py", *(f"steps/{name}.py" for name in modules)], "the handlers, transform and server"
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
