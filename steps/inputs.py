@@ -165,6 +165,10 @@ class WithText:
     def model_shape(self) -> dict:
         return {"n_features": int(self.x.shape[1]), "extra": {"vocabulary": self.vocabulary}}
 
+    def scoring_rows(self, rows: int) -> int:
+        """Rows per forward pass when scoring without gradients: as a table's."""
+        return rows
+
     def work_per_row(self) -> int:
         return int(self.x.shape[1]) + int(self.offsets[-1]) // max(len(self), 1)
 

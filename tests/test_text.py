@@ -4,9 +4,6 @@ a bag of n-grams into the model's first layer, L1 pruning n-grams as the ladder 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 
@@ -16,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import pack, regula, run_folders, run_step, run_training
+from helpers import pack, regula, run_folders, run_step, run_training, serving
 
 from steps import serving_code
 from steps.table import fit, transform
@@ -283,17 +280,8 @@ def test_the_model_server_takes_raw_text_in_quoted_csv_and_json(text_splits, tmp
     """code/serve.py of a text model's artifact, as SageMaker hosting runs it: only the artifact's code on the path."""
     model = tmp_path / "model"
     assert run_training(text_splits, model, "--max_epochs", "5", in_process=True).returncode == 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-    process = subprocess.Popen(
-        [sys.executable, str(model / "code" / "serve.py"), "--model-dir", str(model), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**env, "PYTHONPATH": ""},
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("serving on port "), line
-        url = f"http://127.0.0.1:{int(line.split()[-1])}/invocations"
+    with serving(model) as base:  # only the artifact's code on the path
+        url = f"{base}/invocations"
         rows = pd.DataFrame(
             {"message": ['superb, "great"\nlove it', "awful, poor", ""], "amount": [1, 2, 3], "city": ["Oslo"] * 3}
         )
@@ -313,6 +301,3 @@ def test_the_model_server_takes_raw_text_in_quoted_csv_and_json(text_splits, tmp
         assert by_csv[1] == json.loads(json.dumps(expected))
         status, message = post('[{"message": ["a", "list"], "amount": 1, "city": "Oslo"}]', "application/json")
         assert status == 400 and "column 'message': 1 values are not text (a list, not text; rows 0)" in message
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
