@@ -22,6 +22,7 @@ probabilities), or the predicted values for regression.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -39,6 +40,8 @@ from steps.table_values import field_beyond_header
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 IMAGE_CONTENT_TYPES = ("application/x-image", "image/png", "image/jpeg")
+MAX_REQUEST_COLUMNS = 10_000  # a request's columns (the model reads its own; a wider header is an attack or a mistake)
+MAX_REQUEST_SERIES = 1_000  # series forecast by one request (steps/series.py encodes them one at a time)
 BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size
 # JSON records become a frame of rows x columns: records with distinct keys would make that quadratic in the body
 # (16,000 one-key records of 192 KB: a 16,000 x 16,000 frame). Keys that are not the model's columns are ignored,
@@ -134,6 +137,11 @@ class Predictor:
         """A time series' recent history rows -> the features of its next Horizon values (steps/series.py)."""
         if rows.empty:
             raise ClientError("no rows to forecast from")
+        keys = self.schema["series"]["series_columns"]
+        present = [k for k in keys if k in rows.columns]
+        many = len(rows.drop_duplicates(present)) if present else 1
+        if many > MAX_REQUEST_SERIES:  # each series is encoded on its own: bound a request's work and its answer
+            raise ClientError(f"the rows hold {many} series; a request may forecast at most {MAX_REQUEST_SERIES}")
         try:
             return series.encode(rows, self.schema)
         except TableError as error:
@@ -231,7 +239,10 @@ def read_rows(body, content_type: str, columns: list[str] | None = None) -> pd.D
             raise
         raise ClientError(f"cannot read the body: {type(error).__name__}: {str(error)[:200]}") from None
     names = [str(c).strip() for c in rows.columns]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if len(names) > MAX_REQUEST_COLUMNS:
+        raise ClientError(f"the body has {len(names)} columns; a request may have at most {MAX_REQUEST_COLUMNS}")
+    counts = collections.Counter(names)  # linear: a wide header must not cost its square
+    duplicates = sorted(n for n, k in counts.items() if k > 1)
     if duplicates:
         raise ClientError(f"duplicate column names: {', '.join(duplicates)}")
     rows.columns = names

@@ -92,6 +92,9 @@ def code_files(root: Path, entry: str, folder: bool) -> list[Path]:
     if not folder:
         files = [root / entry]
     else:
+        links = [p for p in root.rglob("*") if p.is_symlink()]  # rglob does not follow a linked folder: say so
+        if links:
+            raise ModelCodeError(f"model code may hold only regular files and folders, not links: {links[0]}")
         files = sorted(p for p in root.rglob("*") if "__pycache__" not in p.parts and not p.is_dir())
     unsafe = [p for p in files if not all(SAFE_NAME.fullmatch(part) for part in p.relative_to(root).parts)]
     if unsafe:
@@ -122,7 +125,8 @@ def locate(path: str | Path) -> tuple[Path, str, bool]:
     if path.is_file():
         if path.suffix != ".py":
             raise ModelCodeError(f"model code must be a .py file or a folder with {FOLDER_ENTRY}, got {path}")
-        return path.resolve().parent, path.name, False
+        resolved = path.resolve()  # a linked entry: the file it names, under its own name
+        return resolved.parent, resolved.name, False
     if path.is_dir():
         if not (path / FOLDER_ENTRY).is_file():
             raise ModelCodeError(f"model code folder {path} has no {FOLDER_ENTRY}")
@@ -167,13 +171,17 @@ def import_code(root: Path, entry: str, folder: bool) -> ModelCode:
     search = [str(root)] if folder else None
     spec = importlib.util.spec_from_file_location(name, file, submodule_search_locations=search)
     module = importlib.util.module_from_spec(spec)
-    before = set(sys.modules)
+    before, writes_bytecode = set(sys.modules), sys.dont_write_bytecode
     sys.modules[name] = module
+    sys.dont_write_bytecode = True  # no __pycache__ beside the code: an artifact's folder holds its checked files only
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # SystemExit too: a model file that exits at import is a broken model file
         raise _fail("importing it failed", error, root, entry) from None
     finally:
+        sys.dont_write_bytecode = writes_bytecode
         for loaded in set(sys.modules) - before:  # its own modules live on through `module`, not by name
             if loaded == name or loaded.startswith(name + "."):
                 del sys.modules[loaded]
@@ -230,7 +238,9 @@ def build(code: ModelCode, spec: ModelSpec, dropout: float) -> nn.Module:
     takes_dropout = arguments_taken(code.module.build_model) == 2
     try:
         model = code.module.build_model(spec, dropout) if takes_dropout else code.module.build_model(spec)
-    except Exception as error:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
         raise _fail("build_model failed", error, code.root, code.name) from None
     if not isinstance(model, nn.Module):
         raise ModelCodeError(f"model code {code.name}: build_model returned {type(model).__name__}, not an nn.Module")
@@ -356,6 +366,15 @@ def load_packed(record: dict, code_dir: Path) -> ModelCode:
     if not root.is_dir() or not _is_under(root / entry, root) or Path(entry).is_absolute():
         raise ModelCodeError(f"the artifact's model code {entry!r} is not inside its {PACKED}/ folder")
     folder = bool(record.get("folder"))
+    everything = {p for p in root.rglob("*") if not p.is_dir() or p.is_symlink()}
+    if everything != set(code_files(root, entry, True if folder else False)) and not (
+        not folder and everything == {root / entry}
+    ):
+        strays = sorted(p.relative_to(root).as_posix() for p in everything - {root / entry})
+        raise ModelCodeError(
+            f"the artifact's model code folder holds files training did not pack ({', '.join(strays[:3])}): "
+            "refusing to run it (a cached .pyc would run instead of the checked source)"
+        )
     found = digest(root, entry, folder)
     if found != record.get("sha256"):
         raise ModelCodeError(

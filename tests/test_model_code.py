@@ -371,3 +371,31 @@ def test_the_example_runs_with_its_one_command(tmp_path, aws):
     assert round_["decision"] == "register" and report["model_package_arn"]
     assert round_["model"]["name"].startswith("model.py (sha256 ")
     assert round_["model"]["code_sha256"] == model_code.digest(EXAMPLE.parent, "model.py", False)
+
+
+def test_a_cached_pyc_planted_beside_the_packed_code_is_refused_and_loading_writes_none(tmp_path):
+    """Python runs a matching .pyc instead of the source: the sha256 of the source would not guard it."""
+    from steps import model as model_module
+
+    folder = packed_model(tmp_path, WITH_ARGUMENT)
+    model_module.load(folder)
+    model_module.load(folder)  # loading writes no bytecode beside the checked files
+    assert sorted(p.name for p in (folder / "code" / "model_code").rglob("*")) == ["model.py"]
+    cache = folder / "code" / "model_code" / "__pycache__"
+    cache.mkdir()
+    (cache / "model.cpython-311.pyc").write_bytes(b"planted")
+    with pytest.raises(ModelCodeError, match=r"holds files training did not pack \(__pycache__/model"):
+        model_module.load(folder)
+
+
+def test_a_model_file_that_exits_at_import_and_a_linked_folder_are_refused(tmp_path):
+    exits = write(tmp_path, "import sys\nsys.exit(0)\n", "exits.py")
+    with pytest.raises(ModelCodeError, match=r"^model code exits.py:2: importing it failed: SystemExit: 0$"):
+        model_code.load(exits)
+    outside = tmp_path / "outside"
+    write(outside, "X = 1\n", "__init__.py")
+    folder = tmp_path / "pkg"
+    write(folder, WITH_ARGUMENT)
+    (folder / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ModelCodeError, match="not links"):
+        model_code.load(folder)
