@@ -44,7 +44,7 @@ def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     missing = regula("run", "--local", "--data", str(tmp_path / "nope.csv"))
     assert (missing.returncode, missing.stderr.strip()) == (
         2,
-        f"regula: error: data file {tmp_path / 'nope.csv'} does not exist",
+        f"regula: error: data file or folder {tmp_path / 'nope.csv'} does not exist",
     )
 
     unknown = regula("run", "--local", "--param", "MaxGapp=0.1", "--runs-dir", str(tmp_path))

@@ -40,8 +40,8 @@ def scored(model_dir, tmp_path, text: str, name: str = "new.csv", **kwargs):
     data = tmp_path / name
     data.write_text(text)
     notes = []
-    rows, output = predict(model_dir, data, tmp_path / "out.json", echo=notes.append, **kwargs)
-    return rows, json.loads(output), notes
+    rows, _ = predict(model_dir, data, tmp_path / "out.json", echo=notes.append, **kwargs)
+    return rows, json.loads((tmp_path / "out.json").read_text()), notes  # written there, not to standard output
 
 
 def test_the_decision_rule_and_threshold_are_in_the_output_and_explain_every_prediction(model_dir, tmp_path):
