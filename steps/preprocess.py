@@ -42,7 +42,7 @@ from steps.labels import check_label, class_weight, problem_type, sort_classes
 from steps.parameters import column_names
 from steps.parameters import problems as parameter_problems
 from steps.quality import quality_metric
-from steps.tablefile import TableFileError, read_table
+from steps.tablefile import TableFileError, read_input_table
 
 DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")  # any delimiter in the first three
 RAW_SAMPLE_ROWS = 500
@@ -193,12 +193,9 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     """A table: one CSV or Parquet file, a row per example, the label in the target column."""
     path = find_data_file(Path(args.input))
     try:
-        frame, how = read_table(path, duplicates_allowed=True)
+        frame = read_input_table(path)
     except TableFileError as error:
         raise StepError(str(error)) from None
-    print(f"preprocess: read {path.name} ({how}): {len(frame)} rows, {frame.shape[1]} columns", flush=True)
-    if frame.empty:
-        raise StepError("input table has no rows")
 
     if frame.attrs.get("duplicates"):  # pandas renamed the copies (a, a.1): reported, and never used
         problems.append(f"duplicate column names: {', '.join(frame.attrs['duplicates'])}")

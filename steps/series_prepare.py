@@ -29,7 +29,7 @@ from steps import table_roles
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, write_split
 from steps.defaults import MAX_SEASON
 from steps.table_values import parse_numbers
-from steps.tablefile import TableFileError, read_table
+from steps.tablefile import TableFileError, read_input_table
 
 MIN_SEASON_ACF = 0.2  # a season is inferred only where the differenced series repeats at least this much
 SEARCH_Z = 3.5  # a season found by searching every lag must repeat this many standard errors above noise
@@ -99,12 +99,9 @@ def shown(items: list[str]) -> str:
 
 def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[str, int]:
     try:
-        frame, how = read_table(path, duplicates_allowed=True)
+        frame = read_input_table(path)
     except TableFileError as error:
         raise StepError(str(error)) from None
-    print(f"preprocess: read {path.name} ({how}): {len(frame)} rows, {frame.shape[1]} columns", flush=True)
-    if frame.empty:
-        raise StepError("input table has no rows")
     frame.columns = [str(c) for c in frame.columns]
     time, target = args.time_column, args.target
     keys, known = names(args.series_columns), names(args.known_columns)

@@ -144,3 +144,13 @@ def read_table(path: Path, duplicates_allowed: bool = False) -> tuple[pd.DataFra
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
         raise TableFileError(f"cannot read {path.name}: {str(error).strip().splitlines()[0]}") from None
+
+
+def read_input_table(path) -> pd.DataFrame:
+    """Preprocessing's input table (duplicate names kept, reported by the caller), with the line that says how it
+    was read; TableFileError when it cannot be read or has no rows. Shared by the table and time-series kinds."""
+    frame, how = read_table(path, duplicates_allowed=True)
+    print(f"preprocess: read {path.name} ({how}): {len(frame)} rows, {frame.shape[1]} columns", flush=True)
+    if frame.empty:
+        raise TableFileError("input table has no rows")
+    return frame
