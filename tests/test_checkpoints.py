@@ -17,8 +17,8 @@ import pytest
 import torch
 from helpers import STEPS, run_folders, run_training
 
-from pipelines.checkpoint_sync import interruption
-from pipelines.process_supervisor import StepFailed
+from pipelines.local.engine.checkpoints import interruption
+from pipelines.local.engine.processes import StepFailed
 from steps import checkpoint
 
 THREADS = {"REGULA_TORCH_THREADS": "1"}  # bitwise equality needs the same thread count in every run
@@ -185,8 +185,8 @@ def test_the_interruption_hook_names_a_step_and_when(tmp_path):
 
 @pytest.mark.slow
 def test_a_pipeline_interrupted_like_spot_registers_the_same_model(tmp_path, clients, monkeypatch):
-    from pipelines.local import run_local
-    from pipelines.s3 import split_uri
+    from pipelines.aws.s3 import split_uri
+    from pipelines.local.run import run_local
     from pipelines.settings import Settings
 
     def run(name: str) -> tuple[dict, str, dict, dict]:

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from pipelines import retries
-from pipelines.local import run_local
-from pipelines.local_runner import LocalRunner
+from pipelines.local.engine import retries
+from pipelines.local.engine.runner import LocalRunner
+from pipelines.local.run import run_local
 from pipelines.settings import Settings
 
 JOB_POLICY = {
