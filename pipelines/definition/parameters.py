@@ -9,34 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.local.engine.parameters import typed_values
 from steps import parameters
-
-CASTS = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
 
 
 def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, Any]:
     """Every declared parameter's value for an execution with `overrides`; ValueError naming every problem."""
-    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise ValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
-    values, problems = {}, []
-    for name, spec in declared.items():
-        raw = overrides.get(name, spec.get("DefaultValue"))
-        if raw is None:
-            problems.append(f"pipeline parameter {name} has no default and was not given")
-            continue
-        try:
-            values[name] = CASTS[spec["Type"]](raw)
-        except (TypeError, ValueError):
-            problems.append(f"pipeline parameter {name} must be {spec['Type']}, got {raw!r}")
-            continue
-        enum = spec.get("EnumValues")
-        # the definition's enum, unless steps/parameters.py says the same (one message); it may be narrower than
-        # CHOICES: ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
-        said = set(enum or ()) == set(parameters.CHOICES.get(name, ()))
-        if enum and values[name] not in enum and not said:
-            problems.append(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
+    # the types and the definition's enums are the engine's check (pipelines/local/engine/parameters.py); an enum is
+    # left to steps/parameters.py where it says the same (one message). It may be narrower than CHOICES:
+    # ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
+    said = [
+        p["Name"]
+        for p in definition.get("Parameters", [])
+        if p.get("EnumValues") and set(p["EnumValues"]) == set(parameters.CHOICES.get(p["Name"], ()))
+    ]
+    values, problems = typed_values(definition, overrides, enums_checked_elsewhere=said)
     problems += parameters.problems(values)
     device, image = training_device(definition)
     if device and "TrainingInstanceType" in values:

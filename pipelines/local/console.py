@@ -3,8 +3,9 @@ gap's standard error, its validation quality against the baseline, the decision 
 outcomes as what the pipeline does next, long lines of the jobs folded (`-v` shows every line as printed), and a
 closing block with the next steps.
 
-The local runner (pipelines/local/engine/runner.py) calls `round_line` and `condition_line` by step name; the names and
-the evaluation file are pipelines/local/layout.py's, the decisions steps/quality.py's."""
+A local run (pipelines/local/run.py) gives the runner `condition_line`, `step_line` and `job_output` (the runner
+knows no step names); the names and the evaluation file are pipelines/local/layout.py's, the decisions
+steps/quality.py's."""
 
 from __future__ import annotations
 
@@ -89,6 +90,15 @@ def round_line(e: dict) -> str:
         f"validation {quality['metric']} {quality['validation']:.3f} vs baseline {quality['baseline']:.3f} | "
         f"{e['decision']}: {short_reason(e)}"
     )
+
+
+def step_line(run_dir: Path, name: str) -> str | None:
+    """After a step that succeeded: the round line of an evaluation step; None after any other."""
+    match = ROUND_STEP.fullmatch(name)
+    if not match or not name.startswith("Evaluate"):
+        return None
+    evaluation = read_evaluation(run_dir, int(match["round"]))
+    return round_line(evaluation) if evaluation else None
 
 
 def condition_line(run_dir: Path, name: str, outcome: str, verbose: bool) -> str | None:

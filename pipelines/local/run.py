@@ -128,11 +128,12 @@ def run_local(
 
     from pipelines.aws.s3 import ensure_bucket, split_uri
     from pipelines.definition.render import render
+    from pipelines.local import console
     from pipelines.local import layout as run_layout
     from pipelines.local.console import closing_lines
     from pipelines.local.engine import retries
     from pipelines.local.engine.cache import StepCache
-    from pipelines.local.engine.runner import LocalRunner
+    from pipelines.local.engine.runner import LocalRunner, Narration
     from pipelines.local.moto_server import aws_environment
     from pipelines.local.report import build_report, plot_losses, summary_lines
 
@@ -220,6 +221,11 @@ def run_local(
             faults=faults,
             retry_scale=retry_scale,
             verify_code=lambda: session.push_uploads(s3),
+            narration=Narration(
+                job_echo=console.job_output(echo, verbose),
+                condition_line=lambda name, outcome: console.condition_line(run_dir, name, outcome, verbose),
+                step_line=lambda name: console.step_line(run_dir, name),
+            ),
         )
         try:
             execution = runner.run(settings.pipeline_name, params)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.local import layout as run_layout
 from pipelines.local.engine import cache as step_cache
 from pipelines.local.engine import expressions, retries
+from pipelines.local.engine import layout as run_layout
 from pipelines.local.engine.expressions import resolve
 from pipelines.local.engine.processes import StepFailed
 

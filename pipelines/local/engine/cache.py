@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.aws.s3 import split_uri
-from pipelines.local.layout import model_archive, on_host
-from steps.contract import file_sha256
+from pipelines.local.engine.layout import model_archive, on_host
 
 CACHE_DIR = ".cache"  # under the runs folder
 INDEX_FILE = "index.json"
@@ -105,6 +104,14 @@ def written_objects(step_type: str, properties: dict, job_root: Path) -> list[tu
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             objects.append((f"{prefix}/{path.relative_to(folder).as_posix()}", path))
     return objects
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _now() -> datetime:

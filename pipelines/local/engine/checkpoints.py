@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.aws.s3 import download_prefix, upload_dir
 from pipelines.local.engine.processes import StepFailed
-from steps.defaults import CHECKPOINT_DIR  # CheckpointConfig.LocalPath when the job does not name one
 
 if TYPE_CHECKING:
     from pipelines.local.engine.jobs import ContainerJob
 
+CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker's CheckpointConfig.LocalPath when the job does not name one
 INTERRUPT_VARIABLE = "REGULA_LOCAL_INTERRUPT"  # the spot-interruption test hook (`interruption`)
 INTERRUPT_FORMAT = "STEP, STEP:after_checkpoint or STEP:after_epochs=N, comma-separated"
 

@@ -11,9 +11,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pipelines.local import console
-from pipelines.local import layout as run_layout
 from pipelines.local.engine import expressions
+from pipelines.local.engine import layout as run_layout
 from pipelines.local.engine.expressions import evaluate_condition, resolve
 from pipelines.local.engine.jobs import ContainerJob, definition_text
 
@@ -63,7 +62,7 @@ def container_job(runner: LocalRunner, step: dict, record: StepRecord) -> None:
         run_layout.job_log(runner.run_dir, name),
         runner.s3,
         runner.env,
-        console.job_output(runner.echo, runner.verbose),
+        runner.narration.job_echo or runner.echo,
         runner.verbose,
     )
     try:

@@ -1,7 +1,7 @@
 """Processing and Training jobs on this machine, with SageMaker's container contract mapped onto a folder per job.
 
-`/opt/ml/...` becomes `<run>/jobs/<step>/opt/ml/...` (pipelines/local/layout.py): inputs are downloaded from S3 into
-it, outputs uploaded back, training gets its channels, SM_* variables and hyperparameters, and its model folder
+`/opt/ml/...` becomes `<run>/jobs/<step>/opt/ml/...` (pipelines/local/engine/layout.py): inputs are downloaded from
+S3 into it, outputs uploaded back, training gets its channels, SM_* variables and hyperparameters, and its model folder
 becomes model.tar.gz. The job's processes run under pipelines/local/engine/processes.py.
 
 A training job's CheckpointConfig, synced with S3, and the spot-interruption test hook are
@@ -23,8 +23,8 @@ from typing import Any
 from pipelines.aws.s3 import download_prefix, split_uri, upload_dir
 from pipelines.local.engine import processes as process_supervisor
 from pipelines.local.engine.checkpoints import INTERRUPT_VARIABLE, CheckpointSync
+from pipelines.local.engine.layout import CONTAINER_ROOT, model_archive, on_host
 from pipelines.local.engine.processes import StepFailed
-from pipelines.local.layout import CONTAINER_ROOT, model_archive, on_host
 
 PYTHON_NAMES = {"python", "python3"}
 
@@ -95,7 +95,7 @@ class ContainerJob:
 
     @property
     def step(self) -> str:
-        """The pipeline step this job runs: its folder is named after it (pipelines/local/layout.py)."""
+        """The pipeline step this job runs: its folder is named after it (pipelines/local/engine/layout.py)."""
         return self.root.name
 
     def processing(self, args: dict) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.local.layout import rank_log
+from pipelines.local.engine.layout import rank_log
 
 PROGRESS_SECONDS = 5.0
 

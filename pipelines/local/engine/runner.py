@@ -5,7 +5,7 @@ parameters and step properties, evaluates conditions and runs the chosen
 branch, and stops at the first failed step. Processing and Training jobs run
 as subprocesses with the container contract mapped onto a folder per job
 (pipelines/local/engine/jobs.py, pipelines/local/engine/processes.py; the run folder:
-pipelines/local/layout.py). RegisterModel calls the SageMaker API (moto locally),
+pipelines/local/engine/layout.py). RegisterModel calls the SageMaker API (moto locally),
 Fail ends the execution with its message. What is done for each kind of step is
 pipelines/local/engine/handlers.py's; the cache and the retries around it,
 pipelines/local/engine/attempts.py's.
@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.aws.s3 import split_uri
-from pipelines.definition.parameters import parameter_values
-from pipelines.local import console
 from pipelines.local.engine import attempts as step_attempts
 from pipelines.local.engine import expressions, retries
 from pipelines.local.engine import handlers as step_handlers
@@ -32,9 +30,10 @@ from pipelines.local.engine.attempts import STEP_ERRORS
 from pipelines.local.engine.cache import StepCache
 from pipelines.local.engine.expressions import Context
 from pipelines.local.engine.graph import order_steps
+from pipelines.local.engine.parameters import parameter_values
 from pipelines.local.engine.processes import StepFailed
 
-__all__ = ["Execution", "LocalRunner", "StepFailed", "StepRecord", "order_steps", "parameter_values"]
+__all__ = ["Execution", "LocalRunner", "Narration", "StepFailed", "StepRecord", "order_steps", "parameter_values"]
 
 
 @dataclass
@@ -69,6 +68,20 @@ class Execution:
     seconds: float = 0.0
 
 
+def plain_condition_line(name: str, outcome: str) -> str | None:
+    return f"   ({name}: {outcome})"
+
+
+@dataclass(frozen=True)
+class Narration:
+    """What a caller adds to the runner's own lines: how the jobs' lines are shown (None: as printed), a line for a
+    condition's outcome (step name, "True" or "False"; None: no line), a line after a step that succeeded."""
+
+    job_echo: Callable[[str], None] | None = None
+    condition_line: Callable[[str, str], str | None] = plain_condition_line
+    step_line: Callable[[str], str | None] = lambda name: None
+
+
 class LocalRunner:
     def __init__(
         self,
@@ -87,12 +100,14 @@ class LocalRunner:
         retry_scale: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         verify_code: Callable[[], int] | None = None,
+        narration: Narration | None = None,
     ):
         """`cache`: where results are looked up (unless not `use_cache`) and recorded; None: no caching at all.
         `faults`: failures to inject (pipelines/local/engine/retries.py), by default from REGULA_LOCAL_FAULTS.
         `retry_scale`
         multiplies the retry waits, by default REGULA_LOCAL_RETRY_SCALE or 1. `verify_code`: puts the step code back
-        where S3 holds anything else, and says how many objects it changed; called after each cache restore."""
+        where S3 holds anything else, and says how many objects it changed; called after each cache restore.
+        `narration`: the caller's own lines (the runner knows no pipeline's step names)."""
         self.definition = definition
         self.run_dir = Path(run_dir).resolve()
         self.s3 = s3
@@ -112,6 +127,7 @@ class LocalRunner:
         self.retry_scale = retry_scale
         self.sleep = sleep
         self.verify_code = verify_code
+        self.narration = narration or Narration()
         self.step_defs: dict[str, dict] = {}
         self._property_files: dict[tuple[str, str], Any] = {}
 
@@ -182,7 +198,7 @@ class LocalRunner:
             self.execution.failed_step = name
         record.seconds = round(time.perf_counter() - started, 3)
         if kind == "Condition":
-            line = console.condition_line(self.run_dir, name, record.outcome, self.verbose)
+            line = self.narration.condition_line(name, record.outcome)
             if line:
                 self.echo(line)
         elif record.cached_from:
@@ -191,10 +207,10 @@ class LocalRunner:
             self.echo(f"   done in {record.seconds:.1f}s")
         else:  # the reason is printed once, in the run's summary
             self.echo(f"   FAILED after {record.seconds:.1f}s")
-        if record.status == "Succeeded" and console.ROUND_STEP.fullmatch(name) and name.startswith("Evaluate"):
-            evaluation = console.read_evaluation(self.run_dir, int(console.ROUND_STEP.fullmatch(name)["round"]))
-            if evaluation:
-                self.echo(console.round_line(evaluation))
+        if record.status == "Succeeded":
+            line = self.narration.step_line(name)
+            if line:
+                self.echo(line)
         if branch:
             self._run_steps(branch)
 
