@@ -4,13 +4,17 @@ alarms. One body for `regula alerts apply` and for the CloudFormation template (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # only for the annotation: alerts imports this module
-    from pipelines.alerts.resources import AlertSpec
+from typing import Protocol
 
 
-def dashboard(spec: AlertSpec, region: str, alarm_arns: list[str]) -> dict:
+class Names(Protocol):
+    """What the dashboard needs of an AlertSpec (pipelines/alerts/resources.py, which imports this module)."""
+
+    namespace: str
+    pipeline_name: str
+
+
+def dashboard(spec: Names, region: str, alarm_arns: list[str]) -> dict:
     def metric_widget(title: str, metrics: list[str], x: int, y: int) -> dict:
         return {
             "type": "metric",

@@ -21,7 +21,8 @@ from pipelines.local.engine.expressions import resolve
 from pipelines.local.engine.processes import StepFailed
 
 if TYPE_CHECKING:
-    from pipelines.local.engine.runner import LocalRunner, StepRecord
+    from pipelines.local.engine.records import Runner as LocalRunner
+    from pipelines.local.engine.records import StepRecord
 
 # what fails a step (any other exception is a bug of the runner, and ends it)
 STEP_ERRORS = (

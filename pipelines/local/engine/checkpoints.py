@@ -15,13 +15,24 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pipelines.aws.s3 import download_prefix, upload_dir
 from pipelines.local.engine.processes import StepFailed
 
-if TYPE_CHECKING:
-    from pipelines.local.engine.jobs import ContainerJob
+
+class ContainerJob(Protocol):
+    """What the checkpoints need of a job (pipelines/local/engine/jobs.py's ContainerJob, which imports them)."""
+
+    s3: Any
+    log_file: Path
+    echo: Callable[[str], None]
+
+    @property
+    def step(self) -> str: ...
+
+    def host_path(self, container_path: str) -> Path: ...
+
 
 CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker's CheckpointConfig.LocalPath when the job does not name one
 INTERRUPT_VARIABLE = "REGULA_LOCAL_INTERRUPT"  # the spot-interruption test hook (`interruption`)

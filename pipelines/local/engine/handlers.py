@@ -17,7 +17,8 @@ from pipelines.local.engine.expressions import evaluate_condition, resolve
 from pipelines.local.engine.jobs import ContainerJob, definition_text
 
 if TYPE_CHECKING:
-    from pipelines.local.engine.runner import LocalRunner, StepRecord
+    from pipelines.local.engine.records import Runner as LocalRunner
+    from pipelines.local.engine.records import StepRecord
 
 
 def condition(runner: LocalRunner, step: dict, record: StepRecord) -> list[dict]:

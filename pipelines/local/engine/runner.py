@@ -18,7 +18,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,40 +32,9 @@ from pipelines.local.engine.expressions import Context
 from pipelines.local.engine.graph import order_steps
 from pipelines.local.engine.parameters import parameter_values
 from pipelines.local.engine.processes import StepFailed
+from pipelines.local.engine.records import Execution, StepRecord
 
 __all__ = ["Execution", "LocalRunner", "Narration", "StepFailed", "StepRecord", "order_steps", "parameter_values"]
-
-
-@dataclass
-class StepRecord:
-    name: str
-    type: str
-    status: str = "Executing"
-    seconds: float = 0.0
-    failure_reason: str = ""
-    outcome: str = ""  # conditions: "True" or "False"
-    job_name: str = ""
-    log: str = ""
-    process_seconds: float = 0.0  # of `seconds`, the time the job's own processes ran
-    attempts: int = 0  # SageMaker's AttemptCount: 1, more where a retry policy retried it; 0 for a cached step
-    failed_attempts: list[str] = field(default_factory=list)  # the retried failures, each "<type>: <reason>"
-    cached_from: str = ""  # a cache hit: the run folder whose result this is
-    cache_source_execution: str = ""  # and its execution (SageMaker's CacheHitResult.SourcePipelineExecutionArn)
-
-
-@dataclass
-class Execution:
-    pipeline_name: str
-    execution_id: str
-    arn: str
-    parameters: dict[str, Any]
-    run_dir: Path
-    status: str = "Executing"
-    failure_reason: str = ""
-    failed_step: str = ""
-    steps: list[StepRecord] = field(default_factory=list)
-    properties: dict[str, dict] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def plain_condition_line(name: str, outcome: str) -> str | None:
