@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.local.engine.graph import all_steps
 from pipelines.local.engine.parameters import typed_values
+from pipelines.local.engine.step_types import StepType
 from steps import parameters
 
 
@@ -37,13 +39,9 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
 def training_device(definition: dict) -> tuple[str | None, str]:
     """The device the definition's training image was built for, and that image: the training steps' environment
     records it (rendered --training-device). (None, "") for a definition without training steps or that record."""
-    pending = list(definition.get("Steps", []))
-    while pending:
-        step = pending.pop(0)
+    for step in all_steps(definition.get("Steps", [])):
         arguments = step.get("Arguments", {})
-        if step.get("Type") == "Condition":
-            pending += arguments.get("IfSteps", []) + arguments.get("ElseSteps", [])
-        elif step.get("Type") == "Training":
+        if step["Type"] == StepType.TRAINING:
             device = arguments.get("Environment", {}).get(parameters.TRAINING_DEVICE_VARIABLE)
             if device:
                 return device, arguments.get("AlgorithmSpecification", {}).get("TrainingImage", "")

@@ -18,6 +18,8 @@ from fnmatch import fnmatchcase
 
 from pipelines.aws.s3 import split_uri
 from pipelines.errors import RegulaError
+from pipelines.local.engine.graph import all_steps
+from pipelines.local.engine.step_types import StepType
 from pipelines.settings import Settings
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
@@ -142,14 +144,7 @@ def strings(value):
 
 def steps(definition: dict):
     """Every step, those inside condition branches too."""
-
-    def walk(items):
-        for step in items:
-            yield step
-            arguments = step.get("Arguments", {})
-            yield from walk(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
-
-    yield from walk(definition["Steps"])
+    return all_steps(definition["Steps"])
 
 
 def pattern(value) -> str:
@@ -169,10 +164,10 @@ def locations(definition: dict, settings: Settings, code_prefix: str, definition
     outputs, models, images = [], [], set()
     for step in steps(definition):
         arguments = step.get("Arguments", {})
-        if step["Type"] == "Processing":
+        if step["Type"] == StepType.PROCESSING:
             outputs += [o["S3Output"]["S3Uri"] for o in arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])]
             images.add(arguments["AppSpecification"]["ImageUri"])
-        elif step["Type"] == "Training":
+        elif step["Type"] == StepType.TRAINING:
             models.append(arguments["OutputDataConfig"]["S3OutputPath"])
             outputs += [arguments["OutputDataConfig"]["S3OutputPath"], arguments["CheckpointConfig"]["S3Uri"]]
             images.add(arguments["AlgorithmSpecification"]["TrainingImage"])

@@ -131,8 +131,8 @@ def run_local(
     from pipelines.local import console
     from pipelines.local import layout as run_layout
     from pipelines.local.console import closing_lines
-    from pipelines.local.engine import retries
     from pipelines.local.engine.cache import StepCache
+    from pipelines.local.engine.faults import FAULTS_ENV, Faults
     from pipelines.local.engine.runner import LocalRunner, Narration
     from pipelines.local.moto_server import aws_environment
     from pipelines.local.report import build_report, plot_losses, summary_lines
@@ -170,10 +170,10 @@ def run_local(
             f"TrainingInstanceCount {values['TrainingInstanceCount']} is more than a local run starts: one training "
             f"process per instance, at most {most} here (this machine's CPUs)"
         )
-    faults = retries.fault_plan(os.environ.get(retries.FAULTS_ENV), definition)  # and a mistyped fault plan
-    retry_scale = retries.scale_from(os.environ.get(retries.SCALE_ENV))
-    if faults:
-        echo(f"{retries.FAULTS_ENV}: failing {', '.join(f'{s} {len(k)}x' for s, k in faults.items())} before the job")
+    faults = Faults.from_environ(os.environ, definition)  # and mistyped test hooks (REGULA_LOCAL_*)
+    if faults.plan:
+        plan = ", ".join(f"{s} {len(k)}x" for s, k in faults.plan.items())
+        echo(f"{FAULTS_ENV}: failing {plan} before the job")
     run_dir = claim_run_dir(Path(runs_dir))
 
     with aws_environment(settings.region) as env:
@@ -219,7 +219,6 @@ def run_local(
             cache=StepCache(Path(runs_dir)),
             use_cache=cache,
             faults=faults,
-            retry_scale=retry_scale,
             verify_code=lambda: session.push_uploads(s3),
             narration=Narration(
                 job_echo=console.job_output(echo, verbose),

@@ -1,140 +1,150 @@
-"""How the local runner gets a step's result: from an earlier run's cache entry (pipelines/local/engine/cache.py), or by
-running it, again after a failure its RetryPolicies retry (pipelines/local/engine/retries.py), as SageMaker does.
-
-pipelines/local/engine/runner.py walks the DAG and calls these with itself; the handlers are
-pipelines/local/engine/handlers.py's.
+"""How the local runner gets a step's result: from an earlier run's cache entry (pipelines/local/engine/cache.py),
+or by running its handler, again after a failure its RetryPolicies retry (pipelines/local/engine/retries.py), as
+SageMaker does. Each says what happened; pipelines/local/engine/runner.py records it.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.local.engine import cache as step_cache
-from pipelines.local.engine import expressions, retries
-from pipelines.local.engine import layout as run_layout
-from pipelines.local.engine.expressions import resolve
-from pipelines.local.engine.processes import StepFailed
+from pipelines.local.engine import layout, retries
+from pipelines.local.engine.errors import STEP_ERRORS, StepFailed
+from pipelines.local.engine.faults import Faults, inject
+from pipelines.local.engine.handlers import Handler, StepEnvironment, StepResult
+from pipelines.local.engine.step_types import JOB_TYPES
 
-if TYPE_CHECKING:
-    from pipelines.local.engine.records import Runner as LocalRunner
-    from pipelines.local.engine.records import StepRecord
-
-# what fails a step (any other exception is a bug of the runner, and ends it)
-STEP_ERRORS = (
-    StepFailed,
-    retries.TransientError,
-    expressions.ExpressionError,
-    OSError,
-    ValueError,
-    BotoCoreError,
-    ClientError,
-    Boto3Error,  # boto3's S3 transfers wrap a ClientError in one
-)
-
-# -- retries (pipelines/local/engine/retries.py) ---------------------------------------------
+# -- retries (pipelines/local/engine/retries.py) ----------------------------------
 
 
-def attempts(runner: LocalRunner, step: dict, record: StepRecord, handler: Callable) -> list[dict] | None:
-    """Run the step, again after a failure its RetryPolicies retry (pipelines/local/engine/retries.py), as SageMaker
-    does."""
+@dataclass
+class Attempts:
+    """How a step's attempts went: the last one's result (its `error` set when the step failed), how many attempts
+    there were, and the failures that were retried, each "<type>: <reason>"."""
+
+    result: StepResult
+    count: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def attempt(
+    step: dict, args, handler: Handler, env: StepEnvironment, faults: Faults, sleep: Callable[[float], None]
+) -> Attempts:
+    """Run the step with its resolved `args`, again after a failure its RetryPolicies retry, as SageMaker does."""
     retrier = retries.Retrier.for_step(step)
     name = step["Name"]
+    done = Attempts(StepResult())
     while True:
-        record.attempts += 1
+        done.count += 1
         try:
-            retries.inject(runner.faults, name, record.attempts)
-            return handler(runner, step, record)
+            inject(faults.plan, name, done.count)
+            done.result = handler(step, args, env)
         except STEP_ERRORS as error:
-            failure_type = retries.classify(error)
-            decision = retrier.next(failure_type)
-            if failure_type is None:
-                raise
-            if decision is None:
-                tried = f"gave up after {record.attempts} attempts" if record.attempts > 1 else "not retried"
-                raise StepFailed(f"{failure_type}: {error} ({tried})") from error
-            wait, most = decision
-            record.failed_attempts.append(f"{failure_type}: {error}")
-            runner.echo(f"   attempt {record.attempts} failed: {failure_type}: {error}")
-            set_aside(runner, step, record.attempts)
-            of = f" of {most}" if most else ""
-            scaled = f", scaled to {wait * runner.retry_scale:g} s" if runner.retry_scale != 1 else ""
-            runner.echo(
-                f"-> {name} attempt {record.attempts + 1}{of} after {retries.DESCRIPTIONS[failure_type]} "
-                f"(waiting {wait:g} s{scaled})"
-            )
-            runner.sleep(wait * runner.retry_scale)
+            done.result = StepResult(error=error)
+        error = done.result.error
+        if error is None:
+            return done
+        failure_type = retries.classify(error)
+        decision = retrier.next(failure_type)
+        if failure_type is None:
+            return done
+        if decision is None:
+            tried = f"gave up after {done.count} attempts" if done.count > 1 else "not retried"
+            gave_up = StepFailed(name, f"{failure_type}: {error} ({tried})")
+            gave_up.__cause__ = error
+            done.result.error = gave_up
+            return done
+        wait, most = decision
+        done.failed.append(f"{failure_type}: {error}")
+        env.echo(f"   attempt {done.count} failed: {failure_type}: {error}")
+        set_aside(step, env, done.count)
+        of = f" of {most}" if most else ""
+        scale = faults.retry_scale
+        scaled = f", scaled to {wait * scale:g} s" if scale != 1 else ""
+        env.echo(
+            f"-> {name} attempt {done.count + 1}{of} after {retries.DESCRIPTIONS[failure_type]} "
+            f"(waiting {wait:g} s{scaled})"
+        )
+        sleep(wait * scale)
 
 
-def set_aside(runner: LocalRunner, step: dict, attempt: int) -> None:
+def set_aside(step: dict, env: StepEnvironment, attempt: int) -> None:
     """Before a job's next attempt: keep the failed attempt's logs (<step>.attempt<n>.log), start from an empty
     job folder, as a new SageMaker job does."""
-    if step["Type"] not in ("Processing", "Training"):
+    if step["Type"] not in JOB_TYPES:
         return
-    log = run_layout.job_log(runner.run_dir, step["Name"])
+    log = layout.job_log(env.run_dir, step["Name"])
     for path in sorted(log.parent.glob(f"{step['Name']}.*log")):
         if ".attempt" not in path.name and path.name.split(".")[0] == step["Name"]:
-            path.rename(run_layout.attempt_log(path, attempt))
-    shutil.rmtree(run_layout.job_root(runner.run_dir, step["Name"]), ignore_errors=True)
+            path.rename(layout.attempt_log(path, attempt))
+    shutil.rmtree(layout.job_root(env.run_dir, step["Name"]), ignore_errors=True)
 
 
-# -- caching (pipelines/local/engine/cache.py) ------------------------------------------
+# -- caching (pipelines/local/engine/cache.py) ------------------------------------
 
 
-def cache_key(runner: LocalRunner, step: dict) -> str | None:
-    if runner.cache is None or not step.get("CacheConfig", {}).get("Enabled"):
+def cache_key(cache: step_cache.StepCache | None, pipeline_name: str, step: dict, args) -> str | None:
+    """The step's cache key from its resolved `args`; None where it is not cached (no cache, not Enabled, a type
+    SageMaker does not cache)."""
+    if cache is None or not step.get("CacheConfig", {}).get("Enabled"):
         return None
     if step["Type"] not in step_cache.KEY_ATTRIBUTES:
         return None
-    return step_cache.cache_key(runner.execution.pipeline_name, step, resolve(step["Arguments"], runner.ctx))
+    return step_cache.cache_key(pipeline_name, step, args)
 
 
-def from_cache(runner: LocalRunner, step: dict, record: StepRecord, key: str) -> bool:
-    """Take an earlier run's result of this step, if one matches and has not expired; whether it did."""
-    if not runner.use_cache:
-        return False
-    cache = runner.cache
+def from_cache(
+    cache: step_cache.StepCache,
+    step: dict,
+    args: dict,
+    key: str,
+    env: StepEnvironment,
+    verify_code: Callable[[], int] | None = None,
+) -> StepResult | None:
+    """An earlier run's result of this step, if one matches and has not expired; None where none can be used."""
     expire_after = step_cache.parse_duration(step["CacheConfig"].get("ExpireAfter", "P30D"))
-    args = resolve(step["Arguments"], runner.ctx)
-    entry, why_not = cache.lookup(key, expire_after, step, args, runner.execution.execution_id)
+    entry, why_not = cache.lookup(key, expire_after, step, args, env.execution_id)
     if entry is None:
         if why_not:
-            runner.echo(f"   (cache: {why_not})")
-        return False
+            env.echo(f"   (cache: {why_not})")
+        return None
     try:
-        cache.restore(entry, runner.run_dir, runner.s3)
-        replaced = runner.verify_code() if runner.verify_code else 0  # the code the jobs run, as it was verified
+        cache.restore(entry, env.run_dir, env.s3)
+        replaced = verify_code() if verify_code else 0  # the code the jobs run, as it was verified
     except (OSError, ValueError, BotoCoreError, ClientError, Boto3Error) as error:
-        runner.echo(f"   (cache: the result of {cache.source(entry)} could not be restored: {error})")
-        return False
+        env.echo(f"   (cache: the result of {cache.source(entry)} could not be restored: {error})")
+        return None
     if replaced:
-        runner.echo(
+        env.echo(
             f"   (cache: restoring the result of {cache.source(entry)} changed {replaced} step code object(s): "
             "put back, and the result not used)"
         )
-        return False
-    name = step["Name"]
-    runner.execution.properties[name] = entry["properties"]
-    record.cached_from = str(cache.source(entry))
-    record.cache_source_execution = entry["execution_arn"]
-    record.job_name = entry["properties"].get("ProcessingJobName") or entry["properties"].get("TrainingJobName", "")
-    if entry.get("log"):
-        record.log = str(cache.source(entry) / entry["log"])
-    runner.echo(f"-> {name} ({step['Type']}) cached from {record.cached_from}")
-    return True
+        return None
+    properties = entry["properties"]
+    result = StepResult(
+        properties=properties,
+        cached_from=str(cache.source(entry)),
+        cache_source_execution=entry["execution_arn"],
+        job_name=properties.get("ProcessingJobName") or properties.get("TrainingJobName", ""),
+        log=str(cache.source(entry) / entry["log"]) if entry.get("log") else "",
+    )
+    env.echo(f"-> {step['Name']} ({step['Type']}) cached from {result.cached_from}")
+    return result
 
 
-def to_cache(runner: LocalRunner, step: dict, record: StepRecord, key: str) -> None:
+def to_cache(
+    cache: step_cache.StepCache, step: dict, result: StepResult, key: str, env: StepEnvironment, execution_arn: str
+) -> None:
     """Record a job step's result for later runs; a failure to record is said, and does not fail the step."""
-    name = step["Name"]
-    properties = runner.execution.properties[name]
     try:
-        objects = step_cache.written_objects(step["Type"], properties, run_layout.job_root(runner.run_dir, name))
-        entry = runner.cache.new_entry(runner.run_dir, step, runner.execution.arn, properties, objects, record.log)
-        runner.cache.record(key, entry)
+        job_root = layout.job_root(env.run_dir, step["Name"])
+        objects = step_cache.written_objects(step["Type"], result.properties, job_root)
+        entry = cache.new_entry(env.run_dir, step, execution_arn, result.properties, objects, result.log)
+        cache.record(key, entry)
     except (OSError, ValueError, KeyError) as error:
-        runner.echo(f"   (cache: this result is not recorded: {error})")
+        env.echo(f"   (cache: this result is not recorded: {error})")

@@ -40,6 +40,7 @@ from typing import Any
 
 from pipelines.aws.s3 import split_uri
 from pipelines.local.engine.layout import model_archive, on_host
+from pipelines.local.engine.step_types import StepType
 
 CACHE_DIR = ".cache"  # under the runs folder
 INDEX_FILE = "index.json"
@@ -50,8 +51,8 @@ CLOCK_SKEW = timedelta(minutes=5)  # an entry recorded later than now by more th
 EXECUTION_ID = r"[A-Za-z0-9-]{1,64}"  # what stands for an execution's id in the output URIs of another execution
 
 KEY_ATTRIBUTES = {
-    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
-    "Training": (
+    StepType.PROCESSING: ("AppSpecification", "Environment", "ProcessingInputs"),
+    StepType.TRAINING: (
         "AlgorithmSpecification",
         "CheckpointConfig",
         "DebugHookConfig",
@@ -95,7 +96,7 @@ def cache_key(pipeline_name: str, step: dict, args: dict) -> str | None:
 def written_objects(step_type: str, properties: dict, job_root: Path) -> list[tuple[str, Path]]:
     """(S3 URI, local file) of everything a finished job uploaded: a processing job's output folders, file by file
     under the same keys as pipelines/aws/s3.upload_dir; a training job's model.tar.gz."""
-    if step_type == "Training":
+    if step_type == StepType.TRAINING:
         return [(properties["ModelArtifacts"]["S3ModelArtifacts"], model_archive(job_root))]
     objects = []
     for output in properties.get("ProcessingOutputConfig", {}).get("Outputs", []):
@@ -318,7 +319,7 @@ class StepCache:
 def output_patterns(step_type: str, args: dict, execution_id: str) -> list[re.Pattern]:
     """Where the step with resolved `args` writes, in any execution: its output URIs, each as a prefix, with any
     execution's id where they hold this one's (SageMaker propagates a cached step's original output URIs)."""
-    if step_type == "Training":
+    if step_type == StepType.TRAINING:
         uris = [args.get("OutputDataConfig", {}).get("S3OutputPath", "")]
     else:
         uris = [
@@ -345,7 +346,7 @@ def foreign(entry: dict, step: dict, args: dict, execution_id: str) -> str | Non
         return isinstance(uri, str) and not dotted and any(p.match(text) for p in patterns)
 
     try:
-        if step["Type"] == "Training":
+        if step["Type"] == StepType.TRAINING:
             named = [entry["properties"]["ModelArtifacts"]["S3ModelArtifacts"]]
         else:
             outputs = entry["properties"]["ProcessingOutputConfig"]["Outputs"]

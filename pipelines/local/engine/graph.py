@@ -1,8 +1,12 @@
-"""The order a pipeline definition's steps run in: each after the steps it refers to or depends on."""
+"""The order a pipeline definition's steps run in (each after the steps it refers to or depends on), and every step
+of a definition, those in condition branches too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from pipelines.local.engine.step_types import StepType
 
 
 def referenced_steps(value: Any) -> set[str]:
@@ -24,7 +28,7 @@ def order_steps(steps: list[dict]) -> list[dict]:
     needs = {}
     for step in steps:
         own = step.get("Arguments", {})
-        if step["Type"] == "Condition":
+        if step["Type"] == StepType.CONDITION:
             own = own.get("Conditions", [])
         deps = referenced_steps(own) | referenced_steps(step.get("PropertyFiles", [])) | set(step.get("DependsOn", []))
         needs[step["Name"]] = (deps & names) - {step["Name"]}
@@ -36,3 +40,12 @@ def order_steps(steps: list[dict]) -> list[dict]:
         ordered.append(ready[0])
         done.add(ready[0]["Name"])
     return ordered
+
+
+def all_steps(steps: list[dict]) -> Iterator[dict]:
+    """Every step, those in the branches of conditions too, each before the steps of its branches."""
+    for step in steps:
+        yield step
+        if step["Type"] == StepType.CONDITION:
+            yield from all_steps(step["Arguments"].get("IfSteps", []))
+            yield from all_steps(step["Arguments"].get("ElseSteps", []))

@@ -1,46 +1,79 @@
-"""What the local runner does for each kind of step (pipelines/local/engine/runner.py walks the DAG and calls these).
+"""What the local runner does for each kind of step: a handler gets the step's definition, its resolved arguments and
+a StepEnvironment, and returns a StepResult; it never touches the execution (pipelines/local/engine/runner.py records
+the result).
 
-Each handler takes the runner (its execution, context, clients and run folder), the step's definition and its
-record; a Condition returns the branch to run next. Processing and Training jobs are pipelines/local/engine/jobs.py's,
-RegisterModel calls the SageMaker API (moto locally), Fail ends the execution with its message.
+Processing and Training jobs are pipelines/local/engine/jobs.py's, RegisterModel calls the SageMaker API (moto
+locally), a Condition says which branch runs next, Fail ends the execution with its message.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from pipelines.local.engine import expressions
-from pipelines.local.engine import layout as run_layout
-from pipelines.local.engine.expressions import evaluate_condition, resolve
-from pipelines.local.engine.jobs import ContainerJob, definition_text
-
-if TYPE_CHECKING:
-    from pipelines.local.engine.records import Runner as LocalRunner
-    from pipelines.local.engine.records import StepRecord
-
-
-def condition(runner: LocalRunner, step: dict, record: StepRecord) -> list[dict]:
-    args = step["Arguments"]
-    outcome = all(evaluate_condition(c, runner.ctx) for c in args["Conditions"])
-    record.outcome = str(outcome)
-    runner.execution.properties[step["Name"]] = {"Outcome": outcome}
-    return args["IfSteps"] if outcome else args["ElseSteps"]
+from pipelines.local.engine import layout
+from pipelines.local.engine.errors import STEP_ERRORS
+from pipelines.local.engine.expressions import Context, evaluate_condition, to_text
+from pipelines.local.engine.jobs import ContainerJob
+from pipelines.local.engine.step_types import StepType
 
 
-def fail(runner: LocalRunner, step: dict, record: StepRecord) -> None:
-    message = expressions.to_text(resolve(step["Arguments"].get("ErrorMessage", ""), runner.ctx))
-    record.failure_reason = message
-    runner.execution.status = "Failed"
-    runner.execution.failure_reason = message
-    runner.execution.failed_step = step["Name"]
+@dataclass(frozen=True)
+class StepEnvironment:
+    """What a handler may use: where the run is, the clients, the jobs' environment and how their lines are shown.
+    `ctx` is read only (a condition evaluates against it); `interrupts`: the spot-interruption test hook's plan
+    (pipelines/local/engine/hooks.py), step -> when."""
+
+    pipeline_name: str
+    execution_id: str
+    run_dir: Path
+    s3: Any
+    sagemaker: Any
+    ctx: Context
+    env: dict[str, str] = field(default_factory=dict)
+    echo: Callable[[str], None] = print
+    job_echo: Callable[[str], None] = print
+    verbose: bool = False
+    interrupts: dict[str, str] = field(default_factory=dict)
 
 
-def register_model(runner: LocalRunner, step: dict, record: StepRecord) -> None:
-    args = resolve(step["Arguments"], runner.ctx)
+@dataclass
+class StepResult:
+    """What a step did: the runner records it in the execution."""
+
+    properties: dict | None = None  # the step's properties, for the expressions of the steps after it
+    branch: list[dict] | None = None  # a condition's: the steps to run next
+    outcome: str = ""  # a condition's: "True" or "False"
+    failure: str | None = None  # a Fail step's message (an empty one too): the execution fails with it
+    error: BaseException | None = None  # what failed this attempt (retried where a RetryPolicy says so)
+    job_name: str = ""
+    log: str = ""
+    process_seconds: float = 0.0  # the time the job's own processes ran
+    cached_from: str = ""  # a cache hit: the run folder whose result this is
+    cache_source_execution: str = ""  # and its execution (SageMaker's CacheHitResult.SourcePipelineExecutionArn)
+
+
+Handler = Callable[[dict, Any, StepEnvironment], StepResult]
+
+
+def condition(step: dict, args: dict, env: StepEnvironment) -> StepResult:
+    """`args`: the step's own arguments, unresolved: each condition resolves its operands when it is evaluated (an Or
+    or the conditions' And stops at the first that decides)."""
+    outcome = all(evaluate_condition(c, env.ctx) for c in args["Conditions"])
+    branch = args["IfSteps"] if outcome else args["ElseSteps"]
+    return StepResult(properties={"Outcome": outcome}, branch=branch, outcome=str(outcome))
+
+
+def fail(step: dict, args: dict, env: StepEnvironment) -> StepResult:
+    return StepResult(failure=to_text(args.get("ErrorMessage", "")))
+
+
+def register_model(step: dict, args: dict, env: StepEnvironment) -> StepResult:
     group = args["ModelPackageGroupName"]
-    sagemaker = runner.sagemaker
+    sagemaker = env.sagemaker
     try:
         sagemaker.describe_model_package_group(ModelPackageGroupName=group)
     except sagemaker.exceptions.ClientError:
@@ -48,42 +81,45 @@ def register_model(runner: LocalRunner, step: dict, record: StepRecord) -> None:
             ModelPackageGroupName=group, ModelPackageGroupDescription="Models registered by Regula"
         )
     arn = sagemaker.create_model_package(**args)["ModelPackageArn"]
-    runner.execution.properties[step["Name"]] = {"ModelPackageArn": arn}
-    runner.echo(f"   registered {arn}")
+    env.echo(f"   registered {arn}")
+    return StepResult(properties={"ModelPackageArn": arn})
 
 
-def container_job(runner: LocalRunner, step: dict, record: StepRecord) -> None:
-    """A Processing or Training job: its container contract and processes are pipelines/local/engine/jobs.py's."""
-    args = resolve(definition_text(step["Arguments"]), runner.ctx)  # which /opt/ml paths are the definition's
+def container_job(step: dict, args: dict, env: StepEnvironment) -> StepResult:
+    """A Processing or Training job (pipelines/local/engine/jobs.py): `args` resolved from the definition marked with
+    jobs.definition_text, which says which /opt/ml paths are the definition's. A failed job's log and time are in
+    the result too."""
     name = step["Name"]
-    record.job_name = job_name(runner, name)
     job = ContainerJob(
-        record.job_name,
-        run_layout.job_root(runner.run_dir, name),
-        run_layout.job_log(runner.run_dir, name),
-        runner.s3,
-        runner.env,
-        runner.narration.job_echo or runner.echo,
-        runner.verbose,
+        job_name(env.pipeline_name, name, env.execution_id),
+        layout.job_root(env.run_dir, name),
+        layout.job_log(env.run_dir, name),
+        env.s3,
+        env.env,
+        env.job_echo,
+        env.verbose,
+        interrupt=env.interrupts.get(name),
     )
+    result = StepResult(job_name=job.name)
     try:
-        run = job.processing if step["Type"] == "Processing" else job.training
-        runner.execution.properties[name] = run(args)
-    finally:  # a failed job's log and time are the step's too
-        record.log, record.process_seconds = job.log, job.seconds
+        run = job.processing if step["Type"] == StepType.PROCESSING else job.training
+        result.properties = run(args)
+    except STEP_ERRORS as error:
+        result.error = error
+    result.log, result.process_seconds = job.log, job.seconds
+    return result
 
 
-def job_name(runner: LocalRunner, step_name: str) -> str:
-    execution = runner.execution
-    name = re.sub(r"[^a-zA-Z0-9-]", "-", f"{execution.pipeline_name}-{step_name}-{execution.execution_id}")
-    return name[:63]
+def job_name(pipeline_name: str, step_name: str, execution_id: str) -> str:
+    """The job's name, as SageMaker's pipelines name them: at most 63 characters of letters, digits and hyphens."""
+    return re.sub(r"[^a-zA-Z0-9-]", "-", f"{pipeline_name}-{step_name}-{execution_id}")[:63]
 
 
 # the step types the local runner supports, and what it does for each
-HANDLERS: dict[str, Callable] = {
-    "Processing": container_job,
-    "Training": container_job,
-    "RegisterModel": register_model,
-    "Condition": condition,
-    "Fail": fail,
+HANDLERS: dict[StepType, Callable[..., StepResult]] = {
+    StepType.PROCESSING: container_job,
+    StepType.TRAINING: container_job,
+    StepType.REGISTER_MODEL: register_model,
+    StepType.CONDITION: condition,
+    StepType.FAIL: fail,
 }

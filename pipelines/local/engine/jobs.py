@@ -22,9 +22,10 @@ from typing import Any
 
 from pipelines.aws.s3 import download_prefix, split_uri, upload_dir
 from pipelines.local.engine import processes as process_supervisor
-from pipelines.local.engine.checkpoints import INTERRUPT_VARIABLE, CheckpointSync
+from pipelines.local.engine.checkpoints import CheckpointSync
+from pipelines.local.engine.errors import StepFailed
+from pipelines.local.engine.faults import INTERRUPT_ENV
 from pipelines.local.engine.layout import CONTAINER_ROOT, model_archive, on_host
-from pipelines.local.engine.processes import StepFailed
 
 PYTHON_NAMES = {"python", "python3"}
 
@@ -50,14 +51,14 @@ def max_runtime(args: dict) -> float | None:
     return float(seconds) if seconds else None
 
 
-def source_code(channels: dict[str, Path]) -> dict:
+def source_code(channels: dict[str, Path], step: str) -> dict:
     """What ModelTrainer's driver would run: the entry script, and whether torchrun spreads it."""
     drivers = channels.get("sm_drivers")
     if drivers is None or not (drivers / "sourcecode.json").exists():
-        raise StepFailed("training job has no sm_drivers channel with sourcecode.json (not a ModelTrainer job)")
+        raise StepFailed(step, "training job has no sm_drivers channel with sourcecode.json (not a ModelTrainer job)")
     source = json.loads((drivers / "sourcecode.json").read_text())
     if not source.get("entry_script"):
-        raise StepFailed("only ModelTrainer jobs with an entry_script run locally")
+        raise StepFailed(step, "only ModelTrainer jobs with an entry_script run locally")
     distributed = (drivers / "distributed.json").exists() and "torchrun" in (
         drivers / "sm_train.sh"
     ).read_text().lower()
@@ -87,6 +88,7 @@ class ContainerJob:
     env: dict[str, str]  # the runner's, under the job's own
     echo: Callable[[str], None] = print
     verbose: bool = False
+    interrupt: str | None = None  # when the spot-interruption test hook stops it (faults.py); None: never
     log: str = ""
     seconds: float = 0.0  # the time the job's own processes ran
 
@@ -103,7 +105,7 @@ class ContainerJob:
         for item in args.get("ProcessingInputs", []):
             source = item.get("S3Input")
             if source is None:
-                raise StepFailed(f"input {item.get('InputName')}: only S3 inputs run locally")
+                raise StepFailed(self.step, f"input {item.get('InputName')}: only S3 inputs run locally")
             self.download(source["S3Uri"], self.host_path(source["LocalPath"]), item["InputName"])
         outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
         for item in outputs:
@@ -140,7 +142,7 @@ class ContainerJob:
         for folder in ("model", "output/data"):
             (ml / folder).mkdir(parents=True, exist_ok=True)
 
-        source = source_code(channels)
+        source = source_code(channels, self.step)
         command = [sys.executable, source["entry_script"]]
         for key, value in given.items():
             command += [f"--{key}", self.container_path(value)]
@@ -165,7 +167,7 @@ class ContainerJob:
         }
         processes = int(args.get("ResourceConfig", {}).get("InstanceCount", 1)) if source["distributed"] else 1
         failure = ml / "output" / "failure"
-        checkpoints = CheckpointSync.for_job(self, args)
+        checkpoints = CheckpointSync.for_job(self.step, self.s3, args, self.host_path, self.interrupt)
         interrupt = checkpoints.interrupt if checkpoints else None
         timeout = max_runtime(args)
         try:
@@ -174,11 +176,11 @@ class ContainerJob:
             run = {"cwd": channels.get("code", self.root), "processes": processes, "failure_file": failure}
             ran = self.run_processes(command, env, **run, timeout=timeout, interrupt=interrupt)
             if ran.interrupted:
-                checkpoints.restart_as_on_a_new_instance(self, ml, ran.seconds)
+                checkpoints.restart_as_on_a_new_instance(ml, ran.seconds, self.log_file, self.echo)
                 remaining = max(1.0, timeout - self.seconds) if timeout else None  # the limit spans both runs
                 self.run_processes(command, env, **run, timeout=remaining, append=True)
             elif interrupt:
-                self.echo(f"   ({INTERRUPT_VARIABLE}: {self.step} ended before its interruption point)")
+                self.echo(f"   ({INTERRUPT_ENV}: {self.step} ended before its interruption point)")
         finally:  # SageMaker syncs the folder during the job: a failed or stopped job's checkpoints are in S3 too
             if checkpoints:
                 checkpoints.upload()
@@ -200,7 +202,7 @@ class ContainerJob:
 
     def host_path(self, container_path: str) -> Path:
         if not container_path.startswith(CONTAINER_ROOT):
-            raise StepFailed(f"container path {container_path} is outside {CONTAINER_ROOT}")
+            raise StepFailed(self.step, f"container path {container_path} is outside {CONTAINER_ROOT}")
         return on_host(self.root, container_path)
 
     def container_arg(self, value: Any) -> str:
@@ -219,9 +221,9 @@ class ContainerJob:
         try:
             download_prefix(self.s3, uri, destination)
         except FileNotFoundError:
-            raise StepFailed(f"input {what}: {uri} holds no objects") from None
+            raise StepFailed(self.step, f"input {what}: {uri} holds no objects") from None
         except ValueError as error:
-            raise StepFailed(f"input {what}: {error}") from None
+            raise StepFailed(self.step, f"input {what}: {error}") from None
 
     def run_processes(
         self,
@@ -245,7 +247,7 @@ class ContainerJob:
         if ran.interrupted:
             return ran
         if ran.timed_out:
-            raise StepFailed(f"stopped after MaxRuntimeInSeconds={timeout:g} (log: {ran.log})")
+            raise StepFailed(self.step, f"stopped after MaxRuntimeInSeconds={timeout:g} (log: {ran.log})")
         if any(ran.exit_codes):
             reason = ""
             if failure_file and failure_file.exists():
@@ -253,5 +255,5 @@ class ContainerJob:
             if not reason:
                 errors = [line[len("ERROR ") :] for line in ran.last_lines if line.startswith("ERROR ")]
                 reason = errors[-1] if errors else (ran.last_lines[-1] if ran.last_lines else "no output")
-            raise StepFailed(f"{reason} (exit code {max(ran.exit_codes, key=abs)}, log: {ran.log})")
+            raise StepFailed(self.step, f"{reason} (exit code {max(ran.exit_codes, key=abs)}, log: {ran.log})")
         return ran

@@ -20,10 +20,6 @@ from pipelines.local.engine.layout import rank_log
 PROGRESS_SECONDS = 5.0
 
 
-class StepFailed(Exception):
-    """A step failed; the message is its failure reason."""
-
-
 @dataclass
 class ProcessRun:
     """How a job's processes ended: where rank 0's output is, how long they ran, their exit codes."""

@@ -1,12 +1,11 @@
-"""What the local runner records of an execution and its steps, and what the step handlers and attempts use of the
-runner (`Runner`: pipelines/local/engine/runner.py's LocalRunner has these)."""
+"""What the local runner records of an execution and its steps (pipelines/local/engine/runner.py is their only
+writer)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass
@@ -39,24 +38,3 @@ class Execution:
     steps: list[StepRecord] = field(default_factory=list)
     properties: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-class Runner(Protocol):
-    """What pipelines/local/engine/handlers.py and attempts.py read and write of the runner."""
-
-    definition: dict
-    run_dir: Path
-    s3: Any
-    sagemaker: Any
-    env: dict[str, str]
-    echo: Callable[[str], None]
-    verbose: bool
-    cache: Any
-    use_cache: bool
-    faults: dict[str, list[str]]
-    retry_scale: float
-    sleep: Callable[[float], None]
-    verify_code: Callable[[], int] | None
-    narration: Any
-    execution: Execution
-    ctx: Any

@@ -21,22 +21,16 @@ Never retried, as on SageMaker (ClientError, AlgorithmError): a script exiting n
 crash), a job killed by the OS's out-of-memory killer (the same job needs the same memory again: on SageMaker an
 out-of-memory job fails, it is not retried), a job stopped at MaxRuntimeInSeconds, an input that is missing.
 
-For tests and drills, `REGULA_LOCAL_FAULTS` fails chosen attempts before their job starts, as SageMaker's capacity
-errors happen before the container starts: `TrainRound1:CAPACITY_ERROR:1` fails TrainRound1's first attempt with
-SageMaker.CAPACITY_ERROR; entries are comma-separated, `STEP:TYPE[:COUNT]`, and one step's entries fail its attempts
-in the order given. `REGULA_LOCAL_RETRY_SCALE` multiplies the waits (0: retry at once).
+For tests and drills, `REGULA_LOCAL_FAULTS` fails chosen attempts before their job starts, and
+`REGULA_LOCAL_RETRY_SCALE` multiplies the waits (pipelines/local/engine/faults.py).
 """
 
 from __future__ import annotations
 
 import errno
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-FAULTS_ENV = "REGULA_LOCAL_FAULTS"
-SCALE_ENV = "REGULA_LOCAL_RETRY_SCALE"
 
 JOB_INTERNAL_ERROR = "SageMaker.JOB_INTERNAL_ERROR"
 CAPACITY_ERROR = "SageMaker.CAPACITY_ERROR"
@@ -50,7 +44,6 @@ DESCRIPTIONS = {
     SERVICE_FAULT: "a service fault",
     THROTTLING: "throttling",
 }
-RETRYABLE_STEP_TYPES = ("Processing", "Training", "RegisterModel")  # the types with RetryPolicies here
 
 # what botocore itself retries as throttling (botocore/retries/standard.py), and as transient: its codes and 5xx
 THROTTLING_CODES = {
@@ -189,51 +182,3 @@ class Retrier:
             wait = policy.interval_seconds * policy.backoff_rate ** (self.retries[index] - 1)
             return wait, None if policy.max_attempts is None else policy.max_attempts + 1
         return None
-
-
-def all_steps(steps: list[dict]):
-    for step in steps:
-        yield step
-        if step["Type"] == "Condition":
-            yield from all_steps(step["Arguments"].get("IfSteps", []))
-            yield from all_steps(step["Arguments"].get("ElseSteps", []))
-
-
-def fault_plan(text: str | None, definition: dict) -> dict[str, list[str]]:
-    """REGULA_LOCAL_FAULTS parsed: step -> the failure types of its first attempts, in order. Refuses unknown steps
-    and types, and steps that SageMaker never retries (conditions, Fail)."""
-    plan: dict[str, list[str]] = {}
-    if not text or not text.strip():
-        return plan
-    kinds = {s["Name"]: s["Type"] for s in all_steps(definition.get("Steps", []))}
-    for item in (part.strip() for part in text.split(",") if part.strip()):
-        match = re.fullmatch(r"([^:]+):([A-Za-z_.]+)(?::(\d+))?", item)
-        if not match:
-            raise ValueError(f"{FAULTS_ENV}: {item!r} is not STEP:TYPE[:COUNT]")
-        step, kind, count = match.group(1), exception_type(match.group(2)), int(match.group(3) or 1)
-        if step not in kinds:
-            raise ValueError(f"{FAULTS_ENV}: the pipeline has no step {step!r}; its steps: {', '.join(kinds)}")
-        if kinds[step] not in RETRYABLE_STEP_TYPES:
-            raise ValueError(f"{FAULTS_ENV}: {step} is a {kinds[step]} step, which has no retry policies")
-        plan.setdefault(step, []).extend([kind] * count)
-    return plan
-
-
-def inject(plan: dict[str, list[str]], step: str, attempt: int) -> None:
-    """Fail `step`'s attempt `attempt` (from 1) where the plan says so."""
-    planned = plan.get(step, [])
-    if attempt <= len(planned):
-        kind = planned[attempt - 1]
-        raise TransientError(kind, f"{DESCRIPTIONS[kind]}, injected by {FAULTS_ENV} before the job started")
-
-
-def scale_from(text: str | None) -> float:
-    if text is None or not text.strip():
-        return 1.0
-    try:
-        scale = float(text)
-    except ValueError:
-        scale = -1.0
-    if not scale >= 0:
-        raise ValueError(f"{SCALE_ENV} must be a number >= 0, got {text!r}")
-    return scale

@@ -1,14 +1,18 @@
 """Run a rendered SageMaker pipeline definition on this machine, without Docker.
 
-The runner walks the definition the way SageMaker does: it resolves
-parameters and step properties, evaluates conditions and runs the chosen
-branch, and stops at the first failed step. Processing and Training jobs run
-as subprocesses with the container contract mapped onto a folder per job
-(pipelines/local/engine/jobs.py, pipelines/local/engine/processes.py; the run folder:
-pipelines/local/engine/layout.py). RegisterModel calls the SageMaker API (moto locally),
-Fail ends the execution with its message. What is done for each kind of step is
-pipelines/local/engine/handlers.py's; the cache and the retries around it,
-pipelines/local/engine/attempts.py's.
+The runner walks the definition the way SageMaker does: it resolves parameters and step properties, evaluates
+conditions and runs the chosen branch, and stops at the first failed step. Processing and Training jobs run as
+subprocesses with the container contract mapped onto a folder per job (pipelines/local/engine/jobs.py,
+pipelines/local/engine/processes.py; the run folder: pipelines/local/engine/layout.py). RegisterModel calls the
+SageMaker API (moto locally), Fail ends the execution with its message.
+
+The runner is the only writer of the execution. Each step's arguments are resolved once, for its cache key and its
+job; its handler (pipelines/local/engine/handlers.py) gets them with a StepEnvironment and returns a StepResult; the
+cache and the retries around it (pipelines/local/engine/attempts.py) return what happened too. The test hooks
+(REGULA_LOCAL_*, pipelines/local/engine/faults.py) are read and checked once, before the first step.
+
+Nothing here knows which pipeline it runs: a caller adds its own lines (`Narration`: the jobs' lines, what a
+condition's outcome means, a line after a step) and its own check of the step code after a cache restore.
 """
 
 from __future__ import annotations
@@ -23,18 +27,27 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.aws.s3 import split_uri
-from pipelines.local.engine import attempts as step_attempts
-from pipelines.local.engine import expressions, retries
-from pipelines.local.engine import handlers as step_handlers
-from pipelines.local.engine.attempts import STEP_ERRORS
+from pipelines.local.engine import attempts, expressions, layout
 from pipelines.local.engine.cache import StepCache
-from pipelines.local.engine.expressions import Context
+from pipelines.local.engine.errors import STEP_ERRORS, StepFailed
+from pipelines.local.engine.expressions import Context, resolve
+from pipelines.local.engine.faults import Faults
 from pipelines.local.engine.graph import order_steps
+from pipelines.local.engine.handlers import HANDLERS, StepEnvironment, StepResult, job_name
+from pipelines.local.engine.jobs import definition_text
 from pipelines.local.engine.parameters import parameter_values
-from pipelines.local.engine.processes import StepFailed
 from pipelines.local.engine.records import Execution, StepRecord
+from pipelines.local.engine.step_types import JOB_TYPES, StepType
 
 __all__ = ["Execution", "LocalRunner", "Narration", "StepFailed", "StepRecord", "order_steps", "parameter_values"]
+
+
+def step_type(step: dict) -> StepType:
+    """The step's type; StepFailed for one the local runner does not run."""
+    try:
+        return StepType(step["Type"])
+    except ValueError:
+        raise StepFailed(step["Name"], f"step type {step['Type']} is not supported by the local runner") from None
 
 
 def plain_condition_line(name: str, outcome: str) -> str | None:
@@ -65,18 +78,17 @@ class LocalRunner:
         verbose: bool = False,
         cache: StepCache | None = None,
         use_cache: bool = True,
-        faults: dict[str, list[str]] | None = None,
+        faults: Faults | dict[str, list[str]] | None = None,
         retry_scale: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         verify_code: Callable[[], int] | None = None,
         narration: Narration | None = None,
     ):
         """`cache`: where results are looked up (unless not `use_cache`) and recorded; None: no caching at all.
-        `faults`: failures to inject (pipelines/local/engine/retries.py), by default from REGULA_LOCAL_FAULTS.
-        `retry_scale`
-        multiplies the retry waits, by default REGULA_LOCAL_RETRY_SCALE or 1. `verify_code`: puts the step code back
-        where S3 holds anything else, and says how many objects it changed; called after each cache restore.
-        `narration`: the caller's own lines (the runner knows no pipeline's step names)."""
+        `faults`: the test hooks (pipelines/local/engine/faults.py), by default read from the environment now, or
+        only the failures to inject; `retry_scale` multiplies the retry waits (default: the hooks'). `verify_code`:
+        puts the step code back where S3 holds anything else, and says how many objects it changed; called after
+        each cache restore."""
         self.definition = definition
         self.run_dir = Path(run_dir).resolve()
         self.s3 = s3
@@ -88,12 +100,12 @@ class LocalRunner:
         self.verbose = verbose
         self.cache = cache
         self.use_cache = use_cache
-        if faults is None:
-            faults = retries.fault_plan(os.environ.get(retries.FAULTS_ENV), definition)
+        if not isinstance(faults, Faults):  # read and checked here, before any step runs
+            hooks = Faults.from_environ(os.environ, definition)
+            faults = hooks if faults is None else Faults(faults, hooks.retry_scale, hooks.interrupts)
+        if retry_scale is not None:
+            faults = Faults(faults.plan, retry_scale, faults.interrupts)
         self.faults = faults
-        if retry_scale is None:
-            retry_scale = retries.scale_from(os.environ.get(retries.SCALE_ENV))
-        self.retry_scale = retry_scale
         self.sleep = sleep
         self.verify_code = verify_code
         self.narration = narration or Narration()
@@ -120,6 +132,19 @@ class LocalRunner:
             steps=self.execution.properties,
             read_property_file=self._read_property_file,
         )
+        self.environment = StepEnvironment(
+            pipeline_name=pipeline_name,
+            execution_id=execution_id,
+            run_dir=self.run_dir,
+            s3=self.s3,
+            sagemaker=self.sagemaker,
+            ctx=self.ctx,
+            env=self.env,
+            echo=self.echo,
+            job_echo=self.narration.job_echo or self.echo,
+            verbose=self.verbose,
+            interrupts=self.faults.interrupts,
+        )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         self._run_steps(self.definition["Steps"])
@@ -134,39 +159,50 @@ class LocalRunner:
                 return
             self._run_step(step)
 
+    def _arguments(self, step: dict, kind: StepType) -> Any:
+        """The step's arguments as its handler takes them: resolved (a job's with the definition's own strings marked,
+        jobs.definition_text), a condition's as they are (each condition resolves its operands when evaluated)."""
+        if kind == StepType.CONDITION:
+            return step["Arguments"]
+        if kind in JOB_TYPES:
+            return resolve(definition_text(step["Arguments"]), self.ctx)
+        return resolve(step.get("Arguments", {}), self.ctx)
+
     def _run_step(self, step: dict) -> None:
         name, kind = step["Name"], step["Type"]
         self.step_defs[name] = step
         record = StepRecord(name, kind)
         self.execution.steps.append(record)
-        handler = step_handlers.HANDLERS.get(kind)
         started = time.perf_counter()
         announced = False
         try:
-            if handler is None:
-                raise StepFailed(f"step type {kind} is not supported by the local runner")
-            key = step_attempts.cache_key(self, step)
-            if key and step_attempts.from_cache(self, step, record, key):
-                branch = None
-            else:
-                if kind != "Condition":
+            kind = step_type(step)
+            args = self._arguments(step, kind)
+            key = attempts.cache_key(self.cache, self.execution.pipeline_name, step, args)
+            result = None
+            if key and self.use_cache:
+                result = attempts.from_cache(self.cache, step, args, key, self.environment, self.verify_code)
+            if result is None:
+                if kind != StepType.CONDITION:
                     self.echo(f"-> {name} ({kind})")
                 announced = True
-                branch = step_attempts.attempts(self, step, record, handler)
-                if key:  # a job that succeeded
-                    step_attempts.to_cache(self, step, record, key)
-            record.status = "Succeeded" if kind != "Fail" else "Failed"
-        except STEP_ERRORS as error:
-            if not announced and kind != "Condition":
+                if kind in JOB_TYPES:
+                    record.job_name = job_name(self.execution.pipeline_name, name, self.execution.execution_id)
+                tried = attempts.attempt(step, args, HANDLERS[kind], self.environment, self.faults, self.sleep)
+                result, record.attempts, record.failed_attempts = tried.result, tried.count, tried.failed
+                if key and result.error is None:  # a job that succeeded
+                    attempts.to_cache(self.cache, step, result, key, self.environment, self.execution.arn)
+        except STEP_ERRORS as error:  # the step's type, its arguments or the cache lookup
+            result = StepResult(error=error)
+            if not announced and kind != StepType.CONDITION:
                 self.echo(f"-> {name} ({kind})")
-            branch = None
-            record.status = "Failed"
-            record.failure_reason = str(error)
-            self.execution.status = "Failed"
-            self.execution.failure_reason = str(error)
-            self.execution.failed_step = name
+        except KeyboardInterrupt:  # a job's log is the step's, also when it is stopped
+            if kind in JOB_TYPES and layout.job_log(self.run_dir, name).exists():
+                record.log = str(layout.job_log(self.run_dir, name))
+            raise
+        self._record(record, result)
         record.seconds = round(time.perf_counter() - started, 3)
-        if kind == "Condition":
+        if kind == StepType.CONDITION:
             line = self.narration.condition_line(name, record.outcome)
             if line:
                 self.echo(line)
@@ -180,8 +216,26 @@ class LocalRunner:
             line = self.narration.step_line(name)
             if line:
                 self.echo(line)
-        if branch:
-            self._run_steps(branch)
+            if result.branch:
+                self._run_steps(result.branch)
+
+    def _record(self, record: StepRecord, result: StepResult) -> None:
+        """What the step did, into its record and the execution."""
+        record.job_name = result.job_name or record.job_name
+        record.log, record.process_seconds = result.log, result.process_seconds
+        record.outcome = result.outcome
+        record.cached_from, record.cache_source_execution = result.cached_from, result.cache_source_execution
+        failure = str(result.error) if result.error is not None else result.failure
+        if failure is not None:
+            record.status = "Failed"
+            record.failure_reason = failure
+            self.execution.status = "Failed"
+            self.execution.failure_reason = failure
+            self.execution.failed_step = record.name
+            return
+        record.status = "Succeeded"
+        if result.properties is not None:
+            self.execution.properties[record.name] = result.properties
 
     # -- helpers -------------------------------------------------------------
 
