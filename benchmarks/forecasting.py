@@ -1,7 +1,7 @@
 """Forecasting: Regula's time-series mode end to end against the seasonal naive forecast and HistGradientBoosting.
 
 For each series (real ones that ship inside statsmodels, and synthetic ones with trend, seasonality and several
-series in one table): write a CSV as a user would, run the whole pipeline locally (`pipelines.local.run_local`: the
+series in one table): write a CSV as a user would, run the whole pipeline locally (`pipelines.local.run.run_local`: the
 chronological split, the ladder, the gate, the registry in an embedded moto server) with TimeColumn (and SeriesColumn,
 KnownColumns) set, and take the registered round's test MAE. Then, on the very split files the run's preprocessing
 wrote (the same lag features, the same chronological rows), fit scikit-learn's HistGradientBoostingRegressor on the
@@ -34,8 +34,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from pipelines import run_layout  # noqa: E402
-from pipelines.local import run_local  # noqa: E402
+from pipelines.local import layout as run_layout  # noqa: E402
+from pipelines.local.run import run_local  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
 from steps.contract import read_split  # noqa: E402
 

@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.local import run_local  # noqa: E402
-from pipelines.run_layout import job_log, job_root  # noqa: E402
+from pipelines.local.layout import job_log, job_root  # noqa: E402
+from pipelines.local.run import run_local  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
 from steps.overfitting import RISE_EPOCHS, holds  # noqa: E402
 

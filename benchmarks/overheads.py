@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.local import run_local  # noqa: E402
-from pipelines.moto_server import MotoServer  # noqa: E402
+from pipelines.local.moto_server import MotoServer  # noqa: E402
+from pipelines.local.run import run_local  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)

@@ -1,8 +1,8 @@
 """Regula end to end on real and realistic tables, against scikit-learn's standard baselines on the same split.
 
 For each table: write it to a CSV as a user would (raw columns, strings, missing values, booleans, the target as it
-is), run the whole pipeline locally (`pipelines.local.run_local`: preprocess, train, evaluate, register or retrain or
-fail; S3 and the registry in an embedded moto server), and time it. Then reproduce Regula's split with the
+is), run the whole pipeline locally (`pipelines.local.run.run_local`: preprocess, train, evaluate, register or retrain
+or fail; S3 and the registry in an embedded moto server), and time it. Then reproduce Regula's split with the
 preprocessing step's own functions (checked against the run's schema.json) and fit two scikit-learn baselines on
 the columns as Regula sees them (its column roles, so the IDs and free text it drops are dropped, and its date
 expansion): median/most-frequent imputation, scaling and one-hot encoding followed by LogisticRegression or Ridge,
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 
-from pipelines.local import run_local  # noqa: E402
+from pipelines.local.run import run_local  # noqa: E402
 from pipelines.settings import Settings  # noqa: E402
 from steps import preprocess, table, table_roles, table_values  # noqa: E402
 

@@ -39,7 +39,7 @@ from training import pack, train_command  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
-DEMO_TRAIN_ROWS = 300  # the bundled demo's MaxTrainRows (pipelines/local.py)
+DEMO_TRAIN_ROWS = 300  # the bundled demo's MaxTrainRows (pipelines/local/run.py)
 TABLES = ["demo", *real_tables.TABLES]
 
 

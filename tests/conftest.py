@@ -14,7 +14,7 @@ import requests
 from helpers import REGION, run_script
 from sklearn.datasets import load_digits
 
-from pipelines.moto_server import FAKE_CREDENTIALS, MotoServer
+from pipelines.local.moto_server import FAKE_CREDENTIALS, MotoServer
 
 
 def pytest_addoption(parser):

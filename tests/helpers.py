@@ -97,7 +97,7 @@ def regula_here(*args: str, env: dict | None = None) -> subprocess.CompletedProc
 
 @functools.cache
 def _rendered(settings):
-    from pipelines.render import render
+    from pipelines.definition.render import render
 
     return render(settings)
 

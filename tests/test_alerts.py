@@ -8,7 +8,7 @@ import json
 import pytest
 from helpers import regula, regula_here
 
-from pipelines import alerts
+from pipelines.alerts import resources as alerts
 
 MEMBERS = ["ana@example.com", "bo@example.org"]
 ACCOUNT = "123456789012"  # moto's
@@ -159,7 +159,7 @@ def test_an_unknown_event_is_refused_before_anything_is_created(clients):
 
 
 def test_the_template_holds_the_same_rules_and_alarm_actions_as_apply():
-    from pipelines.alerts_template import cloudformation
+    from pipelines.alerts.template import cloudformation
 
     resources = cloudformation(alerts.AlertSpec(email_on=("overfitting",)), MEMBERS)["Resources"]
     assert resources["OverfittingNoticeRule"]["Properties"]["State"] == "ENABLED"

@@ -20,9 +20,9 @@ import pytest
 from helpers import run_folders
 from localstack_server import LocalStack, ensure_venv
 
-from pipelines import alerts
-from pipelines.local import run_local
-from pipelines.run_layout import job_log, job_root
+from pipelines.alerts import resources as alerts
+from pipelines.local.layout import job_log, job_root
+from pipelines.local.run import run_local
 from pipelines.settings import Settings
 
 # The demo at this MaxGap: round 1 overfits (gap 0.103 - its standard error 0.019 is above it) and round 2, at level

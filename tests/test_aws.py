@@ -10,8 +10,8 @@ import time
 import pytest
 from helpers import regula, regula_here, rendered, run_training
 
-from pipelines import registry
-from pipelines.deploy import DeployError, compact, retry, start, status, upsert
+from pipelines.aws.deploy import DeployError, compact, retry, start, status, upsert
+from pipelines.models import registry
 from pipelines.settings import Settings
 
 
@@ -344,7 +344,8 @@ def test_training_with_cloudwatch_down_still_saves_its_model(splits, tmp_path, m
 
 
 def test_status_shows_retried_and_cached_steps(monkeypatch, capsys):
-    from pipelines import cli, deploy
+    from pipelines import cli
+    from pipelines.aws import deploy
 
     source = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/regula/execution/old"
     steps = [

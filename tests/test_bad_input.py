@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from helpers import BAD_INPUTS, regula, regula_here
 
-from pipelines.local import run_local
-from pipelines.preflight import DataFileError
+from pipelines.local.preflight import DataFileError
+from pipelines.local.run import run_local
 
 REFUSED_BEFORE_STARTING = {
     "empty file": "data file data.csv is empty",

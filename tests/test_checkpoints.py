@@ -17,8 +17,8 @@ import pytest
 import torch
 from helpers import STEPS, run_folders, run_training
 
-from pipelines.checkpoint_sync import interruption
-from pipelines.process_supervisor import StepFailed
+from pipelines.local.engine.checkpoints import interrupt_predicate
+from pipelines.local.engine.faults import interrupt_plan
 from steps import checkpoint
 
 THREADS = {"REGULA_TORCH_THREADS": "1"}  # bitwise equality needs the same thread count in every run
@@ -170,23 +170,29 @@ def test_rng_state_round_trips_through_a_weights_only_load(tmp_path):
 
 
 def test_the_interruption_hook_names_a_step_and_when(tmp_path):
-    assert interruption("TrainRound2:after_epochs=5", "TrainRound1", tmp_path) is None
-    after_five = interruption("TrainRound2:after_checkpoint, TrainRound1:after_epochs=5", "TrainRound1", tmp_path)
+    training = [{"Name": f"TrainRound{k}", "Type": "Training", "Arguments": {}} for k in (1, 2)]
+    definition = {"Steps": training}
+    plan = interrupt_plan("TrainRound2:after_checkpoint, TrainRound1:after_epochs=5", definition)
+    assert plan == {"TrainRound2": "after_checkpoint", "TrainRound1": "after_epochs=5"}
+    after_five = interrupt_predicate(plan["TrainRound1"], tmp_path)
     assert not after_five("epoch 4: train_loss=1;") and after_five("epoch 5: train_loss=1;")
     assert not after_five("train: epoch 5 is near")
-    after_checkpoint = interruption("TrainRound1", "TrainRound1", tmp_path / "checkpoints")
+    after_checkpoint = interrupt_predicate(interrupt_plan("TrainRound1", definition)["TrainRound1"], tmp_path / "ck")
     assert not after_checkpoint("epoch 1: x")
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "checkpoint.pt").write_bytes(b"x")
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "checkpoint.pt").write_bytes(b"x")
     assert after_checkpoint("epoch 2: x")
-    with pytest.raises(StepFailed, match="'TrainRound1:after=5' is not one of STEP, STEP:after_checkpoint or"):
-        interruption("TrainRound1:after=5", "TrainRound1", tmp_path)
+    # checked once, before anything runs: a malformed entry, and one naming a step the pipeline has not
+    with pytest.raises(ValueError, match="'TrainRound1:after=5' is not one of STEP, STEP:after_checkpoint or"):
+        interrupt_plan("TrainRound2, TrainRound1:after=5", definition)
+    with pytest.raises(ValueError, match="no training step 'TrainRound3'; its training steps: TrainRound1, Train"):
+        interrupt_plan("TrainRound3", definition)
 
 
 @pytest.mark.slow
 def test_a_pipeline_interrupted_like_spot_registers_the_same_model(tmp_path, clients, monkeypatch):
-    from pipelines.local import run_local
-    from pipelines.s3 import split_uri
+    from pipelines.aws.s3 import split_uri
+    from pipelines.local.run import run_local
     from pipelines.settings import Settings
 
     def run(name: str) -> tuple[dict, str, dict, dict]:

@@ -9,7 +9,8 @@ import re
 
 from helpers import REPO, regula_here
 
-from pipelines import cli, cli_help
+from pipelines import cli
+from pipelines.cli import help as cli_help
 
 
 def test_regula_alone_prints_help_and_exits_0():

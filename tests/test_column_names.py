@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.local import run_local
-from pipelines.local_runner import LocalRunner
-from pipelines.s3 import split_uri
+from pipelines.aws.s3 import split_uri
+from pipelines.local.engine.runner import LocalRunner
+from pipelines.local.run import run_local
 from steps.parameters import column_names
 
 BUCKET = "names-test"

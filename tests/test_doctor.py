@@ -9,8 +9,8 @@ import boto3
 import pytest
 from helpers import REGION, regula, regula_here
 
-from pipelines import doctor
-from pipelines.s3 import bucket_name_problems
+from pipelines.aws.s3 import bucket_name_problems
+from pipelines.doctor import command as doctor
 from pipelines.settings import Settings
 
 ACCOUNT = "123456789012"  # moto's

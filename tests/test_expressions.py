@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.expressions import Context, ExpressionError, evaluate_condition, parse_path, resolve
+from pipelines.local.engine.expressions import Context, ExpressionError, evaluate_condition, parse_path, resolve
 
 
 def context(**files):
@@ -63,7 +63,7 @@ def test_unknown_references_raise():
 
 
 def test_steps_run_after_what_they_reference_and_cycles_are_refused():
-    from pipelines.local_runner import order_steps, parameter_values
+    from pipelines.local.engine.runner import order_steps, parameter_values
 
     steps = [
         {"Name": "Evaluate", "Type": "Processing", "Arguments": {"In": {"Get": "Steps.Train.ModelArtifacts"}}},

@@ -44,7 +44,7 @@ def test_a_failed_write_leaves_the_previous_report_whole(tmp_path):
         "import resource, signal, sys; from pathlib import Path\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
-        "from pipelines.local import write_atomically\n"
+        "from pipelines.local.run import write_atomically\n"
         "try:\n"
         f"    write_atomically(Path({str(report)!r}), '{{\"x\": \"' + 'a' * 100_000 + '\"}}')\n"
         "except OSError as error:\n"

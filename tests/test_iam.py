@@ -30,11 +30,11 @@ import requests
 from botocore import xform_name
 from helpers import REGION, REPO, regula
 
-from pipelines import iam_calls
-from pipelines.deploy import definition_key
-from pipelines.iam_policies import roles
-from pipelines.iam_spec import IamError, Spec, kms_key, locations, strings
-from pipelines.render import render
+from pipelines.aws.deploy import definition_key
+from pipelines.definition.render import render
+from pipelines.iam import calls as iam_calls
+from pipelines.iam.policies import roles
+from pipelines.iam.spec import IamError, Spec, kms_key, locations, strings
 from pipelines.settings import Settings
 
 ACCOUNT = "123456789012"  # moto's

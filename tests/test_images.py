@@ -15,7 +15,7 @@ from helpers import REPO, regula, run_folders, run_script, run_training, serving
 from image_data import SHAPES, class_folders, manifest, shape_image
 from PIL import Image
 
-from pipelines.local import run_local
+from pipelines.local.run import run_local
 from pipelines.settings import Settings
 from steps import inputs, serving_code
 from steps.contract import read_schema

@@ -10,11 +10,11 @@ import re
 import pytest
 from helpers import regula, run_folders
 
-from pipelines.console import closing_lines
-from pipelines.local import run_local
-from pipelines.predict import from_run_folder
-from pipelines.report import loss_figure, round_evaluations
-from pipelines.s3 import split_uri
+from pipelines.aws.s3 import split_uri
+from pipelines.local.console import closing_lines
+from pipelines.local.report import loss_figure, round_evaluations
+from pipelines.local.run import run_local
+from pipelines.models.predict import from_run_folder
 from pipelines.settings import Settings
 from steps.defaults import MAX_GAP
 
@@ -230,7 +230,7 @@ def test_underfitting_model_is_not_registered_nor_retrained(tmp_path, clients):
 
 
 def test_a_crashing_step_fails_the_execution_and_nothing_downstream_runs(tmp_path):
-    from pipelines.local_runner import LocalRunner
+    from pipelines.local.engine.runner import LocalRunner
 
     crash = "import sys; print('ERROR the job fell over', flush=True); sys.exit(3)"
     definition = {
@@ -293,6 +293,6 @@ def test_the_pipeline_follows_the_decision_its_evaluation_reports(tmp_path, clie
 def test_the_demo_data_is_scikit_learns_digits_byte_for_byte():
     from sklearn.datasets import load_digits
 
-    from pipelines.local import demo_dataset_csv
+    from pipelines.local.run import demo_dataset_csv
 
     assert demo_dataset_csv() == load_digits(as_frame=True).frame.to_csv(index=False, lineterminator="\n").encode()

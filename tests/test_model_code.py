@@ -137,7 +137,7 @@ def test_render_builds_the_model_once_and_refuses_a_broken_one_before_anything_i
 
 
 def test_the_rendered_definition_carries_the_model_code_with_trainings_code(tmp_path):
-    from pipelines.render import render
+    from pipelines.definition.render import render
     from pipelines.settings import Settings
 
     definition, session = render(Settings(model_code=str(EXAMPLE)))
@@ -308,7 +308,7 @@ def test_a_team_model_resumes_from_its_checkpoint_bit_for_bit(splits, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [WITH_ARGUMENT, WITHOUT_ARGUMENT], ids=["dropout argument", "Dropout1d, no argument"])
 def test_a_team_model_escalates_registers_and_is_scored_on_raw_rows(text, tmp_path, clients):
-    from pipelines.local import run_local
+    from pipelines.local.run import run_local
     from pipelines.settings import Settings
 
     code = write(tmp_path / "code", text)

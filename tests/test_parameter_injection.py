@@ -12,7 +12,7 @@ import pytest
 from helpers import REPO, regula_here, run_step
 from helpers import run_training as train
 
-from pipelines.expressions import Context, resolve
+from pipelines.local.engine.expressions import Context, resolve
 from steps import parameters
 
 PIPELINE_JSON = REPO / "pipeline.json"
@@ -143,7 +143,7 @@ def test_run_local_refuses_a_bad_string_parameter_before_anything_starts(name, t
 
 
 def test_start_refuses_a_shell_quoted_namespace_before_any_execution(clients):
-    from pipelines.s3 import ensure_bucket
+    from pipelines.aws.s3 import ensure_bucket
 
     ensure_bucket(clients["s3"], "regula-artifacts", "us-east-1")
     assert regula_here("upsert").returncode == 0

@@ -14,7 +14,7 @@ import pytest
 from helpers import pack, regula, run_script, run_training
 from palmerpenguins import load_penguins
 
-from pipelines import run_layout
+from pipelines.local import layout as run_layout
 
 SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
 

@@ -1,4 +1,5 @@
-"""Predictions that explain themselves (`regula predict`, pipelines/predict.py) with a really trained binary model
+"""Predictions that explain themselves (`regula predict`, pipelines/models/predict.py) with a really trained binary
+model
 (ClassWeight balanced, as the default gives on balanced accuracy): the decision rule and its threshold, warnings for
 categories the model never saw, rows named by their line in the file, --skip-bad-rows, the output's dialect."""
 
@@ -12,7 +13,7 @@ import pytest
 from helpers import regula_here
 from test_inference import train_model
 
-from pipelines.predict import PredictError, predict
+from pipelines.models.predict import PredictError, predict
 
 HEADER = "customer_id,plan,usage,tenure\n"
 

@@ -107,7 +107,7 @@ def test_a_file_that_is_not_a_csv_or_parquet_table_says_save_as(tmp_path, client
 
 
 def test_the_header_of_tsv_and_gzip_files_is_read_as_preprocessing_will(tmp_path, clients):
-    from pipelines.preflight import read_data_file
+    from pipelines.local.preflight import read_data_file
 
     tsv = tmp_path / "churn.tsv"
     tsv.write_text((HEADER + ROWS).replace(",", "\t"))
@@ -140,7 +140,7 @@ def test_the_parameter_table_checked_before_rendering_is_what_the_definition_dec
 
     from helpers import rendered
 
-    from pipelines.parameter_names import declared
+    from pipelines.definition.parameter_names import declared
     from pipelines.settings import Settings
 
     settings = Settings(spot=spot)

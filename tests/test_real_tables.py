@@ -11,8 +11,8 @@ import pytest
 from helpers import regula, run_folders
 from sklearn.datasets import load_diabetes
 
-from pipelines.local import run_local
-from pipelines.s3 import split_uri
+from pipelines.aws.s3 import split_uri
+from pipelines.local.run import run_local
 
 pytestmark = pytest.mark.slow  # whole pipelines: the slow tier (pytest --slow)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import regula
 
-from pipelines.registry import set_status
-from pipelines.s3 import ensure_bucket
+from pipelines.aws.s3 import ensure_bucket
+from pipelines.models.registry import set_status
 
 BUCKET = "regula-artifacts"
 GROUP = "regula-models"
@@ -106,7 +106,7 @@ def test_a_hostile_or_corrupt_artifact_is_one_error_line(body, message, tmp_path
 def test_an_approval_never_overrides_a_rejection_made_while_it_ran(clients, boto_session, aws):
     """Another reviewer rejects the package after `approve` read it and before it updates: the approval is refused.
     The rejection goes through the moto server from a hook on the approving client's first read of the package."""
-    from pipelines.registry import RegistryError
+    from pipelines.models.registry import RegistryError
 
     metadata = {
         "regula:accepted": "true", "regula:gap": "0.05", "regula:gap_se": "0.01", "regula:max_gap": "0.1",

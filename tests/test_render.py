@@ -5,7 +5,7 @@ import json
 import pytest
 from helpers import rendered as shared_render
 
-from pipelines.render import render
+from pipelines.definition.render import render
 from pipelines.settings import PIPELINE_JSON, Settings
 
 
@@ -211,10 +211,10 @@ def test_an_entry_script_change_changes_only_its_own_steps_code(rendered, tmp_pa
 
     from helpers import STEPS
 
-    import pipelines.render
+    import pipelines.definition.render
 
     shutil.copytree(STEPS, tmp_path / "steps", ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(pipelines.render, "REPO_ROOT", tmp_path)  # where steps/ is uploaded from
+    monkeypatch.setattr(pipelines.definition.render, "REPO_ROOT", tmp_path)  # where steps/ is uploaded from
     original = {s["Name"]: s for s in walk(json.loads(rendered[0])["Steps"])}
 
     with open(tmp_path / "steps" / "evaluate.py", "a") as script:

@@ -122,7 +122,8 @@ def test_the_workflow_deploy_steps_fail_exactly_when_the_execution_fails(outcome
 
 def test_regula_run_local_with_no_aws_environment_runs_on_its_embedded_moto_server(tmp_path):
     """The README's first command on a machine with no AWS anything: no endpoint, no credentials, no config file.
-    `regula run --local` starts its own moto server (pipelines/moto_server.aws_environment), the steps reach it with
+    `regula run --local` starts its own moto server (pipelines/local/moto_server.aws_environment), the steps reach it
+    with
     its fake credentials, and the model is registered there (MaxGap 5: one round, to keep this in the fast tier)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env |= {

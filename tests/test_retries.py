@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from pipelines import retries
-from pipelines.local import run_local
-from pipelines.local_runner import LocalRunner
+from pipelines.local.engine import faults, retries
+from pipelines.local.engine.runner import LocalRunner
+from pipelines.local.run import run_local
 from pipelines.settings import Settings
 
 JOB_POLICY = {
@@ -32,7 +32,7 @@ def job(name: str, code: str) -> dict:
     }
 
 
-def run_definition(tmp_path, steps: list[dict], faults: dict | None = None):
+def run_definition(tmp_path, steps: list[dict], plan: dict | None = None):
     lines, waits = [], []
     runner = LocalRunner(
         {"Parameters": [], "Steps": steps},
@@ -41,7 +41,7 @@ def run_definition(tmp_path, steps: list[dict], faults: dict | None = None):
         sagemaker=None,
         region="us-east-1",
         echo=lines.append,
-        faults=faults or {},
+        faults=plan or {},
         retry_scale=1,
         sleep=waits.append,
     )
@@ -87,17 +87,17 @@ def test_the_waits_follow_interval_and_backoff_and_max_attempts_counts_retries()
 
 def test_the_fault_plan_refuses_what_it_cannot_mean():
     definition = {"Steps": [job("Prep", "pass"), {"Name": "Stop", "Type": "Fail", "Arguments": {}}]}
-    assert retries.fault_plan("Prep:CAPACITY_ERROR:2, Prep:Step.THROTTLING", definition) == {
+    assert faults.fault_plan("Prep:CAPACITY_ERROR:2, Prep:Step.THROTTLING", definition) == {
         "Prep": [retries.CAPACITY_ERROR, retries.CAPACITY_ERROR, retries.THROTTLING]
     }
     with pytest.raises(ValueError, match="no step 'Train'"):
-        retries.fault_plan("Train:CAPACITY_ERROR:1", definition)
+        faults.fault_plan("Train:CAPACITY_ERROR:1", definition)
     with pytest.raises(ValueError, match="unknown failure type 'OOM'"):
-        retries.fault_plan("Prep:OOM:1", definition)
+        faults.fault_plan("Prep:OOM:1", definition)
     with pytest.raises(ValueError, match="Stop is a Fail step"):
-        retries.fault_plan("Stop:THROTTLING", definition)
+        faults.fault_plan("Stop:THROTTLING", definition)
     with pytest.raises(ValueError, match="REGULA_LOCAL_RETRY_SCALE"):
-        retries.scale_from("-1")
+        faults.scale_from("-1")
 
 
 def test_injected_capacity_errors_are_retried_with_backoff_and_the_job_runs_once(tmp_path):
@@ -146,8 +146,8 @@ def test_a_process_the_os_cannot_start_for_its_process_limit_is_a_resource_limit
 
 @pytest.mark.slow
 def test_a_transient_capacity_error_in_training_is_retried_and_the_run_succeeds(tmp_path, clients, monkeypatch):
-    monkeypatch.setenv(retries.FAULTS_ENV, "TrainRound1:CAPACITY_ERROR:1")
-    monkeypatch.setenv(retries.SCALE_ENV, "0")
+    monkeypatch.setenv(faults.FAULTS_ENV, "TrainRound1:CAPACITY_ERROR:1")
+    monkeypatch.setenv(faults.SCALE_ENV, "0")
     lines = []
     report = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lines.append, params={"MaxGap": "5"})
     assert report["status"] == "Succeeded" and report["decision"] == "registered"
@@ -160,8 +160,8 @@ def test_a_transient_capacity_error_in_training_is_retried_and_the_run_succeeds(
 
 
 def test_more_failures_than_max_attempts_fail_the_run_naming_step_and_attempts(tmp_path, clients, monkeypatch):
-    monkeypatch.setenv(retries.FAULTS_ENV, "Preprocess:CAPACITY_ERROR:9")
-    monkeypatch.setenv(retries.SCALE_ENV, "0")
+    monkeypatch.setenv(faults.FAULTS_ENV, "Preprocess:CAPACITY_ERROR:9")
+    monkeypatch.setenv(faults.SCALE_ENV, "0")
     lines = []
     report = run_local(Settings(), runs_dir=tmp_path / "runs", echo=lines.append)
     assert report["status"] == "Failed" and report["failed_step"] == "Preprocess"

@@ -1,5 +1,5 @@
-"""The SageMaker SDK behaviours Regula relies on (pipelines/sdk.py): after an SDK upgrade, this fails first, naming
-the behaviour that changed."""
+"""The SageMaker SDK behaviours Regula relies on (pipelines/definition/sdk.py): after an SDK upgrade, this fails first,
+naming the behaviour that changed."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_4_the_role_is_validated_with_iam_unless_told_not_to():
 def test_5_pipeline_session_keeps_the_given_bucket_where_regula_reads_it():
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
-    from pipelines import sdk
+    from pipelines.definition import sdk
 
     boto = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     session = PipelineSession(boto_session=boto, default_bucket="regula-check", sagemaker_config={})
@@ -72,7 +72,7 @@ def test_5_pipeline_session_keeps_the_given_bucket_where_regula_reads_it():
 
 
 def test_9_processing_steps_build_a_local_client_only_for_a_method_name():
-    from pipelines import sdk
+    from pipelines.definition import sdk
 
     with sdk.quiet_import():
         from sagemaker.core.local.local_session import LocalSagemakerClient
@@ -90,7 +90,7 @@ def test_9_processing_steps_build_a_local_client_only_for_a_method_name():
 
 
 def test_8_a_training_steps_request_is_its_arguments_property():
-    from pipelines import sdk
+    from pipelines.definition import sdk
 
     with sdk.quiet_import():  # as Regula imports it (1, 2): alone, this test has no region otherwise
         from sagemaker.mlops.workflow.steps import TrainingStep

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from helpers import REGION, regula_here, rendered, run_folders, run_step
 
-from pipelines.container_jobs import ContainerJob
-from pipelines.local import claim_run_dir, run_local
-from pipelines.local_runner import StepFailed
-from pipelines.run_layout import job_log, job_root
-from pipelines.s3 import download_prefix, ensure_bucket
+from pipelines.aws.s3 import download_prefix, ensure_bucket
+from pipelines.local.engine.jobs import ContainerJob
+from pipelines.local.engine.runner import StepFailed
+from pipelines.local.layout import job_log, job_root
+from pipelines.local.run import claim_run_dir, run_local
 from steps.cloudwatch import MetricEmitter
 
 BUCKET = "regula-artifacts"
@@ -292,7 +292,7 @@ def test_an_unusable_runs_dir_is_a_one_line_error(tmp_path):
 
 
 def test_a_failed_rank_ends_the_others_at_once(tmp_path):
-    from pipelines.process_supervisor import run_processes
+    from pipelines.local.engine.processes import run_processes
 
     # rank 0 fails at once; rank 1 would wait for it (as in a collective operation) for a minute
     script = "import os, sys, time; sys.exit(2) if os.environ['RANK'] == '0' else time.sleep(60)"

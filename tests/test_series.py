@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from helpers import regula, run_folders, run_step, run_training, serving
 
-from pipelines.local import run_local
-from pipelines.s3 import split_uri
+from pipelines.aws.s3 import split_uri
+from pipelines.local.run import run_local
 from steps import series
 from steps.contract import read_schema, read_split
 

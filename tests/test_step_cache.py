@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipelines.local import run_local
-from pipelines.local_runner import LocalRunner
-from pipelines.s3 import split_uri
+from pipelines.aws.s3 import split_uri
+from pipelines.local.engine.cache import StepCache, parse_duration
+from pipelines.local.engine.runner import LocalRunner
+from pipelines.local.run import run_local
 from pipelines.settings import Settings
-from pipelines.step_cache import StepCache, parse_duration
 
 BUCKET = "cache-test"
 # writes argv[2] into the folder argv[1], and the input folder argv[3] (if any) beside it
@@ -212,7 +212,7 @@ def test_a_second_run_reuses_preprocess_and_training_and_a_changed_parameter_ret
 
 
 def test_a_cache_entry_recording_a_file_outside_its_run_folder_is_not_used(tmp_path):
-    from pipelines.step_cache import StepCache
+    from pipelines.local.engine.cache import StepCache
 
     cache = StepCache(tmp_path)
     entry = {"run": "r1", "objects": [{"path": "../../etc/passwd", "size": 1, "sha256": "x", "uri": "s3://b/k"}]}
@@ -322,7 +322,7 @@ def test_an_index_of_the_wrong_shape_counts_as_empty(index, tmp_path, clients):
 def test_a_restore_that_changes_the_step_code_is_undone_and_not_used(tmp_path, clients):
     """A step whose output folder holds step code (here by its definition): the restore writes there; the runner
     checks the code right after (RegulaSession.push_uploads, as `regula run` passes it), puts it back, runs the step."""
-    from pipelines.session import RegulaSession
+    from pipelines.definition.session import RegulaSession
 
     s3 = clients["s3"]
     s3.create_bucket(Bucket=BUCKET)

@@ -1,0 +1,158 @@
+"""What a local run prints, in plain words: one line per round (its regularization, its gap against MaxGap with the
+gap's standard error, its validation quality against the baseline, the decision and why, short), the conditions'
+outcomes as what the pipeline does next, long lines of the jobs folded (`-v` shows every line as printed), and a
+closing block with the next steps.
+
+A local run (pipelines/local/run.py) gives the runner `condition_line`, `step_line` and `job_output` (the runner
+knows no step names); the names and the evaluation file are pipelines/local/layout.py's, the decisions
+steps/quality.py's."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.local import layout as run_layout
+
+FOLD_WIDTH = 160  # a job's list longer than this is folded unless --verbose
+FOLD_ITEMS = 8  # a comma-separated list keeps this many items
+ROUND_STEP = re.compile(r"(?P<kind>EvaluateRound|CheckRound|OverfitsRound|AcceptedRound)(?P<round>\d+)")
+# lines said otherwise unless --verbose: the evaluation's summary (the round line says it shorter) and a job's
+# ERROR line (the step's failure reason, which the run's summary prints); both stay in the job's log
+SAID_ELSEWHERE = re.compile(r"^   \| (evaluate: round \d+: |ERROR )")
+
+
+def fold(line: str, width: int = FOLD_WIDTH) -> str:
+    """A long line made short: a long list of names (comma-separated, no spaces in them) keeps its first names and
+    says how many are left out; any other line longer than twice `width` is cut."""
+    if len(line) <= width:
+        return line
+    head, sep, items = line.rpartition(": ")
+    parts = items.split(", ")
+    if sep and len(parts) > FOLD_ITEMS and not any(" " in p for p in parts):
+        return f"{head}{sep}{', '.join(parts[:FOLD_ITEMS])}, ... ({len(parts) - FOLD_ITEMS} more; -v shows all)"
+    if len(line) > 2 * width:
+        return line[: 2 * width].rstrip() + " ... (-v shows all)"
+    return line
+
+
+def job_output(echo: Callable[[str], None], verbose: bool) -> Callable[[str], None]:
+    """The echo for the jobs' lines: every line as printed with --verbose, else long ones folded and the
+    evaluation's summary left to the round line."""
+    if verbose:
+        return echo
+
+    def shown(line: str) -> None:
+        if not SAID_ELSEWHERE.match(line):
+            echo(fold(line))
+
+    return shown
+
+
+def read_evaluation(run_dir: Path, round_: int) -> dict | None:
+    path = run_layout.round_evaluation(run_dir, round_)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def short_reason(e: dict) -> str:
+    """The decision's reason, in a few words (the evaluation's `reason` says it in full)."""
+    decision, round_ = e["decision"], e["round"]
+    gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
+    max_gap = e["thresholds"]["max_gap"]
+    selected = (e.get("selected") or {}).get("round")
+    if decision == "register":
+        kept = f"; round {selected} validates better" if selected and selected != round_ else ""
+        return ("within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error") + kept
+    if decision == "borderline":
+        return "within MaxGap + 1 standard error only: a stronger round is tried too"
+    if decision == "overfit":
+        return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
+    if decision == "underfit":
+        return "too close to the baseline: more regularization cannot help"
+    if decision == "candidate":
+        return f"no round accepted; round {selected} is registered for review only"
+    return decision
+
+
+def round_line(e: dict) -> str:
+    """One round: what it trained with, what it measured, what was decided and why."""
+    reg, gap, quality = e["regularization"], e["generalization_gap"], e["quality"]
+    se = gap.get("standard_error") or 0.0
+    relation = "<=" if gap["relative"] <= e["thresholds"]["max_gap"] else ">"
+    return (
+        f"round {e['round']}: dropout {reg['dropout']:.2f} L1 {reg['l1']:.0e} L2 {reg['l2']:.2g} | "
+        f"gap {gap['relative']:.3f} ± {se:.3f} {relation} MaxGap {e['thresholds']['max_gap']:g} | "
+        f"validation {quality['metric']} {quality['validation']:.3f} vs baseline {quality['baseline']:.3f} | "
+        f"{e['decision']}: {short_reason(e)}"
+    )
+
+
+def step_line(run_dir: Path, name: str) -> str | None:
+    """After a step that succeeded: the round line of an evaluation step; None after any other."""
+    match = ROUND_STEP.fullmatch(name)
+    if not match or not name.startswith("Evaluate"):
+        return None
+    evaluation = read_evaluation(run_dir, int(match["round"]))
+    return round_line(evaluation) if evaluation else None
+
+
+def condition_line(run_dir: Path, name: str, outcome: str, verbose: bool) -> str | None:
+    """What a condition's outcome means for the run; None where the next line says it."""
+    match = ROUND_STEP.fullmatch(name)
+    e = read_evaluation(run_dir, int(match["round"])) if match else None
+    raw = f" ({name}: {outcome})" if verbose else ""
+    if e is None:
+        return f"?  {name}: {outcome}"
+    round_, decision, kind, yes = e["round"], e["decision"], match["kind"], outcome == "True"
+    selected = (e.get("selected") or {}).get("round") or round_
+    if kind == "CheckRound":
+        if yes:
+            which = "it" if selected == round_ else f"round {selected}, which validates better"
+            return f"=> round {round_} accepted: registering {which}{raw}"
+        return f"   ({name}: {outcome})" if verbose else None
+    if kind == "OverfitsRound":
+        if yes:
+            return f"=> round {round_} {decision}: trying a stronger round{raw}"
+        return f"=> round {round_} {decision}: stopping here{raw}"
+    if kind == "AcceptedRound":
+        if yes:
+            return f"   ({name}: {outcome})" if verbose else None
+        return f"=> round {selected} registered for review, not accepted: the run fails{raw}"
+    return f"?  {name}: {outcome}"
+
+
+def closing_lines(report: dict, run_dir: Path, endpoint: str | None) -> list[str]:
+    """Where things are and what to do next. `endpoint`: the AWS endpoint the registry was on, None for the
+    embedded moto server (gone with the command)."""
+    lines = [f"run folder: {run_dir} ({', '.join(n for n in _files(report))})"]
+    group = report["parameters"].get("ModelPackageGroupName", "regula-models")
+    if report.get("model_package_arn"):
+        if endpoint:
+            lines.append(f"registry: {endpoint}, group {group}: `regula models list` shows the package")
+        else:
+            lines.append(
+                "registry: the embedded moto server, gone now that the run has ended (the ARN above is not "
+                "reachable); the model stays in the run folder"
+            )
+    lines.append("next:")
+    if report["decision"] == "registered":
+        lines.append(f"  regula predict --model {run_dir} --data NEW.csv   # score rows with the registered round")
+    if report.get("plot"):
+        lines.append(f"  open {report['plot']}   # the loss curves of every round")
+    if report["decision"] != "registered" and report.get("failure_reason"):
+        lines.append("  fix what the FAILED line says and run again (`regula run --local --help` lists the parameters)")
+    if report["parameters"].get("InputDataUri", "").endswith("/demo/digits.csv"):
+        lines.append("  regula run --local --data YOUR.csv --target COLUMN   # your own table")
+    lines.append("  regula runs list   # the run folders here; `regula runs clean` removes old ones")
+    return lines
+
+
+def _files(report: dict):
+    yield run_layout.REPORT_FILE
+    if report.get("plot"):
+        yield run_layout.LOSS_PLOT
