@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.errors import UsageValueError
 from steps import parameters
 
 CASTS = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
@@ -19,7 +20,7 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        raise ValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
+        raise UsageValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
     values, problems = {}, []
     for name, spec in declared.items():
         raw = overrides.get(name, spec.get("DefaultValue"))
@@ -43,7 +44,7 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
         problem = parameters.training_instance_problem(values["TrainingInstanceType"], device, image)
         problems += [problem] if problem else []
     if problems:
-        raise ValueError("; ".join(problems))
+        raise UsageValueError("; ".join(problems))
     return values
 
 

@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipelines.errors import UsageValueError
+
 FAULTS_ENV = "REGULA_LOCAL_FAULTS"
 SCALE_ENV = "REGULA_LOCAL_RETRY_SCALE"
 
@@ -92,7 +94,7 @@ def exception_type(name: str) -> str:
     for known in DESCRIPTIONS:
         if name in (known, known.split(".", 1)[1]):
             return known
-    raise ValueError(f"unknown failure type {name!r}; one of {', '.join(DESCRIPTIONS)}")
+    raise UsageValueError(f"unknown failure type {name!r}; one of {', '.join(DESCRIPTIONS)}")
 
 
 def classify(error: BaseException) -> str | None:
@@ -209,12 +211,12 @@ def fault_plan(text: str | None, definition: dict) -> dict[str, list[str]]:
     for item in (part.strip() for part in text.split(",") if part.strip()):
         match = re.fullmatch(r"([^:]+):([A-Za-z_.]+)(?::(\d+))?", item)
         if not match:
-            raise ValueError(f"{FAULTS_ENV}: {item!r} is not STEP:TYPE[:COUNT]")
+            raise UsageValueError(f"{FAULTS_ENV}: {item!r} is not STEP:TYPE[:COUNT]")
         step, kind, count = match.group(1), exception_type(match.group(2)), int(match.group(3) or 1)
         if step not in kinds:
-            raise ValueError(f"{FAULTS_ENV}: the pipeline has no step {step!r}; its steps: {', '.join(kinds)}")
+            raise UsageValueError(f"{FAULTS_ENV}: the pipeline has no step {step!r}; its steps: {', '.join(kinds)}")
         if kinds[step] not in RETRYABLE_STEP_TYPES:
-            raise ValueError(f"{FAULTS_ENV}: {step} is a {kinds[step]} step, which has no retry policies")
+            raise UsageValueError(f"{FAULTS_ENV}: {step} is a {kinds[step]} step, which has no retry policies")
         plan.setdefault(step, []).extend([kind] * count)
     return plan
 
@@ -235,5 +237,5 @@ def scale_from(text: str | None) -> float:
     except ValueError:
         scale = -1.0
     if not scale >= 0:
-        raise ValueError(f"{SCALE_ENV} must be a number >= 0, got {text!r}")
+        raise UsageValueError(f"{SCALE_ENV} must be a number >= 0, got {text!r}")
     return scale
