@@ -191,6 +191,9 @@ class LocalRunner:
             evaluation = console.read_evaluation(self.run_dir, int(console.ROUND_STEP.fullmatch(name)["round"]))
             if evaluation:
                 self.echo(console.round_line(evaluation))
+                notice = console.notice_line(self.run_dir, evaluation)
+                if notice:
+                    self.echo(notice)
         if branch:
             self._run_steps(branch)
 
