@@ -81,9 +81,9 @@ def interrupted(_signum, _frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
-    # The last collection at exit walks every object of the SDK, moto and pandas (3,400 modules): 1.4 s of a 14 s
-    # local run; freeze the heap instead of sweeping it. Files are closed where they are written, never left to the
-    # collector (steps/contract.py says why).
+    # The last collection at exit walks every object of the SDK, moto and pandas (thousands of modules), a visible
+    # share of a short local run; freeze the heap instead of sweeping it. Files are closed where they are written,
+    # never left to the collector (steps/contract.py says why).
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     parser = build_parser()

@@ -27,8 +27,8 @@ def demo_dataset_csv() -> bytes:
     """scikit-learn's digits (shipped with the package): 1797 rows, 64 pixel features, column `target`; the bytes of
     `load_digits(as_frame=True).frame.to_csv(index=False)` (tests/test_local_pipeline.py compares them).
 
-    Read from the package's data file rather than through load_digits: importing scikit-learn would take 0.9 s of
-    the demo's run, in a process that needs nothing else of it."""
+    Read from the package's data file rather than through load_digits: importing scikit-learn would be a visible
+    share of the demo's run, in a process that needs nothing else of it."""
     sklearn = importlib.util.find_spec("sklearn")
     if sklearn is None or sklearn.origin is None:
         raise EnvironmentProblem(

@@ -108,9 +108,10 @@ def cpus() -> int:
 
 
 def torch_threads(work_per_step: int) -> int:
-    """Intra-op threads for a job: one for small models, where more threads only spin-wait on shared cores (two jobs
-    x two threads ran a small MLP step 13x slower than one thread each); one per ~SMALL_WORK multiply-adds per step
-    beyond that, up to the job's CPUs. REGULA_TORCH_THREADS overrides the policy (benchmarks compare with it)."""
+    """Intra-op threads for a job: one for small models, where more threads only spin-wait on shared cores (two
+    runs at once with torch's default threads against this policy: benchmarks/concurrent_runs.py,
+    benchmarks/results/concurrent_runs.json); one per ~SMALL_WORK multiply-adds per step beyond that, up to the
+    job's CPUs. REGULA_TORCH_THREADS overrides the policy (benchmarks compare with it)."""
     if os.environ.get("REGULA_TORCH_THREADS"):
         return max(1, int(os.environ["REGULA_TORCH_THREADS"]))
     return max(1, min(cpus(), work_per_step // SMALL_WORK))
