@@ -52,7 +52,10 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
         if (run_dir / "jobs").is_dir() or (run_dir / "logs").is_dir():
             raise ModelNotFound(f"run {run_dir.name} has no report.json: it did not finish (still running, or killed)")
         raise ModelNotFound(f"{run_dir} is not a run folder: no report.json")
-    report = json.loads(report_file.read_text())
+    try:
+        report = json.loads(report_file.read_text())
+    except ValueError as error:  # a damaged file, not Regula's bug
+        raise ModelNotFound(f"run {run_dir.name}: report.json cannot be read ({error})") from None
     if report.get("status") == "Interrupted":
         raise ModelNotFound(
             f"run {run_dir.name} was {report.get('failure_reason') or 'interrupted'}; it registered no model"
