@@ -16,7 +16,7 @@ naming it; pyproject.toml pins sagemaker to the minor release they were checked 
 7. Code paths in step arguments are taken relative to the working directory: rendering runs in the repository root.
 8. ModelTrainer's StoppingCondition takes literal integers only; a TrainingStep's request is its `arguments`
    property, where a pipeline parameter can take their place.
-9. ProcessingStep builds a whole LocalSagemakerClient (a boto3 session and client: 0.11 s each, 0.44 s of a 1 s
+9. ProcessingStep builds a whole LocalSagemakerClient (a boto3 session and client each time, a large share of a
    render) only to read one method's name; while rendering, a class with just those names stands in for it.
 """
 
