@@ -190,7 +190,7 @@ def set_status(
             "description)"
         )
     if status == "Rejected" and row["status"] == "Approved" and not note:
-        raise ApprovalRefused(
+        raise RegistryError(
             f"version {row['version']} is Approved: rejecting it un-approves it, and needs a --note saying why"
         )
     if status == "Approved":
