@@ -7,6 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.errors import UsageValueError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_JSON = REPO_ROOT / "pipeline.json"
 IMAGE_REPOSITORY = "regula-steps"  # the ECR repository containers/build pushes to
@@ -48,20 +50,20 @@ class Settings:
 
     def __post_init__(self):
         if self.training_device not in TRAINING_DEVICES:
-            raise ValueError(
+            raise UsageValueError(
                 f"training device must be one of {', '.join(TRAINING_DEVICES)}, got {self.training_device!r}"
             )
         if self.training_device == "gpu" and self.image_uri and not self.training_image_uri:
-            raise ValueError(
+            raise UsageValueError(
                 "--training-device gpu with --image-uri needs --training-image-uri: the image's GPU build "
                 "(containers/build gpu), since processing and serving keep the CPU image"
             )
         if not 1 <= self.rounds <= 10:
-            raise ValueError(f"rounds must be between 1 and 10, got {self.rounds}")
+            raise UsageValueError(f"rounds must be between 1 and 10, got {self.rounds}")
         if bool(self.subnets) != bool(self.security_group_ids):
-            raise ValueError("a VPC needs both subnets and security groups")
+            raise UsageValueError("a VPC needs both subnets and security groups")
         if not re.fullmatch(r"P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?)?", self.cache_expire_after):
-            raise ValueError(
+            raise UsageValueError(
                 f"cache expiry must be an ISO 8601 duration such as P30D or PT12H, got {self.cache_expire_after!r}"
             )
 
@@ -78,7 +80,7 @@ class Settings:
         """The execution role's account (where the Regula image is). Checked here, not at construction, so that
         `regula doctor` can report a malformed role ARN beside every other problem."""
         if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", self.role_arn):
-            raise ValueError(
+            raise UsageValueError(
                 f"role ARN must look like arn:aws:iam::<12-digit account>:role/<name>, got {self.role_arn!r}"
             )
         return self.role_arn.split(":")[4]

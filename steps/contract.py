@@ -1,9 +1,10 @@
 """What the steps agree on: the split files, the schema, threads, and how a step reports failure.
 
 A step that fails on bad input prints one line naming the problem on stderr,
-writes it to the SageMaker failure file, and exits non-zero. SageMaker shows
-that line as the job's FailureReason; Regula's local runner shows it as the
-step's message.
+writes it to the SageMaker failure file, and exits 2. SageMaker shows that line
+as the job's FailureReason; Regula's local runner shows it as the step's
+message. A step that fails on a bug does the same with exit code 1, after
+printing the traceback into the job's log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,29 +108,40 @@ def cpus() -> int:
 
 
 def torch_threads(work_per_step: int) -> int:
-    """Intra-op threads for a job: one for small models, where more threads only spin-wait on shared cores (two jobs
-    x two threads ran a small MLP step 13x slower than one thread each); one per ~SMALL_WORK multiply-adds per step
-    beyond that, up to the job's CPUs. REGULA_TORCH_THREADS overrides the policy (benchmarks compare with it)."""
+    """Intra-op threads for a job: one for small models, where more threads only spin-wait on shared cores (two
+    runs at once with torch's default threads against this policy: benchmarks/concurrent_runs.py,
+    benchmarks/results/concurrent_runs.json); one per ~SMALL_WORK multiply-adds per step beyond that, up to the
+    job's CPUs. REGULA_TORCH_THREADS overrides the policy (benchmarks compare with it)."""
     if os.environ.get("REGULA_TORCH_THREADS"):
         return max(1, int(os.environ["REGULA_TORCH_THREADS"]))
     return max(1, min(cpus(), work_per_step // SMALL_WORK))
 
 
 def run(main: Callable[[], None], step: str, failure_file: str | None = None) -> None:
-    """Run `main`, turning StepError and ValueError into a one-line failure."""
-    # At exit, Python's last collection walks every object torch and pandas made: 0.4 s of a 2 s training step on the
-    # demo; freeze the heap instead of sweeping it. What that skips is only garbage in reference cycles, whose
-    # finalizers would run: so every file a step writes is closed where it is written (`with`, write_text), never
-    # left to the collector. atexit hooks (tempfile's, logging's) still run.
+    """Run `main`, turning StepError and ValueError (bad input or configuration) into a one-line failure; any other
+    exception is a bug: its traceback goes to the log, and the failure file still gets one line naming it."""
+    # At exit, Python's last collection walks every object torch and pandas made, a visible share of a short step
+    # (not broken out in benchmarks/results/); freeze the heap instead of sweeping it. What that skips is only
+    # garbage in reference cycles, whose finalizers would run: so every file a step writes is closed where it is
+    # written (`with`, write_text), never left to the collector. atexit hooks (tempfile's, logging's) still run.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     try:
         main()
     except (StepError, ValueError) as error:
-        message = f"{step}: {error}".replace("\n", " ")
-        print(f"ERROR {message}", file=sys.stderr, flush=True)
-        failure_file = failure_file or os.environ.get("SM_OUTPUT_FAILURE")
-        if failure_file:
-            Path(failure_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(failure_file).write_text(message + "\n")
-        sys.exit(2)
+        fail(f"{step}: {error}", failure_file, 2)
+    except Exception as error:
+        traceback.print_exc()
+        bug = f"{step}: unexpected {type(error).__name__}: {error} (a bug: the traceback is in the log)"
+        fail(bug, failure_file, 1)
+
+
+def fail(message: str, failure_file: str | None, status: int) -> None:
+    """The step's one line on stderr and in the SageMaker failure file (the job's FailureReason), then exit."""
+    message = message.replace("\n", " ")
+    print(f"ERROR {message}", file=sys.stderr, flush=True)
+    failure_file = failure_file or os.environ.get("SM_OUTPUT_FAILURE")
+    if failure_file:
+        Path(failure_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(failure_file).write_text(message + "\n")
+    sys.exit(status)

@@ -1,8 +1,8 @@
 """AdamW for an eager training loop, without importing torch._dynamo.
 
 torch.optim marks Optimizer.add_param_group, zero_grad, state_dict and load_state_dict with `torch._disable_dynamo`,
-and wraps Adam's step in `torch._dynamo.graph_break()` calls. Each imports torch._dynamo on first use (0.8 s of the
-demo's 2.3 s training job, in every training job) only to tell torch.compile how to trace them. Regula never
+and wraps Adam's step in `torch._dynamo.graph_break()` calls. Each imports torch._dynamo on first use (a large
+share of a short training job's start, in every training job) only to tell torch.compile how to trace them. Regula never
 compiles, so this subclass calls the functions underneath those wrappers (`inspect.unwrap`): the same update and the
 same state_dict, bit for bit (tests/test_optimizer.py compares it with torch.optim.AdamW and checks the import is
 gone). The graph breaks are no-ops in eager mode; the step keeps their wrapper's other effect, no autograd.

@@ -36,8 +36,8 @@ from steps.defaults import MAX_DROPOUT, MIN_GROWTH
 
 RAMP = {"dropout": 0.25, "l1": 1.0, "l2": 1.5}  # level exponents, from benchmarks/regularizer_effect.py
 TARGET_SHARE = 0.8  # aim the next round's gap at this share of MaxGap
-# gap ~ level^-0.15 before any step was measured: the combined ramp's on digits (level 1 -> 100: 0.13); one
-# regularizer alone moved it at 0.03-0.4 (regularizer_effect.json). Low, so the first step is a real one.
+# gap ~ level^-ASSUMED_ELASTICITY before any step was measured: about the combined ramp's on digits, and within what
+# one regularizer alone moved it (benchmarks/results/regularizer_effect.json). Low, so the first step is a real one.
 ASSUMED_ELASTICITY = 0.15
 MIN_ELASTICITY = 0.1  # a step that moved the gap less than this did not work: take the largest step next
 MIN_STEP = MIN_GROWTH

@@ -51,8 +51,8 @@ TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many 
 # An epoch is one pass over the training rows, or this many of them (drawn at random each epoch) on larger tables:
 # early stopping looks at the validation loss every 64 steps of the largest batch, so patience costs as much training
 # on 2M rows as on 200k, and a large table that has converged after a fraction of a pass stops there. Up to this many
-# training rows an epoch is a full pass, as it always was. On 1.2M training rows full passes took 28 epochs (about 220
-# s on two idle cores) to test accuracy 0.8455, these 37 epochs 78 s to 0.8466 (benchmarks/large_table.py).
+# training rows an epoch is a full pass, as it always was. What it costs and gains on a 2M-row table, against full
+# passes: benchmarks/large_table.py, benchmarks/results/large_table.json.
 EPOCH_ROWS = 2**18
 VAL_EVAL_ROWS = 2**16  # the validation loss each epoch on at most this many rows, a seeded sample (evaluation: all)
 

@@ -96,28 +96,28 @@ def test_start_refuses_an_instance_type_the_rendered_image_cannot_use(clients, b
 
 def test_start_before_upsert_says_what_to_do(clients):
     result = regula("start", "--param", "MaxGap=0.1")
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.strip() == "regula: error: pipeline regula does not exist: run `regula upsert` first"
 
 
 def test_retry_refuses_what_did_not_fail_and_says_so(clients, bucket):
     none = regula("retry")
-    assert none.returncode == 2
+    assert none.returncode == 4
     assert none.stderr.strip() == "regula: error: pipeline regula does not exist: run `regula upsert` first"
     upsert(Settings(), clients["s3"], clients["sagemaker"], echo=lambda _: None)
     assert regula("retry").stderr.strip() == "regula: error: pipeline regula has no executions"
 
     arn = start(Settings(), clients["sagemaker"], echo=lambda _: None)["execution_arn"]  # moto: Succeeded at once
     latest = regula("retry", "--wait")
-    assert latest.returncode == 2
+    assert latest.returncode == 3
     assert latest.stderr.strip() == (
         f"regula: error: the latest execution of regula, {arn}, is Succeeded: only a failed execution can be retried "
         "(`regula status` lists the executions; `regula start` starts a new one)"
     )
     named = regula("retry", arn)
-    assert named.returncode == 2 and f"error: {arn} is Succeeded: only a failed execution" in named.stderr
+    assert named.returncode == 3 and f"error: {arn} is Succeeded: only a failed execution" in named.stderr
     unknown = regula("retry", arn.replace("/execution/", "/execution/x"))
-    assert unknown.returncode == 2 and "does not exist" in unknown.stderr
+    assert unknown.returncode == 4 and "does not exist" in unknown.stderr
 
 
 def test_retry_retries_a_failed_execution_and_waits_for_the_retry_not_the_old_failure():
@@ -211,7 +211,7 @@ def test_approve_and_reject_change_status_and_the_guard_refuses_a_bad_package(cl
     assert [(r["version"], r["gap"], r["round"]) for r in rows] == [(2, 0.31, "2"), (1, 0.15, "2")]
 
     result = regula("models", "approve", "latest", "--note", "ship it")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "refusing to approve version 2: its generalization gap 0.3100 is above the maximum 0.2" in result.stderr
     assert sagemaker.describe_model_package(ModelPackageName=bad)["ModelApprovalStatus"] == "PendingManualApproval"
 
@@ -235,7 +235,7 @@ def test_the_guard_refuses_a_model_no_better_than_its_baseline_and_one_missing_i
     sagemaker = clients["sagemaker"]
     trivial = register(sagemaker, gap=0.01, val_quality=0.52)  # baseline 0.5 + lift 0.05 = 0.55 needed
     result = regula("models", "approve", trivial)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "its validation balanced_accuracy 0.5200 is under 0.5500" in result.stderr
     unrecorded = sagemaker.create_model_package(
         ModelPackageGroupName="regula-models",
@@ -248,7 +248,7 @@ def test_the_guard_refuses_a_model_no_better_than_its_baseline_and_one_missing_i
         CustomerMetadataProperties={"regula:gap": "0.01"},
     )["ModelPackageArn"]
     result = regula("models", "approve", unrecorded)
-    assert result.returncode == 2 and "it has no recorded maximum gap, validation quality" in result.stderr
+    assert result.returncode == 3 and "it has no recorded maximum gap, validation quality" in result.stderr
     for arn in (trivial, unrecorded):
         assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
@@ -256,7 +256,7 @@ def test_the_guard_refuses_a_model_no_better_than_its_baseline_and_one_missing_i
 def test_unknown_model_package_is_a_one_line_error(clients):
     register(clients["sagemaker"], gap=0.1)
     result = regula("models", "approve", "arn:aws:sagemaker:us-east-1:123456789012:model-package/regula-models/9")
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.strip().endswith("not found in group regula-models")
     assert (
         regula("models", "list", "--group", "nope").stderr.strip()

@@ -43,7 +43,7 @@ def test_bad_table_fails_the_run_at_preprocess_and_writes_nothing(case, tmp_path
 def test_cli_reports_each_problem_in_one_line(tmp_path, aws):
     missing = regula("run", "--local", "--data", str(tmp_path / "nope.csv"))
     assert (missing.returncode, missing.stderr.strip()) == (
-        2,
+        4,
         f"regula: error: data file or folder {tmp_path / 'nope.csv'} does not exist",
     )
 

@@ -16,7 +16,7 @@ from pipelines.cli import help as cli_help
 def test_regula_alone_prints_help_and_exits_0():
     result = regula_here()
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: regula [-h] [--version] COMMAND ...")
+    assert result.stdout.startswith("usage: regula [-h] [--version] [--debug] COMMAND ...")
     assert "run       run the pipeline locally" in result.stdout
     assert result.stderr == ""
 
@@ -66,7 +66,7 @@ def test_render_writes_into_the_working_directory_or_output(tmp_path, monkeypatc
     assert (result.returncode, result.stdout) == (0, "wrote pipeline.json\n"), result.stderr
     assert (tmp_path / "pipeline.json").read_text() == (REPO / "pipeline.json").read_text()
     result = regula_here("render", "--output", "out/definition.json")
-    assert result.returncode == 2
+    assert result.returncode == 4
     assert result.stderr.strip() == "regula: error: cannot write out/definition.json: its folder does not exist"
     (tmp_path / "out").mkdir()
     assert regula_here("render", "--output", "out/definition.json").returncode == 0

@@ -255,7 +255,7 @@ def test_a_dead_endpoint_is_named_as_the_cause_not_the_credentials(monkeypatch):
     assert report.errors[-1].endswith("]: nothing in the account was checked")
     assert not any("credentials" in e for e in report.errors)
     listed = regula_here("models", "list")
-    assert listed.returncode == 1
+    assert listed.returncode == 6
     assert listed.stderr.startswith("regula: error: cannot reach http://127.0.0.1:9, the endpoint AWS_ENDPOINT_URL")
 
 

@@ -24,7 +24,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_is_one_error_line_and_no_truncated_report(small_disk, aws):
     result = regula("run", "--local", "--runs-dir", str(small_disk / "runs"))
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 6, result.stderr
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("regula: error: cannot write the report of run ") and "No space left on device" in line

@@ -131,12 +131,22 @@ def test_the_demo_registers_its_best_accepted_round_by_validation(tmp_path, clie
         assert f"{r['validation_quality']:.3f} vs baseline 0.100 | {r['decision']}" in line
     if len(rounds) > 1:
         assert f"=> round 1 {rounds[0]['decision']}: trying a stronger round" in lines
+    # a round whose training sent the overfitting notice says so after its round line, with its decision; the job's
+    # own "Training overfits ... (notice sent)" line is held back (an accepted round must not read as overfitting)
+    assert not [line for line in lines if "Training overfits" in line]
+    run_dir = run_folders(tmp_path / "runs")[0]
+    for r in rounds:
+        sent = "(notice sent)" in (run_dir / "logs" / f"TrainRound{r['round']}.log").read_text()
+        [at] = [i for i, line in enumerate(lines) if line.startswith(f"round {r['round']}: dropout ")]
+        said = lines[at + 1].startswith("   overfitting notice sent during training (epoch ")
+        assert said == sent, lines[at : at + 2]
+        if said and r["decision"] == "register":
+            assert "the round is still accepted, within MaxGap" in lines[at + 1]
     assert not [line for line in lines if line.startswith("?") or "evaluate: round" in line]
     assert (
         "   | preprocess: numeric: pixel_0_1, pixel_0_2, pixel_0_3, pixel_0_4, pixel_0_5, pixel_0_6, pixel_0_7, "
         "pixel_1_0, ... (53 more; -v shows all)" in lines
     )
-    run_dir = run_folders(tmp_path / "runs")[0]
     assert f"  regula predict --model {run_dir} --data NEW.csv   # score rows with the registered round" in lines
     # the plot: a legend per round, the averaged weights' epochs and the baseline marked, the registered round
     # framed, and a panel drawing the decision rule (each gap with its standard error, MaxGap)
@@ -216,7 +226,7 @@ def test_when_no_round_is_accepted_the_best_candidate_can_be_registered_for_revi
     bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     assert json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())["round"] == best["round"]
     refused = regula("models", "approve", "latest")
-    assert refused.returncode == 2 and "the pipeline did not accept it" in refused.stderr
+    assert refused.returncode == 3 and "the pipeline did not accept it" in refused.stderr
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def test_a_table_with_strings_and_gaps_registers_and_scores_raw_rows(tmp_path, c
     bucket, key = split_uri(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
     clients["s3"].put_object(Bucket=bucket, Key=key, Body=b"not the evaluated model")
     tampered = regula("predict", "--model", report["model_package_arn"], "--data", str(tmp_path / "rows.csv"))
-    assert tampered.returncode == 2 and tampered.stdout == ""
+    assert tampered.returncode == 3 and tampered.stdout == ""
     assert "model.tar.gz is not the artifact that was evaluated" in tampered.stderr
 
 

@@ -68,7 +68,7 @@ def test_predict_refuses_a_rejected_package_unless_allowed(ref, tmp_path, client
     code = artifact({"code/steps/__init__.py": b"", "code/steps/inference.py": INFERENCE.encode()})
     register(clients, code, "Rejected")
     result, marker = predict(tmp_path, aws, "--model", ref)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert result.stderr.strip() == (
         f"regula: error: version 1 of {GROUP} is Rejected: refusing to run its code (--allow-rejected overrides; a "
         "version number or ARN names another package)"
@@ -96,7 +96,7 @@ def test_predict_refuses_a_rejected_package_unless_allowed(ref, tmp_path, client
 def test_a_hostile_or_corrupt_artifact_is_one_error_line(body, message, tmp_path, clients, aws):
     register(clients, body, "Approved")
     result, marker = predict(tmp_path, aws, "--model", "latest")
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 3, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"regula: error: {message}"), result.stderr
     assert "Traceback" not in result.stderr and not marker.exists()

@@ -23,6 +23,21 @@ def test_readme_has_exactly_the_two_set_up_and_go_commands():
     assert readme_commands() == [RUN_COMMAND, TEST_COMMAND]
 
 
+def test_the_readme_commands_are_the_ones_ci_runs():
+    """Read from the README itself: its test command is a line of .ci/run, which the workflow's test job runs; its
+    run command installs as the deploy job does (.ci/install, then the venv)."""
+    import yaml
+
+    run, test = readme_commands()
+    assert test in (REPO / ".ci" / "run").read_text().splitlines()
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    assert ".ci/run" in [step.get("run", "").split("#")[0].strip() for step in jobs["test"]["steps"]]
+    install, activate, command = run.split(" && ")
+    assert (activate, command) == (". .venv/bin/activate", "regula run --local")
+    assert install in [step.get("run", "").split("#")[0].strip() for step in jobs["deploy"]["steps"]]
+    assert test.startswith(f"{install} dev && {activate} && ")
+
+
 def test_ci_runs_the_readme_test_command_and_the_slow_tier_and_the_workflow_gates_deploys_on_both():
     """.ci/run is the README's test command, then the slow tier, with CI set (a test that needs something missing
     fails instead of skipping); the workflow's test job runs it, with a Python >= 3.12 for LocalStack, and deploy

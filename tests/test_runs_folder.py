@@ -47,7 +47,7 @@ def test_ctrl_c_leaves_a_report_saying_interrupted_that_predict_and_runs_underst
     (tmp_path / "rows.csv").write_text("a\n1\n")
     predicted = regula_here("predict", "--model", str(run_dir), "--data", str(tmp_path / "rows.csv"))
     assert (predicted.returncode, predicted.stderr.strip()) == (
-        2,
+        4,  # no model there: NOT_FOUND
         f"regula: error: run {run_dir.name} was interrupted (Ctrl-C or SIGTERM) during TrainRound1: the run did not "
         "finish; it registered no model",
     )

@@ -42,7 +42,7 @@ def test_1_importing_the_sdk_needs_a_region(imported_with_a_region):
 def test_2_importing_the_sdk_sets_the_root_logger_to_info(imported_with_a_region):
     result = imported_with_a_region
     assert result.stdout.strip() == str(20), result.stderr  # logging.INFO
-    lines = ["import logging", "from pipelines import sdk", "with sdk.quiet_import():"]
+    lines = ["import logging", "from pipelines.definition import sdk", "with sdk.quiet_import():"]
     lines.append("    import sagemaker.mlops.workflow.pipeline")
     quiet = "\n".join(lines)
     assert python(quiet + "\nprint(logging.getLogger().level)").stdout.strip() == str(30)  # WARNING, as before

@@ -104,7 +104,7 @@ def test_missing_or_unparsable_policy_refuses_approval(metadata, message, client
     sagemaker = clients["sagemaker"]
     arn = package(sagemaker, **metadata)
     result = regula_here("models", "approve", arn)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.returncode == 3 and message in result.stderr, result.stderr
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "PendingManualApproval"
 
 
@@ -118,14 +118,14 @@ def test_a_max_gap_that_is_not_a_number_is_refused(max_gap, clients):
 def test_max_gap_option_only_tightens_the_recorded_policy(clients):
     arn = package(clients["sagemaker"], **{"regula:gap": "0.3"})
     result = regula_here("models", "approve", arn, "--max-gap", "5")
-    assert result.returncode == 2 and "gap 0.3000 is above the maximum 0.1" in result.stderr
+    assert result.returncode == 3 and "gap 0.3000 is above the maximum 0.1" in result.stderr
 
 
 def test_a_rejected_package_needs_force_and_a_note(clients):
     sagemaker = clients["sagemaker"]
     arn = package(sagemaker, status="Rejected")
     result = regula_here("models", "approve", "latest")
-    assert result.returncode == 2 and "it was rejected" in result.stderr
+    assert result.returncode == 3 and "it was rejected" in result.stderr
     assert regula_here("models", "approve", "latest", "--force").returncode == 2
     assert sagemaker.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
     result = regula_here("models", "approve", "latest", "--force", "--note", "re-reviewed the curves")
@@ -136,14 +136,14 @@ def test_a_rejected_package_needs_force_and_a_note(clients):
 def test_the_policy_is_checked_before_already_approved(clients):
     package(clients["sagemaker"], status="Approved", **{"regula:gap": "0.08"})
     result = regula_here("models", "approve", "latest", "--max-gap", "0.05")
-    assert result.returncode == 2 and "gap 0.0800 is above the maximum 0.05" in result.stderr
+    assert result.returncode == 3 and "gap 0.0800 is above the maximum 0.05" in result.stderr
     assert "already Approved" not in result.stdout
 
 
 def test_a_candidate_the_pipeline_did_not_accept_is_refused(clients):
     package(clients["sagemaker"], **{"regula:accepted": "false", "regula:decision": "candidate"})
     result = regula_here("models", "approve", "latest")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "the pipeline did not accept it: it was registered as the best candidate, for review" in result.stderr
     status = clients["sagemaker"].list_model_packages(ModelPackageGroupName="regula-models")
     assert [p["ModelApprovalStatus"] for p in status["ModelPackageSummaryList"]] == ["PendingManualApproval"]
@@ -154,7 +154,7 @@ def test_the_guard_allows_a_gap_within_one_standard_error_as_the_evaluation_does
     above = package(clients["sagemaker"], **{"regula:gap": "0.125", "regula:gap_se": "0.01"})
     assert regula_here("models", "approve", within).returncode == 0
     result = regula_here("models", "approve", above)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "gap 0.1250 is above the maximum 0.1 by more than its standard error 0.0100" in result.stderr
 
 
@@ -287,7 +287,7 @@ def test_an_unusable_runs_dir_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     result = regula_here("run", "--local", "--runs-dir", str(blocker / "runs"), env={"REGULA_METRICS": "off"})
-    assert result.returncode == 2
+    assert result.returncode == 6
     assert result.stderr.strip() == f"regula: error: cannot create a run folder in {blocker / 'runs'}: Not a directory"
 
 

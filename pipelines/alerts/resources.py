@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.alerts.dashboard import dashboard
-from pipelines.errors import RegulaError
+from pipelines.errors import NotFound, RegulaError
 from steps import overfitting
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
@@ -46,6 +46,10 @@ DEFAULT_EMAIL_ON = ("gave-up", "diverged", "registered")
 
 class AlertsError(RegulaError):
     pass
+
+
+class AlertsNotSetUp(AlertsError, NotFound):
+    """`regula alerts show` for a pipeline without alerts."""
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,9 @@ def subscriptions(sns, topic_arn: str) -> list[dict]:
 def show(spec: AlertSpec, sns, cloudwatch, events) -> dict:
     topics = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(f":{spec.topic_name}")]
     if not topics:
-        raise AlertsError(f"no alerts set up for pipeline {spec.pipeline_name}: run `regula alerts apply --email ...`")
+        raise AlertsNotSetUp(
+            f"no alerts set up for pipeline {spec.pipeline_name}: run `regula alerts apply --email ...`"
+        )
     names = [a["AlarmName"] for a in alarms(spec, topics[0])]
     found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
     rule_states = {}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from pipelines.aws.s3 import bucket_access_error, bucket_name_error
 from pipelines.definition.parameters import parameter_values
-from pipelines.errors import RegulaError
+from pipelines.errors import NotFound, Refused, RegulaError, UsageError, WaitTimeout
 from pipelines.settings import Settings, code_version
 
 INLINE_DEFINITION_LIMIT = 100_000  # CreatePipeline's PipelineDefinition; larger ones go through S3
@@ -17,7 +17,19 @@ TERMINAL = {"Succeeded", "Failed", "Stopped"}
 
 
 class DeployError(RegulaError):
-    pass
+    """A settings, bucket or parameter problem of upsert, start or retry (a usage error)."""
+
+
+class DeployNotFound(DeployError, NotFound):
+    """The pipeline or the execution named does not exist, or has no executions."""
+
+
+class RetryRefused(DeployError, Refused):
+    """Only a failed execution can be retried."""
+
+
+class WaitGaveUp(DeployError, WaitTimeout):
+    """`--wait` ran past its limit."""
 
 
 def compact(definition_text: str) -> str:
@@ -101,7 +113,7 @@ def deployed_definition(sagemaker, pipeline_name: str) -> dict:
     except sagemaker.exceptions.ClientError as error:
         if not missing(error):
             raise
-        raise DeployError(f"pipeline {pipeline_name} does not exist: run `regula upsert` first") from None
+        raise DeployNotFound(f"pipeline {pipeline_name} does not exist: run `regula upsert` first") from None
     return json.loads(described["PipelineDefinition"])
 
 
@@ -120,7 +132,7 @@ def start(
         params.setdefault("CodeVersion", code_version())
     try:  # names, types, ranges: refused here, before any execution starts
         parameter_values(definition, params)
-    except ValueError as error:
+    except UsageError as error:
         raise DeployError(str(error)) from None
     response = sagemaker.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
@@ -153,11 +165,11 @@ def retry(
     except sagemaker.exceptions.ClientError as error:
         if not missing(error):
             raise
-        raise DeployError(f"execution {arn} does not exist") from None
+        raise DeployNotFound(f"execution {arn} does not exist") from None
     state = described["PipelineExecutionStatus"]
     if state != "Failed":
         which = f"the latest execution of {settings.pipeline_name}, {arn}," if execution == "latest" else arn
-        raise DeployError(
+        raise RetryRefused(
             f"{which} is {state}: only a failed execution can be retried (`regula status` lists the executions; "
             "`regula start` starts a new one)"
         )
@@ -178,9 +190,9 @@ def latest_execution(settings: Settings, sagemaker) -> str:
     except sagemaker.exceptions.ClientError as error:
         if not missing(error):
             raise
-        raise DeployError(f"pipeline {settings.pipeline_name} does not exist: run `regula upsert` first") from None
+        raise DeployNotFound(f"pipeline {settings.pipeline_name} does not exist: run `regula upsert` first") from None
     if not summaries:
-        raise DeployError(f"pipeline {settings.pipeline_name} has no executions")
+        raise DeployNotFound(f"pipeline {settings.pipeline_name} has no executions")
     return summaries[0]["PipelineExecutionArn"]
 
 
@@ -203,7 +215,7 @@ def wait_for(
             echo(f"execution {status}")
             return status
         if time.monotonic() > deadline:
-            raise DeployError(f"gave up waiting after {timeout_seconds:.0f}s; the execution is still {status}")
+            raise WaitGaveUp(f"gave up waiting after {timeout_seconds:.0f}s; the execution is still {status}")
         time.sleep(poll_seconds)
 
 
@@ -224,7 +236,7 @@ def status(settings: Settings, sagemaker, limit: int = 5) -> list[dict]:
     except sagemaker.exceptions.ClientError as error:
         if not missing(error):
             raise
-        raise DeployError(f"pipeline {settings.pipeline_name} does not exist: run `regula upsert` first") from None
+        raise DeployNotFound(f"pipeline {settings.pipeline_name} does not exist: run `regula upsert` first") from None
     rows = []
     for summary in summaries:
         arn = summary["PipelineExecutionArn"]

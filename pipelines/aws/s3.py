@@ -85,8 +85,9 @@ def download_prefix(s3, uri: str, destination: Path) -> int:
                 raise ValueError(f"object key {key!r} would be written outside {destination}: refused")
             target.parent.mkdir(parents=True, exist_ok=True)
             if item.get("Size", SMALL_OBJECT) < SMALL_OBJECT:
-                # one GET: download_file would add a HEAD and a transfer pool per object (0.35 s against 0.14 s for a
-                # job's 40 code files on the local moto server); larger objects keep its ranged, parallel GETs
+                # one GET: download_file would add a HEAD and a transfer pool per object, which dominate for a job's
+                # few dozen small code files (the runner's per-step overhead: benchmarks/results/overheads.json);
+                # larger objects keep its ranged, parallel GETs
                 with open(target, "wb") as handle:
                     shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], handle)
             else:

@@ -1,4 +1,4 @@
-"""The `regula` command: the parser and the one place errors become exit codes.
+"""The `regula` command: the parser and the one place errors become exit statuses (pipelines/errors.py's map).
 
 The commands live in modules by area; each has `add_parsers(commands)`, which adds its subcommands with their
 handler as `func`. A new command goes into one of them, or into a new module listed in COMMAND_MODULES. Start-up
@@ -11,6 +11,7 @@ import atexit
 import gc
 import signal
 import sys
+import traceback
 
 from pipelines.cli import account as commands_account
 from pipelines.cli import alerts as commands_alerts
@@ -19,7 +20,7 @@ from pipelines.cli import local as commands_local
 from pipelines.cli import models as commands_models
 from pipelines.cli import runs as commands_runs
 from pipelines.cli import sagemaker as commands_sagemaker
-from pipelines.errors import RegulaError
+from pipelines.errors import ExitStatus, RegulaError, exit_status, is_aws_error
 
 # in `regula --help` order
 COMMAND_MODULES = (
@@ -58,11 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="start here: `regula run --local` (the demo, no AWS account), then `regula run --local --help`",
     )
     parser.add_argument("--version", action=VersionAction, help="print the version and the code's commit")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_parsers(commands)
     cli_help.complete(parser)
+    for _, sub in cli_help.subcommands(parser):  # `regula run --local --debug` as well as `regula --debug run ...`
+        if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
+
+
+DEBUG_HELP = "print the traceback of an error too (a bug's traceback is always printed)"
 
 
 def interrupted(_signum, _frame) -> None:
@@ -71,9 +79,9 @@ def interrupted(_signum, _frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
-    # The last collection at exit walks every object of the SDK, moto and pandas (3,400 modules): 1.4 s of a 14 s
-    # local run; freeze the heap instead of sweeping it. Files are closed where they are written, never left to the
-    # collector (steps/contract.py says why).
+    # The last collection at exit walks every object of the SDK, moto and pandas (thousands of modules), a visible
+    # share of a short local run; freeze the heap instead of sweeping it. Files are closed where they are written,
+    # never left to the collector (steps/contract.py says why).
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     parser = build_parser()
@@ -83,24 +91,33 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (RegulaError, ValueError) as error:
-        print(f"regula: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # a full disk, a file that cannot be read: what and where, on one line
-        where = f": {error.filename}" if error.filename else ""
-        print(f"regula: error: {error.strerror or error}{where}", file=sys.stderr)
-        return 1
-    except Exception as error:
-        # no network (or a dead AWS_ENDPOINT_URL), no or refused credentials, access denied, throttled: say which
-        if type(error).__module__.startswith(("botocore", "urllib3")):
-            from pipelines.aws.errors import explain
-
-            print(f"regula: error: {explain(error)}", file=sys.stderr)
-            return 1
-        raise
     except KeyboardInterrupt:
         print("regula: interrupted", file=sys.stderr)
-        return 130
+        return ExitStatus.INTERRUPTED
+    except Exception as error:
+        status = exit_status(error)
+        if args.debug or status == ExitStatus.UNEXPECTED:
+            traceback.print_exc()
+        print(f"regula: error: {one_line(error, status)}", file=sys.stderr)
+        return status
+
+
+def one_line(error: Exception, status: ExitStatus) -> str:
+    """What the user reads: the error's own message for a user's error; for AWS and OSError what and where; for a
+    bug, that it is one."""
+    if isinstance(error, RegulaError):
+        return str(error)
+    if is_aws_error(error):  # no network (or a dead AWS_ENDPOINT_URL), no or refused credentials: say which
+        from pipelines.aws.errors import explain
+
+        return explain(error)
+    if isinstance(error, OSError):  # a full disk, a file that cannot be read: what and where, on one line
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}"
+    return (
+        f"unexpected {type(error).__name__}: {error} (a bug in Regula: the traceback above says where; exit status "
+        f"{int(status)})"
+    )
 
 
 if __name__ == "__main__":

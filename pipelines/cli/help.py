@@ -24,7 +24,7 @@ EXAMPLES = {
   regula render --output build/pipeline.json --rounds 4
   regula render --check                  # exit 1 if ./pipeline.json differs from what the code renders""",
     "run": """examples:
-  regula run --local                                         # the bundled demo (digits), about 15 s
+  regula run --local                                         # the bundled demo (digits), no AWS account
   regula run --local --data churn.csv --target churned
   regula run --local --data churn.csv --target churned --param ExcludeColumns=customer_id,signup_date
   regula run --local --param MaxGap=0.05 -v                  # a stricter gap: watch the ladder, every line

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines.cli.shared import UsageError, add_settings_options, key_values, settings_from
+from pipelines.errors import ExitStatus, NotFound
 from steps.defaults import TARGET_COLUMN
 
 
@@ -18,11 +19,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.check:
         if not out.exists() or out.read_text() != text:
             print(f"{out} does not match the code: run `regula render`", file=sys.stderr)
-            return 1
+            return ExitStatus.FAILED
         print(f"{out} matches the code")
         return 0
     if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: its folder does not exist")
+        raise NotFound(f"cannot write {out}: its folder does not exist")
     out.write_text(text)
     print(f"wrote {out}")
     return 0
@@ -42,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         cache=not args.no_cache,
     )
-    return 0 if report["status"] == "Succeeded" else 1
+    return ExitStatus.SUCCESS if report["status"] == "Succeeded" else ExitStatus.FAILED
 
 
 def add_parsers(commands) -> None:

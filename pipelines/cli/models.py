@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.cli.shared import UsageError, client, notice, print_json
+from pipelines.cli.shared import client, notice, print_json
+from pipelines.errors import NotFound
 from steps.defaults import MODEL_PACKAGE_GROUP
 
 
@@ -32,7 +33,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pipelines.models import predict
 
     if not args.data.is_file() and not args.data.is_dir():  # a folder: of images
-        raise UsageError(f"data file {args.data} does not exist")
+        raise NotFound(f"data file {args.data} does not exist")
     with tempfile.TemporaryDirectory(prefix="regula-predict-") as tmp:
         workdir = Path(tmp)
         if Path(args.model).is_dir():

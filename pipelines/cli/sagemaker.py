@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.cli.shared import add_settings_options, client, key_values, notice, print_json, settings_from
+from pipelines.errors import ExitStatus
 
 
 def note_if_not_aws(sagemaker) -> None:
@@ -39,7 +40,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
     )
     note_if_not_aws(sagemaker)
-    return 0 if result["status"] in ("Executing", "Succeeded") else 1
+    return ExitStatus.SUCCESS if result["status"] in ("Executing", "Succeeded") else ExitStatus.FAILED
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -48,7 +49,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     sagemaker = client(args, "sagemaker")
     result = retry(settings_from(args), sagemaker, args.execution, wait=args.wait, poll_seconds=args.poll_seconds)
     note_if_not_aws(sagemaker)
-    return 0 if result["status"] in ("Executing", "Succeeded") else 1
+    return ExitStatus.SUCCESS if result["status"] in ("Executing", "Succeeded") else ExitStatus.FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -8,12 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.errors import RegulaError
+from pipelines.errors import UsageError
 from pipelines.settings import Settings
-
-
-class UsageError(RegulaError):
-    """A mistake in what the user asked for: reported in one line, exit code 2."""
 
 
 def key_values(items: list[str] | None, option: str = "--param") -> dict[str, str]:
@@ -57,10 +53,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["model_code"] = str(Path(overrides["model_code"]).resolve())
     if "tags" in overrides:
         overrides["tags"] = tuple(key_values(overrides["tags"], "--job-tag").items())
-    try:
-        return Settings(**overrides)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    return Settings(**overrides)  # a setting it refuses is a UsageError
 
 
 # what changes a local run (`run --local`): the others only shape what SageMaker would be asked for

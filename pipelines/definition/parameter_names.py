@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 
+from pipelines.errors import UsageValueError
 from pipelines.settings import Settings
 from steps import defaults as d
 
@@ -102,10 +103,10 @@ def canonical_names(params: dict[str, str], known: list[str]) -> dict[str, str]:
         if name in known or name.lower() in lowered:
             canonical = name if name in known else lowered[name.lower()]
             if canonical in named:
-                raise ValueError(f"pipeline parameter {canonical} given twice (as {name} too)")
+                raise UsageValueError(f"pipeline parameter {canonical} given twice (as {name} too)")
             named[canonical] = value
         else:
             unknown.append(f"{name}{did_you_mean(name, known)}")
     if unknown:
-        raise ValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        raise UsageValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(known)}")
     return named

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.errors import UsageValueError
 from pipelines.local.engine.graph import all_steps
 from pipelines.local.engine.parameters import typed_values
 from pipelines.local.engine.step_types import StepType
@@ -32,7 +33,7 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
         problem = parameters.training_instance_problem(values["TrainingInstanceType"], device, image)
         problems += [problem] if problem else []
     if problems:
-        raise ValueError("; ".join(problems))
+        raise UsageValueError("; ".join(problems))
     return values
 
 

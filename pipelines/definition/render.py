@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from pipelines.definition import sdk
+from pipelines.errors import UsageError
 from pipelines.settings import REPO_ROOT, Settings
 
 
@@ -19,7 +20,10 @@ def render(settings: Settings | None = None):
     if settings.model_code:  # imported and built once on a dummy spec: a broken model fails here, not when billed
         from steps import model_code
 
-        model_code.dry_run(settings.model_code)
+        try:
+            model_code.dry_run(settings.model_code)
+        except model_code.ModelCodeError as error:  # the team's model, not Regula's code: a usage error, one line
+            raise UsageError(str(error)) from None
     with sdk.rendering(settings.region, REPO_ROOT):
         session = RegulaSession(settings.region, settings.bucket, settings.prefix)
         definition = json.loads(build_pipeline(settings, session).definition())

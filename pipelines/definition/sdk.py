@@ -6,7 +6,7 @@ naming it; pyproject.toml pins sagemaker to the minor release they were checked 
 1. Importing `sagemaker.mlops` builds a boto3 client: without a region it raises NoRegionError.
 2. Importing the SDK calls `logging.basicConfig(level=INFO)`: every boto call would then log.
 3. Telemetry: the opt-out lives in a SageMaker config, and a non-empty config is re-validated against its JSON
-   schema on every lookup (~0.2 s each, ~20 s per render); so the config stays empty and the sender,
+   schema on every lookup (many per render, each a jsonschema validation); so the config stays empty and the sender,
    `telemetry_logging._send_telemetry_request`, is switched off.
 4. ModelTrainer asks IAM (SimulatePrincipalPolicy) whether the role may write the bucket unless
    SAGEMAKER_VALIDATE_ROLE=false; offline the call is answered "allowed".
@@ -16,7 +16,7 @@ naming it; pyproject.toml pins sagemaker to the minor release they were checked 
 7. Code paths in step arguments are taken relative to the working directory: rendering runs in the repository root.
 8. ModelTrainer's StoppingCondition takes literal integers only; a TrainingStep's request is its `arguments`
    property, where a pipeline parameter can take their place.
-9. ProcessingStep builds a whole LocalSagemakerClient (a boto3 session and client: 0.11 s each, 0.44 s of a 1 s
+9. ProcessingStep builds a whole LocalSagemakerClient (a boto3 session and client each time, a large share of a
    render) only to read one method's name; while rendering, a class with just those names stands in for it.
 """
 

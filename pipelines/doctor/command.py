@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipelines.errors import ExitStatus
 from pipelines.settings import Settings
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
 
@@ -168,4 +169,4 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
     session = boto3.Session(region_name=settings.region)
     report = check(settings, session.client, args.model_package_group, args.data_uri)
     print("\n".join(report.lines()))
-    return 1 if report.errors else 0
+    return ExitStatus.FAILED if report.errors else ExitStatus.SUCCESS

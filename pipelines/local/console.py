@@ -19,9 +19,12 @@ from pipelines.local import layout as run_layout
 FOLD_WIDTH = 160  # a job's list longer than this is folded unless --verbose
 FOLD_ITEMS = 8  # a comma-separated list keeps this many items
 ROUND_STEP = re.compile(r"(?P<kind>EvaluateRound|CheckRound|OverfitsRound|AcceptedRound)(?P<round>\d+)")
-# lines said otherwise unless --verbose: the evaluation's summary (the round line says it shorter) and a job's
-# ERROR line (the step's failure reason, which the run's summary prints); both stay in the job's log
-SAID_ELSEWHERE = re.compile(r"^   \| (evaluate: round \d+: |ERROR )")
+# lines said otherwise unless --verbose: the evaluation's summary (the round line says it shorter), a job's ERROR
+# line (the step's failure reason, which the run's summary prints) and training's overfitting notice (said after the
+# round line, with the round's decision: `notice_line`); all stay in the job's log
+SAID_ELSEWHERE = re.compile(r"^   \| (evaluate: round \d+: |ERROR |train: Training overfits .*\(notice sent\)$)")
+# the line steps/overfitting.py's announce prints when the notice went out
+NOTICE = re.compile(r"^train: Training overfits in pipeline .*, epoch (?P<epoch>\d+): (?P<why>.*)\. \(notice sent\)$")
 
 
 def fold(line: str, width: int = FOLD_WIDTH) -> str:
@@ -98,7 +101,31 @@ def step_line(run_dir: Path, name: str) -> str | None:
     if not match or not name.startswith("Evaluate"):
         return None
     evaluation = read_evaluation(run_dir, int(match["round"]))
-    return round_line(evaluation) if evaluation else None
+    if not evaluation:
+        return None
+    notice = notice_line(run_dir, evaluation)
+    return round_line(evaluation) + (f"\n{notice}" if notice else "")
+
+
+def notice_line(run_dir: Path, e: dict) -> str | None:
+    """The overfitting notice the round's training sent, said with the round's decision; None when it sent none.
+    The notice's condition (in any one epoch, the validation loss up 3 epochs in a row, or the gap above MaxGap)
+    is looser than the decision, made on the model training kept (docs/alerts.md): an accepted round may have sent
+    one, and the line says so rather than leave "Training overfits" standing over an accepted round."""
+    try:
+        log = run_layout.job_log(run_dir, run_layout.TRAIN_ROUND.format(e["round"])).read_text(errors="replace")
+    except OSError:
+        return None
+    sent = next((m for m in map(NOTICE.match, log.splitlines()) if m), None)
+    if sent is None:
+        return None
+    said = f"   overfitting notice sent during training (epoch {sent['epoch']}: {sent['why']})"
+    if e["decision"] == "register":
+        return (
+            f"{said}; the round is still accepted, {short_reason(e)}: the notice's condition, met in one epoch, is "
+            "looser than the decision (docs/alerts.md)"
+        )
+    return f"{said}; the round is {e['decision']}"
 
 
 def condition_line(run_dir: Path, name: str, outcome: str, verbose: bool) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipelines.definition.parameter_names import canonical_names, declared, light_definition
 from pipelines.definition.parameters import parameter_values
-from pipelines.errors import RegulaError
+from pipelines.errors import EnvironmentProblem, NotFound, UsageError
 from pipelines.local.preflight import DataFileError, column_problems, read_data_file
 from pipelines.settings import Settings, code_version
 
@@ -27,15 +27,19 @@ def demo_dataset_csv() -> bytes:
     """scikit-learn's digits (shipped with the package): 1797 rows, 64 pixel features, column `target`; the bytes of
     `load_digits(as_frame=True).frame.to_csv(index=False)` (tests/test_local_pipeline.py compares them).
 
-    Read from the package's data file rather than through load_digits: importing scikit-learn would take 0.9 s of
-    the demo's run, in a process that needs nothing else of it."""
+    Read from the package's data file rather than through load_digits: importing scikit-learn would be a visible
+    share of the demo's run, in a process that needs nothing else of it."""
     sklearn = importlib.util.find_spec("sklearn")
     if sklearn is None or sklearn.origin is None:
-        raise RegulaError("the bundled demo data comes with scikit-learn, which is not installed: pip install -e .")
+        raise EnvironmentProblem(
+            "the bundled demo data comes with scikit-learn, which is not installed: pip install -e ."
+        )
     try:
         rows = gzip.decompress((Path(sklearn.origin).parent / DIGITS_FILE).read_bytes()).decode().split()
     except OSError as error:
-        raise RegulaError(f"cannot read the bundled demo data from scikit-learn ({error}): pass --data") from None
+        raise EnvironmentProblem(
+            f"cannot read the bundled demo data from scikit-learn ({error}): pass --data"
+        ) from None
     header = ",".join([f"pixel_{i}_{j}" for i in range(8) for j in range(8)] + ["target"])
     # the pixels are floats in the frame ("5.0"), the target an integer, as to_csv writes them
     lines = [",".join([*(f"{v}.0" for v in row.split(",")[:-1]), row.rsplit(",", 1)[1]]) for row in rows]
@@ -74,7 +78,7 @@ def upload_folder(s3, folder: Path, root_uri: str) -> str:
         p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
     )
     if not files:
-        raise ValueError(f"data folder {folder} holds no files")
+        raise UsageError(f"data folder {folder} holds no files")
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
@@ -97,8 +101,8 @@ def claim_run_dir(runs_dir: Path) -> Path:
             except FileExistsError:
                 continue
     except OSError as error:
-        raise RegulaError(f"cannot create a run folder in {runs_dir}: {error.strerror}") from None
-    raise RegulaError(f"cannot create a run folder in {runs_dir}: too many runs started at {stamp}")
+        raise EnvironmentProblem(f"cannot create a run folder in {runs_dir}: {error.strerror}") from None
+    raise EnvironmentProblem(f"cannot create a run folder in {runs_dir}: too many runs started at {stamp}")
 
 
 def mark_interrupted(execution) -> None:
@@ -150,7 +154,7 @@ def run_local(
         if data.is_dir():  # images: class folders, or a manifest and its images (steps/images.py checks them)
             pass
         elif not data.is_file():
-            raise ValueError(f"data file or folder {data} does not exist")
+            raise NotFound(f"data file or folder {data} does not exist")
         else:
             table = read_data_file(data)
             problems, notes = column_problems(table, params, target_given="TargetColumn" in params)
@@ -166,7 +170,7 @@ def run_local(
     values = parameter_values(definition, params)  # unknown or mistyped parameters: say so before starting anything
     most = local_training_processes()
     if int(values.get("TrainingInstanceCount", 1)) > most:
-        raise ValueError(
+        raise UsageError(
             f"TrainingInstanceCount {values['TrainingInstanceCount']} is more than a local run starts: one training "
             f"process per instance, at most {most} here (this machine's CPUs)"
         )
@@ -243,7 +247,7 @@ def run_local(
         report["plot"] = str(plot) if plot else None
         write_atomically(run_layout.report_file(run_dir), json.dumps(report, indent=2, default=str))
     except OSError as error:  # a full disk: no half-written report, and one line
-        raise RegulaError(
+        raise EnvironmentProblem(
             f"cannot write the report of run {run_dir}: {error.strerror or error} (the run {execution.status})"
         ) from None
     for line in summary_lines(report) + closing_lines(report, run_dir, os.environ.get("AWS_ENDPOINT_URL")):

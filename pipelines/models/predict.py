@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 
 from pipelines.aws.s3 import split_uri
-from pipelines.errors import RegulaError
+from pipelines.errors import NotFound, Refused, RegulaError
 from pipelines.local import layout as run_layout
 from steps import serving_code
 from steps.contract import file_sha256
@@ -34,7 +34,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # steps/image_decod
 
 
 class PredictError(RegulaError):
-    pass
+    """What `regula predict` cannot score (a usage error)."""
+
+
+class ModelNotFound(PredictError, NotFound):
+    """No model where `--model` or `--data` point: not a run folder, a run without a registered model, no file."""
+
+
+class ModelRefused(PredictError, Refused):
+    """A model whose code is not run: Rejected, not the evaluated artifact, unsafe to unpack, not Regula's."""
 
 
 def from_run_folder(run_dir: Path) -> tuple[Path, str]:
@@ -42,22 +50,25 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     report_file = run_layout.report_file(run_dir)
     if not report_file.exists():
         if (run_dir / "jobs").is_dir() or (run_dir / "logs").is_dir():
-            raise PredictError(f"run {run_dir.name} has no report.json: it did not finish (still running, or killed)")
-        raise PredictError(f"{run_dir} is not a run folder: no report.json")
-    report = json.loads(report_file.read_text())
+            raise ModelNotFound(f"run {run_dir.name} has no report.json: it did not finish (still running, or killed)")
+        raise ModelNotFound(f"{run_dir} is not a run folder: no report.json")
+    try:
+        report = json.loads(report_file.read_text())
+    except ValueError as error:  # a damaged file, not Regula's bug
+        raise ModelNotFound(f"run {run_dir.name}: report.json cannot be read ({error})") from None
     if report.get("status") == "Interrupted":
-        raise PredictError(
+        raise ModelNotFound(
             f"run {run_dir.name} was {report.get('failure_reason') or 'interrupted'}; it registered no model"
         )
     rounds = report.get("rounds", [])
     if not report.get("model_package_arn") or not rounds or rounds[-1].get("decision") != "register":
-        raise PredictError(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
+        raise ModelNotFound(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
     # the last evaluation selects the registered round: after a borderline round it may be an earlier one
     round_ = rounds[-1].get("selected_round") or rounds[-1]["round"]
     archive = run_layout.round_model(run_dir, round_)
     evaluation = run_layout.round_evaluation(run_dir, round_)
     if not archive.exists() or not evaluation.exists():
-        raise PredictError(f"run {run_dir.name}: the round {round_} model or its evaluation is missing")
+        raise ModelNotFound(f"run {run_dir.name}: the round {round_} model or its evaluation is missing")
     return archive, json.loads(evaluation.read_text())["artifact_sha256"]
 
 
@@ -70,7 +81,7 @@ def from_registry(
 
     row = find(sagemaker, group, ref)
     if row["status"] == "Rejected" and not allow_rejected:
-        raise PredictError(
+        raise ModelRefused(
             f"version {row['version']} of {group} is Rejected: refusing to run its code (--allow-rejected overrides; "
             "a version number or ARN names another package)"
         )
@@ -80,7 +91,7 @@ def from_registry(
     uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     expected = row["metadata"].get("regula:artifact_sha256")
     if not expected:
-        raise PredictError(f"model package {row['arn']} records no artifact hash: it was not registered by Regula")
+        raise ModelRefused(f"model package {row['arn']} records no artifact hash: it was not registered by Regula")
     archive = workdir / "model.tar.gz"
     bucket, key = split_uri(uri)
     s3.download_file(bucket, key, str(archive))
@@ -90,7 +101,7 @@ def from_registry(
 def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
     actual = file_sha256(archive)
     if actual != expected_sha256:
-        raise PredictError(
+        raise ModelRefused(
             f"{archive.name} is not the artifact that was evaluated (sha256 {actual[:12]}..., recorded "
             f"{expected_sha256[:12]}...): refusing to run its code"
         )
@@ -99,7 +110,7 @@ def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
             tar.extractall(into, filter="data")  # refuses members outside `into`, links out, devices
     except (tarfile.TarError, EOFError, zlib.error) as error:  # FilterError is a TarError
         reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        raise PredictError(f"{archive.name} cannot be unpacked safely: {type(error).__name__}: {reason}") from None
+        raise ModelRefused(f"{archive.name} cannot be unpacked safely: {type(error).__name__}: {reason}") from None
     return into
 
 
@@ -370,7 +381,7 @@ def image_files(data: Path) -> list[Path]:
     if data.is_file():
         return [data]
     if not data.is_dir():
-        raise PredictError(f"{data} does not exist")
+        raise ModelNotFound(f"{data} does not exist")
     files = sorted(
         p
         for p in data.rglob("*")

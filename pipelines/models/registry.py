@@ -16,12 +16,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from pipelines.errors import RegulaError
+from pipelines.errors import NotFound, Refused, RegulaError
 from steps.quality import gap_exceeds
 
 
 class RegistryError(RegulaError):
-    pass
+    """A mistake in what `regula models` was asked (a usage error)."""
+
+
+class PackageNotFound(RegistryError, NotFound):
+    """The group, or the package in it, does not exist."""
+
+
+class ApprovalRefused(RegistryError, Refused):
+    """The approval guard said no: the package's policy, its history, or a change while the command ran."""
 
 
 def _float(metadata: dict, key: str) -> float | None:
@@ -67,7 +75,7 @@ def list_packages(sagemaker, group: str) -> list[dict]:
     try:
         sagemaker.describe_model_package_group(ModelPackageGroupName=group)
     except sagemaker.exceptions.ClientError:
-        raise RegistryError(f"model package group {group} does not exist") from None
+        raise PackageNotFound(f"model package group {group} does not exist") from None
     pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
     summaries = [summary for page in pages for summary in page["ModelPackageSummaryList"]]
     rows = [_row(sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"])) for s in summaries]
@@ -113,17 +121,17 @@ def find(sagemaker, group: str, ref: str) -> dict:
         except sagemaker.exceptions.ClientError:
             package = {}
         if package.get("ModelPackageGroupName") != group:
-            raise RegistryError(f"model package {ref} not found in group {group}")
+            raise PackageNotFound(f"model package {ref} not found in group {group}")
         return _row(package)
     rows = list_packages(sagemaker, group)
     if ref == "latest":
         if not rows:
-            raise RegistryError(f"model package group {group} has no packages")
+            raise PackageNotFound(f"model package group {group} has no packages")
         return rows[0]
     for row in rows:
         if ref in (row["arn"], str(row["version"])):
             return row
-    raise RegistryError(f"model package {ref} not found in group {group}")
+    raise PackageNotFound(f"model package {ref} not found in group {group}")
 
 
 def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
@@ -189,12 +197,12 @@ def set_status(
         # the policy first, even for a package that is approved already: the answer must not depend on history
         problems = policy_violations(row, max_gap)
         if row["status"] == "Rejected" and not (force and note):
-            raise RegistryError(
+            raise ApprovalRefused(
                 f"refusing to approve version {row['version']}: it was rejected; approving it needs --force and a "
                 "--note saying why"
             )
         if problems and not force:
-            raise RegistryError(
+            raise ApprovalRefused(
                 f"refusing to approve version {row['version']}: {'; '.join(problems)} (--force overrides)"
             )
         if problems and row["status"] != status:
@@ -207,7 +215,7 @@ def set_status(
         # The model registry has no conditional update; this narrows the window to one request.
         now = _row(sagemaker.describe_model_package(ModelPackageName=row["arn"]))
         if (now["status"], now["modified"], now["metadata"]) != (row["status"], row["modified"], row["metadata"]):
-            raise RegistryError(
+            raise ApprovalRefused(
                 f"refusing to approve version {row['version']}: it changed while this command ran (now "
                 f"{now['status']}, modified at {now['modified'] or 'an unknown time'}): look at it again, then run the "
                 "command again"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.aws.s3 import split_uri
+from pipelines.errors import UsageValueError
 from pipelines.local.engine.layout import model_archive, on_host
 from pipelines.local.engine.step_types import StepType
 
@@ -76,7 +77,7 @@ def parse_duration(text: str) -> timedelta:
     text = text.strip()
     match = _DURATION.fullmatch(text)
     if not match or not any(match.groupdict().values()) or text.upper().endswith("T"):
-        raise ValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D, PT12H or P4DT12H")
+        raise UsageValueError(f"ExpireAfter {text!r} is not an ISO 8601 duration such as P30D, PT12H or P4DT12H")
     n = {name: float(value or 0) for name, value in match.groupdict().items()}
     days = 365 * n["years"] + 30 * n["months"] + 7 * n["weeks"] + n["days"]
     return timedelta(days=days, hours=n["hours"], minutes=n["minutes"], seconds=n["seconds"])

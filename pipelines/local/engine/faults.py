@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipelines.errors import UsageValueError
 from pipelines.local.engine import retries
 from pipelines.local.engine.graph import all_steps
 from pipelines.local.engine.step_types import RETRYABLE_TYPES, StepType
@@ -56,12 +57,12 @@ def fault_plan(text: str | None, definition: dict) -> dict[str, list[str]]:
     for item in (part.strip() for part in text.split(",") if part.strip()):
         match = re.fullmatch(r"([^:]+):([A-Za-z_.]+)(?::(\d+))?", item)
         if not match:
-            raise ValueError(f"{FAULTS_ENV}: {item!r} is not STEP:TYPE[:COUNT]")
+            raise UsageValueError(f"{FAULTS_ENV}: {item!r} is not STEP:TYPE[:COUNT]")
         step, kind, count = match.group(1), retries.exception_type(match.group(2)), int(match.group(3) or 1)
         if step not in kinds:
-            raise ValueError(f"{FAULTS_ENV}: the pipeline has no step {step!r}; its steps: {', '.join(kinds)}")
+            raise UsageValueError(f"{FAULTS_ENV}: the pipeline has no step {step!r}; its steps: {', '.join(kinds)}")
         if kinds[step] not in RETRYABLE_TYPES:
-            raise ValueError(f"{FAULTS_ENV}: {step} is a {kinds[step]} step, which has no retry policies")
+            raise UsageValueError(f"{FAULTS_ENV}: {step} is a {kinds[step]} step, which has no retry policies")
         plan.setdefault(step, []).extend([kind] * count)
     return plan
 
@@ -84,7 +85,7 @@ def scale_from(text: str | None) -> float:
     except ValueError:
         scale = -1.0
     if not scale >= 0:
-        raise ValueError(f"{SCALE_ENV} must be a number >= 0, got {text!r}")
+        raise UsageValueError(f"{SCALE_ENV} must be a number >= 0, got {text!r}")
     return scale
 
 
@@ -98,10 +99,10 @@ def interrupt_plan(text: str | None, definition: dict) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, when = item.partition(":")
         if when not in ("", "after_checkpoint") and not re.fullmatch(r"after_epochs=(\d+)", when):
-            raise ValueError(f"{INTERRUPT_ENV}={text!r}: {item!r} is not one of {INTERRUPT_FORMAT}")
+            raise UsageValueError(f"{INTERRUPT_ENV}={text!r}: {item!r} is not one of {INTERRUPT_FORMAT}")
         if name not in training:
             steps = ", ".join(training)
-            raise ValueError(
+            raise UsageValueError(
                 f"{INTERRUPT_ENV}: the pipeline has no training step {name!r}; its training steps: {steps}"
             )
         plan.setdefault(name, when)

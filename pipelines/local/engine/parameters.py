@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from pipelines.errors import UsageValueError
+
 CASTS = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
 
 
@@ -18,7 +20,7 @@ def typed_values(
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        raise ValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
+        raise UsageValueError(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(declared)}")
     values, problems = {}, []
     for name, spec in declared.items():
         raw = overrides.get(name, spec.get("DefaultValue"))
@@ -40,5 +42,5 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
     """Every declared parameter's value for an execution with `overrides`; ValueError naming every problem."""
     values, problems = typed_values(definition, overrides)
     if problems:
-        raise ValueError("; ".join(problems))
+        raise UsageValueError("; ".join(problems))
     return values

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipelines.errors import UsageValueError
+
 JOB_INTERNAL_ERROR = "SageMaker.JOB_INTERNAL_ERROR"
 CAPACITY_ERROR = "SageMaker.CAPACITY_ERROR"
 RESOURCE_LIMIT = "SageMaker.RESOURCE_LIMIT"
@@ -85,7 +87,7 @@ def exception_type(name: str) -> str:
     for known in DESCRIPTIONS:
         if name in (known, known.split(".", 1)[1]):
             return known
-    raise ValueError(f"unknown failure type {name!r}; one of {', '.join(DESCRIPTIONS)}")
+    raise UsageValueError(f"unknown failure type {name!r}; one of {', '.join(DESCRIPTIONS)}")
 
 
 def classify(error: BaseException) -> str | None:

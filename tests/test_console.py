@@ -1,0 +1,70 @@
+"""What a local run prints about the overfitting notice: the training job's "Training overfits ... (notice sent)"
+line is held back, and said after the round line with the round's decision, so that an accepted round does not
+read as an overfitting one (the notice's condition is looser than the decision by design: docs/alerts.md)."""
+
+from __future__ import annotations
+
+from pipelines.local.run import console
+from pipelines.local.run import layout as run_layout
+from steps import overfitting
+
+
+def evaluation(round_: int, decision: str, gap: float, se: float = 0.02) -> dict:
+    return {
+        "round": round_,
+        "decision": decision,
+        "generalization_gap": {"relative": gap, "standard_error": se},
+        "thresholds": {"max_gap": 0.1},
+        "selected": {"round": round_},
+    }
+
+
+def train_log(run_dir, round_: int, gap: float, rise_streak: int) -> None:
+    """The round's training log with the line train.py prints once its notice went out (steps/overfitting.py)."""
+    detail = overfitting.notice(
+        pipeline="regula", job=f"regula-TrainRound{round_}-abc", round_=round_, rounds=3, epoch=13, gap=gap,
+        max_gap=0.1, rise_streak=rise_streak, patience=5, stop_enabled=False,
+    )  # fmt: skip
+    log = run_layout.job_log(run_dir, f"TrainRound{round_}")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"train: epoch 12: ...\ntrain: {detail['summary']} (notice sent)\ntrain: epoch 13: ...\n")
+
+
+def test_an_accepted_round_that_sent_a_notice_says_it_was_accepted_and_why(tmp_path):
+    train_log(tmp_path, 2, gap=0.1011, rise_streak=0)
+    line = console.notice_line(tmp_path, evaluation(2, "register", gap=0.102))
+    assert line == (
+        "   overfitting notice sent during training (epoch 13: the gap 0.1011 is above MaxGap 0.1); the round is "
+        "still accepted, within MaxGap + 1 standard error: the notice's condition, met in one epoch, is looser than "
+        "the decision (docs/alerts.md)"
+    )
+
+
+def test_an_overfit_round_that_sent_a_notice_says_so_with_its_decision(tmp_path):
+    train_log(tmp_path, 1, gap=0.2, rise_streak=3)
+    line = console.notice_line(tmp_path, evaluation(1, "overfit", gap=0.25))
+    assert line == (
+        "   overfitting notice sent during training (epoch 13: the gap 0.2000 is above MaxGap 0.1 and the validation "
+        "loss rose 3 epochs in a row (the condition: 3)); the round is overfit"
+    )
+
+
+def test_no_notice_no_line(tmp_path):
+    assert console.notice_line(tmp_path, evaluation(1, "register", gap=0.05)) is None  # no log at all
+    log = run_layout.job_log(tmp_path, "TrainRound1")
+    log.parent.mkdir(parents=True)
+    log.write_text("train: epoch 1: ...\n[regula] EventBridge: overfitting notice not sent: no endpoint\n")
+    assert console.notice_line(tmp_path, evaluation(1, "register", gap=0.05)) is None
+
+
+def test_the_jobs_notice_line_is_held_back_unless_verbose(tmp_path):
+    train_log(tmp_path, 1, gap=0.2, rise_streak=0)
+    raw = "   | " + run_layout.job_log(tmp_path, "TrainRound1").read_text().splitlines()[1]
+    assert raw.endswith("(notice sent)")
+    for verbose, expected in ((False, []), (True, [raw])):
+        shown = []
+        console.job_output(shown.append, verbose)(raw)
+        assert shown == expected
+    shown = []
+    console.job_output(shown.append, False)("   | train: epoch 12: ...")
+    assert shown == ["   | train: epoch 12: ..."]
