@@ -4,8 +4,8 @@ read as an overfitting one (the notice's condition is looser than the decision b
 
 from __future__ import annotations
 
-from pipelines.local.run import console
-from pipelines.local.run import layout as run_layout
+from pipelines.local import console
+from pipelines.local import layout as run_layout
 from steps import overfitting
 
 
