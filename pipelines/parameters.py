@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from steps import parameters
+from steps import parameter_table, parameters
 
 CASTS = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
 
@@ -32,9 +32,10 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
             problems.append(f"pipeline parameter {name} must be {spec['Type']}, got {raw!r}")
             continue
         enum = spec.get("EnumValues")
-        # the definition's enum, unless steps/parameters.py says the same (one message); it may be narrower than
-        # CHOICES: ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
-        said = set(enum or ()) == set(parameters.CHOICES.get(name, ()))
+        # the definition's enum, unless the table's choices say the same (one message); it may be narrower than
+        # them: ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
+        choices = next((p.choices for p in parameter_table.TABLE if p.name == name), ())
+        said = set(enum or ()) == set(choices)
         if enum and values[name] not in enum and not said:
             problems.append(f"pipeline parameter {name} must be one of {', '.join(spec['EnumValues'])}, got {raw!r}")
     problems += parameters.problems(values)
