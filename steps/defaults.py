@@ -1,8 +1,9 @@
-"""Defaults and limits that the pipeline definition and the step scripts share: declared once, here.
+"""Defaults and limits that the pipeline definition and the step scripts share, each beside the reason it is what it
+is: declared once, here.
 
-The definition (`pipelines/definition.py`) renders these as the pipeline parameters' default values; the step
-scripts read the same names for their own defaults and checks. This file travels with the step code into the
-containers, so both ends always agree.
+The parameter table (`steps/parameter_table.py`) gives the pipeline parameters these defaults and bounds, so the
+definition and the step scripts' options have the same ones; the step code reads the rest. This file travels with
+the step code into the containers, so both ends always agree.
 """
 
 from __future__ import annotations

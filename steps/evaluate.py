@@ -31,7 +31,8 @@ from steps.contract import (
     run,
     torch_threads,
 )
-from steps.defaults import MAX_GAP, METRICS_NAMESPACE, MIN_LIFT, MIN_QUALITY, QUALITY_METRIC, REGISTER_CANDIDATE
+from steps.parameter_table import add_options
+from steps.parameter_table import values as parameter_values
 from steps.parameters import problems as parameter_problems
 from steps.quality import (
     QUALITY_Z,
@@ -56,28 +57,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--data-dir", required=True, help="holds train/, validation/ and test/")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--max-gap", type=float, default=MAX_GAP)
-    parser.add_argument("--quality-metric", default=QUALITY_METRIC)
-    parser.add_argument("--min-lift", type=float, default=MIN_LIFT)
-    parser.add_argument("--min-quality", type=float, default=MIN_QUALITY)
+    add_options(parser, "evaluate")  # the pipeline parameters it gets (steps/parameter_table.py)
     parser.add_argument("--final-round", action="store_true", help="the ladder's last round: overfit ends the run")
     parser.add_argument("--earlier", default="", help="a folder with round1/, round2/, ...: earlier evaluations")
-    parser.add_argument("--register-candidate", default=REGISTER_CANDIDATE, help="no|yes: when the run gives up")
     parser.add_argument("--model-uri", default="", help="where this round's model.tar.gz is (for the registry)")
     parser.add_argument("--evaluation-uri", default="", help="where this report is uploaded (for the registry)")
-    parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
     args = parser.parse_args()
-    problems = parameter_problems(
-        {
-            "MaxGap": args.max_gap,
-            "MinLift": args.min_lift,
-            "MinQuality": args.min_quality,
-            "QualityMetric": args.quality_metric,
-            "RegisterBestCandidate": args.register_candidate,
-        }
-    )
+    problems = parameter_problems(parameter_values(args, "evaluate"))
     if problems:
         raise StepError("; ".join(problems))
     return args

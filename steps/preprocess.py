@@ -22,23 +22,10 @@ from steps import images, series_prepare, table_roles, table_values, text
 from steps import table as columns
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
-from steps.defaults import (
-    CLASS_WEIGHT,
-    CLASS_WEIGHTS,
-    HORIZON,
-    IMAGE_AUGMENTATION,
-    IMAGE_COLUMN,
-    IMAGE_SIZE,
-    METRICS_NAMESPACE,
-    PROBLEM_TYPES,
-    QUALITY_METRIC,
-    SEASON,
-    SEED,
-    TARGET_COLUMN,
-    TEST_FRACTION,
-    VALIDATION_FRACTION,
-)
+from steps.defaults import SEED, TEST_FRACTION, VALIDATION_FRACTION
 from steps.labels import check_label, class_weight, problem_type, sort_classes
+from steps.parameter_table import add_options
+from steps.parameter_table import values as parameter_values
 from steps.parameters import column_names
 from steps.parameters import problems as parameter_problems
 from steps.quality import quality_metric
@@ -53,34 +40,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input", required=True, help="data file or folder holding one")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--target", default=TARGET_COLUMN, help="name of the label column")
-    parser.add_argument("--problem-type", default="auto", help=" | ".join(PROBLEM_TYPES))
-    parser.add_argument("--quality-metric", default=QUALITY_METRIC, help="checked here, before any training")
-    parser.add_argument("--class-weight", default=CLASS_WEIGHT, help=" | ".join(CLASS_WEIGHTS))
-    parser.add_argument(
-        "--exclude-columns", default="", help="comma-separated columns not to use as features (CSV quoting)"
-    )
-    parser.add_argument(
-        "--categorical-columns", default="", help="comma-separated number columns that are categories (CSV quoting)"
-    )
-    parser.add_argument("--time-column", default="", help="time series: the time column (dates or a whole number)")
-    parser.add_argument("--series-columns", default="", help="time series: comma-separated columns naming a series")
-    parser.add_argument("--horizon", type=int, default=HORIZON, help="time series: steps ahead to forecast")
-    parser.add_argument("--season", type=int, default=SEASON, help="time series: steps per season (0: inferred)")
-    parser.add_argument("--known-columns", default="", help="time series: columns known at the forecast time")
-    parser.add_argument("--text-columns", default="", help="comma-separated columns that are free text (CSV quoting)")
+    add_options(parser, "preprocess")  # the pipeline parameters it gets (steps/parameter_table.py)
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
-    parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--image-column", default=IMAGE_COLUMN, help="a manifest's column of image paths")
-    parser.add_argument(
-        "--image-size", type=int, default=IMAGE_SIZE, help="square side of the images (0: from the data)"
-    )
-    parser.add_argument("--image-augmentation", default=IMAGE_AUGMENTATION, help="training-time flips and shifts")
-    parser.add_argument("--input-uri", default="", help="InputDataUri: a manifest's S3 image URIs lie under it")
     parser.add_argument("--check", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
-    parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE)
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
     return parser.parse_args()
@@ -139,25 +103,7 @@ def main() -> None:
     args = parse_args()
     # every pipeline parameter's limits, before any data is read: a bad value never reaches a (billed) training job;
     # this step's own options are pipeline parameters too, checked by the same rules (the --check value wins)
-    values = {
-        "ProblemType": args.problem_type,
-        "QualityMetric": args.quality_metric,
-        "ClassWeight": args.class_weight,
-        "MaxTrainRows": args.max_train_rows,
-        "TargetColumn": args.target,
-        "ExcludeColumns": args.exclude_columns,
-        "CategoricalColumns": args.categorical_columns,
-        "MetricsNamespace": args.metrics_namespace,
-        "TimeColumn": args.time_column,
-        "SeriesColumn": args.series_columns,
-        "KnownColumns": args.known_columns,
-        "ImageColumn": args.image_column,
-        "TextColumns": args.text_columns,
-        "ImageSize": args.image_size,
-        "ImageAugmentation": args.image_augmentation,
-        "Horizon": args.horizon,
-        "Season": args.season,
-    }
+    values = parameter_values(args, "preprocess")
     values.update(item.partition("=")[::2] for item in args.check)
     problems = parameter_problems(values)
     if not (

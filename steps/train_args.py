@@ -12,72 +12,32 @@ from pathlib import Path
 import torch
 
 from steps.contract import StepError, read_round_evaluation
-from steps.defaults import (
-    AVERAGE_DECAY,
-    BATCH_SIZE,
-    CHECKPOINT_DIR,
-    CHECKPOINT_SECONDS,
-    DROPOUT,
-    GROWTH,
-    HIDDEN,
-    L1,
-    L2,
-    LEARNING_RATE,
-    MAX_EPOCHS,
-    MAX_GAP,
-    METRICS_NAMESPACE,
-    PATIENCE,
-    PATIENCE_STEPS,
-    SEED,
-    STOP_ON_OVERFITTING,
-    STOP_ON_OVERFITTING_CHOICES,
-)
-from steps.parameters import (
-    HIDDEN_LAYERS_VARIABLE,
-    METRICS_NAMESPACE_VARIABLE,
-    STOP_ON_OVERFITTING_VARIABLE,
-    TRAINING_DEVICE_VARIABLE,
-    hidden_layers,
-    string_problem,
-    training_instance_problem,
-)
-from steps.regularization import overfit_gap, validate
+from steps.defaults import AVERAGE_DECAY, CHECKPOINT_DIR, CHECKPOINT_SECONDS, PATIENCE_STEPS, SEED
+from steps.parameter_table import add_options
+from steps.parameter_table import values as parameter_values
+from steps.parameters import TRAINING_DEVICE_VARIABLE, hidden_layers, training_instance_problem
+from steps.parameters import problems as parameter_problems
+from steps.regularization import overfit_gap
 
 BASE_BATCH = 64  # BASE_LEARNING_RATE is for this batch size
 MAX_AUTO_BATCH = 4096
 
 
 def parse_args(description: str) -> argparse.Namespace:
-    """train.py's options (`description`: its --help), checked: StepError names the first that is wrong."""
+    """train.py's options (`description`: its --help), checked: StepError names what is wrong."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--dropout", type=float, default=DROPOUT)
-    parser.add_argument("--l1", type=float, default=L1)
-    parser.add_argument("--l2", type=float, default=L2)
-    parser.add_argument("--growth", type=float, default=GROWTH, help="the largest step of the level per round")
+    add_options(parser, "train")  # the pipeline parameters it gets (steps/parameter_table.py)
     parser.add_argument("--round", type=int, default=1)
     parser.add_argument(
         "--earlier", default="", help="comma-separated folders with the earlier rounds' evaluation.json, oldest first"
     )
-    # a pipeline's job gets these two in its environment (pipelines/definition.py): never through a shell
-    parser.add_argument("--hidden", default=os.environ.get(HIDDEN_LAYERS_VARIABLE, HIDDEN), help="hidden layer sizes")
     parser.add_argument("--model_code", default="", help="the team's model code (steps/model_code.py); empty: the MLP")
-    parser.add_argument("--max_epochs", type=int, default=MAX_EPOCHS)
-    parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument(
         "--patience_steps", type=int, default=PATIENCE_STEPS, help="and at least this many optimizer steps; 0: epochs"
     )
-    parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
-    parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
-    parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
     parser.add_argument("--rounds", type=int, default=0, help="the pipeline's rounds, for the overfitting notice")
-    parser.add_argument(
-        "--stop_on_overfitting",
-        choices=STOP_ON_OVERFITTING_CHOICES,
-        default=os.environ.get(STOP_ON_OVERFITTING_VARIABLE, STOP_ON_OVERFITTING),
-    )
     parser.add_argument("--average_decay", type=float, default=AVERAGE_DECAY, help="of the weights' average; 0: none")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--metrics_namespace", default=os.environ.get(METRICS_NAMESPACE_VARIABLE, METRICS_NAMESPACE))
     parser.add_argument("--pipeline_name", default="")
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION", "data/validation"))
@@ -89,28 +49,17 @@ def parse_args(description: str) -> argparse.Namespace:
     )
     parser.add_argument("--checkpoint_seconds", type=float, default=CHECKPOINT_SECONDS, help="0: after every epoch")
     args = parser.parse_args()
-    numbers = (args.dropout, args.l1, args.l2, args.growth, args.learning_rate)
-    if not all(math.isfinite(v) for v in numbers):
-        raise StepError(f"dropout, l1, l2, growth and learning_rate must be finite numbers, got {numbers}")
+    # the pipeline parameters by the table's rules: a job started from the console or the API passes no client
+    problems = parameter_problems(parameter_values(args, "train"))
+    if problems:
+        raise StepError("; ".join(problems))
+    args.hidden = hidden_layers(args.hidden)
     if not 0 <= args.average_decay < 1:  # also NaN
         raise StepError(f"average_decay must be in [0, 1), got {args.average_decay}")
     if not math.isfinite(args.checkpoint_seconds) or args.checkpoint_seconds < 0:
         raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
-    if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
-        raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
     if args.patience_steps < 0:
         raise StepError(f"patience_steps must be >= 0 (0: epochs alone), got {args.patience_steps}")
-    try:
-        args.hidden = hidden_layers(args.hidden)
-    except ValueError as error:
-        raise StepError(str(error).replace("HiddenLayers", "hidden", 1)) from None
-    problem = string_problem("MetricsNamespace", args.metrics_namespace)
-    if problem:
-        raise StepError(problem)
-    try:
-        validate(args.dropout, args.l1, args.l2, args.growth)
-    except ValueError as error:
-        raise StepError(str(error)) from None
     if args.round < 1:
         raise StepError(f"round must be >= 1, got {args.round}")
     return args

@@ -13,7 +13,7 @@ from helpers import REPO, regula_here, run_step
 from helpers import run_training as train
 
 from pipelines.local.engine.expressions import Context, resolve
-from steps import parameters
+from steps import parameter_table
 
 PIPELINE_JSON = REPO / "pipeline.json"
 
@@ -101,17 +101,17 @@ def test_no_parameter_value_can_execute_in_the_training_container(tmp_path):
         assert sorted(p.name for p in folder.glob("*.pwned")) == [], step["Name"]
         assert "'" not in "".join(hyperparameters.values()), step["Name"]
         # the free text travels in the job's environment (not sourced): intact
-        assert arguments["Environment"][parameters.HIDDEN_LAYERS_VARIABLE] == values["HiddenLayers"]
-        assert arguments["Environment"][parameters.METRICS_NAMESPACE_VARIABLE] == values["MetricsNamespace"]
+        assert arguments["Environment"][parameter_table.HIDDEN_LAYERS_VARIABLE] == values["HiddenLayers"]
+        assert arguments["Environment"][parameter_table.METRICS_NAMESPACE_VARIABLE] == values["MetricsNamespace"]
 
 
 def test_training_reads_its_free_text_parameters_from_the_job_environment(splits, tmp_path):
-    env = {parameters.HIDDEN_LAYERS_VARIABLE: "8,4", parameters.METRICS_NAMESPACE_VARIABLE: "Team/Models #1"}
+    env = {parameter_table.HIDDEN_LAYERS_VARIABLE: "8,4", parameter_table.METRICS_NAMESPACE_VARIABLE: "Team/Models #1"}
     result = train(splits, tmp_path / "model", "--max_epochs", "1", env=env, in_process=True)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "model" / "config.json").read_text())["hidden"] == [8, 4]
 
-    env[parameters.METRICS_NAMESPACE_VARIABLE] = hostile("ns")
+    env[parameter_table.METRICS_NAMESPACE_VARIABLE] = hostile("ns")
     failure = {"SM_OUTPUT_FAILURE": str(tmp_path / "failure"), **env}
     result = train(splits, tmp_path / "model2", "--max_epochs", "1", env=failure, in_process=True)
     assert result.returncode == 2
@@ -171,11 +171,12 @@ def test_the_first_step_refuses_bad_strings_the_console_passes(tmp_path):
 
 
 def test_every_free_text_parameter_is_checked_somewhere_in_the_first_step():
-    """The parameters the definition declares as String are each either a choice, a checked string, or HiddenLayers,
-    and reach Preprocess as its own option or as --check."""
+    """The parameters the definition declares as String are each either a choice or checked free text (the table's
+    rule), and reach Preprocess as its own option or as --check."""
     definition = json.loads(PIPELINE_JSON.read_text())
     strings = {p["Name"] for p in definition["Parameters"] if p["Type"] == "String"}
-    checked = {*parameters.CHOICES, *parameters.STRINGS, "HiddenLayers"}
+    checked = {p.name for p in parameter_table.TABLE if p.choices or p.rule}
+    assert {"MetricsNamespace", "HiddenLayers", "TargetColumn", "ProblemType", "CodeVersion"} <= strings
     assert strings <= checked, strings - checked
     preprocess = next(s for s in definition["Steps"] if s["Name"] == "Preprocess")
     text = json.dumps(preprocess["Arguments"]["AppSpecification"]["ContainerArguments"])

@@ -73,36 +73,62 @@ def test_invalid_rounds_are_refused():
         Settings(rounds=0)
 
 
-def test_rendered_defaults_are_the_shared_defaults_and_every_passed_option_exists(rendered):
-    """The definition and the step scripts read one module of defaults (steps/defaults.py): the rendered parameters
-    carry its values, and every option the definition passes to a step script is one that script declares."""
+def test_rendered_parameters_are_the_table_and_every_passed_option_exists(rendered):
+    """The definition declares steps/parameter_table.py's parameters (names, order, types, defaults), with the values
+    the README promises, and passes them as the table says; every option the definition passes to a step script is
+    one that script declares."""
     from helpers import run_step
 
-    from steps import defaults as d
+    from steps import parameter_table
 
     definition = json.loads(rendered[0])
-    params = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
-    expected = {
-        "TargetColumn": d.TARGET_COLUMN,
-        "Dropout": d.DROPOUT,
-        "L1": d.L1,
-        "L2": d.L2,
-        "RegularizationGrowth": d.GROWTH,
-        "HiddenLayers": d.HIDDEN,
-        "BatchSize": d.BATCH_SIZE,
-        "LearningRate": d.LEARNING_RATE,
-        "ClassWeight": d.CLASS_WEIGHT,
-        "MaxEpochs": d.MAX_EPOCHS,
-        "Patience": d.PATIENCE,
-        "MaxGap": d.MAX_GAP,
-        "QualityMetric": d.QUALITY_METRIC,
-        "MinLift": d.MIN_LIFT,
-        "MinQuality": d.MIN_QUALITY,
-        "ModelPackageGroupName": d.MODEL_PACKAGE_GROUP,
-        "ModelApprovalStatus": d.APPROVAL_STATUS,
-        "MetricsNamespace": d.METRICS_NAMESPACE,
+    declared = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
+    assert list(declared) == [p.name for p in parameter_table.TABLE if not p.spot_only]
+    from_table = {p.name: (p.type, p.default) for p in parameter_table.TABLE if not (p.spot_only or p.setting)}
+    assert {name: declared[name] for name in from_table} == from_table
+    spelled_out = {
+        "InputDataUri": ("String", "s3://regula-artifacts/regula/demo/digits.csv"),
+        "TargetColumn": ("String", "target"),
+        "TrainingInstanceType": ("String", "ml.m5.xlarge"),
+        "Dropout": ("Float", 0.1),
+        "L1": ("Float", 1e-5),
+        "MaxGap": ("Float", 0.1),
+        "Patience": ("Integer", 10),
+        "MaxEpochs": ("Integer", 200),
+        "HiddenLayers": ("String", "256,256"),
+        "ModelApprovalStatus": ("String", "PendingManualApproval"),
+        "MetricsNamespace": ("String", "Regula"),
     }
-    assert {name: params[name] for name in expected} == expected
+    assert {name: declared[name] for name in spelled_out} == spelled_out
+    enums = {p["Name"]: p["EnumValues"] for p in definition["Parameters"] if "EnumValues" in p}
+    assert enums == {
+        "ProblemType": ["auto", "classification", "regression"],
+        "StopOnOverfitting": ["no", "yes"],
+        "RegisterBestCandidate": ["no", "yes"],
+        "ModelApprovalStatus": ["PendingManualApproval"],
+    }
+
+    arguments = {s["Name"]: s["Arguments"] for s in walk(definition["Steps"])}
+    value = lambda name: {"Get": f"Parameters.{name}"}  # noqa: E731
+    text = lambda name: {"Std:Join": {"On": "", "Values": [value(name)]}}  # noqa: E731 - a number as text
+    preprocess = arguments["Preprocess"]["AppSpecification"]["ContainerArguments"]
+    assert preprocess[4:9] == [
+        {"Std:Join": {"On": "=", "Values": ["--target", value("TargetColumn")]}},
+        "--problem-type",
+        value("ProblemType"),
+        {"Std:Join": {"On": "=", "Values": ["--exclude-columns", value("ExcludeColumns")]}},
+        {"Std:Join": {"On": "=", "Values": ["--categorical-columns", value("CategoricalColumns")]}},
+    ]
+    assert preprocess[preprocess.index("--horizon") + 1] == text("Horizon")
+    check = {"Std:Join": {"On": "=", "Values": ["Patience", value("Patience")]}}  # what Preprocess only checks
+    assert preprocess[preprocess.index(check) - 1] == "--check"
+    training = arguments["TrainRound1"]
+    assert training["HyperParameters"]["max_epochs"] == text("MaxEpochs")
+    assert training["HyperParameters"]["dropout"] == text("Dropout")
+    assert training["Environment"]["REGULA_HIDDEN_LAYERS"] == value("HiddenLayers")
+    assert "HiddenLayers" not in json.dumps(training["HyperParameters"]), "free text is never a hyperparameter"
+    evaluate = arguments["EvaluateRound1"]["AppSpecification"]["ContainerArguments"]
+    assert evaluate[evaluate.index("--min-lift") + 1] == text("MinLift")
 
     steps = list(walk(definition["Steps"]))
     passed = {

@@ -114,7 +114,7 @@ def test_a_step_that_fails_is_a_process_with_exit_code_2_one_line_and_the_failur
         "train.py": (
             ["--train", str(splits / "train"), "--validation", str(splits / "validation"), "--model_dir", str(out),
              "--dropout", "1.0"],
-            "train: dropout must be in",
+            "train: Dropout must be a number in [0, 0.8), got 1.0",
         ),
         "evaluate.py": (
             ["--model-dir", str(tmp_path), "--data-dir", str(splits), "--output-dir", str(out), "--max-gap", "-1"],
@@ -250,11 +250,13 @@ def test_evaluation_refuses_a_model_whose_serving_code_scores_raw_rows_different
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--dropout", "1.0"], "dropout must be in"),
-        (["--l1", "-0.1"], "l1 must be >= 0"),
-        (["--growth", "0.5"], "growth (the largest step per round) must be >= 1.5"),
-        (["--hidden", "a,b"], "hidden must be"),
-        (["--patience", "0"], "patience"),
+        # the pipeline parameters' rules and messages (steps/parameter_table.py), as the client and Preprocess say them
+        (["--dropout", "1.0"], "Dropout must be a number in [0, 0.8), got 1.0"),
+        (["--l1", "-0.1"], "L1 must be a number >= 0, got -0.1"),
+        (["--growth", "0.5"], "RegularizationGrowth must be a number in [1.5, 1000] (the largest step), got 0.5"),
+        (["--hidden", "a,b"], "HiddenLayers must be comma-separated positive layer sizes, got 'a,b'"),
+        (["--patience", "0"], "Patience must be a whole number between 1 and 100000, got 0"),
+        (["--stop_on_overfitting", "maybe"], "StopOnOverfitting must be one of no, yes, got 'maybe'"),
         (["--average_decay", "1"], "average_decay must be in [0, 1), got 1.0"),
         (["--average_decay", "nan"], "average_decay must be in [0, 1), got nan"),
     ],

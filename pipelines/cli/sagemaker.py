@@ -29,13 +29,13 @@ def cmd_upsert(args: argparse.Namespace) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     from pipelines.aws.deploy import start
-    from pipelines.definition.parameter_names import PARAMETERS, canonical_names
+    from pipelines.definition.parameter_names import canonical_names, names
 
     sagemaker = client(args, "sagemaker")
     result = start(
         settings_from(args),
         sagemaker,
-        canonical_names(key_values(args.param), list(PARAMETERS)),
+        canonical_names(key_values(args.param), names()),
         wait=args.wait,
         poll_seconds=args.poll_seconds,
     )

@@ -1,9 +1,6 @@
 """The pipeline parameters' names, defaults and meanings, without the SageMaker SDK: for `--help` and for checking
-`--param` names before rendering (seconds) starts.
-
-pipelines/definition/pipeline.py declares the parameters for the definition; tests/test_cli_conventions.py holds this
-table to what it renders (names, types and defaults), so the two cannot drift apart. The values come from
-steps/defaults.py, declared once there."""
+`--param` names before rendering (seconds) starts. They come from steps/parameter_table.py, declared once there;
+tests/test_preflight.py holds what this module says to what the definition renders."""
 
 from __future__ import annotations
 
@@ -11,58 +8,17 @@ import difflib
 
 from pipelines.errors import UsageValueError
 from pipelines.settings import Settings
-from steps import defaults as d
+from steps import parameter_table
 
-# name: (type, default for Settings, what it means)
-PARAMETERS: dict[str, tuple[str, object, str]] = {
-    "InputDataUri": ("String", lambda s: s.demo_data_uri, "S3 URI of the table (run --local: use --data)"),
-    "TargetColumn": ("String", d.TARGET_COLUMN, "the label column (run --local: use --target)"),
-    "ProblemType": ("String", "auto", "auto, classification or regression"),
-    "ExcludeColumns": ("String", "", "comma-separated columns not to use as features (ids, dates, leaks)"),
-    "CategoricalColumns": ("String", "", "comma-separated number columns that are categories"),
-    "TextColumns": ("String", "", "comma-separated columns that are free text (else detected)"),
-    "MaxTrainRows": ("Integer", 0, "keep at most this many training rows (0: all)"),
-    "TimeColumn": ("String", "", "time series: the time column (dates or a whole-number index); empty: a table"),
-    "SeriesColumn": ("String", "", "time series: comma-separated columns that name a series"),
-    "Horizon": ("Integer", d.HORIZON, "time series: steps ahead to forecast"),
-    "Season": ("Integer", d.SEASON, "time series: steps per season (0: inferred)"),
-    "KnownColumns": ("String", "", "time series: columns known at the forecast time"),
-    "ImageColumn": ("String", d.IMAGE_COLUMN, "a manifest's image-path column (empty: class folders)"),
-    "ImageSize": ("Integer", d.IMAGE_SIZE, "images resized to this square side (0: from the data)"),
-    "ImageAugmentation": ("String", d.IMAGE_AUGMENTATION, ", ".join(d.IMAGE_AUGMENTATIONS) + " (training only)"),
-    "ProcessingInstanceType": ("String", "ml.m5.large", "SageMaker processing instance"),
-    "TrainingInstanceType": ("String", lambda s: s.training_instance_type, "SageMaker training instance"),
-    "TrainingInstanceCount": ("Integer", 1, "training instances (torch distributed)"),
-    "Dropout": ("Float", d.DROPOUT, "round 1 dropout"),
-    "L1": ("Float", d.L1, "round 1 L1 penalty"),
-    "L2": ("Float", d.L2, "round 1 L2 (AdamW weight decay)"),
-    "RegularizationGrowth": ("Float", d.GROWTH, "the largest step of the regularization level per round"),
-    "HiddenLayers": ("String", d.HIDDEN, "hidden layer widths, comma-separated"),
-    "LearningRate": ("Float", d.LEARNING_RATE, "0: automatic"),
-    "BatchSize": ("Integer", d.BATCH_SIZE, "0: automatic"),
-    "ClassWeight": ("String", d.CLASS_WEIGHT, "auto, none or balanced (in the decision rule, not the loss)"),
-    "MaxEpochs": ("Integer", d.MAX_EPOCHS, "epochs at most per round"),
-    "Patience": ("Integer", d.PATIENCE, "epochs without improvement before stopping"),
-    "StopOnOverfitting": ("String", d.STOP_ON_OVERFITTING, "yes: end a job whose overfitting held Patience epochs"),
-    "MaxGap": ("Float", d.MAX_GAP, "largest accepted generalization gap (relative, minus 1 standard error)"),
-    "QualityMetric": ("String", d.QUALITY_METRIC, ", ".join(d.QUALITY_METRICS)),
-    "MinLift": ("Float", d.MIN_LIFT, "validation quality must beat the baseline by this"),
-    "MinQuality": ("Float", d.MIN_QUALITY, "and reach this"),
-    "RegisterBestCandidate": ("String", d.REGISTER_CANDIDATE, "yes: register the best round for review on give-up"),
-    "ModelPackageGroupName": ("String", d.MODEL_PACKAGE_GROUP, "the registry group packages go to"),
-    "ModelApprovalStatus": ("String", d.APPROVAL_STATUS, "Approved only if rendered with --allow-auto-approval"),
-    "MaxRuntimeSeconds": ("Integer", d.MAX_RUNTIME_SECONDS, "each job's time limit"),
-    "MaxWaitSeconds": ("Integer", d.MAX_WAIT_SECONDS, "spot training only: runtime plus waiting"),
-    "MetricsNamespace": ("String", d.METRICS_NAMESPACE, "CloudWatch namespace"),
-    "CodeVersion": ("String", "unknown", "recorded with the package (run --local: the git commit)"),
-}
-SPOT_ONLY = ("MaxWaitSeconds",)
+
+def names() -> list[str]:
+    """Every parameter's name, spot-only ones included, in the definition's order."""
+    return [p.name for p in parameter_table.TABLE]
 
 
 def declared(settings: Settings) -> dict[str, tuple[str, object]]:
     """(type, default) of every parameter the definition rendered for `settings` declares."""
-    names = [n for n in PARAMETERS if settings.spot or n not in SPOT_ONLY]
-    return {n: (PARAMETERS[n][0], _default(n, settings)) for n in names}
+    return {p.name: (p.type, _default(p, settings)) for p in parameter_table.TABLE if settings.spot or not p.spot_only}
 
 
 def light_definition(settings: Settings) -> dict:
@@ -71,19 +27,17 @@ def light_definition(settings: Settings) -> dict:
     return {"Parameters": [{"Name": n, "Type": t, "DefaultValue": v} for n, (t, v) in declared(settings).items()]}
 
 
-def _default(name: str, settings: Settings):
-    default = PARAMETERS[name][1]
-    return default(settings) if callable(default) else default
+def _default(param: parameter_table.Parameter, settings: Settings):
+    return getattr(settings, param.setting) if param.setting else param.default
 
 
 def help_text(settings: Settings | None = None) -> str:
     """The `--param` names with their defaults, for an epilog."""
     settings = settings or Settings()
     lines = ["pipeline parameters (--param NAME=VALUE; names are case-insensitive):"]
-    for name, (_, _, meaning) in PARAMETERS.items():
-        default = _default(name, settings)
-        shown = "(spot only)" if name in SPOT_ONLY and not settings.spot else repr(default)
-        lines.append(f"  {name:<23} {shown:<22} {meaning}")
+    for param in parameter_table.TABLE:
+        shown = "(spot only)" if param.spot_only and not settings.spot else repr(_default(param, settings))
+        lines.append(f"  {param.name:<23} {shown:<22} {param.help}")
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from pipelines.errors import UsageValueError
 from pipelines.local.engine.graph import all_steps
 from pipelines.local.engine.parameters import typed_values
 from pipelines.local.engine.step_types import StepType
-from steps import parameters
+from steps import parameter_table, parameters
 
 
 def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, Any]:
@@ -24,7 +24,8 @@ def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, A
     said = [
         p["Name"]
         for p in definition.get("Parameters", [])
-        if p.get("EnumValues") and set(p["EnumValues"]) == set(parameters.CHOICES.get(p["Name"], ()))
+        if p.get("EnumValues")
+        and set(p["EnumValues"]) == set(next((q.choices for q in parameter_table.TABLE if q.name == p["Name"]), ()))
     ]
     values, problems = typed_values(definition, overrides, enums_checked_elsewhere=said)
     problems += parameters.problems(values)

@@ -73,7 +73,7 @@ from pipelines.definition import sdk
 from pipelines.definition.session import RegulaSession
 from pipelines.settings import Settings
 from steps import defaults as d
-from steps import model_code, parameters, serving_code
+from steps import model_code, parameter_table, parameters, serving_code
 from steps.quality import RETRAIN
 
 STEPS_DIR = "steps"  # the package, relative to the repository root where render() runs, and its name in the jobs
@@ -97,63 +97,66 @@ EPOCH_METRICS = {
 }
 
 
+PARAMETER_TYPES = {"String": ParameterString, "Integer": ParameterInteger, "Float": ParameterFloat}
+METRICS = ("MetricsNamespace",)  # a processing step's metrics options, last with the pipeline name (metrics_arguments)
+
+
 class Parameters:
-    """The pipeline's parameters: what `regula start --param K=V` can change per execution."""
+    """The pipeline's parameters, as steps/parameter_table.py declares them: what `regula start --param K=V` can
+    change per execution. `p["MaxGap"]` is one."""
 
     def __init__(self, settings: Settings):
-        self.input_data = ParameterString("InputDataUri", default_value=settings.demo_data_uri)
-        self.target = ParameterString("TargetColumn", default_value=d.TARGET_COLUMN)
-        self.problem_type = ParameterString("ProblemType", default_value="auto", enum_values=list(d.PROBLEM_TYPES))
-        self.exclude_columns = ParameterString("ExcludeColumns", default_value="")
-        self.categorical_columns = ParameterString("CategoricalColumns", default_value="")
-        # time series (steps/series.py): set TimeColumn to forecast the target
-        self.time_column = ParameterString("TimeColumn", default_value="")
-        self.series_column = ParameterString("SeriesColumn", default_value="")
-        self.horizon = ParameterInteger("Horizon", default_value=d.HORIZON)
-        self.season = ParameterInteger("Season", default_value=d.SEASON)
-        self.known_columns = ParameterString("KnownColumns", default_value="")
-        self.text_columns = ParameterString("TextColumns", default_value="")  # free text (steps/text.py)
-        self.max_train_rows = ParameterInteger("MaxTrainRows", default_value=0)
-        self.image_column = ParameterString("ImageColumn", default_value=d.IMAGE_COLUMN)
-        self.image_size = ParameterInteger("ImageSize", default_value=d.IMAGE_SIZE)
-        self.image_augmentation = ParameterString("ImageAugmentation", default_value=d.IMAGE_AUGMENTATION)
-        self.processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
-        self.training_instance = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
-        self.training_instances = ParameterInteger("TrainingInstanceCount", default_value=1)
-        self.dropout = ParameterFloat("Dropout", default_value=d.DROPOUT)
-        self.l1 = ParameterFloat("L1", default_value=d.L1)
-        self.l2 = ParameterFloat("L2", default_value=d.L2)
-        self.growth = ParameterFloat("RegularizationGrowth", default_value=d.GROWTH)
-        self.hidden = ParameterString("HiddenLayers", default_value=d.HIDDEN)
-        self.learning_rate = ParameterFloat("LearningRate", default_value=d.LEARNING_RATE)
-        self.batch_size = ParameterInteger("BatchSize", default_value=d.BATCH_SIZE)
-        self.class_weight = ParameterString("ClassWeight", default_value=d.CLASS_WEIGHT)
-        self.max_epochs = ParameterInteger("MaxEpochs", default_value=d.MAX_EPOCHS)
-        self.patience = ParameterInteger("Patience", default_value=d.PATIENCE)
-        self.stop_on_overfitting = ParameterString(
-            "StopOnOverfitting", default_value=d.STOP_ON_OVERFITTING, enum_values=list(d.STOP_ON_OVERFITTING_CHOICES)
-        )
-        self.max_gap = ParameterFloat("MaxGap", default_value=d.MAX_GAP)
-        self.quality_metric = ParameterString("QualityMetric", default_value=d.QUALITY_METRIC)
-        self.min_lift = ParameterFloat("MinLift", default_value=d.MIN_LIFT)
-        self.min_quality = ParameterFloat("MinQuality", default_value=d.MIN_QUALITY)
-        self.register_candidate = ParameterString(
-            "RegisterBestCandidate", default_value=d.REGISTER_CANDIDATE, enum_values=list(d.REGISTER_CANDIDATE_CHOICES)
-        )
-        self.model_group = ParameterString("ModelPackageGroupName", default_value=d.MODEL_PACKAGE_GROUP)
-        # a package registers for review unless the pipeline was rendered with --allow-auto-approval
-        statuses = [d.APPROVAL_STATUS, "Approved"] if settings.allow_auto_approval else [d.APPROVAL_STATUS]
-        self.approval_status = ParameterString(
-            "ModelApprovalStatus", default_value=d.APPROVAL_STATUS, enum_values=statuses
-        )
-        self.max_runtime = ParameterInteger("MaxRuntimeSeconds", default_value=d.MAX_RUNTIME_SECONDS)
-        if settings.spot:  # only rendered for spot: CreateTrainingJob refuses a MaxWait without it
-            self.max_wait = ParameterInteger("MaxWaitSeconds", default_value=d.MAX_WAIT_SECONDS)
-        self.metrics_namespace = ParameterString("MetricsNamespace", default_value=d.METRICS_NAMESPACE)
-        self.code_version = ParameterString("CodeVersion", default_value="unknown")
+        self.declared = {}
+        for param in parameter_table.TABLE:
+            if param.spot_only and not settings.spot:  # CreateTrainingJob refuses a MaxWait without spot
+                continue
+            default = getattr(settings, param.setting) if param.setting else param.default
+            enum = enum_values(param, settings)
+            declare = PARAMETER_TYPES[param.type]
+            self.declared[param.name] = declare(
+                param.name, default_value=default, **({"enum_values": enum} if enum else {})
+            )
+
+    def __getitem__(self, name: str):
+        return self.declared[name]
 
     def all(self) -> list:
-        return list(vars(self).values())
+        return list(self.declared.values())
+
+
+def enum_values(param: parameter_table.Parameter, settings: Settings) -> list[str] | None:
+    if param.name == "ModelApprovalStatus" and not settings.allow_auto_approval:
+        return [d.APPROVAL_STATUS]  # a package registers for review unless rendered with --allow-auto-approval
+    return list(param.choices) if param.enum else None
+
+
+def argument_text(param):
+    """A parameter as a container argument or hyperparameter: numbers as text."""
+    return param if isinstance(param, ParameterString) else param.to_string()
+
+
+def parameter_arguments(p: Parameters, step: str, only: tuple[str, ...] = (), but: tuple[str, ...] = ()) -> list:
+    """The container arguments that give `step`'s script its pipeline parameters (steps/parameter_table.py)."""
+    arguments = []
+    for param, to in parameter_table.received(step):
+        if param.name not in p.declared or (only and param.name not in only) or param.name in but:
+            continue
+        if to.via == parameter_table.JOINED:
+            arguments.append(option(to.option, argument_text(p[param.name])))
+        elif to.via == parameter_table.ARGUMENT:
+            arguments += [to.option, argument_text(p[param.name])]
+    return arguments
+
+
+def training_parameters(p: Parameters) -> tuple[dict, dict]:
+    """The training job's hyperparameters (numbers) and environment (free text) from the pipeline parameters."""
+    hyperparameters, environment = {}, {}
+    for param, to in parameter_table.received("train"):
+        if to.via == parameter_table.HYPERPARAMETER:
+            hyperparameters[parameter_table.dest(to)] = p[param.name].to_string()
+        elif to.via == parameter_table.ENVIRONMENT:
+            environment[to.variable] = p[param.name]
+    return hyperparameters, environment
 
 
 def output_uri(settings: Settings, name: str) -> Join:
@@ -179,12 +182,12 @@ def processor(settings: Settings, session: RegulaSession, p: Parameters, job: st
         role=settings.role_arn,
         image_uri=processing_image(settings),
         command=["python3"],
-        instance_type=p.processing_instance,
+        instance_type=p["ProcessingInstanceType"],
         instance_count=1,
         base_job_name=f"{settings.pipeline_name}-{job}",
         env={"PYTHONPATH": LIB_DIR},
         sagemaker_session=session,
-        max_runtime_in_seconds=p.max_runtime,
+        max_runtime_in_seconds=p["MaxRuntimeSeconds"],
         volume_kms_key=settings.kms_key_id,
         output_kms_key=settings.kms_key_id,
         network_config=NetworkConfig(
@@ -212,12 +215,12 @@ def inference_image(settings: Settings) -> str:
     return settings.steps_image
 
 
-def metrics_arguments(p: Parameters, per_execution: bool = True) -> list:
+def metrics_arguments(p: Parameters, step: str, per_execution: bool = True) -> list:
     """Where a processing script sends its CloudWatch metrics, and under which dimensions. The execution id in the
     arguments makes every execution's step different: a step that should be cached leaves it out."""
     execution = ["--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID] if per_execution else []
     return [
-        option("--metrics-namespace", p.metrics_namespace),
+        *parameter_arguments(p, step, only=METRICS),
         "--pipeline-name",
         ExecutionVariables.PIPELINE_NAME,
         *execution,
@@ -300,10 +303,10 @@ def job_tags(settings: Settings) -> list[dict] | None:
 def checked_parameters(p: Parameters) -> list:
     """`--check Name=value` for every parameter with limits: the first step refuses bad values before any data is
     read, whoever started the execution (console, API, CI)."""
-    # the column options and MetricsNamespace reach Preprocess as its own options, checked there by the same rules;
-    # InputDataUri is the job's input, whose S3Uri SageMaker checks
-    passed = {*parameters.COLUMN_OPTIONS, "MetricsNamespace", "InputDataUri"}
-    limited = {*parameters.NUMBERS, *parameters.CHOICES, "HiddenLayers", *parameters.STRINGS} - passed
+    # the free text that reaches Preprocess as its own option is checked there as that option (InputDataUri, the
+    # job's input, is not: SageMaker checks its S3Uri)
+    own = {param.name for param, _ in parameter_table.received("preprocess") if param.rule}
+    limited = {param.name for param in parameter_table.TABLE if param.limit or param.choices or param.rule} - own
     return [
         item
         for param in p.all()
@@ -315,7 +318,10 @@ def checked_parameters(p: Parameters) -> list:
 def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, lib_uri: str) -> ProcessingStep:
     args = processor(settings, session, p, "preprocess").run(
         code=f"{STEPS_DIR}/preprocess.py",
-        inputs=[s3_input("data", p.input_data, "/opt/ml/processing/input/data"), s3_input("lib", lib_uri, LIB_DIR)],
+        inputs=[
+            s3_input("data", p["InputDataUri"], "/opt/ml/processing/input/data"),
+            s3_input("lib", lib_uri, LIB_DIR),
+        ],
         outputs=[
             s3_output(split, output_uri(settings, split), f"/opt/ml/processing/output/{split}")
             for split in ("train", "validation", "test")
@@ -325,33 +331,8 @@ def preprocess_step(settings: Settings, session: RegulaSession, p: Parameters, l
             "/opt/ml/processing/input/data",
             "--output-dir",
             "/opt/ml/processing/output",
-            option("--target", p.target),
-            "--problem-type",
-            p.problem_type,
-            option("--exclude-columns", p.exclude_columns),
-            option("--categorical-columns", p.categorical_columns),
-            option("--time-column", p.time_column),
-            option("--series-columns", p.series_column),
-            "--horizon",
-            p.horizon.to_string(),
-            "--season",
-            p.season.to_string(),
-            option("--known-columns", p.known_columns),
-            option("--text-columns", p.text_columns),
-            "--quality-metric",
-            p.quality_metric,
-            "--class-weight",
-            p.class_weight,
-            "--max-train-rows",
-            p.max_train_rows.to_string(),
-            option("--image-column", p.image_column),
-            "--image-size",
-            p.image_size.to_string(),
-            "--image-augmentation",
-            p.image_augmentation,
-            "--input-uri",
-            p.input_data,
-            *metrics_arguments(p, per_execution=False),
+            *parameter_arguments(p, "preprocess", but=METRICS),
+            *metrics_arguments(p, "preprocess", per_execution=False),
             *checked_parameters(p),
         ],
     )
@@ -374,6 +355,7 @@ def train_step(
     earlier: list[ProcessingStep],
     round_: int,
 ) -> TrainingStep:
+    hyperparameters, environment = training_parameters(p)
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=settings.role_arn,
@@ -383,9 +365,7 @@ def train_step(
         # those into a file the container's shell sources, unescaped (docs/parameters.md)
         environment={
             parameters.TRAINING_DEVICE_VARIABLE: settings.training_device,
-            parameters.HIDDEN_LAYERS_VARIABLE: p.hidden,
-            parameters.METRICS_NAMESPACE_VARIABLE: p.metrics_namespace,
-            parameters.STOP_ON_OVERFITTING_VARIABLE: p.stop_on_overfitting,
+            **environment,
         },
         # an S3 folder of the shared modules and train.py: not steps/, which holds the other steps' scripts too
         source_code=SourceCode(
@@ -393,8 +373,8 @@ def train_step(
             entry_script="train.py",
         ),
         compute=Compute(
-            instance_type=p.training_instance,
-            instance_count=p.training_instances,
+            instance_type=p["TrainingInstanceType"],
+            instance_count=p["TrainingInstanceCount"],
             volume_kms_key_id=settings.kms_key_id,
             enable_managed_spot_training=True if settings.spot else None,
         ),
@@ -418,15 +398,7 @@ def train_step(
         base_job_name=f"{settings.pipeline_name}-train-round{round_}",
         hyperparameters={
             "round": str(round_),
-            "dropout": p.dropout.to_string(),
-            "l1": p.l1.to_string(),
-            "l2": p.l2.to_string(),
-            "growth": p.growth.to_string(),
-            "learning_rate": p.learning_rate.to_string(),
-            "batch_size": p.batch_size.to_string(),
-            "max_epochs": p.max_epochs.to_string(),
-            "max_gap": p.max_gap.to_string(),
-            "patience": p.patience.to_string(),
+            **hyperparameters,
             "rounds": str(settings.rounds),  # the overfitting notice says whether a round is left
             "pipeline_name": ExecutionVariables.PIPELINE_NAME,
             "checkpoint_dir": d.CHECKPOINT_DIR,  # said, not assumed: the job creates it if SageMaker has not
@@ -442,7 +414,10 @@ def train_step(
             *[InputData(channel_name=f"round{i}", data_source=evaluation_folder(e)) for i, e in enumerate(earlier, 1)],
         ]
     )
-    stopping = {"MaxRuntimeInSeconds": p.max_runtime, **({"MaxWaitTimeInSeconds": p.max_wait} if settings.spot else {})}
+    stopping = {
+        "MaxRuntimeInSeconds": p["MaxRuntimeSeconds"],
+        **({"MaxWaitTimeInSeconds": p["MaxWaitSeconds"]} if settings.spot else {}),
+    }
     step_class = sdk.training_step_class(stopping)  # parameters where ModelTrainer takes literals only
     return step_class(
         name=f"TrainRound{round_}", step_args=args, cache_config=cache(settings), retry_policies=job_retries()
@@ -480,23 +455,14 @@ def evaluate_step(
             "/opt/ml/processing",
             "--output-dir",
             "/opt/ml/processing/evaluation",
-            "--max-gap",
-            p.max_gap.to_string(),
-            "--quality-metric",
-            p.quality_metric,
-            "--min-lift",
-            p.min_lift.to_string(),
-            "--min-quality",
-            p.min_quality.to_string(),
-            "--register-candidate",
-            p.register_candidate,
+            *parameter_arguments(p, "evaluate", but=METRICS),
             "--model-uri",
             train.properties.ModelArtifacts.S3ModelArtifacts,
             "--evaluation-uri",
             Join(on="/", values=[folder, "evaluation.json"]),
             *(["--earlier", EARLIER_DIR] if earlier else []),
             *(["--final-round"] if round_ == settings.rounds else []),
-            *metrics_arguments(p),
+            *metrics_arguments(p, "evaluate"),
         ],
     )
     step = ProcessingStep(
@@ -535,8 +501,8 @@ def register_step(
     )
     as_text = lambda value: Join(on="", values=[value])  # noqa: E731 - metadata values must be strings
     args = builder.register(
-        model_package_group_name=p.model_group,
-        approval_status=p.approval_status,
+        model_package_group_name=p["ModelPackageGroupName"],
+        approval_status=p["ModelApprovalStatus"],
         content_types=["text/csv", "application/json"],
         response_types=["application/json"],
         inference_instances=["ml.m5.large", "ml.m5.xlarge"],
@@ -551,23 +517,23 @@ def register_step(
             "regula:problem_type": as_text(evaluation_value(evaluate, report, "problem_type")),
             "regula:gap": as_text(selected("gap")),
             "regula:gap_se": as_text(selected("gap_se")),
-            "regula:max_gap": p.max_gap.to_string(),
+            "regula:max_gap": p["MaxGap"].to_string(),
             "regula:quality_metric": as_text(selected("quality.metric")),
             "regula:val_quality": as_text(selected("quality.validation")),
             "regula:baseline_quality": as_text(selected("quality.baseline")),
             "regula:test_quality": as_text(selected("quality.test")),
-            "regula:min_lift": p.min_lift.to_string(),
-            "regula:min_quality": p.min_quality.to_string(),
+            "regula:min_lift": p["MinLift"].to_string(),
+            "regula:min_quality": p["MinQuality"].to_string(),
             "regula:artifact_sha256": as_text(selected("artifact_sha256")),
             "regula:model_code_sha256": as_text(selected("model.code_sha256")),
             # the round's effective regularization, as the training script computed it
             "regula:dropout": as_text(selected("regularization.dropout")),
             "regula:l1": as_text(selected("regularization.l1")),
             "regula:l2": as_text(selected("regularization.l2")),
-            "regula:code_version": p.code_version,
+            "regula:code_version": p["CodeVersion"],
             "regula:execution": ExecutionVariables.PIPELINE_EXECUTION_ID,
             # what it predicts, from which table: a group shared by several tables stays readable (models list)
-            "regula:target": p.target,
+            "regula:target": p["TargetColumn"],
             "regula:data": as_text(evaluation_value(evaluate, report, "data")),
         },
         description=f"Regula model, registered after regularization round {round_}",
