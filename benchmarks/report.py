@@ -330,10 +330,11 @@ def text_run(r: dict) -> list[str]:
 
 def text_update_speed(r: dict) -> list[str]:
     """benchmarks/text.py --update-speed: train.py before and after the lazy n-gram update, on the same splits."""
-    u = r["update"]
+    u = r["update"] if "update" in r else r["scales"]
+    before = f"; `dense (before)` is steps/train.py at commit `{u['before'][:12]}`" if "before" in u else ""
     lines = [
-        f"{r['data']}, {u['rows']} rows; `dense (before)` is steps/train.py at commit `{u['before'][:12]}`. "
-        "Validation balanced accuracy of the saved model; n-grams with a weight above the tolerance.",
+        f"{r['data']}, {u['rows']} rows{before}. Round 1 at each level's strengths; validation balanced accuracy of "
+        "the saved model; n-grams with a weight above the tolerance.",
         "",
     ]
     lines += table(
@@ -350,6 +351,16 @@ def text_update_speed(r: dict) -> list[str]:
             f"nn.EmbeddingBag {f(first['embedding_bag_ms'], 1)} ms, torch.sparse.mm {f(first['sparse_mm_ms'], 1)} ms.",
         ]
     return lines
+
+
+def text_tokenizers(r: dict) -> list[str]:
+    rows = [
+        [name, f(t["validation_balanced_accuracy"], 4), f(t["C"]), t["features"], t.get("features_in_use"),
+         f(t["entries_per_row"], 1)]
+        for name, t in r["tokenizers_rotten_tomatoes"].items()
+    ]  # fmt: skip
+    header = ["Rotten Tomatoes tokens", "validation balanced accuracy", "C", "features", "in use", "entries per row"]
+    return table(header, rows)
 
 
 def generic(r: dict) -> list[str]:
@@ -370,6 +381,10 @@ def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dic
         return RENDERERS[name]
     if name.startswith("text_update_speed"):
         return "Text: the n-gram layer's update, dense against lazy rows (`text.py --update-speed`)", text_update_speed
+    if name.startswith("text_l1_scales"):
+        return "Text: the n-gram layer's own L1 scale (`text.py --text-l1-scales`)", text_update_speed
+    if name.startswith("text_tokenizers"):
+        return "Text: tokenizations, TF-IDF + LogReg on validation (`text.py --tokenizers`)", text_tokenizers
     if name.startswith("text_") and results is not None and "regula" in results:
         return f"Text: `{name.removesuffix('.json')}` against TF-IDF baselines (`text.py`)", text_run
     if results is None or {"variants", "results"} <= set(results):

