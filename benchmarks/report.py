@@ -42,6 +42,8 @@ KNOWN_PROBLEMS = {
     "concurrent_runs.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
+    "text.json": "written before the run record, by an earlier benchmarks/text.py that merged its runs into one file; "
+    "the text model's dense update then, LogReg's C from {1, 4} without a refit on train + validation",
 }
 
 
@@ -286,6 +288,81 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
 }
 
 
+def text_run(r: dict) -> list[str]:
+    """benchmarks/text.py on one data set: Regula against the TF-IDF baselines, its rounds, time and memory."""
+    g, b = r["regula"], r.get("baselines", {})
+    logreg, other = b.get("tfidf_logreg", {}), b.get("tfidf_other_columns_logreg", {})
+
+    def base(result: dict) -> str:
+        return f"{f(result.get('test_balanced_accuracy'), 4)} (C={f(result.get('C'))})" if result else "-"
+
+    registered = f"{f(g['test_balanced_accuracy'], 4)} (round {g['registered_round']})"
+    lines = table(
+        ["data", "rows", "Regula, test balanced accuracy", "TF-IDF + LogReg", "TF-IDF + other columns",
+         "points below the better", "within 1 point", "run", "peak memory"],
+        [[r["data"], r["rows"], registered if g["decision"] == "registered" else f"miss ({g['decision']})",
+          base(logreg), base(other), f(r.get("points_below_better_baseline"), 2), f(r.get("within_target")),
+          f"{f(g['seconds'], 0)} s", f"{f(g['peak_memory_mb'], 0)} MB"]],
+    )  # fmt: skip
+    steps = g.get("step_seconds", {})
+    rows = []
+    for n in g["rounds"]:
+        usage = n.get("feature_usage") or {}
+        seconds = steps.get(f"TrainRound{n['round']}")
+        per_epoch = f(seconds / n["epochs"], 1) if seconds and n.get("epochs") else "-"
+        rows.append(
+            [n["round"], f(n["level"], 1), f"{n['l1']:g}", f(n["gap"]), f(n["validation"]), f(n["test"]),
+             n["decision"], n.get("epochs"), per_epoch,
+             f"{usage.get('text_features_used', '-')} of {usage.get('text_vocabulary', '-')}"]
+        )  # fmt: skip
+    lines += ["", *table(["round", "level", "L1", "gap", "validation", "test", "decision", "epochs",
+                          "train s per epoch", "n-grams used"], rows)]  # fmt: skip
+    predicted = r.get("predict") or {}
+    lines += [
+        "",
+        f"Preprocess {f(steps.get('Preprocess'), 1)} s. `regula predict` on the {f(predicted.get('rows'))} test rows' "
+        f"raw CSV: {f(predicted.get('seconds'), 1)} s ({f(predicted.get('rows_per_second'))} rows/s, start-up "
+        f"included), peak {f(predicted.get('peak_memory_mb'), 0)} MB, balanced accuracy "
+        f"{f(predicted.get('balanced_accuracy'), 4)}.",
+    ]
+    return lines
+
+
+def text_update_speed(r: dict) -> list[str]:
+    """benchmarks/text.py --update-speed: train.py before and after the lazy n-gram update, on the same splits."""
+    u = r["update"] if "update" in r else r["scales"]
+    before = f"; `dense (before)` is steps/train.py at commit `{u['before'][:12]}`" if "before" in u else ""
+    lines = [
+        f"{r['data']}, {u['rows']} rows{before}. Round 1 at each level's strengths; validation balanced accuracy of "
+        "the saved model; n-grams with a weight above the tolerance.",
+        "",
+    ]
+    lines += table(
+        ["update", "level", "samples/s", "epochs", "train s", "validation balanced accuracy", "n-grams used"],
+        [[n["update"], f(n["level"], 1), n["samples_per_second"], n["epochs"], f(n["train_seconds"], 1),
+          f(n["validation_balanced_accuracy"], 4), f"{n['text_features_used']} of {n['text_vocabulary']}"]
+         for n in u["runs"]],
+    )  # fmt: skip
+    first = r.get("first_layer")
+    if first:
+        lines += [
+            "",
+            f"First layer, forward + backward ({first['vocabulary']} x {first['width']}, batch {first['batch']}): "
+            f"nn.EmbeddingBag {f(first['embedding_bag_ms'], 1)} ms, torch.sparse.mm {f(first['sparse_mm_ms'], 1)} ms.",
+        ]
+    return lines
+
+
+def text_tokenizers(r: dict) -> list[str]:
+    rows = [
+        [name, f(t["validation_balanced_accuracy"], 4), f(t["C"]), t["features"], t.get("features_in_use"),
+         f(t["entries_per_row"], 1)]
+        for name, t in r["tokenizers_rotten_tomatoes"].items()
+    ]  # fmt: skip
+    header = ["Rotten Tomatoes tokens", "validation balanced accuracy", "C", "features", "in use", "entries per row"]
+    return table(header, rows)
+
+
 def generic(r: dict) -> list[str]:
     """A results file without a renderer of its own (its benchmark's docs page tables it): its figures as JSON."""
     figures = {k: v for k, v in r.items() if k != "run"}
@@ -302,6 +379,14 @@ GENERIC_LINES = 40
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
     if name in RENDERERS:
         return RENDERERS[name]
+    if name.startswith("text_update_speed"):
+        return "Text: the n-gram layer's update, dense against lazy rows (`text.py --update-speed`)", text_update_speed
+    if name.startswith("text_l1_scales"):
+        return "Text: the n-gram layer's own L1 scale (`text.py --text-l1-scales`)", text_update_speed
+    if name.startswith("text_tokenizers"):
+        return "Text: tokenizations, TF-IDF + LogReg on validation (`text.py --tokenizers`)", text_tokenizers
+    if name.startswith("text_") and results is not None and "regula" in results:
+        return f"Text: `{name.removesuffix('.json')}` against TF-IDF baselines (`text.py`)", text_run
     if results is None or {"variants", "results"} <= set(results):
         return f"Training options: `{name.removesuffix('.json')}` (`train_options.py`)", train_options
     return f"`{name.removesuffix('.json')}`", generic

@@ -44,7 +44,8 @@ class TextMLP(nn.Module):
     def __init__(self, n_features: int, vocabulary: int, n_outputs: int, hidden: list[int], dropout: float):
         super().__init__()
         width = hidden[0] if hidden else n_outputs
-        self.text = nn.EmbeddingBag(vocabulary, width, mode="sum")
+        # sparse gradients: training updates only the rows of a batch's n-grams (steps/lazy_rows.py)
+        self.text = nn.EmbeddingBag(vocabulary, width, mode="sum", sparse=True)
         # a linear layer's initialization, over the bag's unit-norm rows (fan-in: the vocabulary)
         nn.init.uniform_(self.text.weight, -(vocabulary**-0.5), vocabulary**-0.5)
         self.dense = nn.Linear(n_features, width) if n_features else None

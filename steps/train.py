@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from steps import checkpoint, inputs, model_code, serving_code
+from steps import checkpoint, inputs, lazy_rows, model_code, serving_code
 from steps.cloudwatch import MetricEmitter
 from steps.contract import SCHEMA, StepError, read_schema, run, torch_threads
 from steps.defaults import BASE_LEARNING_RATE
@@ -96,17 +96,26 @@ def main() -> None:
     model = model_code.build(code, spec, strength["dropout"]).to(device)
     model_code.check(code, model, spec, x_train[: model_code.CHECK_ROWS], device)  # before the first epoch
     dropout_modules = model_code.dropout_modules(model)
+    if world > 1:  # DistributedDataParallel reduces dense gradients
+        lazy_rows.make_dense(model)
+    # embedding weights with sparse gradients (the text model's n-grams): AdamW and L1 on the rows a batch touches
+    sparse = lazy_rows.sparse_parameters(model)
     # weights (2 or more dimensions: linear, convolution, embedding) decay and carry L1; biases and norms do not
-    weights = [p for p in model.parameters() if p.dim() >= 2]
+    weights = [p for p in model.parameters() if p.dim() >= 2 and all(p is not q for q in sparse)]
     others = [p for p in model.parameters() if p.dim() < 2]
     # L1 as a soft-threshold after each step where the model marks weights for it (exact zeros), else in the loss
     proximal = model_code.proximal_parameters(model)
-    penalized = [p for p in model_code.l1_parameters(code, model) if all(p is not q for q in proximal)]
+    penalized = [p for p in model_code.l1_parameters(code, model) if all(p is not q for q in [*proximal, *sparse])]
+    lazy = [
+        {"params": [p], "weight_decay": strength["l2"], "lazy": True, "l1": strength["l1"] * proximal.get(p, 1.0)}
+        for p in sparse
+    ]
+    proximal = {p: scale for p, scale in proximal.items() if all(p is not q for q in sparse)}
     data_loss_of = model_code.loss_function(code) or objective.train_loss
     if device.type == "cpu":  # multiply-adds of a step: about one per weight per row
         torch.set_num_threads(torch_threads(batch_size * sum(p.numel() for p in weights)))
     optimizer = AdamW(  # torch's, without its torch.compile hooks (steps/optimizer.py)
-        [{"params": weights, "weight_decay": strength["l2"]}, {"params": others, "weight_decay": 0.0}],
+        [{"params": weights, "weight_decay": strength["l2"]}, {"params": others, "weight_decay": 0.0}, *lazy],
         lr=learning_rate,
     )
     # the weights' moving average (defaults.AVERAGE_DECAY; 0: the raw weights), measured beside the raw ones
@@ -193,6 +202,7 @@ def main() -> None:
                 shrink(optimizer, proximal, strength["l1"])
             average.update_parameters(model)
             loss_sum += data_loss.detach() * len(index)
+        optimizer.catch_up()  # every row of a lazy (sparse) weight up to date before it is measured or saved
         loss_sum, stopping = sum_loss_and_stop(loss_sum, stop_requested.is_set(), world)  # every process stops alike
         train_loss = loss_sum.item() / max(len(order) * world, 1)
 

@@ -54,3 +54,66 @@ def test_a_training_loop_never_imports_torch_dynamo():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def train_bag(lazy: bool, rows_per_step, steps=30, l1=0.01, round_trip_at=None):
+    """An nn.EmbeddingBag trained by AdamW with L1 as a proximal step: lazily (sparse gradients, steps/lazy_rows.py)
+    or densely (torch's update of every row, then steps/proximal.shrink), on the rows `rows_per_step(step)` gives."""
+    from steps.proximal import shrink
+
+    torch.manual_seed(0)
+    bag = torch.nn.EmbeddingBag(40, 6, mode="sum", sparse=lazy)
+    group = {"params": [bag.weight], "weight_decay": 0.1}
+    optimizer = AdamW([{**group, "lazy": True, "l1": l1}] if lazy else [group], lr=0.01)
+    generator = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        ids = torch.as_tensor(rows_per_step(step))
+        out = bag(ids, torch.tensor([0, len(ids) // 2]), per_sample_weights=torch.rand(len(ids), generator=generator))
+        optimizer.zero_grad(set_to_none=True)
+        (out * torch.randn(2, 6, generator=generator)).sum().backward()
+        optimizer.step()
+        if not lazy:
+            shrink(optimizer, {bag.weight: 1.0}, l1)
+        if step == round_trip_at:  # a checkpoint's round trip, as a resumed job does
+            optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    if lazy:
+        optimizer.catch_up()
+    return bag.weight.detach(), optimizer
+
+
+def test_the_lazy_update_is_the_dense_one_on_rows_touched_every_step_and_rows_never_touched():
+    def rows(step):  # rows 0-19 every step, rows 20-39 never
+        return list(range(20))
+
+    lazy, optimizer = train_bag(True, rows)
+    dense, _ = train_bag(False, rows)
+    assert torch.allclose(lazy, dense, atol=1e-6), (lazy - dense).abs().max()
+    assert bool((lazy[20:] == 0).all()) and bool((lazy[:20] != 0).any())  # never seen: L1 zeroes them at once
+    assert float(optimizer.state[optimizer.param_groups[0]["params"][0]]["step"]) == 30
+
+
+def test_the_lazy_update_catches_a_row_up_on_the_steps_it_missed():
+    """A row seen once, then never: dense AdamW decays and soft-thresholds it every step; the lazy update does it
+    when the row is next seen or at catch_up, so its L1 still prunes a rare n-gram (both end at zero here), while a
+    row seen at every step is still in use."""
+
+    def rows(step):
+        return list(range(10)) + ([10] if step == 0 else [])
+
+    lazy, _ = train_bag(True, rows, steps=200, l1=0.05)
+    dense, _ = train_bag(False, rows, steps=200, l1=0.05)
+    assert bool((dense[10] == 0).all()) and bool((lazy[10] == 0).all())
+    assert bool((lazy[:10] != 0).any())
+    uncaught, _ = train_bag(True, rows, steps=200, l1=0.0)  # without L1, the missed steps' weight decay alone
+    assert bool((uncaught[10] != 0).all())
+
+
+def test_a_lazy_optimizer_resumes_from_its_state_dict_where_it_was():
+    def rows(step):
+        return [step % 7, (step * 3) % 11, 12, 13]
+
+    straight, _ = train_bag(True, rows)
+    resumed, optimizer = train_bag(True, rows, round_trip_at=10)
+    assert torch.equal(straight, resumed)
+    last = optimizer.state[optimizer.param_groups[0]["params"][0]]["last"]
+    assert bool((last == 30).all())  # caught up: every row at the last step

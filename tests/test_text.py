@@ -253,11 +253,12 @@ def test_a_text_table_runs_end_to_end_and_regula_predict_scores_raw_rows(tmp_pat
     train_log = (run_dir / "logs" / "TrainRound1.log").read_text()
     assert f"the model uses {used[0]} of " in train_log
 
+    long = "superb love " * (MAX_TEXT_CHARS // 10)  # over the limit: cut, scored, and said so
     raw = pd.DataFrame(
         {
-            "message": ["superb, great\nw1 w2", 'awful "poor" w3', "", "w4 w5 w6"],
-            "amount": [0.3, 0.1, -1, 0],
-            "city": ["Oslo", "São Paulo", "Lima", "Paris"],
+            "message": [long, "superb, great\nw1 w2", 'awful "poor" w3', "", "w4 w5 w6"],
+            "amount": [0.5, 0.3, 0.1, -1, 0],
+            "city": ["Lima", "Oslo", "São Paulo", "Lima", "Paris"],
         }
     )
     raw.to_csv(tmp_path / "rows.csv", index=False)
@@ -265,15 +266,19 @@ def test_a_text_table_runs_end_to_end_and_regula_predict_scores_raw_rows(tmp_pat
         "predict", "--model", str(run_dir), "--data", str(tmp_path / "rows.csv"), "--out", str(tmp_path / "p.csv")
     )
     assert scored.returncode == 0, scored.stderr
+    cut = f"column 'message': 1 texts longer than {MAX_TEXT_CHARS} characters were cut to their first {MAX_TEXT_CHARS}"
+    assert f"warning: {cut} (rows 2)\n" in scored.stderr  # the CSV file's line 2 (the header is line 1)
     out = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
-    assert out["message"].tolist() == raw["message"].fillna("").tolist()
-    assert out["prediction"].tolist()[:2] == ["yes", "no"]
+    assert out["message"].tolist() == raw["message"].fillna("").tolist()  # the rows as given, with their predictions
+    assert out["prediction"].tolist()[:3] == ["yes", "yes", "no"]
     raw.to_json(tmp_path / "rows.json", orient="records")
     as_json = regula(
         "predict", "--model", str(run_dir), "--data", str(tmp_path / "rows.json"), "--out", str(tmp_path / "p.json")
     )
     assert as_json.returncode == 0, as_json.stderr
-    assert json.loads((tmp_path / "p.json").read_text())["predictions"] == out["prediction"].tolist()
+    answer = json.loads((tmp_path / "p.json").read_text())
+    assert answer["predictions"] == out["prediction"].tolist()
+    assert answer["warnings"] == [f"{cut} (rows 1)"] and f"warning: {cut} (rows 1)\n" in as_json.stderr
 
 
 def test_the_model_server_takes_raw_text_in_quoted_csv_and_json(text_splits, tmp_path):

@@ -65,8 +65,9 @@ How a class is chosen (printed with every batch, and in JSON output as decision_
   highest probability divided by its share of the training rows. With two classes: the second class when its
   probability > its training share, e.g. 'yes' when probability_yes > 0.21 on a table with 21% 'yes': a row can be
   'yes' with probability_yes 0.3. That is the rule that maximizes balanced accuracy; the probabilities stay calibrated.
-Categories the model never saw are warned about, with counts per column. Rows are named by their line in a CSV file
-(the header is line 1), by their number from 1 in other files."""
+Categories the model never saw are warned about, with counts per column; so is a text cut to the model's limit
+(10,000 characters a cell: docs/text.md), with its rows (in JSON output also as `warnings`). Rows are named by their
+line in a CSV file (the header is line 1), by their number from 1 in other files."""
 
 
 def add_parsers(commands) -> None:

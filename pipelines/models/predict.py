@@ -216,7 +216,8 @@ def write_predictions(rows, result: dict, out: Path | None) -> str:
 
 def predict(model_dir: Path, data: Path, out: Path | None, skip_bad_rows: bool = False, echo=print) -> tuple[int, str]:
     """Score `data` with the unpacked model in `model_dir`; (rows scored, output text). Notes go to `echo`: the
-    decision rule, categories the model never saw, rows skipped (`skip_bad_rows`), the output's dialect."""
+    decision rule, categories the model never saw, the model's warnings (texts cut to the limit: in JSON output also
+    its `warnings`), rows skipped (`skip_bad_rows`), the output's dialect."""
     check_out(out)  # before any scoring
     inference = load_serving_code(model_dir)
     predictor = inference.model_fn(str(model_dir))
@@ -234,6 +235,8 @@ def predict(model_dir: Path, data: Path, out: Path | None, skip_bad_rows: bool =
         whole_table = "missing required column" in str(error)  # no row can be scored: skipping rows cannot help
         skip = "" if skip_bad_rows or whole_table else "; --skip-bad-rows scores the rows that can be"
         raise PredictError(f"{data.name}: {error}{numbering_note(data)}{skip}") from None
+    for warning in result.get("warnings", []):  # what scoring changed (a text cut to the limit): JSON holds them too
+        echo(f"warning: {warning}")
     rule = decision_rule(predictor)
     if rule:
         result["decision_rule"] = rule
