@@ -211,7 +211,10 @@ def test_a_multi_series_table_registers_a_forecaster_and_regula_predict_forecast
     assert "store=s2: 5 rows of history, needs at least 21" in refused.stderr
 
 
-def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory) -> Path:
+    """A small forecaster of two stores' sales (Horizon 3, season 7), trained for 3 epochs: a model folder."""
+    tmp_path = tmp_path_factory.mktemp("forecaster")
     sales(days=120, stores=2).to_csv(tmp_path / "sales.csv", index=False)
     result = preprocess(
         tmp_path / "sales.csv",
@@ -231,7 +234,11 @@ def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
     model = tmp_path / "model"
     trained = run_training(tmp_path / "out", model, "--max_epochs", "3", "--hidden", "16")
     assert trained.returncode == 0, trained.stderr
-    with serving(model) as base:
+    return model
+
+
+def test_the_model_server_forecasts_from_history_as_csv_or_json(forecaster):
+    with serving(forecaster) as base:
         url = f"{base}/invocations"
         history = sales(days=120, stores=2).groupby("store").tail(25)
         answers = []
@@ -252,6 +259,44 @@ def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
         assert status == 400
         assert "store=s0: 4 rows of history, needs at least 21" in str(answer)
         assert "store=s1: 4 rows of history, needs at least 21" in str(answer)
+
+
+def test_the_model_server_refuses_too_many_series_infinite_values_and_foreign_keys_with_400(forecaster):
+    from steps.inference import MAX_REQUEST_SERIES
+
+    history = sales(days=120, stores=2).groupby("store").tail(25).reset_index(drop=True)
+    with serving(forecaster) as base:
+        url = f"{base}/invocations"
+        # one row per store: the cap is counted before any series is encoded, and it is the cap that answers
+        many = pd.DataFrame(
+            {"date": "2021-06-28", "store": [f"x{i}" for i in range(MAX_REQUEST_SERIES + 1)], "sales": 1.0}
+        ).assign(promo=False)
+        status, answer = post(url, many.to_csv(index=False), "text/csv")
+        assert status == 400
+        assert json.loads(answer)["error"] == (
+            f"the rows hold {MAX_REQUEST_SERIES + 1} series; a request may forecast at most {MAX_REQUEST_SERIES}"
+        )
+        status, answer = post(url, many.iloc[:MAX_REQUEST_SERIES].to_csv(index=False), "text/csv")
+        assert status == 400 and "at most" not in answer  # at the cap: each series is encoded, and each too short
+        assert "store=x0: 1 rows of history, needs at least 21" in answer
+        assert f"store=x{MAX_REQUEST_SERIES - 1}: 1 rows of history" in answer
+
+        # an infinite value is named as such (it used to read as a missing value: a gap, or a forecast row)
+        infinite = history.astype({"sales": object})
+        infinite.loc[[3, 30], "sales"] = ["inf", "-Infinity"]
+        status, answer = post(url, infinite.to_csv(index=False), "text/csv")
+        assert status == 400
+        assert json.loads(answer)["error"] == (
+            "column 'sales': 2 values are infinite, not finite numbers (inf, -inf; rows 3, 30)"
+        )
+
+        # JSON records with none of the model's keys: which came and which were expected, not "no rows"
+        status, answer = post(url, json.dumps([{"day": "2021-06-28", "value": 3}, {"shop": "s0"}]), "application/json")
+        assert status == 400
+        assert json.loads(answer)["error"] == (
+            "the 2 JSON records have none of the model's columns: got 'day', 'value', 'shop'; expected 'date', "
+            "'sales', 'store', 'promo'"
+        )
 
 
 def post(url: str, body: str, content_type: str):
