@@ -38,6 +38,7 @@ KNOWN_PROBLEMS = {
     "weight_average.json": "choices compared on the test metric, over initialisation seeds on one split per table "
     "(benchmarks/README.md's protocol decides on validation, over split seeds)",
     "regularizer_effect.json": "written before the run record",
+    "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
     "concurrent_runs.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
@@ -300,8 +301,8 @@ def forecasting(r: dict) -> list[str]:
                 f(t.get("test_r2_levels"), 3),
             ]
         )
-    header = ["series", "rows", "series", "frequency", "season", "test rows", "decision", "Regula", "HGB", "naive"]
-    header += ["MASE (val)", "MASE (test)", "R2 levels (test)"]
+    header = ["series", "rows", "series count", "frequency", "season", "test rows", "decision"]
+    header += ["Regula", "HGB", "naive", "MASE (val)", "MASE (test)", "R2 levels (test)"]
     s = r["summary"]
     return table(header, rows) + [
         "",
