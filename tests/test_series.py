@@ -339,6 +339,27 @@ def test_evaluation_reports_r2_on_levels_beside_the_change_and_the_registry_layo
     assert quality["metric"] == "r2" and quality["test"] == evaluation["metrics"]["test"]["r2"]
 
 
+def test_the_gru_example_reads_the_window_and_serves_from_its_artifact(forecaster, tmp_path):
+    """examples/series_gru through the model contract: training tells it where the lags are (spec.extra window,
+    oldest first), the artifact carries the code and the spec, and evaluation's served forecasts match."""
+    splits = forecaster.parent / "out"
+    gru = Path(__file__).resolve().parent.parent / "examples" / "series_gru" / "model.py"
+    model = tmp_path / "model"
+    trained = run_training(splits, model, "--max_epochs", "2", "--model_code", str(gru))
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((model / "config.json").read_text())
+    names = read_schema(splits / "train")["features"]
+    window = config["spec"]["extra"]["window"]
+    assert [names[i] for i in window] == [f"lag {k}" for k in range(8, 1, -1)]  # season 7: lags 2..8, oldest first
+    result = run_step(
+        "evaluate.py", "--model-dir", str(pack(model, tmp_path / "packed").parent), "--data-dir", str(splits),
+        "--output-dir", str(tmp_path / "eval"), env=OFF,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert evaluation["model"]["code_sha256"] != "builtin:mlp" and evaluation["served_rows_checked"] > 0
+
+
 def post(url: str, body: str, content_type: str):
     request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": content_type})
     try:
