@@ -38,6 +38,7 @@ KNOWN_PROBLEMS = {
     "weight_average.json": "choices compared on the test metric, over initialisation seeds on one split per table "
     "(benchmarks/README.md's protocol decides on validation, over split seeds)",
     "regularizer_effect.json": "written before the run record",
+    "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
     "concurrent_runs.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
@@ -276,7 +277,72 @@ def train_options(r: dict) -> list[str]:
     return lines
 
 
+def forecasting(r: dict) -> list[str]:
+    rows = []
+    for t in r["series"]:
+        regula = t.get("test_mae")
+        best = min(v for v in (regula, t["hgb_test_mae"], t["naive_test_mae"]) if v is not None)
+
+        def mark(value, best=best):
+            return "-" if value is None else (f"**{value:.4g}**" if value == best else f"{value:.4g}")
+
+        rows.append(
+            [
+                t["series"],
+                t["rows"],
+                t["series_count"],
+                t["frequency"],
+                t["season"],
+                t["test_rows"],
+                t["decision"] + (f" (round {t['round']} of {t['rounds']})" if "round" in t else ""),
+                mark(regula),
+                mark(t["hgb_test_mae"]),
+                mark(t["naive_test_mae"]),
+                f(t.get("validation_mase"), 2),
+                f(t.get("test_mase"), 2),
+                f(t.get("test_r2_levels"), 3),
+            ]
+        )
+    header = ["series", "rows", "series count", "frequency", "season", "test rows", "decision"]
+    header += ["Regula", "HGB", "naive", "MASE (val)", "MASE (test)", "R2 levels (test)"]
+    s = r["summary"]
+    return table(header, rows) + [
+        "",
+        f"Test MAE in the series' units. Registered: {s.get('registered', '-')} of {s['series']}; at or below HGB: "
+        f"{s['at_or_below_hgb']}; below the seasonal naive forecast: {s['below_naive']} (a run that registers nothing "
+        "is a miss in both). MASE: MAE over the seasonal naive forecast's on the same rows.",
+    ]
+
+
+def forecasting_variants(r: dict) -> list[str]:
+    by: dict = {}
+    for row in r["rows"]:
+        by.setdefault((row["series"], row["setting"]), []).append(row)
+
+    def mean(v: list[dict], key: str) -> str:
+        return f(sum(x[key] for x in v) / len(v), 3)
+
+    rows = [[name, setting, mean(v, "validation_mase"), mean(v, "test_mase")] for (name, setting), v in by.items()]
+    decision = r["decision"]
+    each = "; ".join(
+        f"{name}: validation MAE x{f(v['validation_mae_vs_mlp'], 3)} of the MLP's, ahead on {v['ahead']}, behind on "
+        f"{v['behind']} (test x{f(v['test_mae_vs_mlp'], 3)})"
+        for name, v in decision["variants"].items()
+        if name != "MLP"
+    )
+    return table(["series", "model", "MASE (val)", "MASE (test)"], rows) + [
+        "",
+        f"Means over init seeds {r['seeds']}, one round at the base regularization each.",
+        f"Decision, on validation only: keep **{decision['kept']}** ({each}).",
+    ]
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+    "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
+    "forecasting_variants.json": (
+        "Forecasting models: MLP, GRU, Huber loss (`forecasting.py --variants`)",
+        forecasting_variants,
+    ),
     "overheads.json": ("Local runner, CloudWatch emission and CLI start-up (`overheads.py`)", overheads),
     "concurrent_runs.json": ("Two local runs at once (`concurrent_runs.py`)", concurrent_runs),
     "checkpoints.json": ("Training checkpoints (`checkpoints.py`)", checkpoints),

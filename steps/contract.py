@@ -24,6 +24,7 @@ import numpy as np
 LABEL = "__label__"  # the label column of the split files: class index (classification) or the target (regression)
 SCHEMA = "schema.json"
 SPLITS = ("train", "validation", "test")
+NAIVE = "naive.npy"  # a time series split's seasonal naive forecast per row: label + naive is the level forecast
 RAW_SAMPLE = "raw_sample.csv"  # test rows as the user gave them: evaluation scores them through the serving code
 SMALL_WORK = 50_000_000  # multiply-adds per training step below which one torch thread is fastest
 

@@ -24,6 +24,7 @@ import numpy as np
 from steps import inputs, serving_code
 from steps.cloudwatch import MetricEmitter
 from steps.contract import (
+    NAIVE,
     SPLITS,
     StepError,
     file_sha256,
@@ -96,6 +97,12 @@ def check_served_rows(inference, predictor, data_dir: Path, test_features) -> in
                 f"the serving code scores raw {how} rows differently from the evaluated features (max diff {worst})"
             )
     return len(served)
+
+
+def naive_forecasts(directory: Path):
+    """A time series split's seasonal naive forecast per row (preprocessing writes it), or None."""
+    path = directory / NAIVE
+    return np.load(path) if path.exists() else None
 
 
 def earlier_rounds(folder: str, round_: int) -> list[dict]:
@@ -173,6 +180,8 @@ def model_quality_layout(schema: dict, metrics: dict, gap: float) -> dict:
 
     if schema["problem_type"] == "regression":
         names = {"mse": test["rmse"] ** 2, "rmse": test["rmse"], "mae": test["mae"], "r2": test["r2"]}
+        if "r2_levels" in test:  # time series: R2 of the forecast values, as users read it; the gate's is the change's
+            names.update(r2=test["r2_levels"], r2_change_over_naive=test["r2"])
         names.update({"mase": test["mase"]} if "mase" in test else {})  # time series: against the seasonal naive
         return {"regression_metrics": {k: value(v) for k, v in names.items()}}
     names = {k: test[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc") if k in test}
@@ -202,9 +211,10 @@ def main() -> None:
             features, labels = inputs.read(data_dir / name, name, schema)
             outputs = predictor.outputs(features)
             predicted = predictor.labels(outputs) if predictor.classification else None
-            metrics[name] = split_metrics(schema, outputs, labels, predicted)
+            naive = naive_forecasts(data_dir / name)
+            metrics[name] = split_metrics(schema, outputs, labels, predicted, naive)
             if name != "train":
-                baseline[name] = split_metrics(schema, baseline_outputs(schema, len(labels)), labels)
+                baseline[name] = split_metrics(schema, baseline_outputs(schema, len(labels)), labels, None, naive)
             if name == "validation":  # the noise of the quality the ladder compares rounds on
                 validation_se = quality_standard_error(metric, schema, outputs, labels, predicted)
             if name == "test":

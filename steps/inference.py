@@ -111,6 +111,7 @@ class Predictor:
         """A table's raw rows through the fitted table transform."""
         if isinstance(rows, ImageRequest):
             raise ClientError("this model scores table rows (text/csv or JSON objects), not images")
+        self.refuse_foreign_keys(rows)
         if rows.empty:
             raise ClientError("no rows to score")
         known = self.schema["input_columns"]
@@ -121,7 +122,7 @@ class Predictor:
             )
         spec, problems = self.schema["transform"], []
         try:
-            dense = transform(rows, spec)
+            dense = transform(rows, spec, refuse_infinite=True)
         except TableError as error:
             problems, dense = error.problems, None
         if text.text_columns(spec):  # free text: the bag of n-grams beside the dense features (steps/text.py)
@@ -133,8 +134,21 @@ class Predictor:
             raise ClientError(str(TableError(problems)))
         return dense
 
+    def refuse_foreign_keys(self, rows: pd.DataFrame) -> None:
+        """JSON records none of whose keys is one of the model's columns (read_rows dropped them all): say which keys
+        came and which were expected, not that there are no rows."""
+        if rows.shape[1] or not len(rows.index):
+            return
+        got = rows.attrs.get("ignored_keys", [])
+        known = self.schema["input_columns"]
+        raise ClientError(
+            f"the {len(rows.index)} JSON records have none of the model's columns: got "
+            f"{_names(got) if got else 'no keys'}; expected {_names(known)}"
+        )
+
     def series_features(self, rows: pd.DataFrame) -> series.Forecasts:
         """A time series' recent history rows -> the features of its next Horizon values (steps/series.py)."""
+        self.refuse_foreign_keys(rows)
         if rows.empty:
             raise ClientError("no rows to forecast from")
         keys = self.schema["series"]["series_columns"]
@@ -190,6 +204,11 @@ class Predictor:
             except image_decode.ImageError as error:
                 raise ClientError(f"image {i + 1} of {len(bodies)}: {error}") from None
         return Images(pixels, image["mean"], image["std"])
+
+
+def _names(names: list, shown: int = 10) -> str:
+    more = len(names) - shown
+    return ", ".join(repr(str(n)) for n in names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 class ImageRequest:
@@ -255,7 +274,7 @@ def frame_records(records: list[dict], columns: list[str] | None, length: int) -
     no more cells than CELLS_PER_CHARACTER x `length`. A missing key is a missing value, as in pandas."""
     wanted = None if columns is None else set(columns)
     names: dict[str, None] = {}  # the frame's columns in first-seen order
-    extra: set[str] = set()
+    extra: dict[str, None] = {}  # the keys ignored, in first-seen order
     for record in records:
         for key in record:
             if key in names or key in extra:
@@ -265,7 +284,7 @@ def frame_records(records: list[dict], columns: list[str] | None, length: int) -
                 if len(names) > MAX_COLUMNS:
                     raise ClientError(f"the JSON records carry over {MAX_COLUMNS} distinct keys")
             else:
-                extra.add(key)
+                extra[key] = None
                 if len(extra) > MAX_EXTRA_KEYS:
                     raise ClientError(
                         f"the JSON records carry over {MAX_EXTRA_KEYS} distinct keys that are not the model's "
@@ -278,7 +297,9 @@ def frame_records(records: list[dict], columns: list[str] | None, length: int) -
             f"{length} characters; send records with the same keys"
         )
     data = {name: [record.get(name, np.nan) for record in records] for name in names}
-    return pd.DataFrame(data, index=pd.RangeIndex(len(records)))
+    frame = pd.DataFrame(data, index=pd.RangeIndex(len(records)))
+    frame.attrs["ignored_keys"] = list(extra)[:20]  # what came instead of the model's columns, for the error
+    return frame
 
 
 def _read_rows(body, content_type: str, columns: list[str] | None = None) -> pd.DataFrame:

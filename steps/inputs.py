@@ -13,7 +13,9 @@ parsing beside the table's.
   float32}: row i's n-gram ids are ids[offsets[i]:offsets[i + 1]] (the last row's run to the end) with their TF-IDF
   weights, what nn.EmbeddingBag(vocabulary, width, mode="sum") takes as (ids, offsets, per_sample_weights);
   ModelSpec.extra holds {"vocabulary": the number of n-gram ids}. docs/text.md.
-- series: the same dense format, one row per forecast (series, origin, step) of steps/series.py's features.
+- series: the same dense format, one row per forecast (series, origin, step) of steps/series.py's features;
+  ModelSpec.extra holds {"window": the positions of the lag features, oldest first}, for a model over the raw window
+  (examples/series_gru/model.py).
 - image: uint8 pixels (rows, channels, size, size) (steps/images.py), normalized per channel with the training
   split's mean and std as each batch is taken; a batch is a float (rows, channels, size, size) tensor.
 
@@ -218,7 +220,35 @@ def _read_images(directory, name: str, schema: dict) -> tuple[Images, np.ndarray
     return Images(pixels, image["mean"], image["std"], image.get("augmentation", "none")), labels
 
 
-READERS = {"table": _read_table, "image": _read_images, "series": _read_table}  # series: lag features, dense
+class SeriesRows(Dense):
+    """A time series' forecasts: the dense features, and where the raw window (the lags) is among them."""
+
+    def __init__(self, features, window: list[int]):
+        super().__init__(features)
+        self.window = window
+
+    def subset(self, index) -> SeriesRows:
+        return SeriesRows(self.x[index], self.window)
+
+    def to(self, device) -> SeriesRows:
+        return SeriesRows(self.x.to(device), self.window)
+
+    def model_shape(self) -> dict:
+        return {"n_features": int(self.x.shape[1]), "extra": {"window": self.window}}
+
+
+def window_positions(names: list[str]) -> list[int]:
+    """The positions of the features "lag k" (y[t + 1 - k] - y[t], steps/series.py), the largest k (oldest) first."""
+    lags = {int(n.split()[1]): i for i, n in enumerate(names) if n.startswith("lag ") and n.split()[1].isdigit()}
+    return [lags[k] for k in sorted(lags, reverse=True)]
+
+
+def _read_series(directory, name: str, schema: dict) -> tuple[SeriesRows, np.ndarray]:
+    dense, labels = _read_table(directory, name, schema)
+    return SeriesRows(dense.x, window_positions(schema["features"])), labels
+
+
+READERS = {"table": _read_table, "image": _read_images, "series": _read_series}
 
 
 # -- the raw test inputs evaluation scores through the serving code: (how, [(body, content type), ...]) ----------

@@ -119,13 +119,21 @@ def baseline_outputs(schema: dict, rows: int) -> np.ndarray:
     return np.full(rows, schema["target_mean"])
 
 
-def split_metrics(schema: dict, outputs: np.ndarray, labels: np.ndarray, predicted: np.ndarray | None = None) -> dict:
+def split_metrics(
+    schema: dict, outputs: np.ndarray, labels: np.ndarray, predicted: np.ndarray | None = None, naive=None
+) -> dict:
+    """The split's metrics. A time series' `naive` (its rows' seasonal naive forecasts, steps/series.py) adds R2 on
+    the levels, `r2_levels`: the forecast (naive + output) against the target's values (naive + label)."""
     if schema["problem_type"] == "classification":
         return classification_metrics(outputs, labels, predicted)
     metrics = regression_metrics(outputs, labels.astype(np.float64), schema["target_std"])
     if schema.get("baseline") == "seasonal_naive":  # MASE: MAE relative to the seasonal naive forecast's (|label|)
         naive_mae = float(np.mean(np.abs(labels))) if len(labels) else 0.0
         metrics["mase"] = metrics["mae"] / naive_mae if naive_mae > 0 else float("nan")
+        if naive is not None:
+            levels = labels.astype(np.float64) + naive
+            forecasts = outputs.astype(np.float64) + naive
+            metrics["r2_levels"] = regression_metrics(forecasts, levels, schema["target_std"])["r2"]
     return metrics
 
 

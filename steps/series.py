@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from steps.table import TableError, transform
-from steps.table_values import parse_dates, parse_numbers
+from steps.table import TableError, infinite_problem, transform
+from steps.table_values import infinite_values, parse_dates, parse_numbers
 
 MIN_LAGS = 8  # plain lags of the target, at least: a series without a season still sees its recent past
 SEASONS_BACK = 3  # the value at the target's phase in each of the last seasons: the naive forecast and 2 before it
@@ -238,6 +238,11 @@ def encode(rows: pd.DataFrame, schema: dict) -> Forecasts:
     values, not_numbers = parse_numbers(rows[target])
     if len(not_numbers):
         problems.append(f"column '{target}': {len(not_numbers)} values are not numbers")
+    # an infinite number would read as missing (a gap, or the start of the forecast rows): name it instead
+    numeric = {c["name"] for c in schema["transform"]["columns"] if c["kind"] == "numeric"}
+    for name in [target, *plan.known, *plan.lagged]:
+        if name == target or {f"{name} at target", f"{name} at t"} & numeric:
+            problems += infinite_problem(name, infinite_values(rows[name]))
     if problems:
         raise TableError(problems)
     frame = rows.assign(__time__=times, __y__=values).reset_index(drop=True)

@@ -26,7 +26,7 @@ import pandas as pd
 from steps import series as features
 from steps import table as columns
 from steps import table_roles
-from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, write_split
+from steps.contract import NAIVE, RAW_SAMPLE, SCHEMA, SPLITS, StepError, write_split
 from steps.defaults import MAX_SEASON
 from steps.table_values import parse_numbers
 from steps.tablefile import TableFileError, read_input_table
@@ -293,6 +293,7 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         )
     raw = pd.concat(blocks, ignore_index=True)
     labels, split_of, order = np.concatenate(labels), np.concatenate(split_of), np.concatenate(order)
+    naives = np.concatenate(naives)
     positions = {}
     for index, name in enumerate(SPLITS):
         rows = np.flatnonzero(split_of == index)
@@ -322,6 +323,7 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         write_split(
             output / name, name, [(columns.transform(raw.iloc[rows], transform), labels[rows])], transform["features"]
         )
+        np.save(output / name / NAIVE, naives[rows])  # evaluation's metrics on levels (label + naive)
     write_raw_sample(output / "test" / RAW_SAMPLE, frame, series, plan, args)
 
     train_labels = labels[positions["train"]].astype(np.float64)

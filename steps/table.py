@@ -35,7 +35,15 @@ import pandas as pd
 
 from steps import text
 from steps.table_roles import columns_with_gaps, missing_marks
-from steps.table_values import BOOLEAN_SPELLINGS, category_keys, clean_texts, day_first, parse_dates, parse_numbers
+from steps.table_values import (
+    BOOLEAN_SPELLINGS,
+    category_keys,
+    clean_texts,
+    day_first,
+    infinite_values,
+    parse_dates,
+    parse_numbers,
+)
 
 MAX_ONEHOT = 32  # one-hot columns per categorical column, at most
 MAX_Z = 5.0  # numeric features are bounded to +-MAX_Z standard deviations
@@ -184,9 +192,20 @@ def _gaps(name: str, rows: pd.Index) -> list[str]:
     return [f"column '{name}': {len(rows)} missing values (rows {where}); the model was trained without gaps there"]
 
 
-def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
+def infinite_problem(name: str, values: pd.Series) -> list[str]:
+    """A column's infinite values, named with their rows: not missing values, not numbers the model can score."""
+    if not len(values):
+        return []
+    examples = ", ".join(repr(v if isinstance(v, str) else float(v)) for v in pd.unique(values)[:3])
+    where = ", ".join(str(r) for r in values.index[:5]) + (", ..." if len(values) > 5 else "")
+    return [f"column '{name}': {len(values)} values are infinite, not finite numbers ({examples}; rows {where})"]
+
+
+def transform(frame: pd.DataFrame, spec: dict, refuse_infinite: bool = False) -> np.ndarray:
     """float32 features of every row of `frame` (column-major); raises TableError naming every missing column, every
-    column with values of the wrong type, and every missing value in a column the training table had no gaps in."""
+    column with values of the wrong type, and every missing value in a column the training table had no gaps in.
+    `refuse_infinite` (serving): an infinite number is refused, naming its column and rows; otherwise it is read as
+    missing (preprocessing's reading of the training table)."""
     problems = []
     absent = [c for c in required_columns(spec) if c not in frame.columns]
     if absent:
@@ -203,10 +222,12 @@ def transform(frame: pd.DataFrame, spec: dict) -> np.ndarray:
             values, not_numbers = parse_numbers(series)
             marks = set(column.get("missing_marks", ()))
             bad = not_numbers[~not_numbers.str.lower().isin(marks)] if len(not_numbers) else not_numbers
+            infinite = infinite_values(series) if refuse_infinite and name in frame.columns else series.iloc[:0]
+            problems += infinite_problem(name, infinite)
             if len(bad):
                 problems.append(_bad_values(name, "numbers", bad.index, bad))
             elif not column["indicator"] and name in frame.columns:
-                problems += _gaps(name, frame.index[np.isnan(values)])
+                problems += _gaps(name, frame.index[np.isnan(values)].difference(infinite.index))
             width = 1 + column["indicator"]
             _numeric_block(column, values, out[:, at : at + width])
         elif column["kind"] == "text":

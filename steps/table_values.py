@@ -76,6 +76,18 @@ def parse_numbers(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
     return np.where(np.isfinite(values), values, np.nan), not_numbers.astype(str)
 
 
+def infinite_values(series: pd.Series) -> pd.Series:
+    """The values of `series` that are numbers but not finite (inf, -inf, "Infinity", 1e999), by row: parse_numbers
+    reads them as missing, which a request must not be told."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.iloc[:0]
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.to_numpy(np.float64, na_value=np.nan)
+    else:
+        values = pd.to_numeric(clean_texts(series), errors="coerce").to_numpy(np.float64)
+    return series[np.isinf(values)]
+
+
 def day_first(series: pd.Series) -> bool:
     """Whether dates like 04/03/2021 are day first: some value's first field is above 12, and no second one is."""
     parts = clean_texts(series).dropna().astype(str).str.extract(DAY_MONTH).dropna().astype(int)

@@ -210,6 +210,37 @@ def test_wrong_typed_value_is_a_client_error_naming_column_and_row(penguins):
     assert "column 'body_mass_g'" in message and "'abc'" in message
 
 
+def test_an_infinite_number_is_refused_as_infinite_naming_column_and_row(penguins):
+    """inf read as a missing value: refused as "missing" where the table had no gaps, and where it had (body mass)
+    silently imputed with the median: a prediction for a number the client never sent."""
+    rows = sample(penguins).astype({"body_mass_g": object, "year": object})
+    rows.iloc[2, rows.columns.get_loc("body_mass_g")] = "inf"
+    rows.iloc[5, rows.columns.get_loc("year")] = "-Infinity"
+    message = client_error(penguins, rows.to_csv(index=False))
+    assert message == (
+        "2 problems: (1) column 'body_mass_g': 1 values are infinite, not finite numbers (inf; rows 2); "
+        "(2) column 'year': 1 values are infinite, not finite numbers (-inf; rows 5)"
+    )
+    # JSON's Infinity (Python's json reads and writes it), read against the model's columns as the server does
+    body = json.dumps([{**r, "bill_length_mm": float("inf")} if i == 1 else r for i, r in enumerate(records(rows[:2]))])
+    with pytest.raises(penguins.inference.ClientError) as error:
+        penguins.predictor.predict(penguins.predictor.read_rows(body, "application/json"))
+    assert str(error.value) == "column 'bill_length_mm': 1 values are infinite, not finite numbers (inf; rows 1)"
+
+
+def test_json_records_with_none_of_the_models_keys_name_the_keys_sent_and_expected(penguins):
+    body = json.dumps([{"Island": "Dream", "mass": 3000}, {"note": "x"}])
+    with pytest.raises(penguins.inference.ClientError) as error:
+        penguins.predictor.predict(penguins.predictor.read_rows(body, "application/json"))
+    assert str(error.value) == (
+        "the 2 JSON records have none of the model's columns: got 'Island', 'mass', 'note'; expected 'island', "
+        "'bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'sex', 'year'"
+    )
+    with pytest.raises(penguins.inference.ClientError) as error:  # objects without keys: none came
+        penguins.predictor.predict(penguins.predictor.read_rows("[{}, {}]", "application/json"))
+    assert str(error.value).startswith("the 2 JSON records have none of the model's columns: got no keys; expected")
+
+
 def test_missing_column_and_wrong_value_are_one_error_naming_both(penguins):
     rows = sample(penguins).drop(columns=["year"]).astype({"body_mass_g": object})
     rows.iloc[0, rows.columns.get_loc("body_mass_g")] = "abc"

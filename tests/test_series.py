@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import regula, run_folders, run_step, run_training, serving
+from helpers import pack, regula, run_folders, run_step, run_training, serving
 
 from pipelines.aws.s3 import split_uri
 from pipelines.local.run import run_local
@@ -81,6 +81,10 @@ def test_the_split_is_chronological_per_series_and_the_baseline_is_the_hand_comp
         y = frame.loc[frame["store"] == store, "sales"].to_numpy()
         by_hand += [y[t] - y[t - 7] for t in range(60, 80)]
     np.testing.assert_allclose(labels, by_hand, atol=1e-4)
+    # and the naive forecast itself, per row, for evaluation's R2 on levels: y[t - 7]
+    naive = np.load(tmp_path / "out" / "validation" / "naive.npy")
+    by_hand = [frame.loc[frame["store"] == s, "sales"].to_numpy()[t - 7] for s in ("s0", "s1") for t in range(60, 80)]
+    np.testing.assert_allclose(naive, by_hand, atol=1e-9)
 
 
 def test_no_feature_reads_a_value_at_or_after_the_forecast_time():
@@ -184,7 +188,7 @@ def test_a_multi_series_table_registers_a_forecaster_and_regula_predict_forecast
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     evaluation = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
-    assert set(evaluation["regression_metrics"]) == {"mse", "rmse", "mae", "r2", "mase"}
+    assert set(evaluation["regression_metrics"]) == {"mse", "rmse", "mae", "r2", "r2_change_over_naive", "mase"}
     assert evaluation["metrics"]["validation"]["mase"] < 1 and evaluation["baseline"]["validation"][
         "mase"
     ] == pytest.approx(1)
@@ -211,7 +215,10 @@ def test_a_multi_series_table_registers_a_forecaster_and_regula_predict_forecast
     assert "store=s2: 5 rows of history, needs at least 21" in refused.stderr
 
 
-def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory) -> Path:
+    """A small forecaster of two stores' sales (Horizon 3, season 7), trained for 3 epochs: a model folder."""
+    tmp_path = tmp_path_factory.mktemp("forecaster")
     sales(days=120, stores=2).to_csv(tmp_path / "sales.csv", index=False)
     result = preprocess(
         tmp_path / "sales.csv",
@@ -231,7 +238,11 @@ def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
     model = tmp_path / "model"
     trained = run_training(tmp_path / "out", model, "--max_epochs", "3", "--hidden", "16")
     assert trained.returncode == 0, trained.stderr
-    with serving(model) as base:
+    return model
+
+
+def test_the_model_server_forecasts_from_history_as_csv_or_json(forecaster):
+    with serving(forecaster) as base:
         url = f"{base}/invocations"
         history = sales(days=120, stores=2).groupby("store").tail(25)
         answers = []
@@ -252,6 +263,101 @@ def test_the_model_server_forecasts_from_history_as_csv_or_json(tmp_path):
         assert status == 400
         assert "store=s0: 4 rows of history, needs at least 21" in str(answer)
         assert "store=s1: 4 rows of history, needs at least 21" in str(answer)
+
+
+def test_the_model_server_refuses_too_many_series_infinite_values_and_foreign_keys_with_400(forecaster):
+    from steps.inference import MAX_REQUEST_SERIES
+
+    history = sales(days=120, stores=2).groupby("store").tail(25).reset_index(drop=True)
+    with serving(forecaster) as base:
+        url = f"{base}/invocations"
+        # one row per store: the cap is counted before any series is encoded, and it is the cap that answers
+        many = pd.DataFrame(
+            {"date": "2021-06-28", "store": [f"x{i}" for i in range(MAX_REQUEST_SERIES + 1)], "sales": 1.0}
+        ).assign(promo=False)
+        status, answer = post(url, many.to_csv(index=False), "text/csv")
+        assert status == 400
+        assert json.loads(answer)["error"] == (
+            f"the rows hold {MAX_REQUEST_SERIES + 1} series; a request may forecast at most {MAX_REQUEST_SERIES}"
+        )
+        status, answer = post(url, many.iloc[:MAX_REQUEST_SERIES].to_csv(index=False), "text/csv")
+        assert status == 400 and "at most" not in answer  # at the cap: each series is encoded, and each too short
+        assert "store=x0: 1 rows of history, needs at least 21" in answer
+        assert f"store=x{MAX_REQUEST_SERIES - 1}: 1 rows of history" in answer
+
+        # an infinite value is named as such (it used to read as a missing value: a gap, or a forecast row)
+        infinite = history.astype({"sales": object})
+        infinite.loc[[3, 30], "sales"] = ["inf", "-Infinity"]
+        status, answer = post(url, infinite.to_csv(index=False), "text/csv")
+        assert status == 400
+        assert json.loads(answer)["error"] == (
+            "column 'sales': 2 values are infinite, not finite numbers (inf, -inf; rows 3, 30)"
+        )
+
+        # JSON records with none of the model's keys: which came and which were expected, not "no rows"
+        status, answer = post(url, json.dumps([{"day": "2021-06-28", "value": 3}, {"shop": "s0"}]), "application/json")
+        assert status == 400
+        assert json.loads(answer)["error"] == (
+            "the 2 JSON records have none of the model's columns: got 'day', 'value', 'shop'; expected 'date', "
+            "'sales', 'store', 'promo'"
+        )
+
+
+def test_evaluation_reports_r2_on_levels_beside_the_change_and_the_registry_layout_shows_levels(forecaster, tmp_path):
+    splits = forecaster.parent / "out"
+    result = run_step(
+        "evaluate.py", "--model-dir", str(pack(forecaster, tmp_path / "packed").parent), "--data-dir", str(splits),
+        "--output-dir", str(tmp_path / "eval"), env=OFF,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    frame = sales(days=120, stores=2)
+    for split in ("validation", "test"):
+        # the seasonal naive forecast's R2 on levels, by hand: y[t] against y[t - 7] over the split's target times
+        # (each target time once per step: Horizon 3 repeats every pair three times, which leaves R2 as it is)
+        levels, naive = [], []
+        for bounds in evaluation["split"]["boundaries"]:
+            store = frame[frame["store"] == bounds["series"]["store"]].reset_index(drop=True)
+            first, last = (store.index[store["date"] == day][0] for day in bounds[split])
+            levels += store["sales"].iloc[first : last + 1].tolist()
+            naive += store["sales"].iloc[first - 7 : last + 1 - 7].tolist()
+        levels, naive = np.array(levels), np.array(naive)
+        spread = ((levels - levels.mean()) ** 2).sum()
+        by_hand = 1 - ((levels - naive) ** 2).sum() / spread
+        assert evaluation["baseline"][split]["r2_levels"] == pytest.approx(by_hand, abs=1e-4)
+        assert by_hand > 0.5  # a weekly series: the naive forecast already explains most of the levels' spread
+        # the model's: the same squared error as on the change (rmse), over the spread of the levels
+        metrics = evaluation["metrics"][split]
+        expected = 1 - metrics["rmse"] ** 2 * len(levels) / spread
+        assert metrics["r2_levels"] == pytest.approx(expected, abs=1e-4)
+        assert metrics["r2_levels"] != pytest.approx(metrics["r2"], abs=0.05)  # not the change's R2
+    layout = evaluation["regression_metrics"]
+    assert set(layout) == {"mse", "rmse", "mae", "r2", "r2_change_over_naive", "mase"}
+    assert layout["r2"]["value"] == evaluation["metrics"]["test"]["r2_levels"]
+    assert layout["r2_change_over_naive"]["value"] == evaluation["metrics"]["test"]["r2"]
+    quality = evaluation["quality"]  # the gate's R2 stays the change's
+    assert quality["metric"] == "r2" and quality["test"] == evaluation["metrics"]["test"]["r2"]
+
+
+def test_the_gru_example_reads_the_window_and_serves_from_its_artifact(forecaster, tmp_path):
+    """examples/series_gru through the model contract: training tells it where the lags are (spec.extra window,
+    oldest first), the artifact carries the code and the spec, and evaluation's served forecasts match."""
+    splits = forecaster.parent / "out"
+    gru = Path(__file__).resolve().parent.parent / "examples" / "series_gru" / "model.py"
+    model = tmp_path / "model"
+    trained = run_training(splits, model, "--max_epochs", "2", "--model_code", str(gru))
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((model / "config.json").read_text())
+    names = read_schema(splits / "train")["features"]
+    window = config["spec"]["extra"]["window"]
+    assert [names[i] for i in window] == [f"lag {k}" for k in range(8, 1, -1)]  # season 7: lags 2..8, oldest first
+    result = run_step(
+        "evaluate.py", "--model-dir", str(pack(model, tmp_path / "packed").parent), "--data-dir", str(splits),
+        "--output-dir", str(tmp_path / "eval"), env=OFF,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert evaluation["model"]["code_sha256"] != "builtin:mlp" and evaluation["served_rows_checked"] > 0
 
 
 def post(url: str, body: str, content_type: str):

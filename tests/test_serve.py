@@ -83,8 +83,24 @@ def test_the_packed_server_scores_raw_rows_as_the_handlers_do(server, model_dir)
         ("a;b", "text/plain", "application/json", 400, "unsupported content type 'text/plain'"),
         ("not json", "application/json", "application/json", 400, "cannot read the JSON body"),
         (ROWS.to_csv(index=False), "text/csv", "text/csv", 406, "the answer is application/json"),
+        (
+            ROWS.astype(float).assign(pixel_0_2=[1.0, float("inf"), 2.0, 3.0, float("-inf")]).to_csv(index=False),
+            "text/csv",
+            "application/json",
+            400,
+            "column 'pixel_0_2': 2 values are infinite, not finite numbers (inf, -inf; rows 1, 4)",
+        ),
+        (
+            json.dumps([{"pixel 0 0": 1}, {"target": 3}]),
+            "application/json",
+            "application/json",
+            400,
+            "the 2 JSON records have none of the model's columns: got 'pixel 0 0', 'target'; expected 'pixel_0_0', "
+            "'pixel_0_1', 'pixel_0_2', 'pixel_0_3', 'pixel_0_4', 'pixel_0_5', 'pixel_0_6', 'pixel_0_7', 'pixel_1_0', "
+            "'pixel_1_1' and 54 more",
+        ),
     ],
-    ids=["missing column", "content type", "bad json", "accept"],
+    ids=["missing column", "content type", "bad json", "accept", "infinite number", "none of the model's keys"],
 )
 def test_a_bad_request_is_a_client_error_naming_the_problem(server, body, content_type, accept, status, message):
     answered, text = call(f"{server}/invocations", body, content_type, accept)
