@@ -11,11 +11,12 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import REPO, regula, run_folders, run_script, run_training, serving
+from helpers import REGION, REPO, regula, run_folders, run_script, run_training, serving
 from image_data import SHAPES, class_folders, manifest, shape_image
 from PIL import Image
 
 from pipelines.local import run_local
+from pipelines.s3 import ensure_bucket
 from pipelines.settings import Settings
 from steps import inputs, serving_code
 from steps.contract import read_schema
@@ -344,20 +345,32 @@ def scored_accuracy(result) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["class folders", "manifest"])
+@pytest.mark.parametrize("layout", ["class folders", "manifest", "manifest of S3 images"])
 def test_images_run_end_to_end_to_a_registered_model_that_regula_predict_scores(layout, tmp_path, clients):
     params = {}
     if layout == "class folders":
         data = class_folders(tmp_path / "data", per_class=30)
     else:
-        data = manifest(tmp_path / "data", per_class=30).parent
-        params = {"ImageColumn": "path"}
+        csv = manifest(tmp_path / "data", per_class=30)
+        data, params = csv.parent, {"ImageColumn": "path"}
+    if layout == "manifest of S3 images":  # in the artifacts bucket, outside the prefix the run uploads the data to
+        s3 = clients["s3"]
+        ensure_bucket(s3, Settings().bucket, REGION)
+        lines = csv.read_text().splitlines()
+        for line in lines[1:]:
+            path = data / line.split(",")[0]
+            s3.upload_file(str(path), Settings().bucket, f"team-archive/{path.name}")
+            path.unlink()
+        rows = [f"s3://{Settings().bucket}/team-archive/{line.split('/', 1)[1]}" for line in lines[1:]]
+        csv.write_text("\n".join([lines[0], *rows]) + "\n")
     lines = []
     report = run_local(Settings(), data=data, target="label" if params else None, params=params,
                        runs_dir=tmp_path / "runs", echo=lines.append)  # fmt: skip
     output = "\n".join(lines)
     assert report["status"] == "Succeeded" and report["decision"] == "registered", output
     assert "preprocess: 90 images" in output and "train: model: Regula's CNN" in output
+    if layout == "manifest of S3 images":
+        assert f"preprocess: fetching 90 images outside InputDataUri from s3://{Settings().bucket}" in output
     (package,) = model_packages(clients["sagemaker"])
     assert package["ModelPackageArn"] == report["model_package_arn"]
     best = [r for r in report["rounds"] if r["round"] == report["rounds"][-1]["selected_round"]][0]
