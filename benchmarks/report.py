@@ -319,11 +319,13 @@ def image_options(r: dict) -> list[str]:
         f"{v['ahead']}, behind on {v['behind']} (beyond the spread across splits)"
         for name, v in decision["variants"].items()
     )
+    missing = [name for name in r.get("sets", []) if name not in r["results"]]
+    stopped = f" Not run (the run was stopped before them): {', '.join(missing)}." if missing else ""
     return table(header, rows) + [
         "",
         f"Balanced accuracy; means over split seeds {r['split_seeds']}, at most {r['max_epochs']} epochs; points "
         f"against the first variant, today's default. Decision, on validation only: keep **{decision['keep']}** "
-        f"({each}).",
+        f"({each}).{stopped}",
     ]
 
 
