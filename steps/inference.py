@@ -11,7 +11,8 @@ An image model (schema kind "image") takes one image per request as `application
 `image/jpeg` (PNG, JPEG, WebP, BMP are read whatever the type says), or a batch as JSON objects with the image's bytes
 in base64 under "image": {"instances": [{"image": "iVBORw0..."}, ...]}. An image that cannot be decoded, claims more
 pixels than the limit (steps/image_decode.py: a decompression bomb is refused before it is decoded) or is not of the
-model's channels (grayscale or colour) is a client error naming it.
+model's channels (grayscale or colour) is a client error naming it; so is a request of more than MAX_REQUEST_IMAGES
+images or MAX_REQUEST_PIXELS claimed pixels in all (a batch's CPU time is bounded, not only each image's).
 
 The fitted table transform encodes them exactly as in training. Columns the training data had gaps in may be left
 out (they are imputed); a missing required column or a value of the wrong type is a client error (HTTP 400) naming
@@ -42,6 +43,11 @@ CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 IMAGE_CONTENT_TYPES = ("application/x-image", "image/png", "image/jpeg")
 MAX_REQUEST_COLUMNS = 10_000  # a request's columns (the model reads its own; a wider header is an attack or a mistake)
 MAX_REQUEST_SERIES = 1_000  # series forecast by one request (steps/series.py encodes them one at a time)
+# An image request's work is its decoded pixels, not its body: a JSON batch of small, highly compressed images can
+# claim gigapixels. Each image is held to image_decode.MAX_PIXELS; a request to at most this many images and this many
+# claimed pixels in all (read from the headers before any image is decoded): two images at the per-image limit.
+MAX_REQUEST_IMAGES = 1_024
+MAX_REQUEST_PIXELS = 2 * image_decode.MAX_PIXELS
 BATCH_ROWS = 65_536  # rows scored per forward pass: bounded memory on any table size
 # JSON records become a frame of rows x columns: records with distinct keys would make that quadratic in the body
 # (16,000 one-key records of 192 KB: a 16,000 x 16,000 frame). Keys that are not the model's columns are ignored,
@@ -188,6 +194,11 @@ class Predictor:
         if isinstance(rows, ImageRequest):
             bodies = rows.bodies
         elif "image" in getattr(rows, "columns", ()):
+            if len(rows) > MAX_REQUEST_IMAGES:
+                raise ClientError(
+                    f"the request holds {len(rows):,} images; a request may hold at most {MAX_REQUEST_IMAGES:,} "
+                    "(the limit per request): send them in several requests"
+                )
             bodies = [base64_image(value, i) for i, value in enumerate(rows["image"])]
         else:
             raise ClientError(
@@ -197,10 +208,22 @@ class Predictor:
         if not bodies:
             raise ClientError("no images to score")
         image = self.schema["image"]
-        pixels = np.empty((len(bodies), image["channels"], image["size"], image["size"]), dtype=np.uint8)
-        for i, body in enumerate(bodies):
+        opened, claimed = [], 0
+        for i, body in enumerate(bodies):  # every header first: the request's pixels are known before one is decoded
             try:
-                pixels[i] = image_decode.decode(body, image["channels"], image["size"])
+                opened.append(image_decode.open_image(body))
+            except image_decode.ImageError as error:
+                raise ClientError(f"image {i + 1} of {len(bodies)}: {error}") from None
+            claimed += opened[-1].size[0] * opened[-1].size[1]
+            if claimed > MAX_REQUEST_PIXELS:
+                raise ClientError(
+                    f"the request's images claim over {MAX_REQUEST_PIXELS:,} pixels in all (the limit per request; "
+                    f"{claimed:,} by image {i + 1} of {len(bodies)}): send fewer or smaller images per request"
+                )
+        pixels = np.empty((len(bodies), image["channels"], image["size"], image["size"]), dtype=np.uint8)
+        for i, opened_image in enumerate(opened):
+            try:
+                pixels[i] = image_decode.to_array(opened_image, image["channels"], image["size"])
             except image_decode.ImageError as error:
                 raise ClientError(f"image {i + 1} of {len(bodies)}: {error}") from None
         return Images(pixels, image["mean"], image["std"])

@@ -429,7 +429,10 @@ def denied(call) -> bool:
 
 @pytest.mark.slow
 def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
-    result = regula("iam", "--github-repo", "octo/app", "--data-uri", "s3://regula-data/tables/train.csv")
+    result = regula(
+        "iam", "--github-repo", "octo/app", "--data-uri", "s3://regula-data/tables/train.csv",
+        "--data-uri", "s3://regula-data/archive/",  # the images an image manifest names outside InputDataUri
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     described = json.loads(result.stdout)
     assert described["execution"]["Arn"] == ROLE_ARN  # the account came from STS (moto's)
@@ -441,6 +444,8 @@ def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
     s3.put_object(Bucket="regula-artifacts", Key="regula/code/abc/train.py", Body=b"print(1)")
     s3.put_object(Bucket="regula-data", Key="tables/train.csv", Body=b"a,target\n1,0\n")
     s3.put_object(Bucket="regula-artifacts", Key="elsewhere/secret.txt", Body=b"no")
+    s3.put_object(Bucket="regula-data", Key="archive/cats/1.png", Body=b"png")
+    s3.put_object(Bucket="regula-data", Key="private/1.png", Body=b"png")
     iam_client = admin.client("iam")
     with pytest.raises(iam_client.exceptions.MalformedPolicyDocumentException):  # moto does validate documents
         iam_client.create_policy(PolicyName="bad", PolicyDocument=json.dumps({"Statement": [{"Effect": "Allow"}]}))
@@ -477,6 +482,9 @@ def test_roles_made_from_the_printed_policies_are_scoped_in_s3_by_moto(aws):
         assert denied(lambda: job.put_object(Bucket="regula-artifacts", Key="outside/x", Body=b"x"))
         assert denied(lambda: job.get_object(Bucket="regula-artifacts", Key="elsewhere/secret.txt"))
         assert denied(lambda: job.put_object(Bucket="regula-data", Key="tables/train.csv", Body=b"x"))
+        # Preprocess fetches a manifest's images under the prefixes given with --data-uri (steps/image_fetch.py)
+        assert job.get_object(Bucket="regula-data", Key="archive/cats/1.png")["Body"].read() == b"png"
+        assert denied(lambda: job.get_object(Bucket="regula-data", Key="private/1.png"))
         # CI: writes and prunes the step code, reads model artifacts, never writes a run's outputs
         ci.put_object(Bucket="regula-artifacts", Key="regula/code/def/train.py", Body=b"print(2)")
         ci.delete_object(Bucket="regula-artifacts", Key="regula/code/def/train.py")

@@ -11,10 +11,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import REPO, regula, run_folders, run_script, run_training, serving
+from helpers import REGION, REPO, regula, run_folders, run_script, run_training, serving
 from image_data import SHAPES, class_folders, manifest, shape_image
 from PIL import Image
 
+from pipelines.aws.s3 import ensure_bucket
 from pipelines.local.run import run_local
 from pipelines.settings import Settings
 from steps import inputs, serving_code
@@ -145,13 +146,67 @@ def test_a_manifest_names_images_by_relative_path_or_s3_uri_under_the_input_and_
     message = result.stderr.strip()
     for expected in (
         "labels.csv row 31: '../secret.png' leaves the input folder",
-        "labels.csv row 32: s3://other-bucket/x.png is not under InputDataUri (s3://team-bucket/shots)",
-        "labels.csv row 33: '/etc/passwd' is neither a relative path nor an S3 URI under InputDataUri",
+        "labels.csv row 32: s3://other-bucket/x.png is in another bucket than InputDataUri (s3://team-bucket/shots): "
+        "images are read from its bucket only",
+        "labels.csv row 33: '/etc/passwd' is neither a relative path nor an S3 URI",
         "labels.csv row 34: 'pictures/missing.png' does not exist",
         "labels.csv row 35: no image path in 'path'",
     ):
         assert expected in message, (expected, message)
     assert not (tmp_path / "out2").exists() or not list((tmp_path / "out2").rglob("*.npy"))
+
+
+def test_a_manifests_s3_uris_elsewhere_in_the_bucket_are_fetched_and_unsafe_ones_refused(tmp_path, clients):
+    """Each image a flat grey of its own level: the levels of the images fetched from the moto server over HTTP are
+    read back from the split files."""
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket="team-bucket")
+    (tmp_path / "data" / "pictures").mkdir(parents=True)
+    lines, fetched = ["path,label"], set()
+    for k, shape in enumerate(SHAPES):
+        for i in range(10):
+            level = 10 + 80 * k + 2 * i
+            image = png(Image.new("L", (12, 12), color=level))
+            if i % 2:  # in the bucket, outside InputDataUri's prefix: only the manifest names them
+                s3.put_object(Bucket="team-bucket", Key=f"archive/{shape}/{i}.png", Body=image)
+                lines.append(f"s3://team-bucket/archive/{shape}/{i}.png,{shape}")
+                fetched.add(level)
+            else:
+                (tmp_path / "data" / "pictures" / f"{shape}{i}.png").write_bytes(image)
+                lines.append(f"pictures/{shape}{i}.png,{shape}")
+    (tmp_path / "data" / "labels.csv").write_text("\n".join(lines) + "\n")
+    args = ("--image-column", "path", "--target", "label", "--input-uri", "s3://team-bucket/shots/",
+            "--image-size", "8")  # fmt: skip
+    result = preprocess(tmp_path / "data", tmp_path / "job" / "out", *args)
+    assert result.returncode == 0, result.stderr
+    assert "preprocess: fetching 15 images outside InputDataUri from s3://team-bucket" in result.stdout
+    assert "preprocess: 30 images (labels.csv), 3 classes" in result.stdout
+    levels = {int(p[0, 0, 0]) for split in ("train", "validation", "test")
+              for p in np.load(tmp_path / "job" / "out" / split / "images.npy")}  # fmt: skip
+    assert fetched < levels and len(levels) == 30
+    assert [p.name for p in (tmp_path / "job").iterdir()] == ["out"]  # the fetched copies are gone
+
+    s3.put_object(Bucket="team-bucket", Key="archive/notes.png", Body=b"my notes, not a picture")
+    bad = ["s3://team-bucket/archive/missing.png", "s3://team-bucket/archive/../shots/x.png",
+           "s3://other-bucket/archive/x.png", "s3://team-bucket/archive//x.png", "s3://team-bucket/archive/a.txt",
+           "s3://team-bucket/archive/notes.png", "s3://team-bucket/shots/../archive/x.png"]  # fmt: skip
+    (tmp_path / "data" / "labels.csv").write_text("\n".join([*lines, *(f"{u},circle" for u in bad)]) + "\n")
+    result = preprocess(tmp_path / "data", tmp_path / "job2" / "out", *args)
+    assert result.returncode == 2, result.stdout
+    message = result.stderr.strip()
+    for expected in (
+        "labels.csv row 31: s3://team-bucket/archive/missing.png does not exist",
+        "labels.csv row 32: 's3://team-bucket/archive/../shots/x.png': the key has an empty, '.' or '..' segment",
+        "labels.csv row 33: s3://other-bucket/archive/x.png is in another bucket than InputDataUri "
+        "(s3://team-bucket/shots/): images are read from its bucket only",
+        "labels.csv row 34: 's3://team-bucket/archive//x.png': the key has an empty, '.' or '..' segment",
+        "labels.csv row 35: s3://team-bucket/archive/a.txt: not an image file",
+        "s3://team-bucket/archive/notes.png: not an image in a format this reads (PNG, JPEG, WEBP, BMP)",
+        "labels.csv row 37: 's3://team-bucket/shots/../archive/x.png': the key has a '..' segment",
+    ):
+        assert expected in message, (expected, message)
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "job2").rglob("*.npy")) and not list((tmp_path / "job2").glob("regula-fetched-*"))
 
 
 def test_image_parameters_are_checked_before_any_image_is_read(tmp_path):
@@ -220,6 +275,34 @@ def test_a_decompression_bomb_is_refused_by_the_server_before_it_is_decoded(serv
     assert status == 200
 
 
+def test_a_batch_is_bounded_in_images_and_in_pixels_before_any_image_is_decoded(server):
+    small = base64.b64encode(png(shape_image("circle", np.random.default_rng(5)))).decode()
+    many = json.dumps({"instances": [{"image": small}] * 1025}).encode()
+    status, answer = post(server, many, "application/json")
+    assert (status, answer["error"]) == (
+        400,
+        "the request holds 1,025 images; a request may hold at most 1,024 (the limit per request): send them in "
+        "several requests",
+    )
+    status, answer = post(server, json.dumps({"instances": [{"image": small}] * 1024}).encode(), "application/json")
+    assert status == 200 and len(answer["predictions"]) == 1024, answer
+
+    out = io.BytesIO()
+    Image.new("L", (5000, 4000)).save(out, format="PNG")  # 20 megapixels each: under the per-image limit
+    large = base64.b64encode(out.getvalue()).decode()
+    assert len(large) < 200_000
+    body = json.dumps({"instances": [{"image": small}, {"image": large}, {"image": large}, {"image": large}]})
+    status, answer = post(server, body.encode(), "application/json")
+    assert (status, answer["error"]) == (
+        400,
+        "the request's images claim over 50,000,000 pixels in all (the limit per request; 60,000,256 by image 4 of "
+        "4): send fewer or smaller images per request",
+    )
+    # a refused batch is refused whole, and the server goes on scoring
+    status, _ = post(server, png(shape_image("square", np.random.default_rng(6))), "image/png")
+    assert status == 200
+
+
 def test_undecodable_and_wrong_mode_images_are_client_errors(server):
     rng = np.random.default_rng(3)
     colour = png(shape_image("circle", rng, mode="RGB"))
@@ -262,20 +345,32 @@ def scored_accuracy(result) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["class folders", "manifest"])
+@pytest.mark.parametrize("layout", ["class folders", "manifest", "manifest of S3 images"])
 def test_images_run_end_to_end_to_a_registered_model_that_regula_predict_scores(layout, tmp_path, clients):
     params = {}
     if layout == "class folders":
         data = class_folders(tmp_path / "data", per_class=30)
     else:
-        data = manifest(tmp_path / "data", per_class=30).parent
-        params = {"ImageColumn": "path"}
+        csv = manifest(tmp_path / "data", per_class=30)
+        data, params = csv.parent, {"ImageColumn": "path"}
+    if layout == "manifest of S3 images":  # in the artifacts bucket, outside the prefix the run uploads the data to
+        s3 = clients["s3"]
+        ensure_bucket(s3, Settings().bucket, REGION)
+        lines = csv.read_text().splitlines()
+        for line in lines[1:]:
+            path = data / line.split(",")[0]
+            s3.upload_file(str(path), Settings().bucket, f"team-archive/{path.name}")
+            path.unlink()
+        rows = [f"s3://{Settings().bucket}/team-archive/{line.split('/', 1)[1]}" for line in lines[1:]]
+        csv.write_text("\n".join([lines[0], *rows]) + "\n")
     lines = []
     report = run_local(Settings(), data=data, target="label" if params else None, params=params,
                        runs_dir=tmp_path / "runs", echo=lines.append)  # fmt: skip
     output = "\n".join(lines)
     assert report["status"] == "Succeeded" and report["decision"] == "registered", output
     assert "preprocess: 90 images" in output and "train: model: Regula's CNN" in output
+    if layout == "manifest of S3 images":
+        assert f"preprocess: fetching 90 images outside InputDataUri from s3://{Settings().bucket}" in output
     (package,) = model_packages(clients["sagemaker"])
     assert package["ModelPackageArn"] == report["model_package_arn"]
     best = [r for r in report["rounds"] if r["round"] == report["rounds"][-1]["selected_round"]][0]
@@ -309,3 +404,53 @@ def test_bad_images_fail_the_run_at_preprocess_and_nothing_is_trained(tmp_path, 
     ), failures[0]
     assert "TrainRound1" not in result.stdout and "Traceback" not in result.stdout + result.stderr
     assert model_packages(clients["sagemaker"]) == []
+
+
+# -- the seed's story: what a retrain changed, and what it did to the gap --------------------------------------------
+
+
+def evaluation(round_: int, decision: str, dropout: float, gap: float, l1=1e-5, l2=0.01) -> dict:
+    """A round's evaluation.json, as steps/evaluate.py writes it, with the fields the run report reads."""
+    return {
+        "round": round_, "problem_type": "classification", "decision": decision, "reason": f"round {round_}",
+        "regularization": {"dropout": dropout, "l1": l1, "l2": l2},
+        "generalization_gap": {"relative": gap, "standard_error": 0.01, "loss": gap / 2},
+        "quality": {"metric": "balanced_accuracy", "validation": 0.9, "baseline": 0.33, "test": 0.88},
+        "metrics": {"train": {"balanced_accuracy": 1.0}, "test": {"balanced_accuracy": 0.88}},
+        "epochs": 30, "best_epoch": 20, "selected": {"round": round_},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rounds", "expected"),
+    [
+        (
+            [evaluation(1, "overfit", 0.2, 0.3125), evaluation(2, "register", 0.35, 0.0841, 1e-4, 0.05)],
+            ["round 1 overfit: dropout 0.20 -> 0.35, L1 1.0e-05 -> 1.0e-04, L2 1.0e-02 -> 5.0e-02, gap 0.312 -> "
+             "0.084 in round 2"],
+        ),
+        (
+            [evaluation(1, "borderline", 0.2, 0.12), evaluation(2, "overfit", 0.3, 0.11),
+             evaluation(3, "register", 0.45, 0.05)],
+            ["round 1 borderline: dropout 0.20 -> 0.30, L1 1.0e-05 -> 1.0e-05, L2 1.0e-02 -> 1.0e-02, gap 0.120 -> "
+             "0.110 in round 2",
+             "round 2 overfit: dropout 0.30 -> 0.45, L1 1.0e-05 -> 1.0e-05, L2 1.0e-02 -> 1.0e-02, gap 0.110 -> "
+             "0.050 in round 3"],
+        ),
+        ([evaluation(1, "register", 0.2, 0.02)], []),
+    ],
+)  # fmt: skip
+def test_the_run_summary_says_what_each_retrain_changed_and_the_gap_before_and_after(rounds, expected, tmp_path):
+    from pipelines import run_layout
+    from pipelines.local_runner import Execution
+    from pipelines.report import build_report, summary_lines
+
+    for e in rounds:
+        path = run_layout.round_evaluation(tmp_path, e["round"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(e))
+    execution = Execution("regula", "x1", "arn:x1", {"MaxGap": 0.1}, tmp_path, status="Succeeded")
+    report = build_report(execution)
+    assert report["regularization_story"] == expected
+    lines = summary_lines(report)
+    assert [line for line in lines if line.startswith("round ") and " -> " in line] == expected

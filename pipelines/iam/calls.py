@@ -101,7 +101,7 @@ DOCTOR_ONLY = {"sns:ListTopics", "sns:ListSubscriptionsByTopic"}
 
 EXECUTION_ACTIONS = {
     "s3:GetObject": "jobs read their code, the data, earlier steps' outputs and checkpoints; the pipeline reads "
-    "evaluation.json",
+    "evaluation.json; Preprocess fetches the images a manifest names elsewhere in its bucket (--data-uri each prefix)",
     "s3:PutObject": "jobs write the splits, the model, the evaluation and checkpoints",
     "s3:ListBucket": "S3Prefix inputs and checkpoint restores list the keys under their prefix",
     "cloudwatch:PutMetricData": "the steps' metrics (MetricsNamespace) and SageMaker's job metrics",

@@ -60,7 +60,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help=f"registry group (ModelPackageGroupName; default: {MODEL_PACKAGE_GROUP})",
     )
     parser.add_argument(
-        "--data-uri", action="append", help="s3:// file or folder the jobs may read (InputDataUri), repeatable"
+        "--data-uri",
+        action="append",
+        help="s3:// file or folder the jobs may read (InputDataUri, and the prefixes of the images an image manifest "
+        "names outside it), repeatable",
     )
 
 
