@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from steps import checkpoint, inputs, model_code, serving_code
+from steps import checkpoint, inputs, model_code, serving_code, target_scale
 from steps.cloudwatch import MetricEmitter
 from steps.contract import SCHEMA, StepError, read_schema, run, torch_threads
 from steps.defaults import BASE_LEARNING_RATE
@@ -72,10 +72,10 @@ def main() -> None:
     x_train, y_train = inputs.read(args.train, "train", schema)
     x_val, y_val = inputs.read(args.validation, "validation", schema)
     baseline = baseline_loss(schema, y_val)  # the trivial model's validation loss: the gap's unit
-    if schema["problem_type"] == "regression":  # the network predicts the standardized target
-        y_train = (y_train - schema["target_mean"]) / schema["target_std"]
-        y_val = (y_val - schema["target_mean"]) / schema["target_std"]
-        y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
+    if schema["problem_type"] == "regression":  # the network predicts the standardized target (steps/target_scale.py)
+        y_train, y_val = target_scale.to_model(schema, y_train), target_scale.to_model(schema, y_val)
+        if target_scale.transformed(schema):  # the trivial model on the network's scale: the training mean, 0 there
+            baseline = float(np.mean(y_val.astype(np.float64) ** 2))
     x_train, y_train = x_train.to(device), torch.from_numpy(y_train).to(device)
     x_val, y_val = x_val.to(device), torch.from_numpy(y_val).to(device)
     objective = Objective(schema)
