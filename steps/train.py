@@ -240,7 +240,9 @@ def main() -> None:
         if val_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(scored.state_dict()), epoch
         elif (
-            epoch - best_epoch >= args.patience and (epoch - best_epoch) * steps_per_epoch >= args.patience_steps
+            epoch - best_epoch >= args.patience
+            and (epoch - best_epoch) * steps_per_epoch >= args.patience_steps
+            and epoch * steps_per_epoch >= args.min_steps
         ) or (not math.isfinite(val_loss)):
             break
         if watch.stop:  # every process alike: the same records
@@ -274,7 +276,8 @@ def main() -> None:
     model.load_state_dict(best_state)
     if rank == 0:
         print(
-            f"train: stopped after {epoch} epochs in {seconds:.2f}s ({epochs_here * epoch_rows / seconds:.0f} "
+            f"train: stopped after {epoch} epochs ({epoch * steps_per_epoch} optimizer steps) in {seconds:.2f}s "
+            f"({epochs_here * epoch_rows / seconds:.0f} "
             f"samples/s{f', {epochs_here} of them in this run' if first_epoch > 1 else ''}), "
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
@@ -286,7 +289,12 @@ def main() -> None:
                 f"{usage['text_vocabulary']} text n-grams (a weight above {usage['tolerance']:g}; L1 zeroes the rest)",
                 flush=True,
             )
-        training = {"batch_size": batch_size, "learning_rate": learning_rate, "epoch_rows": epoch_rows}
+        training = {
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "epoch_rows": epoch_rows,
+            "steps": epoch * steps_per_epoch,
+        }
         described = {"spec": spec, "code": code, "dropout_modules": dropout_modules, "feature_usage": usage}
         save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir), described)
     metrics.close()
