@@ -8,7 +8,8 @@ splits of its own, made with the same seed (the same rows). Recorded per run: th
 quality metric (balanced accuracy or R2), the epochs and optimizer steps, and for regression the MAE (evaluation's:
 on the original scale). Per table and variant: the mean over the splits and their spread (standard deviation across
 splits), and the difference from the reference in points, on validation and on test (the MAE's in %).
-Tables: real_tables' suite, and skewed_tables' by name.
+Tables: real_tables' suite, and by name skewed_tables' and "large" (large_table.py's table, 200,000 rows), with
+each run's training wall time (the variants of a seed run side by side, under the same load).
 
 The decision is made on validation only (benchmarks/README.md, the protocol): a variant replaces the reference when
 its mean validation difference over the tables is positive and it is ahead on more tables than it is behind, by
@@ -31,6 +32,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +40,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import large_table  # noqa: E402
 import real_tables  # noqa: E402
 import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
 import skewed_tables  # noqa: E402
@@ -48,7 +51,14 @@ REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
 DEMO_TRAIN_ROWS = 300  # the bundled demo's MaxTrainRows (pipelines/local.py)
 TABLES = ["demo", *real_tables.TABLES]  # the default; skewed_tables' by name (--tables)
-LOADERS = {**real_tables.TABLES, **skewed_tables.TABLES}
+LARGE_ROWS = 200_000  # "large": large_table.py's table at this size, where an epoch is 2**18 rows or fewer
+
+
+def large() -> tuple:
+    return large_table.make_table(LARGE_ROWS)[0].to_pandas(), "label"
+
+
+LOADERS = {**real_tables.TABLES, **skewed_tables.TABLES, "large": large}
 
 
 def splits_of(table: str, root: Path, split_seed: int, preprocess: dict | None = None) -> Path:
@@ -65,7 +75,9 @@ def splits_of(table: str, root: Path, split_seed: int, preprocess: dict | None =
 
 
 def measure(splits: Path, model: Path, seed: int, options: dict) -> dict:
+    started = time.perf_counter()
     run(train_command(splits, model, seed=seed, **options))
+    seconds = time.perf_counter() - started
     out = model.with_name(model.name + "-eval")
     run([sys.executable, str(STEPS / "evaluate.py"), "--model-dir", str(pack(model)), "--data-dir", str(splits),
          "--output-dir", str(out)])  # fmt: skip
@@ -75,6 +87,7 @@ def measure(splits: Path, model: Path, seed: int, options: dict) -> dict:
     measured = {"validation": report["quality"]["validation"], "test": report["quality"]["test"],
                 "train": report["metrics"]["train"][report["quality"]["metric"]],
                 "epochs": report["epochs"], "best_epoch": report["best_epoch"], "test_rows": schema["rows"]["test"],
+                "train_seconds": round(seconds, 2),
                 "steps": report["epochs"] * math.ceil(training["epoch_rows"] / training["batch_size"]),
                 "classification": schema["problem_type"] == "classification"}  # fmt: skip
     if not measured["classification"]:  # on the original scale, whatever scale the network predicted on
@@ -149,7 +162,7 @@ def compare(tables: list[str], variants: dict[str, dict], split_seeds: list[int]
             with tempfile.TemporaryDirectory() as tmp:
                 splits = [splits_of(table, Path(tmp) / f"p{i}", split_seed, p) for i, p in enumerate(kinds)]
                 split_of = {n: splits[kinds.index(preprocessing[n])] for n in names}
-                jobs = [(n, s) for n in names for s in range(seeds)]
+                jobs = [(n, s) for s in range(seeds) for n in names]  # the variants side by side: the same load
                 models = [(split_of[n], Path(tmp) / f"{n}-{seed}", seed, training[n]) for n, seed in jobs]
                 with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # one torch thread each
                     measured = list(pool.map(lambda job: measure(*job), models))

@@ -7,10 +7,12 @@ metric, evaluation.json, the served predictions and `regula predict` are on the 
 
 The rule, from the training split alone (preprocessing's `choose`): log1p when every training value is >= 0, their
 skewness is above SKEWNESS, and log1p makes the skewness smaller in magnitude (values in [0, 1), where log1p is nearly
-linear, gain nothing). log1p rather than Yeo-Johnson: it has no fitted parameter (a Yeo-Johnson lambda is an estimate
-that moves with the split, and its inverse is undefined past a bound for some lambdas), its inverse is exact
-everywhere, and it covers the case that matters, a skewed positive quantity; a target with negative values keeps its
-scale. Measured raw against log1p: benchmarks/results/target_transform.json.
+linear, gain nothing). The network fits the mean of log1p(y), whose inverse is about the conditional median:
+training then measures the smearing factor (`with_smearing`) that turns it into the conditional mean. log1p rather
+than Yeo-Johnson: it has no fitted parameter (a Yeo-Johnson lambda is an estimate that moves with the split, and its
+inverse is undefined past a bound for some lambdas), its inverse is exact everywhere, and it covers the case that
+matters, a skewed positive quantity; a target with negative values keeps its scale. Measured raw against log1p:
+benchmarks/results/target_transform.json.
 
 Packed with the serving code (steps/serving_code.py): numpy only.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 SKEWNESS = 1.0  # a training target skewed beyond this (and >= 0) is modelled on the log1p scale
-KINDS = ("auto", "none", "log1p")
+KINDS = ("auto", "none", "log1p", "log1p-median")  # log1p-median: expm1 alone, without the smearing factor
 
 
 def skewness(values: np.ndarray) -> float:
@@ -36,10 +38,10 @@ def choose(train_values: np.ndarray, requested: str = "auto") -> dict:
     values = np.asarray(train_values, dtype=np.float64)
     before = skewness(values)
     after = skewness(np.log1p(values)) if values.min() >= 0 else None
-    if requested == "log1p" and after is None:
+    if requested.startswith("log1p") and after is None:
         raise ValueError("--target-transform log1p needs a target without negative values")
     if requested != "auto":
-        kind, reason = requested, "requested"
+        kind, reason = requested.removesuffix("-median"), "requested"
     elif after is None:
         kind, reason = "none", "the target has negative values"
     elif before <= SKEWNESS:
@@ -58,7 +60,20 @@ def choose(train_values: np.ndarray, requested: str = "auto") -> dict:
     }
     if kind == "log1p":  # predictions beyond twice the training range are clipped: expm1 would overflow
         spec["high"] = float(scaled.max() + (scaled.max() - scaled.min()))
+        spec["smearing"] = 1.0 if requested == "log1p-median" else None  # None: training measures it
     return spec
+
+
+def with_smearing(schema: dict, residuals: np.ndarray) -> dict:
+    """The schema with the log1p scale's smearing factor (Duan's): the mean of exp(residual) over training rows,
+    residuals on the log1p scale. expm1 of the predicted log is about the conditional median; times this factor it
+    estimates the conditional mean, what squared error and R2 on the original scale reward."""
+    spec = of(schema)
+    if spec["kind"] != "log1p" or spec.get("smearing") is not None:
+        return schema
+    errors = np.asarray(residuals, dtype=np.float64) * spec["std"]
+    factor = float(np.mean(np.exp(np.clip(errors, -50.0, 50.0))))
+    return {**schema, "target_scale": {**spec, "smearing": factor}}
 
 
 def of(schema: dict) -> dict:
@@ -79,7 +94,7 @@ def from_model(schema: dict, outputs: np.ndarray) -> np.ndarray:
     spec = of(schema)
     scaled = np.asarray(outputs, dtype=np.float64) * spec["std"] + spec["mean"]
     if spec["kind"] == "log1p":
-        return np.expm1(np.clip(scaled, 0.0, spec["high"]))
+        return np.exp(np.clip(scaled, 0.0, spec["high"])) * (spec.get("smearing") or 1.0) - 1.0
     return scaled
 
 

@@ -274,6 +274,8 @@ def main() -> None:
         finish(world)
         raise SystemExit(128 + signal.SIGTERM)
     model.load_state_dict(best_state)
+    if target_scale.transformed(schema):  # the log1p scale's smearing factor, from the training rows' residuals
+        schema = target_scale.with_smearing(schema, y_eval.cpu().numpy() - scores(model, x_eval, amp))
     if rank == 0:
         print(
             f"train: stopped after {epoch} epochs ({epoch * steps_per_epoch} optimizer steps) in {seconds:.2f}s "
@@ -299,6 +301,18 @@ def main() -> None:
         save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir), described)
     metrics.close()
     finish(world)
+
+
+@torch.no_grad()
+def scores(model, x, amp: dict, batch: int = 8192) -> np.ndarray:
+    """The model's first output on every row of `x`, without dropout."""
+    model.eval()
+    batch = x.scoring_rows(batch)
+    out = []
+    for i in range(0, len(x), batch):
+        with torch.autocast(**amp):
+            out.append(model(x[i : i + batch]).float()[:, 0].cpu().numpy())
+    return np.concatenate(out)
 
 
 def l1_norm(parameters: list[torch.Tensor]) -> torch.Tensor:
@@ -344,7 +358,10 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
     config["model_code"] = model_code.pack(code, model_dir / "code")  # serving builds the model from this copy
     save(model.cpu(), config, model_dir)
     (model_dir / "history.json").write_text(json.dumps(history))
-    shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
+    if schema == read_schema(args.train):
+        shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
+    else:  # what training measured for serving: the target scale's smearing factor
+        (model_dir / SCHEMA).write_text(json.dumps(schema, indent=2))
 
 
 if __name__ == "__main__":
