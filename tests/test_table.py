@@ -443,3 +443,18 @@ def test_the_network_scale_round_trips_to_the_original_and_an_extreme_output_sta
     raw = {"target_mean": 10.0, "target_std": 2.0}
     assert list(target_scale.to_model(raw, np.array([12.0, 8.0]))) == [1.0, -1.0]
     assert list(target_scale.from_model(raw, np.array([1.0, -1.0]))) == [12.0, 8.0]
+
+
+def test_the_smearing_factor_turns_the_predicted_log_into_the_mean_price():
+    """A model that predicts the training mean of log1p(price) for every row: expm1 of it is the geometric mean,
+    below the mean price; smeared by the training residuals it is the mean price itself (the squared error's best)."""
+    prices = np.random.default_rng(4).lognormal(10, 0.8, 1000)
+    schema = {"target_mean": prices.mean(), "target_std": prices.std(), "target_scale": target_scale.choose(prices)}
+    mean_log = np.zeros(len(prices))  # the standardized log1p scale: its training mean is 0
+    assert target_scale.from_model(schema, mean_log)[0] == pytest.approx(np.expm1(np.log1p(prices).mean()))
+    assert target_scale.from_model(schema, mean_log)[0] < 0.8 * prices.mean()
+    smeared = target_scale.with_smearing(schema, target_scale.to_model(schema, prices) - mean_log)
+    assert target_scale.from_model(smeared, mean_log) == pytest.approx(np.full(len(prices), prices.mean()), rel=1e-6)
+    assert target_scale.with_smearing(smeared, np.ones(5)) is smeared, "measured once"
+    median = {**schema, "target_scale": target_scale.choose(prices, "log1p-median")}
+    assert target_scale.with_smearing(median, np.ones(5)) is median, "log1p-median: expm1 alone"
