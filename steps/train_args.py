@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from steps.contract import StepError, read_round_evaluation
-from steps.defaults import AVERAGE_DECAY, CHECKPOINT_DIR, CHECKPOINT_SECONDS, PATIENCE_STEPS, SEED
+from steps.defaults import AVERAGE_DECAY, CHECKPOINT_DIR, CHECKPOINT_SECONDS, MIN_STEPS, PATIENCE_STEPS, SEED
 from steps.parameter_table import add_options
 from steps.parameter_table import values as parameter_values
 from steps.parameters import TRAINING_DEVICE_VARIABLE, hidden_layers, training_instance_problem
@@ -34,6 +34,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--model_code", default="", help="the team's model code (steps/model_code.py); empty: the MLP")
     parser.add_argument(
         "--patience_steps", type=int, default=PATIENCE_STEPS, help="and at least this many optimizer steps; 0: epochs"
+    )
+    parser.add_argument(
+        "--min_steps", type=int, default=MIN_STEPS, help="no early stop before this many optimizer steps"
     )
     parser.add_argument("--rounds", type=int, default=0, help="the pipeline's rounds, for the overfitting notice")
     parser.add_argument("--average_decay", type=float, default=AVERAGE_DECAY, help="of the weights' average; 0: none")
@@ -58,8 +61,10 @@ def parse_args(description: str) -> argparse.Namespace:
         raise StepError(f"average_decay must be in [0, 1), got {args.average_decay}")
     if not math.isfinite(args.checkpoint_seconds) or args.checkpoint_seconds < 0:
         raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
-    if args.patience_steps < 0:
-        raise StepError(f"patience_steps must be >= 0 (0: epochs alone), got {args.patience_steps}")
+    if args.patience_steps < 0 or args.min_steps < 0:
+        raise StepError(
+            f"patience_steps and min_steps must be >= 0 (0: epochs alone), got {args.patience_steps}, {args.min_steps}"
+        )
     if args.round < 1:
         raise StepError(f"round must be >= 1, got {args.round}")
     return args
