@@ -165,7 +165,81 @@ def baseline(result: dict, metric: str) -> str:
     return f(result.get(metric)) + (f" ({chosen})" if chosen else "")
 
 
-def real_tables(r: dict) -> list[str]:
+def points(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def suite_line(partition: str, line: dict) -> str:
+    """One summary line of the real-tables suite (real_tables.summary): misses count as failures."""
+    worst = (
+        f"{points(line['worst_points'])} ({line['worst_table']})"
+        if line["worst_points"] is not None
+        else f"a miss ({line['worst_table']})"
+    )
+    misses = f"; no registered model (a miss): {', '.join(line['misses'])}" if line["misses"] else ""
+    losses = [t for t in line["losses"] if t not in line["misses"]]
+    below = f"; more than 1 point below: {', '.join(losses)}" if losses else ""
+    return (
+        f"{partition} tables: {line['within']} of {line['tables']} within 1 point ({100 * line['share_within']:.0f}%, "
+        f"target 90%), median difference {points(line['median_points'])} points (target >= 0), worst {worst} "
+        f"(target >= -3){misses}{below}; target {'met' if line['target_met'] else 'not met'}."
+    )
+
+
+def real_tables(r: dict, before: dict | None = None) -> list[str]:
+    """The suite: per table, Regula's test metric against the better tuned baseline, in points (a point is the
+    tolerance: 0.01 of (balanced) accuracy, 0.02 of R2); the summary lines per partition; `before`, an earlier run's
+    file, beside it."""
+    if "summary" not in r and any("partition" not in t for t in r["tables"]):
+        return legacy_real_tables(r)
+    earlier = {}
+    if before is not None:
+        for t in before["tables"]:
+            earlier[t["table"]] = {k: v["verdict"] for k, v in t["settings"].items()}
+    lines = []
+    for setting in r.get("settings", ["balanced"]):
+        rows = []
+        for t in r["tables"]:
+            s = t["settings"].get(setting)
+            if s is None:
+                continue
+            v, regula = s["verdict"], s["regula"]
+            kept = regula["outcome"].removeprefix("registered r") if regula.get("registered") else "-"
+            rows.append(
+                [
+                    t["table"],
+                    t["partition"],
+                    f"{t['rows']}" + (f" of {t['rows_before_cap']}" if t["rows_before_cap"] != t["rows"] else ""),
+                    t["problem_type"] if t["problem_type"] == "regression" else f"{t['classes']} classes",
+                    v["metric"],
+                    f(v["value"]),
+                    f"{f(v['best'])} ({BASELINE_NAMES.get(v['best_baseline'], v['best_baseline'])})",
+                    f"{v['difference']:+.3f}" if v["difference"] is not None else "-",
+                    points(v["points"]),
+                    f"{len(regula['rounds'])} (kept {kept})" if regula.get("rounds") else "-",
+                    v["label"] if not regula.get("registered") else regula["outcome"],
+                ]
+                + ([points(earlier.get(t["table"], {}).get(setting, {}).get("points"))] if before else [])
+            )
+        header = ["table", "partition", "rows", "problem", "metric", "Regula test", "best baseline", "difference",
+                  "points", "rounds (kept)", "decision"] + (["points before"] if before else [])  # fmt: skip
+        lines += [f"**{setting} setting**:", ""] + table(header, rows) + [""]
+        for partition in ("report", "tuning"):
+            line = r["summary"][setting][partition] if "summary" in r else None
+            if line and line["tables"]:
+                lines += [suite_line(partition.capitalize(), line), ""]
+            old = (before or {}).get("summary", {}).get(setting, {}).get(partition)
+            if old and old["tables"]:
+                lines += [suite_line(f"Before (commit {before['run']['commit'][:12]}): {partition}", old), ""]
+    if r.get("complete") is False:
+        lines += ["The run was stopped before its last table: these are the tables it finished.", ""]
+    return lines[:-1]
+
+
+BASELINE_NAMES = {"linear": "LogReg/Ridge", "hgb": "HGB"}
+
+
+def legacy_real_tables(r: dict) -> list[str]:
     lines = []
     for setting in ("accuracy", "balanced"):
         rows = []
@@ -281,6 +355,10 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "throughput.json": ("Training throughput against a bare PyTorch loop (`gpu_throughput.py`)", throughput),
     "large_table.json": ("A 2,000,000-row table (`large_table.py`)", large_table),
     "real_tables.json": ("Real tables against scikit-learn (`real_tables.py`)", real_tables),
+    "real_tables_before.json": (
+        "Real tables against scikit-learn, before issue 23's training changes (`real_tables.py`)",
+        real_tables,
+    ),
     "ladder_vs_optuna.json": ("The ladder against an Optuna search (`ladder_vs_optuna.py`)", ladder_vs_optuna),
     "regularizer_effect.json": ("Each regularizer's effect (`regularizer_effect.py`)", regularizer_effect),
 }
@@ -297,6 +375,8 @@ def generic(r: dict) -> list[str]:
 
 
 GENERIC_LINES = 40
+# a results file rendered with an earlier run's file beside it (before / after)
+BEFORE = {"real_tables.json": "real_tables_before.json"}
 
 
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
@@ -321,7 +401,11 @@ def render(results_dir: Path = RESULTS) -> str:
         results = results_file.read(path)
         title, render_one = renderer(path.name, results)
         lines += [f"## {title}", "", f"`benchmarks/results/{path.name}`. " + run_line(path.name, results)[0], ""]
-        lines += render_one(results) + [""]
+        companion = BEFORE.get(path.name)
+        if companion and (results_dir / companion).exists():  # the earlier run beside this one
+            lines += render_one(results, results_file.read(results_dir / companion)) + [""]
+        else:
+            lines += render_one(results) + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,11 +1,11 @@
 """train.py's options against each other, decided on validation over several splits: how a default is chosen.
 
-For each table (the real-tables suite and the bundled demo: digits, 300 training rows, as `regula run --local`
-splits it) and each split seed: preprocess with that seed (a different train/validation/test split each), then
-train.py with each variant's options (the first variant is the reference) and score every model with
-steps/evaluate.py. Recorded per run: the validation and the test quality metric (balanced accuracy or R2) and the
-epochs. Per table and variant: the mean over the splits and their spread (standard deviation across splits), and
-the difference from the reference in points, on validation and on test.
+For each table (by default the real-tables suite's tuning tables, benchmarks/real_tables.py, and the bundled demo:
+digits, 300 training rows, as `regula run --local` splits it) and each split seed: preprocess with that seed (a
+different train/validation/test split each), then train.py with each variant's options (the first variant is the
+reference) and score every model with steps/evaluate.py. Recorded per run: the validation and the test quality
+metric (balanced accuracy or R2) and the epochs. Per table and variant: the mean over the splits and their spread
+(standard deviation across splits), and the difference from the reference in points, on validation and on test.
 
 The decision is made on validation only (benchmarks/README.md, the protocol): a variant replaces the reference when
 its mean validation difference over the tables is positive and it is ahead on more tables than it is behind, by
@@ -40,7 +40,8 @@ from training import pack, train_command  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
 DEMO_TRAIN_ROWS = 300  # the bundled demo's MaxTrainRows (pipelines/local.py)
-TABLES = ["demo", *real_tables.TABLES]
+TABLES = ["demo", *real_tables.TABLES]  # any of these with --tables
+TUNING = ["demo", *real_tables.TUNING]  # the default: choices look only at the suite's tuning tables
 
 
 def splits_of(table: str, root: Path, split_seed: int) -> Path:
@@ -49,7 +50,8 @@ def splits_of(table: str, root: Path, split_seed: int) -> Path:
     if table == "demo":
         digits = load_digits(as_frame=True).frame
         return prepare(digits, "target", root, "--max-train-rows", str(DEMO_TRAIN_ROWS), *seed)
-    return prepare(*real_tables.TABLES[table](), root, *seed)
+    frame, target = real_tables.TABLES[table]()
+    return prepare(real_tables.capped(frame, target)[0], target, root, *seed)
 
 
 def measure(splits: Path, model: Path, seed: int, options: dict) -> dict:
@@ -132,7 +134,7 @@ def compare(tables: list[str], variants: dict[str, dict], split_seeds: list[int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", required=True, help="JSON: variant name -> train.py options; first: reference")
-    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--tables", default=",".join(TUNING), help=f"default: {','.join(TUNING)}; any of {TABLES}")
     parser.add_argument("--split-seeds", default="1,2,3", help="preprocess.py --seed values: one split each")
     parser.add_argument("--seeds", type=int, default=1, help="initialisation seeds per split")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_options.json"))
