@@ -779,7 +779,8 @@ def main() -> None:
     done: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="regula-tables-") as tmp, ProcessPoolExecutor(args.jobs) as pool:
         # each table in a process of its own (its own pipeline run, moto server and environment), --jobs at once
-        futures = {pool.submit(run_table, name, Path(tmp), params, settings_run): name for name in names}
+        largest_first = sorted(names, key=lambda n: -len(TABLES[n]()[0]))  # the longest runs start first
+        futures = {pool.submit(run_table, name, Path(tmp), params, settings_run): name for name in largest_first}
         for future in as_completed(futures):
             name = futures[future]
             done[name] = future.result()
