@@ -296,10 +296,25 @@ def ladder_vs_optuna(r: dict) -> list[str]:
         )
     header = ["table", "metric", "ladder ends", "rounds", "epochs", "test", "Optuna epochs", "Optuna test",
               "epochs ratio", "points"]  # fmt: skip
-    return table(header, rows) + [
+    return (
+        table(header, rows)
+        + [
+            "",
+            f"Hits (an accepted model within 0.5 point of Optuna, or better): {hits} of {len(rows)}; target 80%."
+            + (" The run was not complete." if r.get("complete") is False else ""),
+        ]
+        + epochs_line(r)
+    )
+
+
+def epochs_line(r: dict) -> list[str]:
+    summary = r.get("summary", {})
+    if "epoch_ratio_total" not in summary:
+        return []
+    return [
         "",
-        f"Hits (an accepted model within 0.5 point of Optuna, or better): {hits} of {len(rows)}; target 80%."
-        + (" The run was not complete." if r.get("complete") is False else ""),
+        f"Epochs: the ladder trained {summary['epoch_ratio_total']:.3f}x Optuna's epochs over these tables "
+        f"(at most {summary['epoch_ratio_max']:.3f}x on one; target <= 0.2x).",
     ]
 
 
