@@ -770,6 +770,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def summaries(results: list[dict], settings_run: tuple[str, ...]) -> dict:
+    """summary() for each setting, on the report tables, the tuning tables and all of them."""
+    partitions = {"report": "report", "tuning": "tuning", "all": None}
+    return {s: {k: summary(results, s, p) for k, p in partitions.items()} for s in settings_run}
+
+
 def main() -> None:
     args = parse_args()
     names = args.only or (list(QUICK) if args.quick else list(SUITE))
@@ -789,13 +795,11 @@ def main() -> None:
             # the tables so far, marked incomplete: a long run that is stopped still leaves what it measured
             results = [done[n] for n in names if n in done]
             partial = {"params": params, "settings": settings_run, "jobs": args.jobs, "complete": False}
-            results_file.write(
-                args.out, {**partial, "seconds": round(time.perf_counter() - start, 1), "tables": results}
-            )
+            seconds = round(time.perf_counter() - start, 1)
+            figures = {"seconds": seconds, "summary": summaries(results, settings_run), "tables": results}
+            results_file.write(args.out, {**partial, **figures})
     results = [done[n] for n in names]
     total = time.perf_counter() - start
-    partitions = {"report": "report", "tuning": "tuning", "all": None}
-    summaries = {s: {k: summary(results, s, p) for k, p in partitions.items()} for s in settings_run}
     for setting in settings_run:
         print("\n".join(markdown(results, setting)))
     print(f"total {total:.0f} s")
@@ -808,7 +812,7 @@ def main() -> None:
             "jobs": args.jobs,
             "complete": True,
             "seconds": round(total, 1),
-            "summary": summaries,
+            "summary": summaries(results, settings_run),
             "tables": results,
         },
     )
