@@ -33,10 +33,6 @@ KNOWN_PROBLEMS = {
     "real_tables.json": "its baselines were fit on the training rows only, at scikit-learn's defaults, on the raw "
     "date strings and ID columns (the benchmark now gives them train+validation, a small grid, Regula's date "
     "expansion and ID dropping, and HGB native categorical support)",
-    "base_level.json": "choices compared on the test metric, over initialisation seeds on one split per table "
-    "(benchmarks/README.md's protocol decides on validation, over split seeds)",
-    "weight_average.json": "choices compared on the test metric, over initialisation seeds on one split per table "
-    "(benchmarks/README.md's protocol decides on validation, over split seeds)",
     "regularizer_effect.json": "written before the run record",
     "throughput.json": "written before the run record",
     "concurrent_runs.json": "written before the run record",
