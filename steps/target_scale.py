@@ -99,4 +99,5 @@ def from_model(schema: dict, outputs: np.ndarray) -> np.ndarray:
 
 
 def transformed(schema: dict) -> bool:
-    return of(schema)["kind"] != "none"
+    """Whether the network predicts a transformed target (a classification schema has no target scale)."""
+    return (schema.get("target_scale") or {}).get("kind", "none") != "none"
