@@ -74,7 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
     parser.add_argument(
         "--target-transform",
-        default="auto",
+        default=target_scale.DEFAULT,
         choices=target_scale.KINDS,
         help="regression: the network's scale (auto: log1p for a skewed target >= 0: steps/target_scale.py)",
     )
@@ -315,7 +315,8 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         schema["target_mean"] = float(train_labels.mean())  # the original scale: the baseline, the metrics
         schema["target_std"] = float(train_labels.std()) or 1.0
         try:
-            schema["target_scale"] = target_scale.choose(train_labels, getattr(args, "target_transform", "auto"))
+            requested = getattr(args, "target_transform", target_scale.DEFAULT)
+            schema["target_scale"] = target_scale.choose(train_labels, requested)
         except ValueError as error:
             raise StepError(str(error)) from None
         scale = schema["target_scale"]

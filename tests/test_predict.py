@@ -121,7 +121,7 @@ def test_a_skewed_price_is_modelled_on_log1p_and_predicted_and_evaluated_on_its_
     splits, run = tmp_path / "splits", tmp_path / "runs" / "run-1"
     result = run_script(
         "preprocess.py", "--input", str(tmp_path / "prices.csv"), "--output-dir", str(splits), "--target", "price",
-        env={"REGULA_METRICS": "off"},
+        "--target-transform", "auto", env={"REGULA_METRICS": "off"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     schema = json.loads((splits / "train" / "schema.json").read_text())
