@@ -327,26 +327,42 @@ def regularizer_effect(r: dict) -> list[str]:
 
 
 def train_options(r: dict) -> list[str]:
+    results = r["results"].values()
+    mae = any("validation_mae_change" in t for t in results)  # regression runs: the original scale's MAE
+    steps = any("steps" in run for t in results for runs in t["runs"].values() for run in runs)  # newer runs
+
+    def mean_of(t: dict, variant: str, key: str) -> str:
+        values = [run[key] for run in t["runs"][variant] if key in run]
+        return f(sum(values) / len(values), 4 if key == "train" else 0) if values else "-"
+
     rows = []
     for name, t in r["results"].items():
         for variant in t["mean_test"]:
             validation = t.get("mean_validation", {}).get(variant)
             spread = t.get("spread_validation", {}).get(variant)
-            rows.append(
-                [
-                    name,
-                    variant,
-                    f(validation, 4),
-                    f(spread, 4),
-                    f"{t['validation_points'][variant]:+.2f}" if "validation_points" in t else "-",
-                    f(t["mean_test"][variant], 4),
-                    f"{t['points'][variant]:+.2f}",
-                    f(t["mean_epochs"][variant], 0),
-                ]
-            )
+            row = [
+                name,
+                variant,
+                f(validation, 4),
+                f(spread, 4),
+                f"{t['validation_points'][variant]:+.2f}" if "validation_points" in t else "-",
+                f(t["mean_test"][variant], 4),
+                f"{t['points'][variant]:+.2f}",
+                f(t["mean_epochs"][variant], 0),
+            ]
+            if steps:
+                row[3:3] = [mean_of(t, variant, "train")]
+                row.append(mean_of(t, variant, "steps"))
+            if mae:
+                change = t.get("validation_mae_change", {}).get(variant)
+                spread_mae = t.get("validation_mae_change_spread", {}).get(variant)
+                row.append(f"{change:+.1f}% (sd {spread_mae:.1f})" if change is not None else "-")
+            rows.append(row)
     seeds = r.get("split_seeds")
     how = f"split seeds {seeds}" if seeds else f"{r['seeds']} initialisation seeds on one split"
     header = ["table", "variant", "validation", "spread (sd)", "points (val)", "test", "points (test)", "epochs"]
+    header[3:3] = ["train"] if steps else []
+    header += (["steps"] if steps else []) + (["MAE (val) against the first"] if mae else [])
     lines = table(header, rows) + ["", f"Means over {how}; points against the first variant."]
     if "decision" in r:
         decision = r["decision"]

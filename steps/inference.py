@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from steps import image_decode, series, text
+from steps import image_decode, series, target_scale, text
 from steps.inputs import Images, WithText, as_inputs
 from steps.model import load
 from steps.table import TableError, transform
@@ -94,7 +94,7 @@ class Predictor:
             if self.classification:
                 results.append(torch.softmax(out.float(), dim=1).numpy())
             else:
-                results.append(out[:, 0].double().numpy() * self.schema["target_std"] + self.schema["target_mean"])
+                results.append(target_scale.from_model(self.schema, out[:, 0].double().numpy()))
         if not results:
             return np.zeros((0, len(self.classes)) if self.classification else 0)
         return np.concatenate(results)

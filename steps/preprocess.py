@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steps import images, series_prepare, table_roles, table_values, text
+from steps import images, series_prepare, table_roles, table_values, target_scale, text
 from steps import table as columns
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
@@ -72,6 +72,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION)
     parser.add_argument("--max-train-rows", type=int, default=0, help="keep at most this many training rows (0: all)")
+    parser.add_argument(
+        "--target-transform",
+        default=target_scale.DEFAULT,
+        choices=target_scale.KINDS,
+        help="regression: the network's scale (auto: log1p for a skewed target >= 0: steps/target_scale.py)",
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--image-column", default=IMAGE_COLUMN, help="a manifest's column of image paths")
     parser.add_argument(
@@ -306,8 +312,15 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         schema["class_weight"] = class_weight(args.class_weight, metric)
     else:
         train_labels = encoded[positions["train"]].astype(np.float64)
-        schema["target_mean"] = float(train_labels.mean())
+        schema["target_mean"] = float(train_labels.mean())  # the original scale: the baseline, the metrics
         schema["target_std"] = float(train_labels.std()) or 1.0
+        try:
+            requested = getattr(args, "target_transform", target_scale.DEFAULT)
+            schema["target_scale"] = target_scale.choose(train_labels, requested)
+        except ValueError as error:
+            raise StepError(str(error)) from None
+        scale = schema["target_scale"]
+        print(f"preprocess: target modelled on scale {scale['kind']}: {scale['reason']}", flush=True)
     (output / "train" / SCHEMA).write_text(json.dumps(schema, indent=2, default=str))
     if has_text:
         sizes = ", ".join(f"'{c['name']}' {len(c['vocabulary'])}" for c in text.text_columns(transform))

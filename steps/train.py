@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from steps import checkpoint, inputs, model_code, serving_code
+from steps import checkpoint, inputs, model_code, serving_code, target_scale
 from steps.cloudwatch import MetricEmitter
 from steps.contract import SCHEMA, StepError, read_schema, run, torch_threads
 from steps.defaults import BASE_LEARNING_RATE
@@ -72,10 +72,10 @@ def main() -> None:
     x_train, y_train = inputs.read(args.train, "train", schema)
     x_val, y_val = inputs.read(args.validation, "validation", schema)
     baseline = baseline_loss(schema, y_val)  # the trivial model's validation loss: the gap's unit
-    if schema["problem_type"] == "regression":  # the network predicts the standardized target
-        y_train = (y_train - schema["target_mean"]) / schema["target_std"]
-        y_val = (y_val - schema["target_mean"]) / schema["target_std"]
-        y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
+    if schema["problem_type"] == "regression":  # the network predicts the standardized target (steps/target_scale.py)
+        y_train, y_val = target_scale.to_model(schema, y_train), target_scale.to_model(schema, y_val)
+        if target_scale.transformed(schema):  # the trivial model on the network's scale: the training mean, 0 there
+            baseline = float(np.mean(y_val.astype(np.float64) ** 2))
     x_train, y_train = x_train.to(device), torch.from_numpy(y_train).to(device)
     x_val, y_val = x_val.to(device), torch.from_numpy(y_val).to(device)
     objective = Objective(schema)
@@ -240,7 +240,9 @@ def main() -> None:
         if val_loss < best_loss - 1e-6:
             best_loss, best_state, best_epoch = val_loss, copy.deepcopy(scored.state_dict()), epoch
         elif (
-            epoch - best_epoch >= args.patience and (epoch - best_epoch) * steps_per_epoch >= args.patience_steps
+            epoch - best_epoch >= args.patience
+            and (epoch - best_epoch) * steps_per_epoch >= args.patience_steps
+            and epoch * steps_per_epoch >= args.min_steps
         ) or (not math.isfinite(val_loss)):
             break
         if watch.stop:  # every process alike: the same records
@@ -272,9 +274,12 @@ def main() -> None:
         finish(world)
         raise SystemExit(128 + signal.SIGTERM)
     model.load_state_dict(best_state)
+    if target_scale.transformed(schema):  # the log1p scale's smearing factor, from the training rows' residuals
+        schema = target_scale.with_smearing(schema, y_eval.cpu().numpy() - scores(model, x_eval, amp))
     if rank == 0:
         print(
-            f"train: stopped after {epoch} epochs in {seconds:.2f}s ({epochs_here * epoch_rows / seconds:.0f} "
+            f"train: stopped after {epoch} epochs ({epoch * steps_per_epoch} optimizer steps) in {seconds:.2f}s "
+            f"({epochs_here * epoch_rows / seconds:.0f} "
             f"samples/s{f', {epochs_here} of them in this run' if first_epoch > 1 else ''}), "
             f"restored best epoch {best_epoch} (val_loss={best_loss:.4f})",
             flush=True,
@@ -286,11 +291,28 @@ def main() -> None:
                 f"{usage['text_vocabulary']} text n-grams (a weight above {usage['tolerance']:g}; L1 zeroes the rest)",
                 flush=True,
             )
-        training = {"batch_size": batch_size, "learning_rate": learning_rate, "epoch_rows": epoch_rows}
+        training = {
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "epoch_rows": epoch_rows,
+            "steps": epoch * steps_per_epoch,
+        }
         described = {"spec": spec, "code": code, "dropout_modules": dropout_modules, "feature_usage": usage}
         save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir), described)
     metrics.close()
     finish(world)
+
+
+@torch.no_grad()
+def scores(model, x, amp: dict, batch: int = 8192) -> np.ndarray:
+    """The model's first output on every row of `x`, without dropout."""
+    model.eval()
+    batch = x.scoring_rows(batch)
+    out = []
+    for i in range(0, len(x), batch):
+        with torch.autocast(**amp):
+            out.append(model(x[i : i + batch]).float()[:, 0].cpu().numpy())
+    return np.concatenate(out)
 
 
 def l1_norm(parameters: list[torch.Tensor]) -> torch.Tensor:
@@ -336,7 +358,10 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
     config["model_code"] = model_code.pack(code, model_dir / "code")  # serving builds the model from this copy
     save(model.cpu(), config, model_dir)
     (model_dir / "history.json").write_text(json.dumps(history))
-    shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
+    if schema == read_schema(args.train):
+        shutil.copy(Path(args.train) / SCHEMA, model_dir / SCHEMA)
+    else:  # what training measured for serving: the target scale's smearing factor
+        (model_dir / SCHEMA).write_text(json.dumps(schema, indent=2))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from steps.defaults import (
     MAX_EPOCHS,
     MAX_GAP,
     METRICS_NAMESPACE,
+    MIN_STEPS,
     PATIENCE,
     PATIENCE_STEPS,
     SEED,
@@ -66,6 +67,9 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument(
         "--patience_steps", type=int, default=PATIENCE_STEPS, help="and at least this many optimizer steps; 0: epochs"
     )
+    parser.add_argument(
+        "--min_steps", type=int, default=MIN_STEPS, help="no early stop before this many optimizer steps"
+    )
     parser.add_argument("--batch_size", type=int, default=BATCH_SIZE, help="0: chosen from the training rows")
     parser.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help="0: scaled to the batch")
     parser.add_argument("--max_gap", type=float, default=MAX_GAP, help="for the per-epoch overfitting signal")
@@ -98,8 +102,10 @@ def parse_args(description: str) -> argparse.Namespace:
         raise StepError(f"checkpoint_seconds must be a finite number >= 0, got {args.checkpoint_seconds}")
     if args.max_epochs < 1 or args.patience < 1 or args.batch_size < 0 or args.learning_rate < 0:
         raise StepError("max_epochs and patience must be >= 1, batch_size and learning_rate >= 0 (0: automatic)")
-    if args.patience_steps < 0:
-        raise StepError(f"patience_steps must be >= 0 (0: epochs alone), got {args.patience_steps}")
+    if args.patience_steps < 0 or args.min_steps < 0:
+        raise StepError(
+            f"patience_steps and min_steps must be >= 0 (0: epochs alone), got {args.patience_steps}, {args.min_steps}"
+        )
     try:
         args.hidden = hidden_layers(args.hidden)
     except ValueError as error:

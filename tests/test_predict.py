@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -102,3 +103,58 @@ def test_an_out_format_it_cannot_write_is_refused_before_scoring(run_folder, tmp
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == f"regula: error: cannot write {name}: --out takes .csv, .json, .jsonl or .parquet"
     assert not (tmp_path / name).exists()
+
+
+def skewed_prices(rows: int = 600) -> pd.DataFrame:
+    """A house-price-like table: the price is lognormal, exp of a function of the columns times noise."""
+    rng = np.random.default_rng(5)
+    area, grade, age = rng.lognormal(4.5, 0.4, rows), rng.choice(["A", "B", "C"], rows), rng.uniform(0, 60, rows)
+    log_price = 11 + 0.9 * np.log(area / 90) + pd.Series(grade).map({"A": -0.4, "B": 0.0, "C": 0.5}) - 0.01 * age
+    price = np.exp(log_price + rng.normal(0, 0.15, rows)).round(0)
+    return pd.DataFrame({"area": area.round(1), "grade": grade, "age": age.round(0), "price": price})
+
+
+def test_a_skewed_price_is_modelled_on_log1p_and_predicted_and_evaluated_on_its_own_scale(tmp_path):
+    """The steps as processes on a skewed positive target: preprocessing picks log1p from the training split,
+    `regula predict` answers in prices, and evaluation's metrics are those of exactly those predictions."""
+    skewed_prices().to_csv(tmp_path / "prices.csv", index=False)
+    splits, run = tmp_path / "splits", tmp_path / "runs" / "run-1"
+    result = run_script(
+        "preprocess.py", "--input", str(tmp_path / "prices.csv"), "--output-dir", str(splits), "--target", "price",
+        "--target-transform", "auto", env={"REGULA_METRICS": "off"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    schema = json.loads((splits / "train" / "schema.json").read_text())
+    assert schema["problem_type"] == "regression" and schema["target_scale"]["kind"] == "log1p"
+    assert "preprocess: target modelled on scale log1p: the target is >= 0 and skewed" in result.stdout
+    assert run_training(splits, tmp_path / "model", "--max_epochs", "60").returncode == 0
+    archive = run_layout.round_model(run, 1)
+    pack(tmp_path / "model", archive.parent)
+    evaluation = run_layout.round_evaluation(run, 1)
+    result = run_script(
+        "evaluate.py", "--model-dir", str(archive.parent), "--data-dir", str(splits),
+        "--output-dir", str(evaluation.parent), env={"REGULA_METRICS": "off"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1", "rounds": []}
+    report["rounds"].append({"round": 1, "decision": "register", "selected_round": 1})
+    run_layout.report_file(run).write_text(json.dumps(report))
+
+    # the test split's raw rows (preprocessing's sample: all of them here) and their prices, in the same order
+    test_rows = pd.read_csv(splits / "test" / "raw_sample.csv")
+    prices = pq.read_table(splits / "test" / "test.parquet").column(0).to_numpy().astype(np.float64)
+    assert len(test_rows) == len(prices) == schema["rows"]["test"]
+    test_rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = predict(run, tmp_path / "rows.csv", str(tmp_path / "scored.parquet"))
+    assert result.returncode == 0, result.stderr
+    predicted = pq.read_table(tmp_path / "scored.parquet").column("prediction").to_numpy()
+    errors = predicted - prices
+    by_hand = {
+        "mae": np.abs(errors).mean(),
+        "rmse": np.sqrt((errors**2).mean()),
+        "r2": 1 - (errors**2).sum() / ((prices - prices.mean()) ** 2).sum(),
+    }
+    metrics = json.loads(evaluation.read_text())["metrics"]["test"]
+    assert {k: metrics[k] for k in by_hand} == pytest.approx(by_hand, rel=1e-6)
+    # prices, not their logarithms: within a fifth of the price on the typical row, and most of the variance
+    assert np.median(np.abs(errors) / prices) < 0.2 and by_hand["r2"] > 0.6

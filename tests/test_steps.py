@@ -151,6 +151,37 @@ def test_an_epoch_of_a_large_table_is_a_bounded_number_of_rows(splits, tmp_path)
         assert len(json.loads((model / "history.json").read_text())) == 2
 
 
+def test_early_stopping_counts_optimizer_steps_on_a_small_table(splits, tmp_path):
+    """300 training rows are 5 steps of batch 64 an epoch: the minimum training and the patience are counted in
+    optimizer steps, so a small table trains as many steps before it may stop as a large one (defaults.MIN_STEPS)."""
+    from steps.defaults import MIN_STEPS
+
+    def trained(*args: str) -> tuple[dict, list]:
+        model = tmp_path / f"model{len(list(tmp_path.iterdir()))}"
+        result = train(splits, model, "--max_epochs", "300", *args, in_process=True)
+        assert result.returncode == 0, result.stderr
+        config = json.loads((model / "config.json").read_text())
+        epochs = config["epochs"]
+        assert f"train: stopped after {epochs} epochs ({epochs * per_epoch} optimizer steps)" in result.stdout
+        return config, json.loads((model / "history.json").read_text())
+
+    per_epoch = -(-300 // 64)
+    config, short = trained("--patience", "2", "--patience_steps", "0", "--min_steps", "0")
+    stopped = len(short)
+    assert stopped < 300 and config["training"]["steps"] == stopped * per_epoch
+    # the same run (same seed, same epochs up to there) may not stop where it did before the minimum
+    minimum = (stopped + 10) * per_epoch
+    config, history = trained("--patience", "2", "--patience_steps", "0", "--min_steps", str(minimum))
+    assert [h["val_loss"] for h in history[:stopped]] == [h["val_loss"] for h in short]
+    assert len(history) == 300 or config["training"]["steps"] == len(history) * per_epoch >= minimum
+    # patience in steps: it stops once that many steps (here 8 epochs) passed without a better validation loss
+    config, history = trained("--patience", "2", "--patience_steps", str(8 * per_epoch), "--min_steps", "0")
+    waited = len(history) - config["best_epoch"]
+    assert len(history) == 300 or waited == 8
+    config, history = trained()  # the defaults
+    assert len(history) == 300 or config["training"]["steps"] >= MIN_STEPS
+
+
 def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp_path):
     result = train(splits, tmp_path / "model", "--patience", "3", "--max_epochs", "200")
     assert result.returncode == 0, result.stderr
@@ -174,6 +205,7 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
         "table",
         "table_roles",
         "table_values",
+        "target_scale",
         "text",
     ]
     assert packed == ["serve.py", *(f"steps/{name}.py" for name in modules)], "the handlers, transform and server"

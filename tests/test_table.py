@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from steps import target_scale
 from steps.table import MAX_ONEHOT, TableError, feature_names, fit, required_columns, transform
 from steps.table_roles import column_roles, missing_marks
 from steps.table_values import category_key
@@ -398,3 +399,64 @@ def test_a_tenth_of_question_marks_does_not_make_numbers_categories():
     values = [str(i) for i in range(90)] + ["?"] * 10
     roles, _ = column_roles(pd.DataFrame({"x": values, "y": list(range(50)) * 2}))
     assert roles["x"] == "numeric"
+
+
+# -- the regression target's scale (steps/target_scale.py) -----------------------------------------------------------
+
+
+def test_a_skewed_target_of_positive_values_is_modelled_on_log1p_and_others_keep_their_scale():
+    rng = np.random.default_rng(0)
+    prices = rng.lognormal(11, 0.6, 2000)
+    chosen = target_scale.choose(prices, "auto")
+    assert chosen["kind"] == "log1p" and chosen["reason"].startswith("the target is >= 0 and skewed")
+    assert chosen["mean"] == pytest.approx(np.log1p(prices).mean()) and chosen["std"] == pytest.approx(
+        np.log1p(prices).std()
+    )
+    symmetric = rng.normal(50, 5, 2000)
+    assert target_scale.choose(symmetric, "auto")["kind"] == "none"
+    assert "at most 1" in target_scale.choose(symmetric, "auto")["reason"]
+    shifted = prices - prices.mean()  # as skewed, with negative values: log1p is undefined there
+    assert target_scale.choose(shifted, "auto") | {"mean": 0} == {
+        "kind": "none", "reason": "the target has negative values", "skewness": pytest.approx(chosen["skewness"]),
+        "mean": 0, "std": pytest.approx(shifted.std()),
+    }  # fmt: skip
+    assert target_scale.choose(prices, "none")["kind"] == target_scale.choose(prices)["kind"] == "none", "default"
+    with pytest.raises(ValueError, match="log1p needs a target without negative values"):
+        target_scale.choose(shifted, "log1p")
+
+
+def test_the_skewness_rule_keeps_the_scale_when_log1p_would_not_reduce_it():
+    # a left-skewed target of large positive values: log1p makes it more skewed, not less
+    values = 1000 - np.random.default_rng(1).lognormal(3, 0.9, 2000)
+    assert target_scale.skewness(values) < 0 and target_scale.choose(values, "auto")["kind"] == "none"
+
+
+def test_the_network_scale_round_trips_to_the_original_and_an_extreme_output_stays_finite():
+    prices = np.random.default_rng(3).lognormal(11, 0.6, 500)
+    scale = target_scale.choose(prices, "auto")
+    schema = {"target_mean": prices.mean(), "target_std": prices.std(), "target_scale": scale}
+    encoded = target_scale.to_model(schema, prices)
+    assert encoded.dtype == np.float32 and abs(encoded.mean()) < 1e-3 and encoded.std() == pytest.approx(1, abs=1e-3)
+    assert target_scale.from_model(schema, encoded) == pytest.approx(prices, rel=1e-5)
+    extreme = target_scale.from_model(schema, np.array([-1e6, 1e6]))
+    assert extreme[0] == 0 and np.isfinite(extreme[1]) and extreme[1] > prices.max()
+    # a schema written before target_scale (and a time series'): the raw target, standardized
+    raw = {"target_mean": 10.0, "target_std": 2.0}
+    assert list(target_scale.to_model(raw, np.array([12.0, 8.0]))) == [1.0, -1.0]
+    assert list(target_scale.from_model(raw, np.array([1.0, -1.0]))) == [12.0, 8.0]
+
+
+def test_the_smearing_factor_turns_the_predicted_log_into_the_mean_price():
+    """A model that predicts the training mean of log1p(price) for every row: expm1 of it is the geometric mean,
+    below the mean price; smeared by the training residuals it is the mean price itself (the squared error's best)."""
+    prices = np.random.default_rng(4).lognormal(10, 0.8, 1000)
+    scale = target_scale.choose(prices, "auto")
+    schema = {"target_mean": prices.mean(), "target_std": prices.std(), "target_scale": scale}
+    mean_log = np.zeros(len(prices))  # the standardized log1p scale: its training mean is 0
+    assert target_scale.from_model(schema, mean_log)[0] == pytest.approx(np.expm1(np.log1p(prices).mean()))
+    assert target_scale.from_model(schema, mean_log)[0] < 0.8 * prices.mean()
+    smeared = target_scale.with_smearing(schema, target_scale.to_model(schema, prices) - mean_log)
+    assert target_scale.from_model(smeared, mean_log) == pytest.approx(np.full(len(prices), prices.mean()), rel=1e-6)
+    assert target_scale.with_smearing(smeared, np.ones(5)) is smeared, "measured once"
+    median = {**schema, "target_scale": target_scale.choose(prices, "log1p-median")}
+    assert target_scale.with_smearing(median, np.ones(5)) is median, "log1p-median: expm1 alone"
