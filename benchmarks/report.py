@@ -28,11 +28,6 @@ DOC = REPO / "docs" / "performance.md"
 KNOWN_PROBLEMS = {
     "large_table.json": "its `hgb` block was pasted from an earlier run (before the weights' average), not written "
     "by this one; HGB ran at its default 100 iterations on Regula's capped one-hot features",
-    "ladder_vs_optuna.json": "written with RegisterBestCandidate=yes forced, so a run that gave up was scored by its "
-    "candidate; rendered here with such a run counted as a miss (the benchmark now runs at the product defaults)",
-    "real_tables.json": "its baselines were fit on the training rows only, at scikit-learn's defaults, on the raw "
-    "date strings and ID columns (the benchmark now gives them train+validation, a small grid, Regula's date "
-    "expansion and ID dropping, and HGB native categorical support)",
     "regularizer_effect.json": "written before the run record",
     "throughput.json": "written before the run record",
     "concurrent_runs.json": "written before the run record",
@@ -186,8 +181,6 @@ def real_tables(r: dict, before: dict | None = None) -> list[str]:
     """The suite: per table, Regula's test metric against the better tuned baseline, in points (a point is the
     tolerance: 0.01 of (balanced) accuracy, 0.02 of R2); the summary lines per partition; `before`, an earlier run's
     file, beside it."""
-    if "summary" not in r and any("partition" not in t for t in r["tables"]):
-        return legacy_real_tables(r)
     earlier = {}
     if before is not None:
         for t in before["tables"]:
@@ -233,39 +226,6 @@ def real_tables(r: dict, before: dict | None = None) -> list[str]:
 
 
 BASELINE_NAMES = {"linear": "LogReg/Ridge", "hgb": "HGB"}
-
-
-def legacy_real_tables(r: dict) -> list[str]:
-    lines = []
-    for setting in ("accuracy", "balanced"):
-        rows = []
-        for t in r["tables"]:
-            s = t["settings"].get(setting)
-            if s is None:
-                continue
-            metric = s["verdict"]["metric"]
-            regula = s["regula"]
-            value = regula["test_metrics"].get(metric) if regula.get("registered") else None
-            rows.append(
-                [
-                    t["table"],
-                    t["rows"],
-                    t["problem_type"] if t["problem_type"] == "regression" else f"{t['classes']} classes",
-                    metric,
-                    regula["outcome"],
-                    f(value),
-                    baseline(s["baselines"]["linear"], metric),
-                    baseline(s["baselines"]["hgb"], metric),
-                    s["verdict"]["label"],
-                ]
-            )
-        within = sum(t["settings"][setting]["verdict"]["within"] for t in r["tables"] if setting in t["settings"])
-        header = ["table", "rows", "problem", "metric", "Regula", "Regula test", "linear", "HGB", "within"]
-        lines += [f"**{setting} setting** ({within} of {len(rows)} tables within target):", ""]
-        lines += table(header, rows) + [""]
-    if r.get("complete") is False:
-        lines += ["The run was stopped before its last table: these are the tables it finished.", ""]
-    return lines[:-1]
 
 
 def ladder_vs_optuna(r: dict) -> list[str]:
