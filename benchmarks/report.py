@@ -28,15 +28,6 @@ DOC = REPO / "docs" / "performance.md"
 KNOWN_PROBLEMS = {
     "large_table.json": "its `hgb` block was pasted from an earlier run (before the weights' average), not written "
     "by this one; HGB ran at its default 100 iterations on Regula's capped one-hot features",
-    "ladder_vs_optuna.json": "written with RegisterBestCandidate=yes forced, so a run that gave up was scored by its "
-    "candidate; rendered here with such a run counted as a miss (the benchmark now runs at the product defaults)",
-    "real_tables.json": "its baselines were fit on the training rows only, at scikit-learn's defaults, on the raw "
-    "date strings and ID columns (the benchmark now gives them train+validation, a small grid, Regula's date "
-    "expansion and ID dropping, and HGB native categorical support)",
-    "base_level.json": "choices compared on the test metric, over initialisation seeds on one split per table "
-    "(benchmarks/README.md's protocol decides on validation, over split seeds)",
-    "weight_average.json": "choices compared on the test metric, over initialisation seeds on one split per table "
-    "(benchmarks/README.md's protocol decides on validation, over split seeds)",
     "regularizer_effect.json": "written before the run record",
     "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
@@ -172,37 +163,76 @@ def baseline(result: dict, metric: str) -> str:
     return f(result.get(metric)) + (f" ({chosen})" if chosen else "")
 
 
-def real_tables(r: dict) -> list[str]:
+def points(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def suite_line(partition: str, line: dict) -> str:
+    """One summary line of the real-tables suite (real_tables.summary): misses count as failures."""
+    worst = (
+        f"{points(line['worst_points'])} ({line['worst_table']})"
+        if line["worst_points"] is not None
+        else f"a miss ({line['worst_table']})"
+    )
+    misses = f"; no registered model (a miss): {', '.join(line['misses'])}" if line["misses"] else ""
+    losses = [t for t in line["losses"] if t not in line["misses"]]
+    below = f"; more than 1 point below: {', '.join(losses)}" if losses else ""
+    return (
+        f"{partition} tables: {line['within']} of {line['tables']} within 1 point ({100 * line['share_within']:.0f}%, "
+        f"target 90%), median difference {points(line['median_points'])} points (target >= 0), worst {worst} "
+        f"(target >= -3){misses}{below}; target {'met' if line['target_met'] else 'not met'}."
+    )
+
+
+def real_tables(r: dict, before: dict | None = None) -> list[str]:
+    """The suite: per table, Regula's test metric against the better tuned baseline, in points (a point is the
+    tolerance: 0.01 of (balanced) accuracy, 0.02 of R2); the summary lines per partition; `before`, an earlier run's
+    file, beside it."""
+    earlier = {}
+    if before is not None:
+        for t in before["tables"]:
+            earlier[t["table"]] = {k: v["verdict"] for k, v in t["settings"].items()}
     lines = []
-    for setting in ("accuracy", "balanced"):
+    for setting in r.get("settings", ["balanced"]):
         rows = []
         for t in r["tables"]:
             s = t["settings"].get(setting)
             if s is None:
                 continue
-            metric = s["verdict"]["metric"]
-            regula = s["regula"]
-            value = regula["test_metrics"].get(metric) if regula.get("registered") else None
+            v, regula = s["verdict"], s["regula"]
+            kept = regula["outcome"].removeprefix("registered r") if regula.get("registered") else "-"
             rows.append(
                 [
                     t["table"],
-                    t["rows"],
+                    t["partition"],
+                    f"{t['rows']}" + (f" of {t['rows_before_cap']}" if t["rows_before_cap"] != t["rows"] else ""),
                     t["problem_type"] if t["problem_type"] == "regression" else f"{t['classes']} classes",
-                    metric,
-                    regula["outcome"],
-                    f(value),
-                    baseline(s["baselines"]["linear"], metric),
-                    baseline(s["baselines"]["hgb"], metric),
-                    s["verdict"]["label"],
+                    v["metric"],
+                    f(v["value"]),
+                    f"{f(v['best'])} ({BASELINE_NAMES.get(v['best_baseline'], v['best_baseline'])})",
+                    f"{v['difference']:+.3f}" if v["difference"] is not None else "-",
+                    points(v["points"]),
+                    f"{len(regula['rounds'])} (kept {kept})" if regula.get("rounds") else "-",
+                    v["label"] if not regula.get("registered") else regula["outcome"],
                 ]
+                + ([points(earlier.get(t["table"], {}).get(setting, {}).get("points"))] if before else [])
             )
-        within = sum(t["settings"][setting]["verdict"]["within"] for t in r["tables"] if setting in t["settings"])
-        header = ["table", "rows", "problem", "metric", "Regula", "Regula test", "linear", "HGB", "within"]
-        lines += [f"**{setting} setting** ({within} of {len(rows)} tables within target):", ""]
-        lines += table(header, rows) + [""]
+        header = ["table", "partition", "rows", "problem", "metric", "Regula test", "best baseline", "difference",
+                  "points", "rounds (kept)", "decision"] + (["points before"] if before else [])  # fmt: skip
+        lines += [f"**{setting} setting**:", ""] + table(header, rows) + [""]
+        for partition in ("report", "tuning"):
+            line = r["summary"][setting][partition] if "summary" in r else None
+            if line and line["tables"]:
+                lines += [suite_line(partition.capitalize(), line), ""]
+            old = (before or {}).get("summary", {}).get(setting, {}).get(partition)
+            if old and old["tables"]:
+                lines += [suite_line(f"Before (commit {before['run']['commit'][:12]}): {partition}", old), ""]
     if r.get("complete") is False:
         lines += ["The run was stopped before its last table: these are the tables it finished.", ""]
     return lines[:-1]
+
+
+BASELINE_NAMES = {"linear": "LogReg/Ridge", "hgb": "HGB"}
 
 
 def ladder_vs_optuna(r: dict) -> list[str]:
@@ -229,10 +259,25 @@ def ladder_vs_optuna(r: dict) -> list[str]:
         )
     header = ["table", "metric", "ladder ends", "rounds", "epochs", "test", "Optuna epochs", "Optuna test",
               "epochs ratio", "points"]  # fmt: skip
-    return table(header, rows) + [
+    return (
+        table(header, rows)
+        + [
+            "",
+            f"Hits (an accepted model within 0.5 point of Optuna, or better): {hits} of {len(rows)}; target 80%."
+            + (" The run was not complete." if r.get("complete") is False else ""),
+        ]
+        + epochs_line(r)
+    )
+
+
+def epochs_line(r: dict) -> list[str]:
+    summary = r.get("summary", {})
+    if "epoch_ratio_total" not in summary:
+        return []
+    return [
         "",
-        f"Hits (an accepted model within 0.5 point of Optuna, or better): {hits} of {len(rows)}; target 80%."
-        + (" The run was not complete." if r.get("complete") is False else ""),
+        f"Epochs: the ladder trained {summary['epoch_ratio_total']:.3f}x Optuna's epochs over these tables "
+        f"(at most {summary['epoch_ratio_max']:.3f}x on one; target <= 0.2x).",
     ]
 
 
@@ -444,6 +489,10 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "throughput.json": ("Training throughput against a bare PyTorch loop (`gpu_throughput.py`)", throughput),
     "large_table.json": ("A 2,000,000-row table (`large_table.py`)", large_table),
     "real_tables.json": ("Real tables against scikit-learn (`real_tables.py`)", real_tables),
+    "real_tables_before.json": (
+        "Real tables against scikit-learn, before issue 23's training changes (`real_tables.py`)",
+        real_tables,
+    ),
     "ladder_vs_optuna.json": ("The ladder against an Optuna search (`ladder_vs_optuna.py`)", ladder_vs_optuna),
     "regularizer_effect.json": ("Each regularizer's effect (`regularizer_effect.py`)", regularizer_effect),
 }
@@ -535,6 +584,8 @@ def generic(r: dict) -> list[str]:
 
 
 GENERIC_LINES = 40
+# a results file rendered with an earlier run's file beside it (before / after)
+BEFORE = {"real_tables.json": "real_tables_before.json"}
 
 
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
@@ -567,7 +618,11 @@ def render(results_dir: Path = RESULTS) -> str:
         results = results_file.read(path)
         title, render_one = renderer(path.name, results)
         lines += [f"## {title}", "", f"`benchmarks/results/{path.name}`. " + run_line(path.name, results)[0], ""]
-        lines += render_one(results) + [""]
+        companion = BEFORE.get(path.name)
+        if companion and (results_dir / companion).exists():  # the earlier run beside this one
+            lines += render_one(results, results_file.read(results_dir / companion)) + [""]
+        else:
+            lines += render_one(results) + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 

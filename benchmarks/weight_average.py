@@ -15,14 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_file  # noqa: E402  (benchmarks/, the script's own folder, is on the path)
-from train_options import REPO, TABLES, compare, decide  # noqa: E402
+from train_options import REPO, TUNING, compare, decide  # noqa: E402
 
 from steps import defaults as d  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--tables", default=",".join(TUNING), help="default: the suite's tuning tables and the demo")
     parser.add_argument("--split-seeds", default="1,2,3")
     parser.add_argument("--seeds", type=int, default=1, help="initialisation seeds per split")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "weight_average.json"))

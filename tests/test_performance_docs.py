@@ -144,3 +144,81 @@ def test_train_options_decides_on_validation_and_keeps_the_default_unless_a_vari
     assert summary["validation_points_spread"]["variant"] == 1.0
     assert summary["spread_validation"]["default"] == pytest.approx(0.05)
     assert summary["points"]["variant"] == -2.5 and summary["mean_epochs"]["variant"] == 35
+
+
+def test_the_suite_is_twenty_real_tables_read_from_package_files_without_the_network(monkeypatch):
+    """benchmarks/real_tables.py's suite: at least 20 tables that packages ship (a loader that reached for a URL
+    would fail here: sockets refuse), 100 to 50,000 rows each, both problem kinds, every table in one partition."""
+    import socket
+
+    tables = load("real_tables")
+
+    def no_network(*args, **kwargs):
+        raise OSError("the suite must not reach the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    kinds = set()
+    for name, (loader, partition, source) in tables.SUITE.items():
+        frame, target = loader()
+        assert 100 <= len(frame) <= 50_000 and target in frame.columns, name
+        assert partition in ("tuning", "report") and source, name
+        kinds.add(tables.preprocess.problem_type(frame[target].dropna(), "auto")[0])
+    assert len(tables.SUITE) >= 20 and len(tables.REPORT) >= 15 and kinds == {"classification", "regression"}
+    assert set(tables.TUNING) | set(tables.REPORT) == set(tables.SUITE) and not set(tables.TUNING) & set(tables.REPORT)
+    assert not set(tables.SUITE) & set(tables.SYNTHETIC)
+
+
+def test_a_table_over_the_cap_is_subsampled_keeping_its_class_shares():
+    tables = load("real_tables")
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": range(25_000), "y": ["a"] * 20_000 + ["b"] * 4_000 + ["c"] * 1_000})
+    capped, rows = tables.capped(frame, "y")
+    assert rows == 25_000 and len(capped) == tables.MAX_ROWS == 20_000
+    assert capped["y"].value_counts().to_dict() == {"a": 16_000, "b": 3_200, "c": 800}
+    assert capped["x"].is_unique and capped.index.is_monotonic_increasing
+    small, rows = tables.capped(frame.head(500), "y")
+    assert rows == 500 and small.equals(frame.head(500))
+
+
+def verdict_of(tables, regula, linear, hgb, kind="classification", classes=2):
+    metric = "balanced_accuracy" if kind == "classification" else "r2"
+    baselines = {"linear": {metric: linear}, "hgb": {metric: hgb}}
+    return tables.verdict(regula, baselines, kind, classes, metric)
+
+
+def test_a_run_without_a_registered_model_is_a_miss_below_every_figure_of_the_suite():
+    """real_tables.verdict and summary: a refusal is a miss unless the tuned baselines cannot beat chance by MinLift
+    either; a miss is not within and sorts below every difference in the median and the worst."""
+    tables = load("real_tables")
+    registered = {"registered": True, "outcome": "registered r1", "test_metrics": {"balanced_accuracy": 0.80}}
+    v = verdict_of(tables, registered, 0.805, 0.83)
+    assert v["best_baseline"] == "hgb" and v["within"] is False and v["points"] == -3.0 and not v["miss"]
+    v = verdict_of(tables, {**registered, "test_metrics": {"r2": 0.61}}, 0.62, 0.60, kind="regression")
+    assert v["best_baseline"] == "linear" and v["within"] is True and v["points"] == -0.5  # 0.02 of R2 is a point
+
+    refused = {"registered": False, "outcome": "failed at UnderfitRound1", "rounds": [{"decision": "underfit"}]}
+    assert verdict_of(tables, refused, 0.52, 0.53)["within"] is True  # nothing to learn: a correct refusal
+    missed = verdict_of(tables, refused, 0.52, 0.70)
+    assert missed["miss"] and not missed["within"] and missed["points"] is None
+    assert missed["label"] == "miss (refused: underfit)"
+    overfit = {**refused, "outcome": "failed at StillOverfitting", "rounds": [{"decision": "overfit"}] * 3}
+    assert verdict_of(tables, overfit, 0.52, 0.53)["miss"]  # a gap the ladder never closed is a miss whatever
+
+    def row(name, v, partition="report"):
+        return {"table": name, "partition": partition, "settings": {"balanced": {"verdict": v}}}
+
+    hit = verdict_of(tables, {**registered, "test_metrics": {"balanced_accuracy": 0.84}}, 0.80, 0.83)
+    rows = [row("a", hit), row("b", hit), row("c", missed), row("t", missed, "tuning")]
+    line = tables.summary(rows, "balanced", "report")
+    assert line["tables"] == 3 and line["within"] == 2 and line["misses"] == ["c"] and line["losses"] == ["c"]
+    assert line["median_points"] == 1.0 and line["worst_points"] is None and line["worst_table"] == "c"
+    assert line["target_met"] is False  # 2 of 3, and a miss
+    assert tables.summary(rows[:2], "balanced", "report")["target_met"] is True
+    assert tables.summary(rows, "balanced", None)["median_points"] is None  # half the tables missed
+
+    report = load("report")
+    text = report.suite_line("Report", line)
+    assert text.startswith("Report tables: 2 of 3 within 1 point (67%, target 90%), median difference +1.00 points")
+    assert "worst a miss (c)" in text and "no registered model (a miss): c;" in text and text.endswith("not met.")
