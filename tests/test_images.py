@@ -441,9 +441,9 @@ def evaluation(round_: int, decision: str, dropout: float, gap: float, l1=1e-5, 
     ],
 )  # fmt: skip
 def test_the_run_summary_says_what_each_retrain_changed_and_the_gap_before_and_after(rounds, expected, tmp_path):
-    from pipelines import run_layout
-    from pipelines.local_runner import Execution
-    from pipelines.report import build_report, summary_lines
+    from pipelines.local import layout as run_layout
+    from pipelines.local.engine.runner import Execution
+    from pipelines.local.report import build_report, summary_lines
 
     for e in rounds:
         path = run_layout.round_evaluation(tmp_path, e["round"])

@@ -56,7 +56,7 @@ def two_more(monkeypatch):
 
 
 def test_a_new_entry_is_declared_and_passed_by_the_definition(two_more):
-    from pipelines.render import render
+    from pipelines.definition.render import render
     from pipelines.settings import Settings
 
     definition = json.loads(render(Settings(rounds=1))[0])
@@ -92,8 +92,8 @@ def test_a_new_entry_is_an_option_of_the_steps_named_and_only_those(two_more):
 
 
 def test_a_new_entry_is_checked_by_the_client_and_the_steps_that_get_it(two_more, tmp_path):
-    from pipelines.parameter_names import canonical_names, help_text, light_definition, names
-    from pipelines.parameters import parameter_values
+    from pipelines.definition.parameter_names import canonical_names, help_text, light_definition, names
+    from pipelines.definition.parameters import parameter_values
     from pipelines.settings import Settings
 
     assert canonical_names({"warmupepochs": "7"}, names()) == {"WarmupEpochs": "7"}
