@@ -19,13 +19,13 @@ from steps import parameter_table, parameters
 def parameter_values(definition: dict, overrides: dict[str, str]) -> dict[str, Any]:
     """Every declared parameter's value for an execution with `overrides`; ValueError naming every problem."""
     # the types and the definition's enums are the engine's check (pipelines/local/engine/parameters.py); an enum is
-    # left to steps/parameters.py where it says the same (one message). It may be narrower than CHOICES:
-    # ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
+    # left to steps/parameters.py where the table's choices say the same (one message). It may be narrower than
+    # them: ModelApprovalStatus is PendingManualApproval only unless rendered with --allow-auto-approval
+    choices = {q.name: set(q.choices) for q in parameter_table.TABLE}
     said = [
         p["Name"]
         for p in definition.get("Parameters", [])
-        if p.get("EnumValues")
-        and set(p["EnumValues"]) == set(next((q.choices for q in parameter_table.TABLE if q.name == p["Name"]), ()))
+        if p.get("EnumValues") and set(p["EnumValues"]) == choices.get(p["Name"], set())
     ]
     values, problems = typed_values(definition, overrides, enums_checked_elsewhere=said)
     problems += parameters.problems(values)
