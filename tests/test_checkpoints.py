@@ -191,7 +191,7 @@ def test_the_interruption_hook_names_a_step_and_when(tmp_path):
 
 @pytest.mark.slow
 def test_a_pipeline_interrupted_like_spot_registers_the_same_model(tmp_path, clients, monkeypatch):
-    from pipelines.aws.s3 import split_uri
+    from pipelines.local.engine.s3 import split_uri
     from pipelines.local.run import run_local
     from pipelines.settings import Settings
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.aws.s3 import split_uri
 from pipelines.local.engine.runner import LocalRunner
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.run import run_local
 from steps.parameters import column_names
 

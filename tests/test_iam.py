@@ -91,25 +91,21 @@ def allowed(policy: dict, action: str, resource: str | None = None) -> list[dict
 
 
 def client_calls(path: str) -> set[tuple[str, str]]:
-    """(client, method) of every call on a boto3 client variable in `path`, outside its local-only functions; a
-    paginator counts as the call it pages."""
+    """(client, method) of every call on a boto3 client variable in `path`; a paginator counts as the call it
+    pages."""
     tree = ast.parse((REPO / path).read_text())
-    skipped = iam_calls.LOCAL_ONLY.get(path, ())
     names = CLIENT_NAMES
     found = set()
-    for top in tree.body:
-        if isinstance(top, ast.FunctionDef) and top.name in skipped:
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
-        for node in ast.walk(top):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-                continue
-            receiver = node.func.value
-            if not (isinstance(receiver, ast.Name) and receiver.id in names):
-                continue
-            method = node.func.attr
-            if method == "get_paginator":
-                method = node.args[0].value
-            found.add((names[receiver.id], method))
+        receiver = node.func.value
+        if not (isinstance(receiver, ast.Name) and receiver.id in names):
+            continue
+        method = node.func.attr
+        if method == "get_paginator":
+            method = node.args[0].value
+        found.add((names[receiver.id], method))
     return found
 
 

@@ -15,7 +15,7 @@ from helpers import REGION, REPO, regula, run_folders, run_script, run_training,
 from image_data import SHAPES, class_folders, manifest, shape_image
 from PIL import Image
 
-from pipelines.aws.s3 import ensure_bucket
+from pipelines.local.engine.s3 import ensure_bucket
 from pipelines.local.run import run_local
 from pipelines.settings import Settings
 from steps import inputs, serving_code

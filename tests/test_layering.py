@@ -1,6 +1,7 @@
 """The packages' layering, as the code states it (docs: README Layout): no import cycles, `TYPE_CHECKING` imports and
 imports inside functions included; `steps` imports nothing from `pipelines`; the local engine
-(pipelines/local/engine/) imports nothing Regula-specific; nothing imports the CLI.
+(pipelines/local/engine/) imports nothing Regula-specific; nothing imports the CLI; and no package imports another that
+imports it back, through any of their modules (pipelines/<package>/, the engine, steps/ each count as one).
 
 The imports are read with `ast` from the files themselves, so the test sees what a reader sees."""
 
@@ -12,9 +13,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FIRST_PARTY = ("pipelines", "steps")
 ENGINE = "pipelines.local.engine"
-# what the engine may import of the repository: itself, the errors every module may raise, and the S3 URI and
-# transfer helpers (no Regula names there)
-ENGINE_ALLOWED = (ENGINE, "pipelines.errors", "pipelines.aws.s3")
+# what the engine may import of the repository: itself, and the errors every module may raise
+ENGINE_ALLOWED = (ENGINE, "pipelines.errors")
 # the one cycle left, in steps/ (whose files are the step code pipeline.json hashes): model_code.builtin() imports
 # steps.model inside the function, and steps.model imports model_code. Listed so that a new cycle fails, and so
 # does this one's entry once it is broken.
@@ -99,8 +99,38 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return sorted(groups)
 
 
+def package_of(name: str, root: Path) -> str:
+    """The package a module belongs to for the package-level check: `steps`, the engine, `pipelines.<sub>` for a
+    module of a subpackage; a module directly in pipelines/ (errors, settings) is its own."""
+    parts = name.split(".")
+    if parts[0] == "steps":
+        return "steps"
+    if name == ENGINE or name.startswith(ENGINE + "."):
+        return ENGINE
+    if len(parts) > 1 and (root / "pipelines" / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return name
+
+
+def package_graph(root: Path, packages=FIRST_PARTY) -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {}
+    for name, targets in graph(root, packages).items():
+        source = package_of(name, root)
+        edges.setdefault(source, set()).update(package_of(t, root) for t in targets)
+        edges[source].discard(source)
+    return edges
+
+
 def test_no_module_imports_another_that_imports_it_back():
     assert cycles(graph(REPO)) == KNOWN_CYCLES
+
+
+def test_no_package_imports_another_that_imports_it_back():
+    """Modules can avoid each other while their packages still loop (a.x imports b.y, b.z imports a.w): the
+    packages' imports are a one-way stack too."""
+    edges = package_graph(REPO)
+    assert {"steps", ENGINE, "pipelines.cli", "pipelines.definition", "pipelines.errors"} <= set(edges)
+    assert cycles(edges) == []
 
 
 def test_steps_import_nothing_of_pipelines():
@@ -146,3 +176,22 @@ def test_the_checks_see_a_cycle_hidden_under_type_checking_and_a_function_import
     edges = graph(tmp_path, ("pipelines",))
     assert edges["pipelines.a"] == {"pipelines.sub.b"} and edges["pipelines.d"] == {"pipelines.c"}
     assert cycles(edges) == [["pipelines.a", "pipelines.sub.b"], ["pipelines.c", "pipelines.d"]]
+
+
+def test_the_package_check_sees_packages_that_loop_through_different_modules(tmp_path):
+    """pipelines.one.x imports pipelines.two.y and pipelines.two.z imports pipelines.one.w: no module loop, a package
+    loop; pipelines.three imports pipelines.one one way only."""
+    package = tmp_path / "pipelines"
+    for sub in ("one", "two", "three"):
+        (package / sub).mkdir(parents=True)
+        (package / sub / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "one" / "x.py").write_text("from pipelines.two import y\n")
+    (package / "one" / "w.py").write_text("")
+    (package / "two" / "y.py").write_text("")
+    (package / "two" / "z.py").write_text("from pipelines.one.w import thing\n")
+    (package / "three" / "t.py").write_text("import pipelines.one.x\n")
+    assert cycles(graph(tmp_path, ("pipelines",))) == []
+    edges = package_graph(tmp_path, ("pipelines",))
+    assert edges["pipelines.three"] == {"pipelines.one"}
+    assert cycles(edges) == [["pipelines.one", "pipelines.two"]]

@@ -10,8 +10,8 @@ import re
 import pytest
 from helpers import regula, run_folders
 
-from pipelines.aws.s3 import split_uri
 from pipelines.local.console import closing_lines
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.report import loss_figure, round_evaluations
 from pipelines.local.run import run_local
 from pipelines.models.predict import from_run_folder

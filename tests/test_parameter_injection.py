@@ -143,7 +143,7 @@ def test_run_local_refuses_a_bad_string_parameter_before_anything_starts(name, t
 
 
 def test_start_refuses_a_shell_quoted_namespace_before_any_execution(clients):
-    from pipelines.aws.s3 import ensure_bucket
+    from pipelines.local.engine.s3 import ensure_bucket
 
     ensure_bucket(clients["s3"], "regula-artifacts", "us-east-1")
     assert regula_here("upsert").returncode == 0

@@ -11,7 +11,7 @@ import pytest
 from helpers import regula, run_folders
 from sklearn.datasets import load_diabetes
 
-from pipelines.aws.s3 import split_uri
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.run import run_local
 
 pytestmark = pytest.mark.slow  # whole pipelines: the slow tier (pytest --slow)

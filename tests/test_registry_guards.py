@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import regula
 
-from pipelines.aws.s3 import ensure_bucket
+from pipelines.local.engine.s3 import ensure_bucket
 from pipelines.models.registry import set_status
 
 BUCKET = "regula-artifacts"

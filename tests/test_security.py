@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import REGION, regula_here, rendered, run_folders, run_step
 
-from pipelines.aws.s3 import download_prefix, ensure_bucket
 from pipelines.local.engine.jobs import ContainerJob
 from pipelines.local.engine.runner import StepFailed
+from pipelines.local.engine.s3 import download_prefix, ensure_bucket
 from pipelines.local.layout import job_log, job_root
 from pipelines.local.run import claim_run_dir, run_local
 from steps.cloudwatch import MetricEmitter

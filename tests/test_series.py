@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from helpers import pack, regula, run_folders, run_step, run_training, serving
 
-from pipelines.aws.s3 import split_uri
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.run import run_local
 from steps import series
 from steps.contract import read_schema, read_split

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipelines.aws.s3 import split_uri
 from pipelines.local.engine.cache import StepCache, parse_duration
 from pipelines.local.engine.runner import LocalRunner
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.run import run_local
 from pipelines.settings import Settings
 

@@ -72,7 +72,8 @@ def bucket(settings: Settings, s3, report) -> None:
 
 
 def data(uri: str, s3, report) -> None:
-    from pipelines.aws.s3 import bucket_name_error, split_uri
+    from pipelines.aws.s3 import bucket_name_error
+    from pipelines.local.engine.s3 import split_uri
 
     try:
         name, key = split_uri(uri)

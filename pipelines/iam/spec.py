@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from pipelines.aws.s3 import split_uri
 from pipelines.errors import RegulaError
 from pipelines.local.engine.graph import all_steps
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.engine.step_types import StepType
 from pipelines.settings import Settings
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP

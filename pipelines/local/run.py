@@ -72,7 +72,7 @@ def write_atomically(path: Path, text: str) -> None:
 def upload_folder(s3, folder: Path, root_uri: str) -> str:
     """Upload the files under `folder` (hidden ones left out) to a prefix named by their content under `root_uri`;
     the prefix, as InputDataUri (SageMaker downloads it back as the same folder tree)."""
-    from pipelines.aws.s3 import split_uri
+    from pipelines.local.engine.s3 import split_uri
 
     files = sorted(
         p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)
@@ -130,7 +130,6 @@ def run_local(
     matches (pipelines/local/engine/cache.py); the results are recorded all the same."""
     import boto3
 
-    from pipelines.aws.s3 import ensure_bucket, split_uri
     from pipelines.definition.render import render
     from pipelines.local import console
     from pipelines.local import layout as run_layout
@@ -138,6 +137,7 @@ def run_local(
     from pipelines.local.engine.cache import StepCache
     from pipelines.local.engine.faults import FAULTS_ENV, Faults
     from pipelines.local.engine.runner import LocalRunner, Narration
+    from pipelines.local.engine.s3 import ensure_bucket, split_uri
     from pipelines.local.moto_server import aws_environment
     from pipelines.local.report import build_report, plot_losses, summary_lines
 

@@ -21,9 +21,9 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from pipelines.aws.s3 import split_uri
 from pipelines.errors import NotFound, Refused, RegulaError
 from pipelines.local import layout as run_layout
+from pipelines.local.engine.s3 import split_uri
 from steps import serving_code
 from steps.contract import file_sha256
 

@@ -38,9 +38,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.aws.s3 import split_uri
 from pipelines.errors import UsageValueError
 from pipelines.local.engine.layout import model_archive, on_host
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.engine.step_types import StepType
 
 CACHE_DIR = ".cache"  # under the runs folder
@@ -96,7 +96,7 @@ def cache_key(pipeline_name: str, step: dict, args: dict) -> str | None:
 
 def written_objects(step_type: str, properties: dict, job_root: Path) -> list[tuple[str, Path]]:
     """(S3 URI, local file) of everything a finished job uploaded: a processing job's output folders, file by file
-    under the same keys as pipelines/aws/s3.upload_dir; a training job's model.tar.gz."""
+    under the same keys as pipelines/local/engine/s3.upload_dir; a training job's model.tar.gz."""
     if step_type == StepType.TRAINING:
         return [(properties["ModelArtifacts"]["S3ModelArtifacts"], model_archive(job_root))]
     objects = []

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.aws.s3 import download_prefix, upload_dir
 from pipelines.local.engine.errors import StepFailed
 from pipelines.local.engine.faults import INTERRUPT_ENV
+from pipelines.local.engine.s3 import download_prefix, upload_dir
 
 CHECKPOINT_DIR = "/opt/ml/checkpoints"  # SageMaker's CheckpointConfig.LocalPath when the job does not name one
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.aws.s3 import download_prefix, split_uri, upload_dir
 from pipelines.local.engine import processes as process_supervisor
 from pipelines.local.engine.checkpoints import CheckpointSync
 from pipelines.local.engine.errors import StepFailed
 from pipelines.local.engine.faults import INTERRUPT_ENV
 from pipelines.local.engine.layout import CONTAINER_ROOT, model_archive, on_host
+from pipelines.local.engine.s3 import download_prefix, split_uri, upload_dir
 
 PYTHON_NAMES = {"python", "python3"}
 

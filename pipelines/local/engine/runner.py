@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.aws.s3 import split_uri
 from pipelines.local.engine import attempts, expressions, layout
 from pipelines.local.engine.cache import StepCache
 from pipelines.local.engine.errors import STEP_ERRORS, StepFailed
@@ -37,6 +36,7 @@ from pipelines.local.engine.handlers import HANDLERS, StepEnvironment, StepResul
 from pipelines.local.engine.jobs import definition_text
 from pipelines.local.engine.parameters import parameter_values
 from pipelines.local.engine.records import Execution, StepRecord
+from pipelines.local.engine.s3 import split_uri
 from pipelines.local.engine.step_types import JOB_TYPES, StepType
 
 __all__ = ["Execution", "LocalRunner", "Narration", "StepFailed", "StepRecord", "order_steps", "parameter_values"]
