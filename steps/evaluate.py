@@ -300,7 +300,7 @@ def main() -> None:
             "TestQuality": kept["quality"]["test"],
             "Overfitting": float(verdict == "overfit"),
             "GapOverMaxGap": gap - args.max_gap,
-            # the run ends here without a model: what the team is emailed about (pipelines/alerts.py)
+            # the run ends here without a model: what the team is emailed about (pipelines/alerts/resources.py)
             "RunGaveUp": float(decision in ("underfit", "candidate") or (decision == "overfit" and args.final_round)),
         }
     )

@@ -1,10 +1,10 @@
 """The pipeline parameters, declared once: name, type, default, what is allowed, what it means, and which step
 scripts get it under which option. Adding a parameter is one entry in TABLE; everything else reads it:
 
-- the definition's parameters and each step's arguments, hyperparameters and environment (pipelines/definition.py),
+- the definition's parameters and each step's arguments, hyperparameters and environment (pipelines/definition/),
 - each step script's argparse options for them (`add_options`) and the values it checks (`values`),
 - the limits every run start and the first step check (steps/parameters.py `problems`),
-- `regula run --help`'s parameter list and the `--param` name check (pipelines/parameter_names.py),
+- `regula run --help`'s parameter list and the `--param` name check (pipelines/definition/parameter_names.py),
 - the table in docs/parameters.md (`markdown`; `python -m steps.parameter_table docs/parameters.md` rewrites it).
 
 A default with a reason to be what it is lives in steps/defaults.py beside that reason. This module travels with the

@@ -260,7 +260,7 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
     plan = features.Plan(spec)
 
     # -- examples: (series, origin, step), split by the target time ---------------------------------------------
-    blocks, labels, naives, split_of, order, bounds = [], [], [], [], [], []
+    blocks, labels, naives, split_of, order, bounds, stamps = [], [], [], [], [], [], []
     for number, (key, group) in enumerate(series):
         n = len(group)
         first_validation, first_test = boundaries(n, args)
@@ -278,6 +278,7 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         # the test forecasts from the last origin before the test range first: the raw sample serves them
         order.append(np.stack([origins != first_test - 1, np.full(len(origins), number), origins, steps], axis=1))
         stamp = group["__time__"].to_numpy()
+        stamps.append(stamp)
         bounds.append(
             {
                 "series": key,
@@ -298,9 +299,24 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
     for index, name in enumerate(SPLITS):
         rows = np.flatnonzero(split_of == index)
         positions[name] = rows[np.lexsort(order[rows].T[::-1])]
+    if 0 < args.max_train_rows < len(positions["train"]):
+        rows = positions["train"]
+        positions["train"] = most_recent(rows, order[rows, 1], order[rows, 2] + order[rows, 3], args.max_train_rows)
+        kept = order[positions["train"]]
+        for number, b in enumerate(bounds):  # the training range each series keeps
+            targets = (kept[:, 2] + kept[:, 3])[kept[:, 1] == number]
+            b["train"] = [features._time_text(stamps[number][targets.min()], plan), b["train"][1]] if len(targets) else None
+        print(
+            f"preprocess: MaxTrainRows {args.max_train_rows}: kept the latest {len(positions['train'])} of {len(rows)} "
+            f"training forecasts, the same share ({len(positions['train']) / len(rows):.0%}) of each series' by "
+            "target time: each series keeps the most recent part of its training range",
+            flush=True,
+        )
     for b in bounds[:10]:
         print(
-            f"preprocess: {features.series_label(b['series'])}: train targets {b['train'][0]} .. {b['train'][1]}, "
+            f"preprocess: {features.series_label(b['series'])}: train targets "
+            + (f"{b['train'][0]} .. {b['train'][1]}" if b["train"] else "none (MaxTrainRows)")
+            + ", "
             f"validation {b['validation'][0]} .. {b['validation'][1]}, test {b['test'][0]} .. {b['test'][1]}",
             flush=True,
         )
@@ -366,6 +382,20 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         "TrainRows": len(positions["train"]),
         "ValidationRows": len(positions["validation"]),
     }
+
+
+def most_recent(rows: np.ndarray, number: np.ndarray, target: np.ndarray, limit: int) -> np.ndarray:
+    """MaxTrainRows on series: `limit` of the training forecasts `rows` (series `number`, `target` time index), the
+    same share of each series' (largest remainders), each series' latest by target time, in their order. A forecast
+    is best learnt from the recent past; a sample of whole series would leave series the model never saw."""
+    counts = np.bincount(number)
+    quota = counts * (limit / len(rows))
+    keep = np.floor(quota).astype(int)
+    keep[np.argsort(keep - quota, kind="stable")[: limit - int(keep.sum())]] += 1
+    newest = np.lexsort((-target, number))  # by series, the latest target first
+    rank = np.empty(len(rows), dtype=int)
+    rank[newest] = np.arange(len(rows)) - (np.cumsum(counts) - counts)[number[newest]]
+    return rows[rank < keep[number]]
 
 
 def write_raw_sample(path: Path, frame: pd.DataFrame, series, plan, args) -> None:

@@ -18,7 +18,7 @@ from pipelines.settings import Settings
 
 
 def fake_run_folder(tmp_path, archive: bytes, recorded_sha256: str):
-    """A finished run folder as the local runner lays it out (pipelines/run_layout.py) whose round 1 was registered:
+    """A finished run folder as the local runner lays it out (pipelines/local/layout.py) whose round 1 was registered:
     its model archive, and the sha256 its evaluation recorded."""
     run = tmp_path / "runs" / "20261202-080000"
     model = run / "jobs" / "TrainRound1" / "model.tar.gz"

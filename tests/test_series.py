@@ -87,6 +87,28 @@ def test_the_split_is_chronological_per_series_and_the_baseline_is_the_hand_comp
     np.testing.assert_allclose(naive, by_hand, atol=1e-9)
 
 
+def test_max_train_rows_keeps_the_latest_training_forecasts_of_every_series(tmp_path):
+    sales(days=100, stores=2).to_csv(tmp_path / "sales.csv", index=False)
+    # stores of 39 training forecasts each (targets 21..59); 21 of 78 kept: 11 and 10 (largest remainders, ties to
+    # the first), each store's latest by target time; validation and test keep every row
+    args = ("--target", "sales", "--time-column", "date", "--series-columns", "store", "--season", "7")
+    result = preprocess(tmp_path / "sales.csv", tmp_path / "out", *args, "--max-train-rows", "21")
+    assert result.returncode == 0, result.stderr
+    schema = read_schema(tmp_path / "out" / "train")
+    assert schema["rows"] == {"train": 21, "validation": 40, "test": 40}
+    dates = pd.date_range("2021-03-01", periods=100, freq="D").strftime("%Y-%m-%d")
+    assert [b["train"] for b in schema["split"]["boundaries"]] == [[dates[49], dates[59]], [dates[50], dates[59]]]
+    assert "MaxTrainRows 21: kept the latest 21 of 78 training forecasts" in result.stdout
+    # the kept rows are the latest: their labels are y[t] - y[t - 7] for those t, by hand
+    frame = pd.read_csv(tmp_path / "sales.csv")
+    _, labels = read_split(tmp_path / "out" / "train", "train")
+    by_hand = []
+    for store, first in (("s0", 49), ("s1", 50)):
+        y = frame.loc[frame["store"] == store, "sales"].to_numpy()
+        by_hand += [y[t] - y[t - 7] for t in range(first, 60)]
+    np.testing.assert_allclose(sorted(labels), sorted(by_hand), atol=1e-4)
+
+
 def test_no_feature_reads_a_value_at_or_after_the_forecast_time():
     """A series where peeking shows: the covariate `leak` is the target at the same time. Every feature of a
     forecast made at origin t must stay the same when every value after t (target and covariates) changes."""
