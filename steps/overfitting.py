@@ -127,7 +127,8 @@ def notice(
     patience: int,
     stop_enabled: bool,
 ) -> dict:
-    """The event's detail: everything the email says (pipelines/alerts/resources.py's input transformer picks the fields)."""
+    """The event's detail: everything the email says (the input transformer in pipelines/alerts/resources.py
+    picks the fields)."""
     reasons = []
     if math.isfinite(gap) and gap > max_gap:
         reasons.append(f"the gap {gap:.4f} is above MaxGap {max_gap:g}")
@@ -155,7 +156,7 @@ def notice(
 
 def announce(args, job: str, record: dict) -> None:
     """The episode's notice, from train.py's epoch loop (rank 0), where metrics are sent (steps/cloudwatch.py)."""
-    from steps.cloudwatch import emission_configured  # here: pipelines/alerts/resources.py imports this module for its names
+    from steps.cloudwatch import emission_configured  # here: pipelines/alerts/resources.py imports this module
 
     if not emission_configured():
         return

@@ -305,7 +305,9 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         kept = order[positions["train"]]
         for number, b in enumerate(bounds):  # the training range each series keeps
             targets = (kept[:, 2] + kept[:, 3])[kept[:, 1] == number]
-            b["train"] = [features._time_text(stamps[number][targets.min()], plan), b["train"][1]] if len(targets) else None
+            b["train"] = (
+                [features._time_text(stamps[number][targets.min()], plan), b["train"][1]] if len(targets) else None
+            )
         print(
             f"preprocess: MaxTrainRows {args.max_train_rows}: kept the latest {len(positions['train'])} of {len(rows)} "
             f"training forecasts, the same share ({len(positions['train']) / len(rows):.0%}) of each series' by "
