@@ -135,7 +135,7 @@ def images(settings: Settings, report: Report) -> None:
     from pipelines.definition import sdk
 
     with sdk.quiet_import():
-        from pipelines.definition.pipeline import inference_image, processing_image, training_image
+        from pipelines.definition.jobs import inference_image, processing_image, training_image
     found = []
     for image in (processing_image, training_image, inference_image):
         try:
