@@ -303,11 +303,11 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         rows = positions["train"]
         positions["train"] = most_recent(rows, order[rows, 1], order[rows, 2] + order[rows, 3], args.max_train_rows)
         kept = order[positions["train"]]
+        first = np.full(len(bounds), np.iinfo(np.int64).max)  # each series' earliest kept target, in one pass
+        np.minimum.at(first, kept[:, 1], kept[:, 2] + kept[:, 3])
         for number, b in enumerate(bounds):  # the training range each series keeps
-            targets = (kept[:, 2] + kept[:, 3])[kept[:, 1] == number]
-            b["train"] = (
-                [features._time_text(stamps[number][targets.min()], plan), b["train"][1]] if len(targets) else None
-            )
+            kept_any = first[number] < np.iinfo(np.int64).max
+            b["train"] = [features._time_text(stamps[number][first[number]], plan), b["train"][1]] if kept_any else None
         print(
             f"preprocess: MaxTrainRows {args.max_train_rows}: kept the latest {len(positions['train'])} of {len(rows)} "
             f"training forecasts, the same share ({len(positions['train']) / len(rows):.0%}) of each series' by "
