@@ -29,7 +29,6 @@ KNOWN_PROBLEMS = {
     "large_table.json": "its `hgb` block was pasted from an earlier run (before the weights' average), not written "
     "by this one; HGB ran at its default 100 iterations on Regula's capped one-hot features",
     "regularizer_effect.json": "written before the run record",
-    "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
     "concurrent_runs.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
@@ -468,7 +467,25 @@ def image_scale(r: dict) -> list[str]:
     ]
 
 
+def forecasting_regularizers(r: dict) -> list[str]:
+    """One round per regularizer setting on each series: the relative gap and the validation MAE."""
+    series = list(dict.fromkeys(row["series"] for row in r["rows"]))
+    settings = list(dict.fromkeys(row["setting"] for row in r["rows"]))
+    cell = {(row["series"], row["setting"]): f"{row['gap']:.3f} ({row['validation_mae']:.3g})" for row in r["rows"]}
+    rows = [[setting, *(cell.get((name, setting), "-") for name in series)] for setting in settings]
+    return [
+        *table(["setting", *series], rows),
+        "",
+        "Each cell: the relative gap at the best epoch (validation MAE in brackets); each setting raises one knob "
+        "from the base.",
+    ]
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+    "forecasting_regularizers.json": (
+        "Forecasting: one regularizer at a time (`forecasting.py --regularizers`)",
+        forecasting_regularizers,
+    ),
     "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
     "forecasting_variants.json": (
         "Forecasting models: MLP, GRU, Huber loss (`forecasting.py --variants`)",
