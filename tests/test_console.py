@@ -68,3 +68,9 @@ def test_the_jobs_notice_line_is_held_back_unless_verbose(tmp_path):
     shown = []
     console.job_output(shown.append, False)("   | train: epoch 12: ...")
     assert shown == ["   | train: epoch 12: ..."]
+
+
+def test_a_collapsed_round_says_the_next_level_goes_between():
+    assert console.short_reason(evaluation(3, "collapsed", gap=0.0005)) == (
+        "validates worse than an earlier round: the next level goes between the last overfitting one and it"
+    )

@@ -75,6 +75,8 @@ def short_reason(e: dict) -> str:
         return "within MaxGap + 1 standard error only: a stronger round is tried too"
     if decision == "overfit":
         return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
+    if decision == "collapsed":
+        return "validates worse than an earlier round: the next level goes between the last overfitting one and it"
     if decision == "underfit":
         return "too close to the baseline: more regularization cannot help"
     if decision == "candidate":
