@@ -38,6 +38,7 @@ from steps.parameters import problems as parameter_problems
 from steps.quality import (
     QUALITY_Z,
     UNDERFIT_ADVICE,
+    WENT_TOO_FAR,
     baseline_outputs,
     best_candidate,
     decide,
@@ -207,8 +208,8 @@ def lost_reason(reason: str, current: dict, better: dict) -> str:
     q, b = current["quality"], better["quality"]
     return (
         f"{reason.removesuffix(': ' + UNDERFIT_ADVICE)}, but round {better['round']}{level_of(better)} validated "
-        f"{b['validation']:.4f} (it overfit): the regularization of this round{level_of(current)} went too far and "
-        f"cost the quality ({q['validation']:.4f}, more than {QUALITY_Z:g} standard error of the difference below "
+        f"{b['validation']:.4f} (it overfit): the regularization of this round{level_of(current)} {WENT_TOO_FAR} "
+        f"({q['validation']:.4f}, more than {QUALITY_Z:g} standard error of the difference below "
         f"round {better['round']}), not a lack of capacity"
     )
 

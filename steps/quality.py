@@ -46,6 +46,9 @@ UNDERFIT_ADVICE = (
     "stronger regularization cannot fix that; lower Dropout/L1/L2, give the model more capacity (HiddenLayers) or more "
     "informative columns"
 )
+# in the reason of a round below the floor that lost an earlier overfitting round's quality (steps/evaluate.select);
+# the local console's round line looks for it
+WENT_TOO_FAR = "went too far and cost the quality"
 BOOTSTRAP_SAMPLES, BOOTSTRAP_ROWS = 200, 20_000  # macro F1 and ROC AUC have no simple error formula
 
 
