@@ -13,9 +13,10 @@ import signal
 import sys
 import traceback
 
-from pipelines.cli import account as commands_account
 from pipelines.cli import alerts as commands_alerts
+from pipelines.cli import doctor as commands_doctor
 from pipelines.cli import help as cli_help
+from pipelines.cli import iam as commands_iam
 from pipelines.cli import local as commands_local
 from pipelines.cli import models as commands_models
 from pipelines.cli import runs as commands_runs
@@ -29,7 +30,8 @@ COMMAND_MODULES = (
     commands_sagemaker,
     commands_models,
     commands_alerts,
-    commands_account,
+    commands_iam,
+    commands_doctor,
 )
 
 
