@@ -159,10 +159,11 @@ def baselines(frame: pd.DataFrame, text: str, others: list[str]) -> dict:
                 ColumnTransformer(parts), LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
             )
 
-        scores = {}
+        scores, gaps = {}, {}
         for c in C_GRID:
             fitted = model(c).fit(frame.iloc[train], y[train])
             scores[c] = balanced_accuracy_score(y[validation], fitted.predict(frame.iloc[validation]))
+            gaps[c] = relative_gap(fitted, frame, y, train, validation)
         c = max(C_GRID, key=lambda value: (scores[value], -value))  # ties: the stronger regularization
         both = np.concatenate([train, validation])
         refit = model(c).fit(frame.iloc[both], y[both])  # refit on train + validation with the chosen C
@@ -170,12 +171,30 @@ def baselines(frame: pd.DataFrame, text: str, others: list[str]) -> dict:
         results[name] = {
             "validation_balanced_accuracy": round(scores[c], 4),
             "validation_by_C": {str(k): round(v, 4) for k, v in scores.items()},
+            # the gap Regula's gate measures (steps/quality.relative_gap), of the baseline fit on the training rows:
+            # whether MaxGap is within reach of a linear model's quality on this text
+            "relative_gap": round(gaps[c], 4),
+            "relative_gap_by_C": {str(k): round(v, 4) for k, v in gaps.items()},
             "test_balanced_accuracy": round(test_score, 4),
             "C": c,
             "seconds": round(time.perf_counter() - started, 1),
         }
         print(f"  {name}: test balanced accuracy {test_score:.4f} (validation {scores[c]:.4f}, C={c:g})", flush=True)
     return results
+
+
+def relative_gap(fitted, frame: pd.DataFrame, y: np.ndarray, train: np.ndarray, validation: np.ndarray) -> float:
+    """(validation log loss - training log loss) / the class-shares baseline's validation log loss: the gap the
+    gate reads off a Regula model (steps/quality.relative_gap), for a fitted scikit-learn classifier."""
+    from sklearn.metrics import log_loss
+
+    from steps.quality import relative_gap as gap
+
+    classes = fitted.classes_
+    shares = pd.Series(y[train]).value_counts(normalize=True).reindex(classes, fill_value=0).to_numpy()
+    baseline = log_loss(y[validation], np.tile(shares, (len(validation), 1)), labels=classes)
+    losses = [log_loss(y[rows], fitted.predict_proba(frame.iloc[rows]), labels=classes) for rows in (train, validation)]
+    return gap(losses[1], losses[0], baseline)
 
 
 def regula_run(csv: Path, runs: Path, params: list[str], rounds: int = 0) -> dict:
