@@ -32,6 +32,8 @@ KNOWN_PROBLEMS = {
     "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
     "concurrent_runs.json": "written before the run record",
+    "overfitting_condition.json": "written before the run record (its own commit, command and date fields)",
+    "serve_load.json": "written before the run record (its own commit, command, date and machine fields)",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
     "text.json": "written before the run record, by an earlier benchmarks/text.py that merged its runs into one file; "
@@ -281,6 +283,81 @@ def epochs_line(r: dict) -> list[str]:
     ]
 
 
+def overfitting_condition(r: dict) -> list[str]:
+    """benchmarks/overfitting_condition.py: per run (MaxGap, StopOnOverfitting) the ladder's decisions, and per
+    training job the epochs in which the overfitting condition held."""
+    runs = [
+        [
+            f(run["max_gap"], 2),
+            run["stop_on_overfitting"],
+            run["decision"],
+            ", ".join(run["round_decisions"]),
+            f(run["registered_validation_quality"], 4),
+            f(run["registered_test_quality"], 4),
+            f(run["seconds"], 1),
+        ]
+        for run in r["runs"]
+    ]
+    jobs = [
+        [
+            f(run["max_gap"], 2),
+            run["stop_on_overfitting"],
+            job["round"],
+            job["epochs"],
+            job["best_epoch"],
+            job["condition_epochs"],
+            job["first_epoch"],
+            job["gap_part_epochs"],
+            job["rise_part_epochs"],
+            job["old_and_epochs"],
+            job["stopped_for_overfitting"],
+        ]
+        for run in r["runs"]
+        for job in run["jobs"]
+    ]
+    held = sum(job[5] > 0 for job in jobs)
+    header = ["MaxGap", "StopOnOverfitting", "ends", "rounds' decisions", "registered validation", "its test",
+              "seconds"]  # fmt: skip
+    job_header = ["MaxGap", "StopOnOverfitting", "round", "epochs", "best epoch", "condition epochs", "first epoch",
+                  "gap above MaxGap", "loss rising 3 epochs", "both (the old AND)",
+                  "stopped for overfitting"]  # fmt: skip
+    return (
+        table(header, runs)
+        + ["", f"The condition held in {held} of {len(jobs)} training jobs:", ""]
+        + table(job_header, jobs)
+    )
+
+
+def serve_load(r: dict) -> list[str]:
+    """benchmarks/serve_load.py: the model server on loopback at 1, 8 and 64 clients."""
+    names = {"stdlib-threading": "standard library (before)"}
+    rows = []
+    for name, server in r["servers"].items():
+        label = names.get(name, f"{name}, {server['workers']} workers" if server.get("workers") else name)
+        for x in server["loads"]:
+            kinds = f" ({', '.join(x['failure_kinds'])})" if x["failure_kinds"] else ""
+            rows.append(
+                [
+                    label,
+                    x["clients"],
+                    "keep-alive" if x["keep_alive"] else "one per request",
+                    f(x["requests_per_second"], 1),
+                    f(x["p50_ms"], 0),
+                    f(x["p99_ms"], 0),
+                    f"{x['failures']} of {x['requests']}{kinds}",
+                    f(x["server_cpu_ms_per_request"], 1),
+                ]
+            )
+    header = ["server", "clients", "connections", "requests/s", "p50 ms", "p99 ms", "lost", "server CPU ms / request"]
+    baseline = r.get("baseline")
+    baseline = f" The standard-library server is `steps/serve.py` at commit `{baseline}`." if baseline else ""
+    return table(header, rows) + [
+        "",
+        f"Body: {r['body']}.{baseline} Requests/s and latencies depend on the machine's load (the run record); the "
+        "connections lost and the server's CPU time per request (its process tree, from /proc) much less.",
+    ]
+
+
 def regularizer_effect(r: dict) -> list[str]:
     rows = []
     for name, t in r["results"].items():
@@ -495,6 +572,11 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     ),
     "ladder_vs_optuna.json": ("The ladder against an Optuna search (`ladder_vs_optuna.py`)", ladder_vs_optuna),
     "regularizer_effect.json": ("Each regularizer's effect (`regularizer_effect.py`)", regularizer_effect),
+    "overfitting_condition.json": (
+        "The overfitting condition on the demo, StopOnOverfitting off and on (`overfitting_condition.py`)",
+        overfitting_condition,
+    ),
+    "serve_load.json": ("The model server under load (`serve_load.py`)", serve_load),
 }
 
 
