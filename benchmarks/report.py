@@ -353,8 +353,8 @@ def serve_load(r: dict) -> list[str]:
     baseline = f" The standard-library server is `steps/serve.py` at commit `{baseline}`." if baseline else ""
     return table(header, rows) + [
         "",
-        f"Body: {r['body']}.{baseline} Requests/s and latencies depend on the machine's load (the run record); the "
-        "connections lost and the server's CPU time per request (its process tree, from /proc) much less.",
+        f"Body: {r['body']}.{baseline} Server CPU time: its process tree's, from /proc. Every figure but the "
+        "connections lost depends on the machine's load (the run record): compare runs at similar load only.",
     ]
 
 
