@@ -456,6 +456,17 @@ def forecasting(r: dict) -> list[str]:
     ]
 
 
+def forecasting_regularizers(r: dict) -> list[str]:
+    """benchmarks/forecasting.py --regularizers: one round per setting, each raising one knob from the base."""
+    rows = [
+        [x["series"], x["setting"], f(x["gap"]), f"{x['validation_mae']:.4g}", f(x["validation_r2"]),
+         f"{x['test_mae']:.4g}", x["best_epoch"]]
+        for x in r["rows"]
+    ]  # fmt: skip
+    header = ["series", "setting", "relative gap", "validation MAE", "validation R2", "test MAE", "best epoch"]
+    return table(header, rows)
+
+
 def forecasting_variants(r: dict) -> list[str]:
     by: dict = {}
     for row in r["rows"]:
@@ -549,6 +560,10 @@ def image_scale(r: dict) -> list[str]:
 
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
+    "forecasting_regularizers.json": (
+        "Forecasting: one regularizer at a time (`forecasting.py --regularizers`)",
+        forecasting_regularizers,
+    ),
     "forecasting_variants.json": (
         "Forecasting models: MLP, GRU, Huber loss (`forecasting.py --variants`)",
         forecasting_variants,
