@@ -31,9 +31,6 @@ KNOWN_PROBLEMS = {
     "regularizer_effect.json": "written before the run record",
     "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
-    "concurrent_runs.json": "written before the run record",
-    "overfitting_condition.json": "written before the run record (its own commit, command and date fields)",
-    "serve_load.json": "written before the run record (its own commit, command, date and machine fields)",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
     "text.json": "written before the run record, by an earlier benchmarks/text.py that merged its runs into one file; "
