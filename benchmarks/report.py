@@ -28,7 +28,6 @@ DOC = REPO / "docs" / "performance.md"
 KNOWN_PROBLEMS = {
     "large_table.json": "its `hgb` block was pasted from an earlier run (before the weights' average), not written "
     "by this one; HGB ran at its default 100 iterations on Regula's capped one-hot features",
-    "regularizer_effect.json": "written before the run record",
     "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
