@@ -28,12 +28,9 @@ DOC = REPO / "docs" / "performance.md"
 KNOWN_PROBLEMS = {
     "large_table.json": "its `hgb` block was pasted from an earlier run (before the weights' average), not written "
     "by this one; HGB ran at its default 100 iterations on Regula's capped one-hot features",
-    "forecasting_regularizers.json": "written before the run record (its own commit, command and date fields)",
     "throughput.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
-    "text.json": "written before the run record, by an earlier benchmarks/text.py that merged its runs into one file; "
-    "the text model's dense update then, LogReg's C from {1, 4} without a refit on train + validation",
     "images.json": "written before benchmarks/images.py used the run record (its commit, command and date are in "
     "the file); one split, one run per cell",
     "images_mnist5k.json": "written before benchmarks/images.py used the run record (its commit, command and date "

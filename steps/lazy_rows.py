@@ -4,8 +4,8 @@ layer). steps/optimizer.AdamW runs it for its param groups marked `lazy`.
 
 Why: a step's batch holds a few thousand of the vocabulary's n-grams, but a dense gradient makes AdamW, its weight
 decay and the L1 soft-threshold read and write every row of the vocabulary x width weight every step; that, not the
-forward and backward pass, was most of a text model's training time on CPU (benchmarks/results/text.json,
-`training_speed`).
+forward and backward pass, was most of a text model's training time on CPU (benchmarks/results/
+text_update_speed_synthetic.json and text_update_speed_rotten_tomatoes.json: the dense update against this one).
 
 The update is lazy, as TensorFlow's LazyAdam: a row's moments and weight change only at the steps whose batch holds
 its n-gram. The steps it missed are caught up when the row is next touched, or for every row by `catch_up` (training

@@ -36,6 +36,16 @@ RAW_SAMPLE_ROWS = 500
 BLOCK_ROWS = 250_000  # split rows transformed and written per block: bounded peak memory
 
 
+def max_z(text: str) -> float | None:
+    """--max-z: a positive number, or "none" (no bound)."""
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a positive number or none, got {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input", required=True, help="data file or folder holding one")
@@ -49,6 +59,9 @@ def parse_args() -> argparse.Namespace:
         choices=target_scale.KINDS,
         help="regression: the network's scale (auto: log1p for a skewed target >= 0: steps/target_scale.py)",
     )
+    # the numeric columns' bound and divisor (steps/table.py): not pipeline parameters, for benchmarks/train_options.py
+    parser.add_argument("--max-z", type=max_z, default=columns.MAX_Z, help=argparse.SUPPRESS)
+    parser.add_argument("--scaling", choices=columns.SCALINGS, default="std", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--check", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
     parser.add_argument("--pipeline-name", default="")
@@ -211,7 +224,8 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     positions = split(encoded, classification, args)
     marks = table_roles.missing_marks(features, roles)
     gaps = table_roles.columns_with_gaps(features, roles, marks)
-    transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps)
+    bounds = {"max_z": getattr(args, "max_z", columns.MAX_Z), "scaling": getattr(args, "scaling", "std")}
+    transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps, **bounds)
 
     output = Path(args.output_dir)
     has_text = bool(text.text_columns(transform))

@@ -26,8 +26,10 @@ CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc"
 # what the pipeline does after a round: register (this round or the best accepted earlier one), retrain stronger
 # (overfit; borderline: accepted, but its gap is above MaxGap within its noise, so a stronger round is tried too), give
 # up, or give up and register the best round for review (RegisterBestCandidate=yes)
-# collapsed: the round passed the gate but validates worse than an earlier one (QUALITY_Z) while no round was accepted
-# yet: the next round's level goes between the last overfitting level and this one (steps/regularization.py)
+# collapsed: no round was accepted yet, a round is left, and this one validates worse than an earlier one beyond the
+# noise (QUALITY_Z): it passed the gate, or it fell below the quality floor after an overfitting round that validated
+# better (the regularization went too far); the next round's level goes between the last overfitting level and this
+# one (steps/regularization.py)
 DECISIONS = ("register", "borderline", "overfit", "collapsed", "underfit", "candidate")
 RETRAIN = ("overfit", "borderline", "collapsed")  # the decisions that train another round
 GAP_Z = 1.0  # a gap within one standard error of MaxGap is not evidence of overfitting
@@ -38,6 +40,15 @@ GAP_Z = 1.0  # a gap within one standard error of MaxGap is not evidence of over
 # at 0.675 balanced accuracy after 0.775 at level 10 (difference 0.10, about 2 standard errors): it keeps 58% of the
 # lift; and it still catches what that rule was for (a 5000-row mixed table: 0.58 after 0.73, about 8 errors).
 QUALITY_Z = 1.0
+# what a round below the floor with its gap within MaxGap is told, unless an earlier round validated better at a weaker
+# level (steps/evaluate.select says then that the regularization went too far)
+UNDERFIT_ADVICE = (
+    "stronger regularization cannot fix that; lower Dropout/L1/L2, give the model more capacity (HiddenLayers) or more "
+    "informative columns"
+)
+# in the reason of a round below the floor that lost an earlier overfitting round's quality (steps/evaluate.select);
+# the local console's round line looks for it
+WENT_TOO_FAR = "went too far and cost the quality"
 BOOTSTRAP_SAMPLES, BOOTSTRAP_ROWS = 200, 20_000  # macro F1 and ROC AUC have no simple error formula
 
 
@@ -194,8 +205,7 @@ def decide(
             f"validation {metric} {quality:.4f} < {floor:.4f} (the baseline's {baseline_quality:.4f} + MinLift "
             f"{min_lift:g}"
             + (f", or MinQuality {min_quality:g}" if min_quality > baseline_quality + min_lift else "")
-            + "), with the gap within MaxGap: stronger regularization cannot fix that; lower Dropout/L1/L2, "
-            "give the model more capacity (HiddenLayers) or more informative columns"
+            + f"), with the gap within MaxGap: {UNDERFIT_ADVICE}"
         )
     within = f"<= MaxGap {max_gap:g}" if gap <= max_gap else f"within MaxGap {max_gap:g} + {GAP_Z:g} standard error"
     return "register", (

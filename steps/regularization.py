@@ -22,9 +22,10 @@ the measured gaps, aiming at TARGET_SHARE of MaxGap rather than far below it (ov
 - after two or more, it uses the elasticity the last two rounds showed (a secant step in log-log space);
 - a step that barely moved the gap is followed by the largest step.
 Every step is at least MIN_STEP (strictly stronger) and at most RegularizationGrowth (bounded). After a round that
-collapsed (it closed the gap but validated worse than an earlier round beyond the noise: steps/evaluate.select), the
-next level bisects, in log space, between the highest level that still overfit and the lowest that collapsed: the
-one case where a round is weaker than the one before, never weaker than a round that overfit. The chosen level and
+collapsed (it validated worse than an earlier round beyond the noise, passing the gate or falling below its quality
+floor after a better overfitting round: steps/evaluate.select), the next level bisects, in log space, between the
+highest level that still overfit and the lowest that collapsed: the one case where a round is weaker than the one
+before, never weaker than a round that overfit. The chosen level and
 the reason go into the model's config and the evaluation report.
 """
 
@@ -56,7 +57,10 @@ def strengths(base: dict[str, float], level: float) -> dict[str, float]:
 def next_level(earlier: list[dict], max_gap: float, growth: float) -> tuple[float, str]:
     """The level of the round after `earlier` (each {"level", "gap"}, oldest first), and why.
 
-    `gap` is the gap that made the round overfit (overfit_gap)."""
+    `gap` is the gap that made the round overfit (overfit_gap); `decision` is the round's decision: after a
+    `collapsed` round (it lost quality to the regularization: passed the gate validating worse than an earlier round,
+    or fell below the floor after a better overfitting one) the level is the geometric mean of the highest level
+    that did not collapse and the lowest collapsed level above it."""
     if not earlier:
         return 1.0, "the base regularization"
     collapsed = [r for r in earlier if r.get("decision") == "collapsed"]
@@ -66,7 +70,7 @@ def next_level(earlier: list[dict], max_gap: float, growth: float) -> tuple[floa
         if high is not None:
             level = math.sqrt(low * high)
             return level, (
-                f"level {high:.3g} validated worse than an earlier round (collapsed), level {low:.3g} overfit: "
+                f"level {high:.3g} lost quality to the regularization (collapsed), level {low:.3g} overfit: "
                 f"between them in log space -> {level:.3g}"
             )
     last = earlier[-1]

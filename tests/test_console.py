@@ -68,3 +68,20 @@ def test_the_jobs_notice_line_is_held_back_unless_verbose(tmp_path):
     shown = []
     console.job_output(shown.append, False)("   | train: epoch 12: ...")
     assert shown == ["   | train: epoch 12: ..."]
+
+
+def test_a_collapsed_round_says_the_next_level_goes_between():
+    assert console.short_reason(evaluation(3, "collapsed", gap=0.0005)) == (
+        "validates worse than an earlier round: the next level goes between the last overfitting one and it"
+    )
+
+
+def test_a_last_round_that_lost_an_earlier_rounds_quality_does_not_say_more_regularization_is_the_cure():
+    from steps.quality import WENT_TOO_FAR
+
+    lost = {**evaluation(4, "underfit", gap=0.0005), "reason": f"... the regularization of this round {WENT_TOO_FAR}"}
+    assert console.short_reason(lost) == (
+        "lost the quality of an earlier overfitting round to the regularization, with no round left between"
+    )
+    plain = {**evaluation(2, "underfit", gap=0.02), "reason": "validation balanced_accuracy 0.37 < 0.38 ..."}
+    assert console.short_reason(plain) == "too close to the baseline: more regularization cannot help"

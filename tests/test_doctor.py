@@ -10,7 +10,7 @@ import pytest
 from helpers import REGION, regula, regula_here
 
 from pipelines.aws.s3 import bucket_name_problems
-from pipelines.doctor import command as doctor
+from pipelines.doctor import check as doctor
 from pipelines.settings import Settings
 
 ACCOUNT = "123456789012"  # moto's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from sklearn import metrics as sk
@@ -97,7 +99,7 @@ def test_the_loss_standard_error_is_the_standard_error_of_the_mean_row_loss():
     assert relative_gap_se(0.03, 0.04, 2.0) == pytest.approx(0.025)
 
 
-def summary(round_, validation, gap, verdict="overfit", baseline=0.5, se=0.02):
+def summary(round_, validation, gap, verdict="overfit", baseline=0.5, se=0.02, level=None):
     quality = {
         "metric": "balanced_accuracy",
         "validation": validation,
@@ -106,7 +108,8 @@ def summary(round_, validation, gap, verdict="overfit", baseline=0.5, se=0.02):
         "test": validation,
     }
     uri = f"s3://b/round{round_}/model.tar.gz"
-    return {"round": round_, "model_uri": uri, "quality": quality, "gap": gap, "verdict": verdict}
+    level = {} if level is None else {"regularization": {"level": level}}
+    return {"round": round_, "model_uri": uri, "quality": quality, "gap": gap, "verdict": verdict, **level}
 
 
 def test_the_ladder_registers_an_accepted_round_and_otherwise_names_the_best_one():
@@ -122,7 +125,9 @@ def test_the_ladder_registers_an_accepted_round_and_otherwise_names_the_best_one
     assert (decision, selected) == ("overfit", None)
     assert "the best round was round 2 (validation balanced_accuracy 0.9500" in reason
     assert "s3://b/round2/model.tar.gz" in reason
-    decision, reason, selected = select("underfit", "too weak", current, earlier, False, "yes", 0.1)
+    # below the floor (MinQuality, say) within round 2's noise: not a collapse, the run gives up
+    weak = summary(3, 0.94, 0.05, "underfit")
+    decision, reason, selected = select("underfit", "too weak", weak, earlier, False, "yes", 0.1)
     assert (decision, selected["round"]) == ("candidate", 2)
     assert reason.startswith("too weak; registering the best round for review, not accepted: round 2")
 
@@ -208,6 +213,71 @@ def test_after_a_collapse_the_next_level_bisects_between_the_last_overfit_and_th
     assert next_level(collapsed_again, 0.1, 10.0)[0] == pytest.approx(10**1.25)
     # without a collapse the step is the gap-driven one, stronger than every earlier level
     assert next_level(ladder[:2], 0.1, 10.0)[0] > 10.0
+
+
+# benchmarks/results/text_rotten_tomatoes_full.json (3 classes, 2,086 validation rows): levels 1 and 10 overfit at
+# validation balanced accuracy 0.8175 and 0.806; level 100 (L1 1e-3) zeroed every n-gram and fell to chance, below
+# the floor with its gap closed
+TEXT_LADDER = [
+    summary(1, 0.8175, 0.2946, "overfit", 1 / 3, 0.009, level=1.0),
+    summary(2, 0.8064, 0.2993, "overfit", 1 / 3, 0.009, level=10.0),
+]
+GATE = {"metric": "balanced_accuracy", "max_gap": 0.1, "min_lift": 0.05, "min_quality": 0.0}
+
+
+def text_round_3():
+    """Round 3 at level 100, with decide's own verdict and reason for its numbers."""
+    verdict, reason = decide(0.0005, 0.003, 1 / 3, 1 / 3, **GATE)
+    assert verdict == "underfit"
+    return summary(3, 1 / 3, 0.0005, verdict, 1 / 3, 0.0, level=100.0), verdict, reason
+
+
+def test_a_round_that_falls_below_the_gate_after_better_overfitting_rounds_collapses_and_the_ladder_bisects():
+    from steps.evaluate import select
+    from steps.regularization import next_level
+
+    current, verdict, reason = text_round_3()
+    decision, reason, selected = select(verdict, reason, current, TEXT_LADDER, False, "no", 0.1)
+    assert (decision, selected) == ("collapsed", None)
+    assert "but round 1 (level 1) validated 0.8175 (it overfit)" in reason
+    assert "this round (level 100) went too far" in reason and "HiddenLayers" not in reason
+    ladder = [
+        {"round": r["round"], "level": r["regularization"]["level"], "gap": r["gap"], "decision": d}
+        for r, d in ((TEXT_LADDER[0], "overfit"), (TEXT_LADDER[1], "overfit"), (current, decision))
+    ]
+    level, why = next_level(ladder, 0.1, 10.0)
+    assert level == pytest.approx(math.sqrt(10.0 * 100.0)) and "between them in log space" in why
+
+
+def test_a_round_that_falls_below_the_gate_after_better_overfitting_rounds_in_the_last_round_registers_nothing():
+    from steps.evaluate import select
+
+    current, verdict, reason = text_round_3()
+    decision, reason, selected = select(verdict, reason, current, TEXT_LADDER, True, "no", 0.1)
+    assert (decision, selected) == ("underfit", None)
+    assert "no round is left to try a level between them" in reason
+    assert "the best round was round 1 (validation balanced_accuracy 0.8175" in reason
+
+
+def test_a_round_below_the_gate_with_no_better_earlier_round_underfits():
+    from steps.evaluate import select
+
+    # a hard table: round 1 overfits barely above the baseline, round 2 is below the floor within round 1's noise
+    earlier = [summary(1, 0.39, 0.3, "overfit", 1 / 3, 0.02, level=1.0)]
+    verdict, reason = decide(0.02, 0.01, 0.37, 1 / 3, **GATE)
+    current = summary(2, 0.37, 0.02, verdict, 1 / 3, 0.02, level=10.0)
+    decision, reason, selected = select(verdict, reason, current, earlier, False, "no", 0.1)
+    assert (decision, selected, reason.count("HiddenLayers")) == ("underfit", None, 1)
+
+
+def test_a_round_that_diverged_after_a_better_overfitting_round_underfits():
+    from steps.evaluate import select
+
+    # NaN outputs: the losses and the gap are not finite, the most probable class (the first) is chance; such a round
+    # measured no quality to bisect on, and the next round's training could not read its gap
+    verdict, reason = decide(float("nan"), float("nan"), 1 / 3, 1 / 3, **GATE)
+    current = summary(3, 1 / 3, float("nan"), verdict, 1 / 3, 0.0, level=100.0)
+    assert select(verdict, reason, current, TEXT_LADDER, False, "no", 0.1)[0] == "underfit"
 
 
 def test_a_later_round_never_revokes_an_earlier_acceptance():

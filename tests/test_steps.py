@@ -264,7 +264,7 @@ def test_evaluation_refuses_a_model_whose_serving_code_scores_raw_rows_different
     result = train(splits, tmp_path / "model", "--max_epochs", "3")
     assert result.returncode == 0, result.stderr
     table = tmp_path / "model" / "code" / "steps" / "table.py"
-    scaling = 'out[:, 0] = np.clip(scaled / column["scale"], -MAX_Z, MAX_Z)'
+    scaling = 'out[:, 0] = np.clip(scaled / column["scale"], -bound, bound)'
     assert table.read_text().count(scaling) == 1
     table.write_text(table.read_text().replace(scaling, scaling.replace('column["scale"]', '(2 * column["scale"])')))
     packed = pack(tmp_path / "model", tmp_path / "packed").parent

@@ -137,6 +137,28 @@ def test_extreme_value_at_transform_is_clipped_to_training_quantiles():
     assert out[0] == out[2] and out[1] == out[3]
 
 
+def test_the_bound_and_the_divisor_are_fit_options_kept_in_the_spec():
+    """A nearly constant column (99 zeros, one 1 among 1,000 rows, so the clip keeps the 1): by default its rare value
+    is bounded to MAX_Z; with no bound it is its standard score; with the IQR (0 here) it keeps its standard
+    deviation; on a spread column the IQR divides. The spec carries the bound, so serving applies the same one."""
+    from steps.table import MAX_Z
+
+    rare = pd.DataFrame({"x": [1.0] * 2 + [0.0] * 998})  # 2 ones: inside the 99.9% quantile
+    roles, _ = column_roles(rare)
+    std = np.array([1.0] * 2 + [0.0] * 998).std()
+    bounded = transform(pd.DataFrame({"x": [1.0]}), fit(rare, roles))[0, 0]
+    free = fit(rare, roles, max_z=None)
+    assert bounded == MAX_Z and free["columns"][0]["max_z"] is None
+    np.testing.assert_allclose(transform(pd.DataFrame({"x": [1.0]}), free)[0, 0], 1 / std, rtol=1e-5)
+    assert fit(rare, roles, scaling="iqr")["columns"][0]["scale"] == pytest.approx(std)
+
+    spread = pd.DataFrame({"x": np.arange(0.0, 1001.0)})  # clipped to [1, 999]: quartiles 250 and 750
+    roles, _ = column_roles(spread)
+    spec = fit(spread, roles, scaling="iqr")
+    assert spec["columns"][0]["scale"] == pytest.approx(500.0) and "max_z" not in spec["columns"][0]
+    np.testing.assert_allclose(transform(pd.DataFrame({"x": [750.0]}), spec)[0, 0], 250 / 500, rtol=1e-6)
+
+
 def test_numbers_are_learned_from_the_training_split_only():
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 1000.0, 2000.0]})
     roles, _ = column_roles(frame)

@@ -1,8 +1,10 @@
 """The `regula` command: the parser and the one place errors become exit statuses (pipelines/errors.py's map).
 
 The commands live in modules by area; each has `add_parsers(commands)`, which adds its subcommands with their
-handler as `func`. A new command goes into one of them, or into a new module listed in COMMAND_MODULES. Start-up
-stays light: those modules import what a command needs only when it runs (the SageMaker SDK takes seconds)."""
+handler as `func`. A handler turns the options into plain data, calls the work in the other packages of pipelines/
+(none of which parses a command line) and prints what it returns; a failure is one of errors.py's errors. A new
+command goes into one of them, or into a new module listed in COMMAND_MODULES. Start-up stays light: those modules
+import what a command needs only when it runs (the SageMaker SDK takes seconds)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ import signal
 import sys
 import traceback
 
-from pipelines.cli import account as commands_account
 from pipelines.cli import alerts as commands_alerts
+from pipelines.cli import doctor as commands_doctor
 from pipelines.cli import help as cli_help
+from pipelines.cli import iam as commands_iam
 from pipelines.cli import local as commands_local
 from pipelines.cli import models as commands_models
 from pipelines.cli import runs as commands_runs
@@ -29,7 +32,8 @@ COMMAND_MODULES = (
     commands_sagemaker,
     commands_models,
     commands_alerts,
-    commands_account,
+    commands_iam,
+    commands_doctor,
 )
 
 

@@ -1,2 +1,2 @@
-"""`regula doctor`: is this account ready for Regula? The offline checks (command.py) and those that ask the account
-(account.py)."""
+"""`regula doctor`'s checks: is this account ready for Regula? The offline checks (check.py) and those that ask the
+account (account.py); pipelines/cli/doctor.py prints them."""

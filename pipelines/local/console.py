@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.local import layout as run_layout
+from steps.quality import WENT_TOO_FAR
 
 FOLD_WIDTH = 160  # a job's list longer than this is folded unless --verbose
 FOLD_ITEMS = 8  # a comma-separated list keeps this many items
@@ -75,6 +76,10 @@ def short_reason(e: dict) -> str:
         return "within MaxGap + 1 standard error only: a stronger round is tried too"
     if decision == "overfit":
         return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
+    if decision == "collapsed":
+        return "validates worse than an earlier round: the next level goes between the last overfitting one and it"
+    if decision == "underfit" and WENT_TOO_FAR in e.get("reason", ""):
+        return "lost the quality of an earlier overfitting round to the regularization, with no round left between"
     if decision == "underfit":
         return "too close to the baseline: more regularization cannot help"
     if decision == "candidate":

@@ -1,52 +1,55 @@
-"""`regula doctor`: is this account ready for `regula upsert` and `regula start`? Every problem at once, one line each.
+"""`regula doctor`'s work: is this account ready for `regula upsert` and `regula start`? Every problem at once, in a
+`Report` (pipelines/cli/doctor.py prints it, one line each).
 
-Errors (the exit status is 1 when there is one): a bucket name S3 refuses, a bucket that is missing, not readable or
-in another region, a malformed or missing role ARN (or one SageMaker may not assume), a region without the PyTorch
-images in the SDK's tables or an --image-uri in another region, a data URI with nothing behind it, a KMS key that is
-missing, disabled, asymmetric or in another region, subnets or security groups that are missing or in different VPCs,
-no credentials. Warnings (printed, exit 0): what could not be checked with these credentials, alerts not set up or
-email subscriptions still waiting for their confirmation click, --network-isolation (the steps' metrics cannot reach
-CloudWatch). When there is no error, the last line says "ok" and what was checked.
+Errors: a bucket name S3 refuses, a bucket that is missing, not readable or in another region, a malformed or missing
+role ARN (or one SageMaker may not assume), a region without the PyTorch images in the SDK's tables or an --image-uri
+in another region, a data URI with nothing behind it, a KMS key that is missing, disabled, asymmetric or in another
+region, subnets or security groups that are missing or in different VPCs, no credentials. Warnings: what could not be
+checked with these credentials, alerts not set up or email subscriptions still waiting for their confirmation click,
+--network-isolation (the steps' metrics cannot reach CloudWatch). `checked`: what was found in order.
 
 The checks that need no account are here; those that ask the account are in account.py.
 
-Light to import: boto3 and the SDK (the image tables) are imported when the command runs.
+Light to import: boto3 and the SDK (the image tables) are imported when the checks run.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipelines.errors import ExitStatus
 from pipelines.settings import Settings
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
-
-NAME = "doctor"
-HELP = "check the account is ready (bucket, region, role, images, registry, alerts): every problem at once"
 
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ECR_REGION = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com")
 
 
+@dataclass(frozen=True)
+class Options:
+    """What to check beyond the settings: the registry group, and the tables the executions will read."""
+
+    model_package_group: str = MODEL_PACKAGE_GROUP
+    data_uris: tuple[str, ...] = ()
+
+
 @dataclass
 class Report:
+    """What the checks found: errors (the account is not ready), warnings, and what was checked and is fine."""
+
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # the rendered images, checked in ECR when there is an account
 
-    def lines(self) -> list[str]:
-        lines = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
-        if self.errors:
-            lines.append(
-                f"{len(self.errors)} problem{'s' if len(self.errors) > 1 else ''} to fix before `regula upsert`"
-            )
-        else:
-            lines.append(f"ok: {'; '.join(self.checked)}")
-        return lines
+
+def run(settings: Settings, options: Options) -> Report:
+    """Every check, with these credentials' boto3 clients for the settings' region."""
+    import boto3
+
+    session = boto3.Session(region_name=settings.region)
+    return check(settings, session.client, options.model_package_group, list(options.data_uris))
 
 
 def check(
@@ -152,21 +155,3 @@ def images(settings: Settings, report: Report) -> None:
                 "images from their own region"
             )
     report.images = sorted(set(found))
-
-
-def add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model-package-group",
-        default=MODEL_PACKAGE_GROUP,
-        help=f"registry group (ModelPackageGroupName; default: {MODEL_PACKAGE_GROUP})",
-    )
-    parser.add_argument("--data-uri", action="append", help="s3:// table the executions will read, repeatable")
-
-
-def command(settings: Settings, args: argparse.Namespace) -> int:
-    import boto3
-
-    session = boto3.Session(region_name=settings.region)
-    report = check(settings, session.client, args.model_package_group, args.data_uri)
-    print("\n".join(report.lines()))
-    return ExitStatus.FAILED if report.errors else ExitStatus.SUCCESS
