@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_file  # noqa: E402  (benchmarks/, the script's own folder: importing it starts the run record)
 
 from pipelines.local.layout import job_log, job_root  # noqa: E402
 from pipelines.local.run import run_local  # noqa: E402
@@ -86,14 +87,7 @@ def main() -> None:
                     f"{runs[-1]['registered_validation_quality']}",
                     flush=True,
                 )
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    result = {
-        "commit": commit,
-        "command": " ".join(["python", "benchmarks/overfitting_condition.py", *sys.argv[1:]]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "runs": runs,
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    results_file.write(args.out, {"runs": runs})
     print(f"wrote {args.out}")
 
 

@@ -28,9 +28,7 @@ DOC = REPO / "docs" / "performance.md"
 KNOWN_PROBLEMS = {
     "large_table.json": "its `hgb` block was pasted from an earlier run (before the weights' average), not written "
     "by this one; HGB ran at its default 100 iterations on Regula's capped one-hot features",
-    "regularizer_effect.json": "written before the run record",
     "throughput.json": "written before the run record",
-    "concurrent_runs.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
     "images.json": "written before benchmarks/images.py used the run record (its commit, command and date are in "
@@ -278,6 +276,81 @@ def epochs_line(r: dict) -> list[str]:
     ]
 
 
+def overfitting_condition(r: dict) -> list[str]:
+    """benchmarks/overfitting_condition.py: per run (MaxGap, StopOnOverfitting) the ladder's decisions, and per
+    training job the epochs in which the overfitting condition held."""
+    runs = [
+        [
+            f(run["max_gap"], 2),
+            run["stop_on_overfitting"],
+            run["decision"],
+            ", ".join(run["round_decisions"]),
+            f(run["registered_validation_quality"], 4),
+            f(run["registered_test_quality"], 4),
+            f(run["seconds"], 1),
+        ]
+        for run in r["runs"]
+    ]
+    jobs = [
+        [
+            f(run["max_gap"], 2),
+            run["stop_on_overfitting"],
+            job["round"],
+            job["epochs"],
+            job["best_epoch"],
+            job["condition_epochs"],
+            job["first_epoch"],
+            job["gap_part_epochs"],
+            job["rise_part_epochs"],
+            job["old_and_epochs"],
+            job["stopped_for_overfitting"],
+        ]
+        for run in r["runs"]
+        for job in run["jobs"]
+    ]
+    held = sum(job[5] > 0 for job in jobs)
+    header = ["MaxGap", "StopOnOverfitting", "ends", "rounds' decisions", "registered validation", "its test",
+              "seconds"]  # fmt: skip
+    job_header = ["MaxGap", "StopOnOverfitting", "round", "epochs", "best epoch", "condition epochs", "first epoch",
+                  "gap above MaxGap", "loss rising 3 epochs", "both (the old AND)",
+                  "stopped for overfitting"]  # fmt: skip
+    return (
+        table(header, runs)
+        + ["", f"The condition held in {held} of {len(jobs)} training jobs:", ""]
+        + table(job_header, jobs)
+    )
+
+
+def serve_load(r: dict) -> list[str]:
+    """benchmarks/serve_load.py: the model server on loopback at 1, 8 and 64 clients."""
+    names = {"stdlib-threading": "standard library (before)"}
+    rows = []
+    for name, server in r["servers"].items():
+        label = names.get(name, f"{name}, {server['workers']} workers" if server.get("workers") else name)
+        for x in server["loads"]:
+            kinds = f" ({', '.join(x['failure_kinds'])})" if x["failure_kinds"] else ""
+            rows.append(
+                [
+                    label,
+                    x["clients"],
+                    "keep-alive" if x["keep_alive"] else "one per request",
+                    f(x["requests_per_second"], 1),
+                    f(x["p50_ms"], 0),
+                    f(x["p99_ms"], 0),
+                    f"{x['failures']} of {x['requests']}{kinds}",
+                    f(x["server_cpu_ms_per_request"], 1),
+                ]
+            )
+    header = ["server", "clients", "connections", "requests/s", "p50 ms", "p99 ms", "lost", "server CPU ms / request"]
+    baseline = r.get("baseline")
+    baseline = f" The standard-library server is `steps/serve.py` at commit `{baseline}`." if baseline else ""
+    return table(header, rows) + [
+        "",
+        f"Body: {r['body']}.{baseline} Server CPU time: its process tree's, from /proc. Every figure but the "
+        "connections lost depends on the machine's load (the run record): compare runs at similar load only.",
+    ]
+
+
 def regularizer_effect(r: dict) -> list[str]:
     rows = []
     for name, t in r["results"].items():
@@ -376,6 +449,17 @@ def forecasting(r: dict) -> list[str]:
     ]
 
 
+def forecasting_regularizers(r: dict) -> list[str]:
+    """benchmarks/forecasting.py --regularizers: one round per setting, each raising one knob from the base."""
+    rows = [
+        [x["series"], x["setting"], f(x["gap"]), f"{x['validation_mae']:.4g}", f(x["validation_r2"]),
+         f"{x['test_mae']:.4g}", x["best_epoch"]]
+        for x in r["rows"]
+    ]  # fmt: skip
+    header = ["series", "setting", "relative gap", "validation MAE", "validation R2", "test MAE", "best epoch"]
+    return table(header, rows)
+
+
 def forecasting_variants(r: dict) -> list[str]:
     by: dict = {}
     for row in r["rows"]:
@@ -467,26 +551,12 @@ def image_scale(r: dict) -> list[str]:
     ]
 
 
-def forecasting_regularizers(r: dict) -> list[str]:
-    """One round per regularizer setting on each series: the relative gap and the validation MAE."""
-    series = list(dict.fromkeys(row["series"] for row in r["rows"]))
-    settings = list(dict.fromkeys(row["setting"] for row in r["rows"]))
-    cell = {(row["series"], row["setting"]): f"{row['gap']:.3f} ({row['validation_mae']:.3g})" for row in r["rows"]}
-    rows = [[setting, *(cell.get((name, setting), "-") for name in series)] for setting in settings]
-    return [
-        *table(["setting", *series], rows),
-        "",
-        "Each cell: the relative gap at the best epoch (validation MAE in brackets); each setting raises one knob "
-        "from the base.",
-    ]
-
-
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+    "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
     "forecasting_regularizers.json": (
         "Forecasting: one regularizer at a time (`forecasting.py --regularizers`)",
         forecasting_regularizers,
     ),
-    "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
     "forecasting_variants.json": (
         "Forecasting models: MLP, GRU, Huber loss (`forecasting.py --variants`)",
         forecasting_variants,
@@ -510,6 +580,11 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     ),
     "ladder_vs_optuna.json": ("The ladder against an Optuna search (`ladder_vs_optuna.py`)", ladder_vs_optuna),
     "regularizer_effect.json": ("Each regularizer's effect (`regularizer_effect.py`)", regularizer_effect),
+    "overfitting_condition.json": (
+        "The overfitting condition on the demo, StopOnOverfitting off and on (`overfitting_condition.py`)",
+        overfitting_condition,
+    ),
+    "serve_load.json": ("The model server under load (`serve_load.py`)", serve_load),
 }
 
 

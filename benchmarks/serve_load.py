@@ -15,7 +15,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -25,8 +24,10 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_file  # noqa: E402  (benchmarks/, the script's own folder: importing it starts the run record)
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = REPO / "steps"
@@ -151,12 +152,6 @@ def run_server(model_dir: Path, server_file: Path, workers: int | None, per_clie
         process.wait(timeout=30)
 
 
-def commit() -> str:
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "steps"], cwd=REPO, capture_output=True, text=True)
-    return sha + ("+uncommitted" if dirty.stdout.strip() else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests-per-client", type=int, default=40)
@@ -168,7 +163,6 @@ def main() -> None:
 
     body = load_digits(as_frame=True).frame.drop(columns=["target"]).head(5).to_csv(index=False).encode()
     servers = {"uvicorn": (STEPS / "serve.py", args.workers or os.cpu_count())}
-    load_before = os.getloadavg()[0]  # the machine may be shared: the figures are only as quiet as it was
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model(Path(tmp))
         if args.baseline:
@@ -185,22 +179,15 @@ def main() -> None:
             }
             for row in results[name]["loads"]:
                 print(name, json.dumps(row), flush=True)
+    # the run record (results_file) holds the commit, the command, the machine and its load at the start and the end:
+    # the machine may be shared, and the figures are only as quiet as it was
     record = {
-        "command": " ".join(["python", "benchmarks/serve_load.py", *sys.argv[1:]]),
-        "commit": commit(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
-        },
         "body": "5 digits rows as CSV (64 columns)",
+        "requests_per_client": args.requests_per_client,
         "baseline": args.baseline,
         "servers": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    results_file.write(args.out, record)
     print(f"wrote {args.out}")
 
 
