@@ -594,7 +594,8 @@ def text_run(r: dict) -> list[str]:
     logreg, other = b.get("tfidf_logreg", {}), b.get("tfidf_other_columns_logreg", {})
 
     def base(result: dict) -> str:
-        return f"{f(result.get('test_balanced_accuracy'), 4)} (C={f(result.get('C'))})" if result else "-"
+        gap = f", gap {f(result['relative_gap'])}" if "relative_gap" in result else ""  # recorded since 2026-12-02
+        return f"{f(result.get('test_balanced_accuracy'), 4)} (C={f(result.get('C'))}{gap})" if result else "-"
 
     registered = f"{f(g['test_balanced_accuracy'], 4)} (round {g['registered_round']})"
     lines = table(
