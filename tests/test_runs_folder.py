@@ -23,9 +23,11 @@ def test_ctrl_c_leaves_a_report_saying_interrupted_that_predict_and_runs_underst
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     output = []
+    training = False
     for line in process.stdout:
         output.append(line)
-        if line.startswith("-> TrainRound1"):
+        training = training or line.startswith("-> TrainRound1")
+        if training and line.startswith("   | train:"):  # the job's own first line: the training job runs
             process.send_signal(signal.SIGINT)  # Ctrl-C, while the first training job runs
             break
     output += process.stdout.readlines()
