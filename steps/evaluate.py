@@ -141,6 +141,7 @@ def select(
         return summary["verdict"] == "register" and worse_than(summary, upto) is None
 
     better = worse_than(current, everyone) if verdict == "register" else None
+    lost = lost_to_regularization(verdict, current, earlier) if better is None else None
     if better is not None:
         q, b = current["quality"], better["quality"]
         reason = (
@@ -148,15 +149,13 @@ def select(
             f"against {b['validation']:.4f}, more than {QUALITY_Z:g} standard error of the difference): the "
             "regularization that closes the gap costs more than the measurement's noise"
         )
-        if not any(accepted(r) for r in earlier) and not final_round:
-            return "collapsed", f"{reason}; the next round tries a level between the last overfitting one and it", None
         verdict = "underfit"
-    lost = lost_to_regularization(verdict, current, earlier) if better is None else None
-    if lost is not None:
+    elif lost is not None:
         reason = lost_reason(reason, current, lost)
-        if not any(accepted(r) for r in earlier) and not final_round:
+    if (better or lost) is not None and not any(accepted(r) for r in earlier):
+        if not final_round:
             return "collapsed", f"{reason}; the next round tries a level between the last overfitting one and it", None
-        if not any(accepted(r) for r in earlier):
+        if lost is not None:
             reason += (
                 "; no round is left to try a level between them: render the pipeline with more rounds (--rounds) or "
                 "a smaller RegularizationGrowth"

@@ -224,8 +224,9 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     positions = split(encoded, classification, args)
     marks = table_roles.missing_marks(features, roles)
     gaps = table_roles.columns_with_gaps(features, roles, marks)
-    bounds = {"max_z": getattr(args, "max_z", columns.MAX_Z), "scaling": getattr(args, "scaling", "std")}
-    transform = columns.fit(features, roles, marks, rows=positions["train"], gaps=gaps, **bounds)
+    transform = columns.fit(
+        features, roles, marks, rows=positions["train"], gaps=gaps, max_z=args.max_z, scaling=args.scaling
+    )
 
     output = Path(args.output_dir)
     has_text = bool(text.text_columns(transform))
