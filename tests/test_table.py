@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from steps import target_scale
-from steps.table import MAX_ONEHOT, TableError, feature_names, fit, required_columns, transform
+from steps.table import MAX_ONEHOT, MAX_Z, TableError, feature_names, fit, required_columns, transform
 from steps.table_roles import column_roles, missing_marks
 from steps.table_values import category_key
 
@@ -141,8 +141,6 @@ def test_the_bound_and_the_divisor_are_fit_options_kept_in_the_spec():
     """A nearly constant column (99 zeros, one 1 among 1,000 rows, so the clip keeps the 1): by default its rare value
     is bounded to MAX_Z; with no bound it is its standard score; with the IQR (0 here) it keeps its standard
     deviation; on a spread column the IQR divides. The spec carries the bound, so serving applies the same one."""
-    from steps.table import MAX_Z
-
     rare = pd.DataFrame({"x": [1.0] * 2 + [0.0] * 998})  # 2 ones: inside the 99.9% quantile
     roles, _ = column_roles(rare)
     std = np.array([1.0] * 2 + [0.0] * 998).std()

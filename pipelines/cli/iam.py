@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from pipelines.cli.shared import add_settings_options, print_json, settings_from
+from pipelines.errors import ExitStatus
 from pipelines.iam import build  # light: rendering is imported when it runs
 from pipelines.iam.spec import DEFAULT_CI_ROLE, GITHUB_ENVIRONMENT
 from steps.defaults import METRICS_NAMESPACE, MODEL_PACKAGE_GROUP
@@ -26,7 +27,7 @@ def cmd_iam(args: argparse.Namespace) -> int:
         data_uris=tuple(args.data_uri or ()),
     )
     print_json(build.build(settings_from(args), options))
-    return 0
+    return ExitStatus.SUCCESS
 
 
 def add_parsers(commands) -> None:
