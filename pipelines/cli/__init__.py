@@ -83,6 +83,9 @@ def interrupted(_signum, _frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
+    # progress shows as it happens when the output is a pipe too (a CI log, `| tee`): a line at a time, not 8 KB
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     # The last collection at exit walks every object of the SDK, moto and pandas (thousands of modules), a visible
     # share of a short local run; freeze the heap instead of sweeping it. Files are closed where they are written,
     # never left to the collector (steps/contract.py says why).
