@@ -606,7 +606,6 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
         overfitting_condition,
     ),
     "serve_load.json": ("The model server under load (`serve_load.py`)", serve_load),
-    "borderline_rule.json": ("The borderline rule on test, over split seeds (`ladder_rules.py`)", borderline_rule),
 }
 
 
@@ -704,6 +703,8 @@ BEFORE = {"real_tables.json": "real_tables_before.json"}
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
     if name in RENDERERS:
         return RENDERERS[name]
+    if name.startswith("borderline_rule"):
+        return f"The borderline rule on test: `{name.removesuffix('.json')}` (`ladder_rules.py`)", borderline_rule
     if name.startswith("text_update_speed"):
         return "Text: the n-gram layer's update, dense against lazy rows (`text.py --update-speed`)", text_update_speed
     if name.startswith("text_l1_scales"):
