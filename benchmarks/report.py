@@ -549,6 +549,29 @@ def image_scale(r: dict) -> list[str]:
     ]
 
 
+def borderline_rule(r: dict) -> list[str]:
+    """ladder_rules.py: where a round was borderline, the registered round's test quality against that round's."""
+    s = r["summary"]
+    rows = [
+        [c["table"], c["split_seed"], f"r{c['borderline_round']}: {f(c['borderline_test'], 4)}",
+         "miss" if c["registered_test"] is None else f"r{c['registered_round']}: {f(c['registered_test'], 4)}",
+         points(c["points"]), c["extra_rounds"], f(c["extra_seconds"], 1)]
+        for c in s["counterfactuals"]
+    ]  # fmt: skip
+    header = ["table", "split seed", "borderline round: test", "registered: test", "points", "extra rounds", "extra s"]
+    lines = table(header, rows) if rows else ["No round was borderline."]
+    lines += [
+        "",
+        f"Tables {', '.join(r['tables'])}; split seeds {r['split_seeds']}: {s['runs']} runs, borderline in "
+        f"{s['fired']} ({100 * (s['share_fired'] or 0):.0f}%); mean {points(s['mean_points'])} points on test "
+        f"(spread {f(s['spread_points'], 2)}), ahead on {s['ahead']}, behind on {s['behind']} beyond the tolerance; "
+        f"{s['extra_rounds']} extra rounds, {s['extra_seconds']} s of {s['run_seconds']} s.",
+    ]
+    if r.get("decision"):
+        lines += ["", f"Decision: **{r['decision']['keep']}** ({r['decision']['why']})."]
+    return lines
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
     "forecasting_regularizers.json": (
@@ -680,6 +703,8 @@ BEFORE = {"real_tables.json": "real_tables_before.json"}
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
     if name in RENDERERS:
         return RENDERERS[name]
+    if name.startswith("borderline_rule"):
+        return f"The borderline rule on test: `{name.removesuffix('.json')}` (`ladder_rules.py`)", borderline_rule
     if name.startswith("text_update_speed"):
         return "Text: the n-gram layer's update, dense against lazy rows (`text.py --update-speed`)", text_update_speed
     if name.startswith("text_l1_scales"):

@@ -146,6 +146,44 @@ def test_train_options_decides_on_validation_and_keeps_the_default_unless_a_vari
     assert summary["points"]["variant"] == -2.5 and summary["mean_epochs"]["variant"] == 35
 
 
+def test_the_borderline_rule_is_judged_on_the_test_rounds_it_chose_between_and_a_miss_counts_against_it():
+    """ladder_rules: the registered round's test quality against the borderline round's, in points, with the seconds
+    of the rounds after it; a run that registered nothing after a borderline round is behind."""
+    rules = load("ladder_rules")
+
+    def round_(number, decision, test, seconds=10.0, metric="balanced_accuracy"):
+        return {"round": number, "metric": metric, "validation": 0.9, "gap": 0.1, "gap_se": 0.01,
+                "decision": decision, "test": test, "epochs": 20, "seconds": seconds}  # fmt: skip
+
+    def run(table, rounds, registered, seconds=30.0):
+        outcome = "registered" if registered else "failed"
+        return {"table": table, "split_seed": 1, "outcome": outcome, "registered_round": registered,
+                "seconds": seconds, "rounds": rounds}  # fmt: skip
+
+    gained = run(
+        "a", [round_(1, "borderline", 0.90), round_(2, "overfit", 0.92, 7.0), round_(3, "register", 0.93, 8.0)], 3
+    )
+    tie = run("b", [round_(1, "borderline", 0.80), round_(2, "register", 0.805)], 2)
+    quiet = run("c", [round_(1, "register", 0.70)], 1)
+    lost = run("d", [round_(1, "overfit", 0.5), round_(2, "borderline", 0.6), round_(3, "register", 0.5)], None)
+
+    counterfactual = rules.counterfactual(gained)
+    assert counterfactual["points"] == pytest.approx(3.0) and counterfactual["extra_rounds"] == 2
+    assert counterfactual["extra_seconds"] == 15.0 and counterfactual["borderline_round"] == 1
+    assert rules.counterfactual(quiet) is None
+    assert rules.counterfactual(lost)["points"] is None
+
+    summary = rules.summarize([gained, tie, quiet])
+    assert (summary["fired"], summary["ahead"], summary["behind"]) == (2, 1, 0)  # +0.5 is within the 1-point tolerance
+    assert summary["mean_points"] == pytest.approx(1.75) and summary["spread_points"] == pytest.approx(1.25)
+    assert rules.decide(summary)["keep"] == "borderline rule"
+    with_miss = rules.summarize([gained, tie, quiet, lost])
+    assert with_miss["behind"] == 1 and with_miss["misses_after_borderline"] == 1
+    assert rules.decide(with_miss)["keep"] == "register the borderline round at once"
+    assert rules.decide(rules.summarize([tie, quiet]))["keep"] == "register the borderline round at once"  # a tie
+    assert rules.decide(rules.summarize([quiet]))["keep"] == "borderline rule"  # never fired: not judged
+
+
 def test_the_suite_is_twenty_real_tables_read_from_package_files_without_the_network(monkeypatch):
     """benchmarks/real_tables.py's suite: at least 20 tables that packages ship (a loader that reached for a URL
     would fail here: sockets refuse), 100 to 50,000 rows each, both problem kinds, every table in one partition."""
