@@ -5,7 +5,7 @@ serve it), and measures it on the train, validation and test splits beside the t
 shares or mean): loss, accuracy, balanced accuracy, macro F1 and ROC AUC (binary), or RMSE, MAE and R2. It also sends
 raw test rows, as the team gave them, through the serving path and checks they score exactly as the evaluated
 features do. The round's verdict (register, overfit, underfit) comes from steps/quality.py, what the pipeline does
-next (the decision: those, borderline or candidate) and its reason from `select` here; the conditions branch on
+next (the decision: those, collapsed or candidate) and its reason from `select` here; the conditions branch on
 it. Writes evaluation.json (a pipeline PropertyFile, also the model-quality report attached to the registered model,
 in SageMaker's layout) and sends the results to CloudWatch.
 """
@@ -115,31 +115,21 @@ def earlier_rounds(folder: str, round_: int) -> list[dict]:
     ]
 
 
-def select(
-    verdict: str, reason: str, current: dict, earlier: list[dict], final_round: bool, candidate: str, max_gap: float
-):
+def select(verdict: str, reason: str, current: dict, earlier: list[dict], final_round: bool, candidate: str):
     """What the pipeline does after this round (decision, reason) and the round it registers, if any.
 
-    The first round that passes with its gap above MaxGap (within its noise) is borderline: when a round is left, a
-    stronger round is tried too (where the gap is noisy, it may validate better); the ladder goes on while later
-    rounds overfit, and a second passing round ends it. When the ladder ends, it registers the best accepted round
-    by validation quality: this one or the earlier borderline one. A round that passes the gate but validates worse
-    than an earlier round beyond the noise (steps/quality.worse_than, among the rounds up to it) is never accepted:
-    while no round was accepted and a round is left, it is `collapsed` and the next round goes between the last
-    overfitting level and its level; otherwise it ends the ladder as underfit. A round that fails the gate on its
-    quality (finite numbers below the floor, the gap within MaxGap) while an earlier round that overfit validated
-    better beyond the noise lost that quality to the regularization, not for lack of capacity: it is `collapsed` the
-    same way, and its reason says so. A round whose losses are not finite (training diverged) is never `collapsed`:
-    it measured no quality to bisect on. When no round was accepted, the run gives up and the reason names the best
-    round so far by validation quality; with RegisterBestCandidate=yes the decision becomes `candidate`: that round
-    is registered for review, not accepted."""
+    The first round that passes the gate is registered, also when its gap is above MaxGap within its noise (trying a
+    stronger round as well gained nothing on the tuning tables' test rows: benchmarks/README.md, the borderline
+    rule). A round that passes the gate but validates worse than an earlier round beyond the noise
+    (steps/quality.worse_than) is never accepted: while a round is left it is `collapsed` and the next round goes
+    between the last overfitting level and its level; otherwise it ends the ladder as underfit. A round that fails
+    the gate on its quality (finite numbers below the floor, the gap within MaxGap) while an earlier round that
+    overfit validated better beyond the noise lost that quality to the regularization, not for lack of capacity: it
+    is `collapsed` the same way, and its reason says so. A round whose losses are not finite (training diverged) is
+    never `collapsed`: it measured no quality to bisect on. When no round was accepted, the run gives up and the
+    reason names the best round so far by validation quality; with RegisterBestCandidate=yes the decision becomes
+    `candidate`: that round is registered for review, not accepted."""
     everyone = [*earlier, current]
-
-    def accepted(summary: dict) -> bool:
-        """Passed the gate and validates no worse than the rounds before it: a later round never revokes that."""
-        upto = [r for r in everyone if r["round"] <= summary["round"]]
-        return summary["verdict"] == "register" and worse_than(summary, upto) is None
-
     better = worse_than(current, everyone) if verdict == "register" else None
     lost = lost_to_regularization(verdict, current, earlier) if better is None else None
     if better is not None:
@@ -152,7 +142,7 @@ def select(
         verdict = "underfit"
     elif lost is not None:
         reason = lost_reason(reason, current, lost)
-    if (better or lost) is not None and not any(accepted(r) for r in earlier):
+    if (better or lost) is not None:
         if not final_round:
             return "collapsed", f"{reason}; the next round tries a level between the last overfitting one and it", None
         if lost is not None:
@@ -160,23 +150,10 @@ def select(
                 "; no round is left to try a level between them: render the pipeline with more rounds (--rounds) or "
                 "a smaller RegularizationGrowth"
             )
-    passed = [r for r in everyone if accepted(r)]
-    if verdict == "register" and current["gap"] > max_gap and not final_round and passed == [current]:
-        return (
-            "borderline",
-            (
-                f"{reason}; the gap is above MaxGap, so a stronger round is tried as well and the better of "
-                "the accepted rounds by validation is registered"
-            ),
-            None,
-        )
+    if verdict == "register":
+        return "register", reason, current
     if verdict == "overfit" and not final_round:
         return verdict, reason, None
-    best = best_candidate(passed)
-    if best is current:
-        return "register", reason, current
-    if best is not None:
-        return "register", f"{reason}; registering the best accepted round by validation: {describe(best)}", best
     best = best_candidate(everyone)
     if best is None:
         return verdict, f"{reason}; no round has finite metrics to keep", None
@@ -318,7 +295,7 @@ def main() -> None:
     }
     earlier = earlier_rounds(args.earlier, report["round"])
     decision, reason, selected = select(
-        verdict, reason, round_summary(report), earlier, args.final_round, args.register_candidate, args.max_gap
+        verdict, reason, round_summary(report), earlier, args.final_round, args.register_candidate
     )
     report["decision"], report["reason"] = decision, reason
     # what the registry records: the registered round, or this one where nothing is registered

@@ -23,15 +23,13 @@ import numpy as np
 
 QUALITY_FOR = {"classification": "balanced_accuracy", "regression": "r2"}  # QualityMetric=auto
 CLASSIFICATION_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "roc_auc")
-# what the pipeline does after a round: register (this round or the best accepted earlier one), retrain stronger
-# (overfit; borderline: accepted, but its gap is above MaxGap within its noise, so a stronger round is tried too), give
-# up, or give up and register the best round for review (RegisterBestCandidate=yes)
-# collapsed: no round was accepted yet, a round is left, and this one validates worse than an earlier one beyond the
-# noise (QUALITY_Z): it passed the gate, or it fell below the quality floor after an overfitting round that validated
-# better (the regularization went too far); the next round's level goes between the last overfitting level and this
-# one (steps/regularization.py)
-DECISIONS = ("register", "borderline", "overfit", "collapsed", "underfit", "candidate")
-RETRAIN = ("overfit", "borderline", "collapsed")  # the decisions that train another round
+# what the pipeline does after a round: register it, retrain stronger (overfit; collapsed: no round was accepted
+# yet, a round is left, and this one validates worse than an earlier one beyond the noise (QUALITY_Z): it passed the
+# gate, or it fell below the quality floor after an overfitting round that validated better (the regularization went
+# too far); the next round's level goes between the last overfitting level and this one, steps/regularization.py),
+# give up, or give up and register the best round for review (RegisterBestCandidate=yes)
+DECISIONS = ("register", "overfit", "collapsed", "underfit", "candidate")
+RETRAIN = ("overfit", "collapsed")  # the decisions that train another round
 GAP_Z = 1.0  # a gap within one standard error of MaxGap is not evidence of overfitting
 # A round validates worse than an earlier one when its validation quality is lower by more than QUALITY_Z standard
 # errors of the difference (the two rounds' errors combined as independent: conservative, since they share rows). Such

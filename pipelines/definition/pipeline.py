@@ -2,7 +2,7 @@
 
     Preprocess -> TrainRound1 -> EvaluateRound1 -> CheckRound1
         decision register or candidate:  RegisterRound1 -> AcceptedRound1? (candidate: CandidateRound1, fail)
-        else OverfitsRound1?  decision overfit or borderline: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
+        else OverfitsRound1?  decision overfit or collapsed: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
                               else:             UnderfitRound1 (fail: more regularization cannot help)
     ... the last round's overfit branch is StillOverfitting (fail, with the evaluation's reason).
 

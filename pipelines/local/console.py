@@ -72,8 +72,6 @@ def short_reason(e: dict) -> str:
     if decision == "register":
         kept = f"; round {selected} validates better" if selected and selected != round_ else ""
         return ("within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error") + kept
-    if decision == "borderline":
-        return "within MaxGap + 1 standard error only: a stronger round is tried too"
     if decision == "overfit":
         return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
     if decision == "collapsed":

@@ -180,7 +180,7 @@ def gap_panel(ax, evaluations: list[dict], registered: int | None) -> None:
 
 
 def decision_text(decision: str, round_: int, selected: int | None) -> str:
-    """The decision, and the round it registers where that is another one (after a borderline round)."""
+    """The decision, and the round it registers where that is another one (a candidate: the best earlier round)."""
     if decision in ("register", "candidate") and selected and selected != round_:
         return f"{decision} round {selected}"
     return decision
@@ -234,7 +234,7 @@ def summary_lines(report: dict) -> list[str]:
                 f"(weights above {usage['tolerance']:g})"
             )
     if report["model_package_arn"]:
-        # after a borderline round the registered round may not be the last one
+        # a candidate is the best round for review, not always the last one
         kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""
         lines.append(f"registered: {kept}{report['model_package_arn']}")
     if report["status"] in ("Failed", "Interrupted"):

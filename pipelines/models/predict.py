@@ -63,7 +63,7 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
     rounds = report.get("rounds", [])
     if not report.get("model_package_arn") or not rounds or rounds[-1].get("decision") != "register":
         raise ModelNotFound(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
-    # the last evaluation selects the registered round: after a borderline round it may be an earlier one
+    # the last evaluation names the registered round (the one it evaluated, for a `register` decision)
     round_ = rounds[-1].get("selected_round") or rounds[-1]["round"]
     archive = run_layout.round_model(run_dir, round_)
     evaluation = run_layout.round_evaluation(run_dir, round_)
