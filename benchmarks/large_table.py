@@ -1,13 +1,15 @@
 """Regula's step scripts on a large table: wall time and peak memory per step, and a gradient-boosting baseline.
 
     python benchmarks/large_table.py [--rows 2000000] [--epochs N] [--format csv|parquet] [--no-hgb]
+                                     [--dropout P] [--l1 X] [--l2 X]
                                      [--out benchmarks/results/large_table.json] [--workdir DIR]
 
 Generates (seeded, not timed) a synthetic binary-classification table: `--rows` rows x 20 feature columns (16 numeric,
 three of them ~5% missing and one heavy-tailed; 4 text categories with ~5, ~20, ~100 and ~1000 values) and a `label`
 that depends on several of them plus noise (the Bayes-optimal accuracy is printed: about 0.87). Then runs
 steps/preprocess.py, steps/train.py (every option at its default: the batch size chosen from the row count,
-early stopping; `--epochs` caps the epochs) and steps/evaluate.py as separate processes, exactly as the pipeline
+early stopping; `--epochs` caps the epochs; `--dropout`, `--l1`, `--l2` set train.py's regularization, e.g. the
+base level 10 of docs/ladder.md) and steps/evaluate.py as separate processes, exactly as the pipeline
 does, each under a small wrapper that reports its own peak resident memory (ru_maxrss of the child) and its CPU time;
 wall time is taken around the wrapper.
 
@@ -45,6 +47,7 @@ STEPS = REPO / "steps"
 TARGET_PEAK_MB = 1536
 TARGET_TRAIN_SECONDS = 120
 SEED = 0
+REGULARIZATION = ("dropout", "l1", "l2")  # train.py's options, passed when given
 NUMERIC = 16
 CARDINALITIES = (5, 20, 100, 1000)
 MISSING_COLUMNS = (3, 7, 11)  # ~5% NaN each
@@ -64,6 +67,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--epochs", type=int, help="train.py --max_epochs (default: train.py's, early stopping)")
+    for name in REGULARIZATION:
+        parser.add_argument(f"--{name}", type=float, help=f"train.py --{name} (default: train.py's)")
     parser.add_argument("--no-hgb", action="store_true", help="skip the gradient-boosting comparison")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="of the input table")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "large_table.json")
@@ -246,6 +251,9 @@ def main() -> None:
         print(f"preprocess: {steps['preprocess']['seconds']}s", flush=True)
         train = ["--train", str(splits / "train"), "--validation", str(splits / "validation")]
         train += ["--model_dir", str(model), *(["--max_epochs", str(args.epochs)] if args.epochs else [])]
+        for name in REGULARIZATION:
+            if getattr(args, name) is not None:
+                train += [f"--{name}", str(getattr(args, name))]
         steps["train"] = run_step("train", train, work, env)
         print(f"train: {steps['train']['seconds']}s", flush=True)
         pack(model, work / "packed")
@@ -264,6 +272,7 @@ def main() -> None:
             "features": len(schema["features"]),
             "rows": schema["rows"],
             "decision": report["decision"],
+            "regularization": report["regularization"],  # what train.py trained with
         }
         hgb = None
         if not args.no_hgb:
