@@ -29,8 +29,6 @@ KNOWN_PROBLEMS = {
     "throughput.json": "written before the run record",
     "checkpoints.json": "a note the script never writes and two runs merged by hand",
     "overheads.json": "edited by hand (identical on/off figures to three decimals)",
-    "images_mnist5k.json": "written before benchmarks/images.py used the run record (its commit, command and date "
-    "are in the file)",
 }
 
 
