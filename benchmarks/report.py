@@ -575,7 +575,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
     "throughput.json": ("Training throughput against a bare PyTorch loop (`gpu_throughput.py`)", throughput),
     "large_table.json": ("A 2,000,000-row table (`large_table.py`)", large_table),
     "large_table_level10.json": (
-        "The 2,000,000-row table at the base level 10 (`large_table.py --dropout`)",
+        "The 2,000,000-row table at base level 10 (`large_table.py`)",
         large_table,
     ),
     "real_tables.json": ("Real tables against scikit-learn (`real_tables.py`)", real_tables),
