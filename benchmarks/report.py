@@ -24,13 +24,6 @@ REPO = results_file.REPO
 RESULTS = results_file.RESULTS
 DOC = REPO / "docs" / "performance.md"
 
-# What the audit of issue 27 found in files written before the run record, kept until each is run again.
-KNOWN_PROBLEMS = {
-    "throughput.json": "written before the run record",
-    "checkpoints.json": "a note the script never writes and two runs merged by hand",
-    "overheads.json": "edited by hand (identical on/off figures to three decimals)",
-}
-
 
 def f(value, digits: int = 3) -> str:
     if value is None:
@@ -49,8 +42,7 @@ def table(header: list[str], rows: list[list]) -> list[str]:
 
 def run_line(name: str, results: dict) -> list[str]:
     if not results_file.is_recorded(results):
-        problem = KNOWN_PROBLEMS.get(name, "no run record")
-        return [f"**Legacy, unverified**: no run record ({problem}). Figures below are as the file holds them."]
+        return ["**Legacy, unverified**: no run record. Figures below are as the file holds them."]
     run = results["run"]
     machine = run["machine"]
     load = machine.get("load_at_start") or ["?"]
