@@ -16,7 +16,7 @@ By default the suite's report tables (benchmarks/real_tables.py REPORT), split a
 Target: on at least 80% of the tables, the ladder ends with an accepted model at the product defaults and that
 model is within 0.5 point of Optuna's on test (or better); a table where it gives up counts as a miss. The epochs
 ratio is reported, not a target (3 rounds against 20 trials is small by construction), and so is whether the kept
-round is the ladder's best by validation (the ladder registers the best accepted round by validation by design).
+round is the ladder's best by validation (a candidate is the best round by validation by design).
 """
 
 from __future__ import annotations

@@ -378,7 +378,7 @@ def regula_summary(report: dict) -> dict:
     rounds = report["rounds"]
     last = rounds[-1] if rounds else None
     registered = report["decision"] == "registered"
-    kept = rounds[last["selected_round"] - 1] if registered else last  # a borderline round may be the one registered
+    kept = rounds[last["selected_round"] - 1] if registered else last  # a candidate may be an earlier round
     outcome = f"registered r{kept['round']}" if registered else f"failed at {report['failed_step']}"
     return {
         "outcome": outcome,

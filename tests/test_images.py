@@ -431,10 +431,10 @@ def evaluation(round_: int, decision: str, dropout: float, gap: float, l1=1e-5, 
         ),
         (
             [evaluation(1, "overfit", 0.2, 0.12), evaluation(2, "collapsed", 0.3, 0.11),
-             evaluation(3, "register", 0.45, 0.05)],
+             evaluation(3, "register", 0.25, 0.05)],
             ["round 1 overfit: dropout 0.20 -> 0.30, L1 1.0e-05 -> 1.0e-05, L2 1.0e-02 -> 1.0e-02, gap 0.120 -> "
              "0.110 in round 2",
-             "round 2 collapsed: dropout 0.30 -> 0.45, L1 1.0e-05 -> 1.0e-05, L2 1.0e-02 -> 1.0e-02, gap 0.110 -> "
+             "round 2 collapsed: dropout 0.30 -> 0.25, L1 1.0e-05 -> 1.0e-05, L2 1.0e-02 -> 1.0e-02, gap 0.110 -> "
              "0.050 in round 3"],
         ),
         ([evaluation(1, "register", 0.2, 0.02)], []),

@@ -65,13 +65,12 @@ def read_evaluation(run_dir: Path, round_: int) -> dict | None:
 
 def short_reason(e: dict) -> str:
     """The decision's reason, in a few words (the evaluation's `reason` says it in full)."""
-    decision, round_ = e["decision"], e["round"]
+    decision = e["decision"]
     gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
     max_gap = e["thresholds"]["max_gap"]
     selected = (e.get("selected") or {}).get("round")
     if decision == "register":
-        kept = f"; round {selected} validates better" if selected and selected != round_ else ""
-        return ("within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error") + kept
+        return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
     if decision == "overfit":
         return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
     if decision == "collapsed":
@@ -141,13 +140,16 @@ def condition_line(run_dir: Path, name: str, outcome: str, verbose: bool) -> str
     round_, decision, kind, yes = e["round"], e["decision"], match["kind"], outcome == "True"
     selected = (e.get("selected") or {}).get("round") or round_
     if kind == "CheckRound":
+        if yes and decision == "candidate":
+            return f"=> round {round_} not accepted: registering round {selected} for review{raw}"
         if yes:
-            which = "it" if selected == round_ else f"round {selected}, which validates better"
-            return f"=> round {round_} accepted: registering {which}{raw}"
+            return f"=> round {round_} accepted: registering it{raw}"
         return f"   ({name}: {outcome})" if verbose else None
     if kind == "OverfitsRound":
         if yes:
-            return f"=> round {round_} {decision}: trying a stronger round{raw}"
+            between = "a level between the last overfitting one and it"
+            stronger = between if decision == "collapsed" else "a stronger round"
+            return f"=> round {round_} {decision}: trying {stronger}{raw}"
         return f"=> round {round_} {decision}: stopping here{raw}"
     if kind == "AcceptedRound":
         if yes:
