@@ -68,7 +68,6 @@ def short_reason(e: dict) -> str:
     decision = e["decision"]
     gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
     max_gap = e["thresholds"]["max_gap"]
-    selected = (e.get("selected") or {}).get("round")
     if decision == "register":
         return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
     if decision == "overfit":
@@ -80,7 +79,7 @@ def short_reason(e: dict) -> str:
     if decision == "underfit":
         return "too close to the baseline: more regularization cannot help"
     if decision == "candidate":
-        return f"no round accepted; round {selected} is registered for review only"
+        return f"no round accepted; round {(e.get('selected') or {}).get('round')} is registered for review only"
     return decision
 
 
