@@ -357,12 +357,13 @@ def capped(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
 # -- Regula ---------------------------------------------------------------------------------------------------------
 
 
-def run_regula(csv: Path, target: str, runs_dir: Path, params: dict[str, str]) -> dict:
+def run_regula(csv: Path, target: str, runs_dir: Path, params: dict[str, str], rounds: int) -> dict:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ["REGULA_METRICS"] = "off"
     start = time.perf_counter()
     try:
-        report = run_local(Settings(), data=csv, target=target, params=dict(params), runs_dir=runs_dir, echo=_quiet)
+        settings = Settings(rounds=rounds)
+        report = run_local(settings, data=csv, target=target, params=dict(params), runs_dir=runs_dir, echo=_quiet)
     except Exception as error:  # a crash is a finding: keep it and go on with the next table
         return {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(), "seconds": 0.0}
     report["seconds"] = time.perf_counter() - start
@@ -663,7 +664,7 @@ def summary(results: list[dict], setting: str, partition: str | None = None) -> 
 # -- one table, all tables ------------------------------------------------------------------------------------------
 
 
-def run_table(name: str, workdir: Path, params: dict[str, str], settings_run: tuple[str, ...]) -> dict:
+def run_table(name: str, workdir: Path, params: dict[str, str], settings_run: tuple[str, ...], rounds: int) -> dict:
     frame, target = TABLES[name]()
     frame, original_rows = capped(frame, target)
     csv = workdir / name / f"{name}.csv"
@@ -681,7 +682,7 @@ def run_table(name: str, workdir: Path, params: dict[str, str], settings_run: tu
             settings[setting] = next(iter(settings.values()))
             continue
         runs_dir = workdir / name / setting
-        regula = regula_summary(run_regula(csv, target, runs_dir, {**params, **regula_params}))
+        regula = regula_summary(run_regula(csv, target, runs_dir, {**params, **regula_params}, rounds))
         run = run_schema(runs_dir)
         if run is not None:
             schema = run
@@ -772,6 +773,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
     parser.add_argument("--jobs", type=int, default=1, help="tables run at once, each in its own process")
+    parser.add_argument("--rounds", type=int, default=Settings().rounds, help="rounds in the ladder (render-time)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "real_tables.json")
     return parser.parse_args()
 
@@ -792,7 +794,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="regula-tables-") as tmp, ProcessPoolExecutor(args.jobs) as pool:
         # each table in a process of its own (its own pipeline run, moto server and environment), --jobs at once
         largest_first = sorted(names, key=lambda n: -len(TABLES[n]()[0]))  # the longest runs start first
-        futures = {pool.submit(run_table, name, Path(tmp), params, settings_run): name for name in largest_first}
+        futures = {
+            pool.submit(run_table, name, Path(tmp), params, settings_run, args.rounds): name for name in largest_first
+        }
         for future in as_completed(futures):
             name = futures[future]
             done[name] = future.result()
@@ -800,7 +804,8 @@ def main() -> None:
             print(f"{name}: {labels} ({len(done)} of {len(names)})", file=sys.stderr, flush=True)
             # the tables so far, marked incomplete: a long run that is stopped still leaves what it measured
             results = [done[n] for n in names if n in done]
-            partial = {"params": params, "settings": settings_run, "jobs": args.jobs, "complete": False}
+            partial = {"params": params, "rounds": args.rounds, "settings": settings_run, "jobs": args.jobs}
+            partial["complete"] = False
             seconds = round(time.perf_counter() - start, 1)
             figures = {"seconds": seconds, "summary": summaries(results, settings_run), "tables": results}
             results_file.write(args.out, {**partial, **figures})
@@ -814,6 +819,7 @@ def main() -> None:
         args.out,
         {
             "params": params,
+            "rounds": args.rounds,
             "settings": settings_run,
             "jobs": args.jobs,
             "complete": True,
