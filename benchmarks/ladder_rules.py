@@ -63,15 +63,15 @@ def table_of(name: str) -> tuple[pd.DataFrame, str, dict[str, str]]:
     return real_tables.capped(frame, target)[0], target, {}
 
 
-def run_one(name: str, split_seed: int, workdir: Path) -> dict:
+def run_one(name: str, split_seed: int, workdir: Path, rounds: int = real_tables.Settings().rounds) -> dict:
     """One table at one split seed through the whole local pipeline: every round, and the run's outcome."""
     frame, target, params = table_of(name)
     frame = frame.sample(frac=1.0, random_state=split_seed).reset_index(drop=True)  # another split of the same rows
     csv = workdir / f"{name}-{split_seed}" / f"{name}.csv"
     csv.parent.mkdir(parents=True)
     frame.to_csv(csv, index=False)
-    report = real_tables.run_regula(csv, target, csv.parent / "runs", params)
-    record = {"table": name, "split_seed": split_seed, "rows": len(frame), "params": params}
+    report = real_tables.run_regula(csv, target, csv.parent / "runs", params, rounds)
+    record = {"table": name, "split_seed": split_seed, "rows": len(frame), "params": params, "rounds_rendered": rounds}
     if "error" in report:
         return {**record, "outcome": "crashed", "registered_round": None, "error": report["error"], "rounds": []}
     seconds: dict[int, float] = {}

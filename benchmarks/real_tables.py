@@ -357,7 +357,7 @@ def capped(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
 # -- Regula ---------------------------------------------------------------------------------------------------------
 
 
-def run_regula(csv: Path, target: str, runs_dir: Path, params: dict[str, str], rounds: int) -> dict:
+def run_regula(csv: Path, target: str, runs_dir: Path, params: dict[str, str], rounds: int = Settings().rounds) -> dict:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ["REGULA_METRICS"] = "off"
     start = time.perf_counter()
