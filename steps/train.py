@@ -55,6 +55,11 @@ TRAIN_EVAL_ROWS = 10_000  # the gap each epoch is measured on at most this many 
 # passes: benchmarks/large_table.py, benchmarks/results/large_table.json.
 EPOCH_ROWS = 2**18
 VAL_EVAL_ROWS = 2**16  # the validation loss each epoch on at most this many rows, a seeded sample (evaluation: all)
+# AdamW's decoupled decay multiplies every weight by 1 - lr x L2 each step: at 1 or more the weights change sign and
+# grow every step and training diverges (barley at L2 1e4, lr 1e-3: no longer a number by epoch 4). An L2 parameter
+# or a ladder many rounds deep can ask for that, so L2 is bounded to this decay per step (weights halve each step:
+# the trivial model, still a finite one the ladder can judge).
+MAX_DECAY_PER_STEP = 0.5
 
 
 def main() -> None:
@@ -84,6 +89,14 @@ def main() -> None:
     epoch_rows = min(len(x_train), EPOCH_ROWS) // world * world  # equal shards: every process runs the same steps
     steps_per_epoch = math.ceil(epoch_rows // world / batch_size)
     learning_rate = args.learning_rate or BASE_LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH)
+    bounded = ""
+    if strength["l2"] * learning_rate > MAX_DECAY_PER_STEP:
+        asked, strength["l2"] = strength["l2"], MAX_DECAY_PER_STEP / learning_rate
+        bounded = (
+            f"L2 {asked:.3g} bounded to {strength['l2']:.3g}: AdamW's decay (lr {learning_rate:.3g} x L2) at most "
+            f"{MAX_DECAY_PER_STEP:g} per step, beyond which the weights change sign every step and training diverges"
+        )
+        strength["reason"] += f"; {bounded}"
     shape = x_train.model_shape()
     spec = model_code.ModelSpec(
         n_features=shape["n_features"],
@@ -144,6 +157,8 @@ def main() -> None:
                 "L1 and L2 only",
                 flush=True,
             )
+        if bounded:
+            print(f"train: {bounded}", flush=True)
         print(
             f"train: round {args.round}: {why}\n"
             f"train: round {args.round}, {schema['problem_type']}, dropout={strength['dropout']:.4f} "

@@ -1,6 +1,7 @@
 """The ladder's escalation (steps/regularization.py): the next round's level from the measured gaps."""
 
 import itertools
+import json
 import math
 
 import pytest
@@ -95,3 +96,29 @@ def test_invalid_values_are_refused(args, message):
 def test_two_rounds_at_the_same_level_take_the_largest_step_not_a_division_by_zero():
     level, why = next_level([{"level": 2.0, "gap": 0.3}, {"level": 2.0, "gap": 0.2}], 0.1, 10.0)
     assert level == pytest.approx(20.0) and "largest step" in why
+
+
+def test_an_l2_that_would_make_adamw_diverge_is_bounded_and_training_stays_finite(splits, tmp_path):
+    # lr 1e-3 x L2 5000 = 5: AdamW's decay would multiply every weight by -4 each step (NaN within a few epochs)
+    from helpers import run_training
+
+    from steps.train import MAX_DECAY_PER_STEP
+
+    result = run_training(splits, tmp_path / "model", "--l2", "5000", "--max_epochs", "6", "--learning_rate", "1e-3")
+    assert result.returncode == 0, result.stderr
+    assert "train: L2 5e+03 bounded to 500: AdamW's decay (lr 0.001 x L2) at most 0.5 per step" in result.stdout
+    assert "no longer a number" not in result.stdout
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["regularization"]["l2"] == pytest.approx(MAX_DECAY_PER_STEP / 1e-3)
+    history = json.loads((tmp_path / "model" / "history.json").read_text())
+    assert len(history) == 6 and all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in history)
+
+
+def test_an_ordinary_l2_is_not_bounded(splits, tmp_path):
+    from helpers import run_training
+
+    result = run_training(splits, tmp_path / "model", "--l2", "10", "--max_epochs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "bounded" not in result.stdout
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["regularization"]["l2"] == 10
