@@ -567,7 +567,34 @@ def borderline_rule(r: dict) -> list[str]:
     return lines
 
 
+def ladder_rounds(r: dict) -> list[str]:
+    """ladder_rounds.py: where a run failed at the default's last round, what more rounds did."""
+    s = r["summary"]
+    rows = [
+        [c["table"], c["split_seed"], f"r{c['candidate_round']}: {f(c['candidate_test'], 4)}",
+         "miss" if c["registered_test"] is None else f"r{c['registered_round']}: {f(c['registered_test'], 4)}",
+         points(c["test_points"]), points(c["validation_points"]), f(c["extra_seconds"], 1)]
+        for c in s["comparisons"]
+    ]  # fmt: skip
+    header = ["table", "split seed", "candidate: test", "registered: test", "test points", "validation", "extra s"]
+    lines = table(header, rows) if rows else [f"No run failed at round {r['default_rounds']}."]
+    lines += [
+        "",
+        f"Tables {', '.join(r['tables'])}; split seeds {r['split_seeds']}: {s['runs']} runs with {r['more']} rounds, "
+        f"{s['failed_at_default']} failed at the default's round {r['default_rounds']}, {s['rescued']} of them "
+        f"registered a later round; {s['extra_seconds']} s of extra rounds of {s['run_seconds']} s.",
+    ]
+    if r.get("decision"):
+        lines += ["", f"Decision: **{r['decision']['rounds']} rounds** ({r['decision']['why']})."]
+    return lines
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+    "ladder_rounds.json": ("The ladder's rounds: the default against more (`ladder_rounds.py`)", ladder_rounds),
+    "real_tables_rounds5.json": (
+        "Real tables against scikit-learn, the ladder at 5 rounds (`real_tables.py`)",
+        real_tables,
+    ),
     "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
     "forecasting_regularizers.json": (
         "Forecasting: one regularizer at a time (`forecasting.py --regularizers`)",
