@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -198,36 +199,47 @@ def compare(name: str, regula: dict, search: dict) -> dict:
     }
 
 
+def one_table(name: str, trials: int) -> dict:
+    """The ladder and the Optuna search on one table's splits, compared."""
+    frame, target = TABLES[name]()
+    frame = real_tables.capped(frame, target)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        splits = prepare(frame, target, work)
+        regula = ladder(splits, work)
+        print(f"{name}: ladder {regula['rounds']} round(s), {regula['epochs']} epochs; optuna ...", flush=True)
+        search = optuna_search(splits, work, trials)
+    r = compare(name, regula, search)
+    kept = (
+        f"test {regula['test']:.4f} (round {regula['kept_round']}), {r['test_difference_points']:+.2f} points"
+        if regula["accepted"]
+        else "no accepted model: a miss"
+    )
+    print(
+        f"  {name}: regula {regula['metric']} {kept}, {regula['decision']}, levels {regula['levels']}; "
+        f"optuna {search['test']:.4f}; epochs x{r['epoch_ratio']:.3f}",
+        flush=True,
+    )
+    return r
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--tables", default=",".join(DEFAULT_TABLES), help=f"any of {', '.join(TABLES)}")
+    parser.add_argument("--jobs", type=int, default=1, help="tables run at once, each in its own process")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ladder_vs_optuna.json"))
     args = parser.parse_args()
 
-    results = []
-    for name in args.tables.split(","):
-        frame, target = TABLES[name]()
-        frame = real_tables.capped(frame, target)[0]
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            splits = prepare(frame, target, work)
-            regula = ladder(splits, work)
-            print(f"{name}: ladder {regula['rounds']} round(s), {regula['epochs']} epochs; optuna ...", flush=True)
-            search = optuna_search(splits, work, args.trials)
-        results.append(compare(name, regula, search))
-        r = results[-1]
-        kept = (
-            f"test {regula['test']:.4f} (round {regula['kept_round']}), {r['test_difference_points']:+.2f} points"
-            if regula["accepted"]
-            else "no accepted model: a miss"
-        )
-        print(
-            f"  regula {regula['metric']} {kept}, {regula['decision']}, levels {regula['levels']}; "
-            f"optuna {search['test']:.4f}; epochs x{r['epoch_ratio']:.3f}",
-            flush=True,
-        )
-        results_file.write(args.out, {"trials": args.trials, "complete": False, "results": results})
+    names = args.tables.split(",")
+    done: dict[str, dict] = {}
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(one_table, name, args.trials): name for name in names}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            results = [done[n] for n in names if n in done]  # in the order asked, whatever finished first
+            results_file.write(args.out, {"trials": args.trials, "complete": False, "results": results})
+    results = [done[n] for n in names]
 
     hits = sum(r["hit"] for r in results)
     summary = {
