@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -133,40 +131,25 @@ def main() -> None:
     args = parser.parse_args()
     if args.more <= DEFAULT_ROUNDS:
         raise SystemExit(f"--more must be above the default's {DEFAULT_ROUNDS} rounds")
-    tables = args.tables.split(",")
-    unknown = sorted(set(tables) - {"demo", *real_tables.TABLES})
-    if unknown:
-        raise SystemExit(f"--tables: unknown {', '.join(unknown)}")
-    split_seeds = [int(s) for s in args.split_seeds.split(",")]
-    jobs = sorted(((t, s) for t in tables for s in split_seeds), key=lambda j: -len(ladder_rules.table_of(j[0])[0]))
+    tables, split_seeds = ladder_rules.tables_and_seeds(args.tables, args.split_seeds)
     start = time.perf_counter()
-    runs: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="regula-rounds-") as tmp, ProcessPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(ladder_rules.run_one, t, s, Path(tmp), args.more): (t, s) for t, s in jobs}
-        for future in as_completed(futures):
-            runs.append(future.result())
-            r = runs[-1]
-            decisions = " ".join(x["decision"] for x in r["rounds"])
-            print(f"{r['table']}/{r['split_seed']}: {r['outcome']} [{decisions}] ({len(runs)} of {len(jobs)})",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            runs.sort(key=lambda x: (tables.index(x["table"]), x["split_seed"]))
-            summary = summarize(runs, DEFAULT_ROUNDS)
-            complete = len(runs) == len(jobs)
-            results_file.write(
-                args.out,
-                {
-                    "default_rounds": DEFAULT_ROUNDS,
-                    "more": args.more,
-                    "tables": tables,
-                    "split_seeds": split_seeds,
-                    "jobs": args.jobs,
-                    "complete": complete,
-                    "seconds": round(time.perf_counter() - start, 1),
-                    "decision": decide(summary, args.more) if complete else None,
-                    "summary": summary,
-                    "runs": runs,
-                },
-            )
+    for runs, complete in ladder_rules.runs_over(tables, split_seeds, args.jobs, args.more):
+        summary = summarize(runs, DEFAULT_ROUNDS)
+        results_file.write(
+            args.out,
+            {
+                "default_rounds": DEFAULT_ROUNDS,
+                "more": args.more,
+                "tables": tables,
+                "split_seeds": split_seeds,
+                "jobs": args.jobs,
+                "complete": complete,
+                "seconds": round(time.perf_counter() - start, 1),
+                "decision": decide(summary, args.more) if complete else None,
+                "summary": summary,
+                "runs": runs,
+            },
+        )
     summary = summarize(runs, DEFAULT_ROUNDS)
     for c in summary["comparisons"]:
         print(c)

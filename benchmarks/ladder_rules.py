@@ -192,6 +192,33 @@ def lines(summary: dict) -> list[str]:
     return out
 
 
+def tables_and_seeds(tables: str, split_seeds: str) -> tuple[list[str], list[int]]:
+    """--tables and --split-seeds, checked."""
+    names = tables.split(",")
+    unknown = sorted(set(names) - {"demo", *real_tables.TABLES})
+    if unknown:
+        raise SystemExit(f"--tables: unknown {', '.join(unknown)}")
+    return names, [int(s) for s in split_seeds.split(",")]
+
+
+def runs_over(tables: list[str], split_seeds: list[int], jobs: int, rounds: int | None = None):
+    """Each table at each split seed through run_one, `jobs` at once, the largest tables first. After each run ends:
+    (the runs so far in table and seed order, whether all have ended), with a line on standard error."""
+    todo = sorted(((t, s) for t in tables for s in split_seeds), key=lambda job: -len(table_of(job[0])[0]))
+    runs: list[dict] = []
+    extra = () if rounds is None else (rounds,)
+    with tempfile.TemporaryDirectory(prefix="regula-ladder-") as tmp, ProcessPoolExecutor(jobs) as pool:
+        futures = [pool.submit(run_one, t, s, Path(tmp), *extra) for t, s in todo]
+        for future in as_completed(futures):
+            r = future.result()
+            runs.append(r)
+            decisions = " ".join(x["decision"] for x in r["rounds"])
+            print(f"{r['table']}/{r['split_seed']}: {r['outcome']} [{decisions}] ({len(runs)} of {len(todo)})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            runs.sort(key=lambda x: (tables.index(x["table"]), x["split_seed"]))
+            yield runs, len(runs) == len(todo)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", default=",".join(TABLES), help=f"default: {','.join(TABLES)}")
@@ -201,38 +228,23 @@ def main() -> None:
     args = parser.parse_args()
     if "borderline" not in quality.RETRAIN:  # the product no longer has the rule: every run would say "never fired"
         raise SystemExit("the borderline rule was dropped in 85fabd5: check out a commit before it to measure it")
-    tables = args.tables.split(",")
-    unknown = sorted(set(tables) - {"demo", *real_tables.TABLES})
-    if unknown:
-        raise SystemExit(f"--tables: unknown {', '.join(unknown)}")
-    split_seeds = [int(s) for s in args.split_seeds.split(",")]
-    jobs = sorted(((t, s) for t in tables for s in split_seeds), key=lambda job: -len(table_of(job[0])[0]))
+    tables, split_seeds = tables_and_seeds(args.tables, args.split_seeds)
     start = time.perf_counter()
-    runs: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="regula-ladder-") as tmp, ProcessPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(run_one, t, s, Path(tmp)): (t, s) for t, s in jobs}
-        for future in as_completed(futures):
-            runs.append(future.result())
-            r = runs[-1]
-            decisions = " ".join(x["decision"] for x in r["rounds"])
-            print(f"{r['table']}/{r['split_seed']}: {r['outcome']} [{decisions}] ({len(runs)} of {len(jobs)})",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            runs.sort(key=lambda x: (tables.index(x["table"]), x["split_seed"]))
-            summary = summarize(runs)
-            complete = len(runs) == len(jobs)
-            results_file.write(
-                args.out,
-                {
-                    "tables": tables,
-                    "split_seeds": split_seeds,
-                    "jobs": args.jobs,
-                    "complete": complete,
-                    "seconds": round(time.perf_counter() - start, 1),
-                    "decision": decide(summary) if complete else None,
-                    "summary": summary,
-                    "runs": runs,
-                },  # fmt: skip
-            )
+    for runs, complete in runs_over(tables, split_seeds, args.jobs):
+        summary = summarize(runs)
+        results_file.write(
+            args.out,
+            {
+                "tables": tables,
+                "split_seeds": split_seeds,
+                "jobs": args.jobs,
+                "complete": complete,
+                "seconds": round(time.perf_counter() - start, 1),
+                "decision": decide(summary) if complete else None,
+                "summary": summary,
+                "runs": runs,
+            },  # fmt: skip
+        )
     summary = summarize(runs)
     print("\n".join(lines(summary)))
     print({k: v for k, v in summary.items() if k != "counterfactuals"})
