@@ -22,6 +22,9 @@ def test_ctrl_c_leaves_a_report_saying_interrupted_that_predict_and_runs_underst
         text=True,
         # without PYTHONUNBUFFERED (CI has none): the CLI itself must write its progress a line at a time into a pipe
         env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "PYTHONPATH": str(REPO)},
+        # as a terminal's foreground process: a shell that started pytest in the background (`pytest &`, nohup in a
+        # script) passes SIGINT on as ignored, and Python then leaves it ignored, so the Ctrl-C would do nothing
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output = []
     training = False
