@@ -201,6 +201,7 @@ TABLE: tuple[Parameter, ...] = (
     Parameter(
         "L2", "Float", d.L2, "round 1 L2 (AdamW weight decay)", limit=at_least(0),
         to=(To("train", "--l2", HYPERPARAMETER),),
+        doc="training bounds it to 0.5 / learning rate, where AdamW's decay would make the weights diverge",
     ),
     Parameter(
         "RegularizationGrowth", "Float", d.GROWTH, "the largest step of the regularization level per round",
