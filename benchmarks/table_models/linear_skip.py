@@ -6,20 +6,17 @@ weight matrix)."""
 
 from torch import nn
 
+from steps.model import MLP
+
 
 class LinearSkipMLP(nn.Module):
     def __init__(self, n_features: int, n_outputs: int, hidden: list[int], dropout: float):
         super().__init__()
-        layers, width = [], n_features
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
-            width = size
-        layers.append(nn.Linear(width, n_outputs))
-        self.net = nn.Sequential(*layers)
+        self.deep = MLP(n_features, n_outputs, hidden, dropout)
         self.linear = nn.Linear(n_features, n_outputs, bias=False)
 
     def forward(self, x):
-        return self.net(x) + self.linear(x)
+        return self.deep(x) + self.linear(x)
 
 
 def build_model(spec, dropout):

@@ -10,21 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steps.model import MLP
+
 MEMBERS = 5
-
-
-class Member(nn.Module):
-    def __init__(self, n_features: int, n_outputs: int, hidden: list[int], dropout: float):
-        super().__init__()
-        layers, width = [], n_features
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
-            width = size
-        layers.append(nn.Linear(width, n_outputs))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
 
 
 class SeedEnsemble(nn.Module):
@@ -32,7 +20,7 @@ class SeedEnsemble(nn.Module):
         super().__init__()
         self.classification = spec.problem_type == "classification"
         self.members = nn.ModuleList(
-            Member(spec.n_features, spec.n_outputs, list(spec.hidden), dropout) for _ in range(MEMBERS)
+            MLP(spec.n_features, spec.n_outputs, list(spec.hidden), dropout) for _ in range(MEMBERS)
         )
 
     def forward(self, x):
