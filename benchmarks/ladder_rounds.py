@@ -39,23 +39,14 @@ REPO = real_tables.REPO
 DEFAULT_ROUNDS = real_tables.Settings().rounds
 
 
-def cut(run: dict, rounds: int) -> dict:
-    """The run as the definition with `rounds` rounds would have ended it: registered (the same round) when the
-    longer run registered within them, otherwise failed after them, naming the best of them by validation."""
-    kept = [r for r in run["rounds"] if r["round"] <= rounds]
-    if run["registered_round"] is not None and run["registered_round"] <= rounds:
-        return {"registered_round": run["registered_round"], "candidate": None, "rounds": len(kept)}
-    best = max(kept, key=lambda r: r["validation"]) if kept else None
-    return {"registered_round": None, "candidate": best["round"] if best else None, "rounds": len(kept)}
-
-
 def compare(run: dict, rounds: int) -> dict | None:
-    """Where the cut run failed and the longer one went on: what the extra rounds did."""
-    short = cut(run, rounds)
-    if short["registered_round"] is not None or len(run["rounds"]) <= rounds:
+    """Where the run cut at `rounds` would have failed (it registered no round within them) and the longer one went
+    on: what the extra rounds did, against the best of the first `rounds` by validation (the failure's candidate)."""
+    registered_within = run["registered_round"] is not None and run["registered_round"] <= rounds
+    if registered_within or len(run["rounds"]) <= rounds:
         return None
     by_round = {r["round"]: r for r in run["rounds"]}
-    candidate = by_round[short["candidate"]]
+    candidate = max((r for r in run["rounds"] if r["round"] <= rounds), key=lambda r: r["validation"])
     later = [r for r in run["rounds"] if r["round"] > rounds]
     registered = by_round.get(run["registered_round"]) if run["registered_round"] else None
     tolerance = real_tables.R2_TOLERANCE if candidate["metric"] == "r2" else real_tables.ACCURACY_TOLERANCE

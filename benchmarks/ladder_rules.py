@@ -201,14 +201,13 @@ def tables_and_seeds(tables: str, split_seeds: str) -> tuple[list[str], list[int
     return names, [int(s) for s in split_seeds.split(",")]
 
 
-def runs_over(tables: list[str], split_seeds: list[int], jobs: int, rounds: int | None = None):
+def runs_over(tables: list[str], split_seeds: list[int], jobs: int, rounds: int = real_tables.Settings().rounds):
     """Each table at each split seed through run_one, `jobs` at once, the largest tables first. After each run ends:
     (the runs so far in table and seed order, whether all have ended), with a line on standard error."""
     todo = sorted(((t, s) for t in tables for s in split_seeds), key=lambda job: -len(table_of(job[0])[0]))
     runs: list[dict] = []
-    extra = () if rounds is None else (rounds,)
     with tempfile.TemporaryDirectory(prefix="regula-ladder-") as tmp, ProcessPoolExecutor(jobs) as pool:
-        futures = [pool.submit(run_one, t, s, Path(tmp), *extra) for t, s in todo]
+        futures = [pool.submit(run_one, t, s, Path(tmp), rounds) for t, s in todo]
         for future in as_completed(futures):
             r = future.result()
             runs.append(r)

@@ -789,6 +789,7 @@ def main() -> None:
     names = args.only or (list(QUICK) if args.quick else list(SUITE))
     params = {**PARAMS, **dict(p.split("=", 1) for p in args.param)}
     settings_run = tuple(args.settings)
+    header = {"params": params, "rounds": args.rounds, "settings": settings_run, "jobs": args.jobs}
     start = time.perf_counter()
     done: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="regula-tables-") as tmp, ProcessPoolExecutor(args.jobs) as pool:
@@ -804,11 +805,9 @@ def main() -> None:
             print(f"{name}: {labels} ({len(done)} of {len(names)})", file=sys.stderr, flush=True)
             # the tables so far, marked incomplete: a long run that is stopped still leaves what it measured
             results = [done[n] for n in names if n in done]
-            partial = {"params": params, "rounds": args.rounds, "settings": settings_run, "jobs": args.jobs}
-            partial["complete"] = False
             seconds = round(time.perf_counter() - start, 1)
             figures = {"seconds": seconds, "summary": summaries(results, settings_run), "tables": results}
-            results_file.write(args.out, {**partial, **figures})
+            results_file.write(args.out, {**header, "complete": False, **figures})
     results = [done[n] for n in names]
     total = time.perf_counter() - start
     for setting in settings_run:
@@ -818,10 +817,7 @@ def main() -> None:
     results_file.write(
         args.out,
         {
-            "params": params,
-            "rounds": args.rounds,
-            "settings": settings_run,
-            "jobs": args.jobs,
+            **header,
             "complete": True,
             "seconds": round(total, 1),
             "summary": summaries(results, settings_run),
