@@ -304,6 +304,18 @@ SUITE: dict[str, tuple[Callable[[], tuple[pd.DataFrame, str]], str, str]] = {
     "males": (rdataset("Ecdat", "Males", "wage"), "tuning", "R Ecdat::Males"),
     "health_insurance": (rdataset("Ecdat", "HI", "whi"), "tuning", "R Ecdat::HI"),
     "budget_food": (rdataset("Ecdat", "BudgetFood", "wfood"), "tuning", "R Ecdat::BudgetFood"),
+    # tuning tables with a wide category (more values than MAX_ONEHOT: a player, a country, a county, a subject, a
+    # state), added for the choice of how such a column is encoded (steps/target_encoding.py)
+    "baseball": (rdataset("plyr", "baseball", "r"), "tuning", "R plyr::baseball"),
+    "sum_hes": (rdataset("plm", "SumHes", "gdp"), "tuning", "R plm::SumHes"),
+    "house_of_commons": (rdataset("pscl", "UKHouseOfCommons", "y1"), "tuning", "R pscl::UKHouseOfCommons"),
+    "blackmoor": (rdataset("car", "Blackmoor", "exercise"), "tuning", "R car::Blackmoor"),
+    "presidential_elections": (
+        rdataset("pscl", "presidentialElections", "demVote"),
+        "tuning",
+        "R pscl::presidentialElections",
+    ),
+    "cigarette": (rdataset("Ecdat", "Cigarette", "packpc"), "tuning", "R Ecdat::Cigarette"),
     "cars": (vega("cars", "Origin"), "report", "vega_datasets cars"),
     "seattle_weather": (vega("seattle_weather", "weather"), "report", "vega_datasets seattle-weather"),
     "barley": (vega("barley", "yield"), "report", "vega_datasets barley"),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from steps import images, series_prepare, table_roles, table_values, target_scale, text
+from steps import images, series_prepare, table_roles, table_values, target_encoding, target_scale, text
 from steps import table as columns
 from steps.cloudwatch import MetricEmitter
 from steps.contract import RAW_SAMPLE, SCHEMA, SPLITS, StepError, run, write_split
@@ -62,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     # the numeric columns' bound and divisor (steps/table.py): not pipeline parameters, for benchmarks/train_options.py
     parser.add_argument("--max-z", type=max_z, default=columns.MAX_Z, help=argparse.SUPPRESS)
     parser.add_argument("--scaling", choices=columns.SCALINGS, default="std", help=argparse.SUPPRESS)
+    parser.add_argument(  # wide categories' target encoding, or not: for benchmarks/train_options.py
+        "--wide-categories", choices=target_encoding.MODES, default=target_encoding.DEFAULT_MODE, help=argparse.SUPPRESS
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--check", action="append", default=[], metavar="NAME=VALUE", help="a pipeline parameter")
     parser.add_argument("--pipeline-name", default="")
@@ -224,18 +227,42 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     positions = split(encoded, classification, args)
     marks = table_roles.missing_marks(features, roles)
     gaps = table_roles.columns_with_gaps(features, roles, marks)
+    train_rows = positions["train"]
+    targets = None
+    if getattr(args, "wide_categories", target_encoding.DEFAULT_MODE) == "target":
+        targets = target_encoding.targets(encoded[train_rows], kind, classes if classification else None)
     transform = columns.fit(
-        features, roles, marks, rows=positions["train"], gaps=gaps, max_z=args.max_z, scaling=args.scaling
+        features, roles, marks, rows=train_rows, gaps=gaps, max_z=args.max_z, scaling=args.scaling, targets=targets
     )
+    # the training rows' own target encodings are cross-fitted: no row's feature holds its own label
+    own = columns.cross_fitted(features.iloc[train_rows], transform, targets[0], args.seed) if targets else []
+    for column in transform["columns"]:
+        if column["kind"] == "categorical" and column["other"]:
+            values = len(column["frequencies"])
+            how = (
+                f"and its target mean per value ({len(column['target_encoding']['values'])} values in at least "
+                f"{target_encoding.MIN_ROWS} training rows; cross-fitted on the training split)"
+                if "target_encoding" in column
+                else "(no target encoding: --wide-categories frequency)"
+            )
+            print(
+                f"preprocess: column '{column['name']}': {values} values, one-hot for the {len(column['categories'])}"
+                f" most frequent, the rest as 'other' with their frequency, {how}",
+                flush=True,
+            )
 
     output = Path(args.output_dir)
     has_text = bool(text.text_columns(transform))
     for name in SPLITS:
         text_blocks, notes = [], []
 
-        def blocks(rows_of_split, text_blocks=text_blocks, notes=notes):
+        def blocks(rows_of_split, text_blocks=text_blocks, notes=notes, training=name == "train"):
+            done = 0
             for rows in np.array_split(rows_of_split, max(1, -(-len(rows_of_split) // BLOCK_ROWS))):
                 dense = columns.transform(features.iloc[rows], transform)
+                for start, values in own if training else ():
+                    dense[:, start : start + values.shape[1]] = values[done : done + len(rows)]
+                done += len(rows)
                 if has_text:  # the text block beside the dense features (steps/text.py)
                     block, problems, cut = text.encode(features.iloc[rows], transform)
                     if problems:

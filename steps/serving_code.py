@@ -18,7 +18,7 @@ PACKAGE = "steps"
 # inference.py and its imports
 SERVING_MODULES = (
     "inference", "inputs", "model", "model_code", "series", "table", "table_roles", "table_values", "cnn",
-    "image_decode", "target_scale", "text",
+    "image_decode", "target_encoding", "target_scale", "text",
 )  # fmt: skip
 SERVER = "serve.py"  # code/serve.py: the image's `serve` runs it
 PROGRAM = f"{PACKAGE}/inference.py"  # SAGEMAKER_PROGRAM: the handlers, relative to code/

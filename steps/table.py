@@ -19,8 +19,10 @@ large features a network can memorize. Bound 5 and the standard deviation were k
 the IQR, decided on validation over three split seeds of the tuning tables (benchmarks/results/table_scaling.json:
 none of the three was ahead on more tables than behind; the differences are a few tenths of a point).
 Categorical columns (strings, booleans, declared integer columns): one-hot for up to MAX_ONEHOT categories; beyond
-that the most frequent ones, an "other" column and the category's training frequency. Unknown categories at
-inference count as "other" (or as no category); a missing one has its own column where the table had gaps.
+that the most frequent ones, an "other" column and the category's training frequency, and (given the training
+labels) the value's target encoding (steps/target_encoding.py: the training rows' mean of the target per value,
+shrunk, cross-fitted on the training split). Unknown categories at inference count as "other" (or as no category)
+with the prior as their encoding; a missing one has its own column where the table had gaps.
 Datetime columns become year, month, day, day of week (and hour where times vary), read with one day/month order
 per column. Text columns are a vocabulary of n-grams (steps/text.py): not dense features, a sparse block beside
 them. A missing value in a column the table had no gaps in is refused: the model cannot know what it means.
@@ -33,7 +35,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from steps import text
+from steps import target_encoding, text
 from steps.table_roles import columns_with_gaps, missing_marks
 from steps.table_values import (
     BOOLEAN_SPELLINGS,
@@ -115,11 +117,14 @@ def fit(
     gaps: set[str] | None = None,
     max_z: float | None = MAX_Z,
     scaling: str = "std",
+    targets: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict:
     """The transform, learned from the training rows of `frame` (positions `rows`; default: all of it), one column
     at a time. `marks` (from `missing_marks`) and `gaps` (from `columns_with_gaps`) describe the whole table; by
     default they are read from `frame`. `max_z` (None: no bound) and `scaling` (SCALINGS) are the numeric columns'
-    bound and divisor: preprocessing's hidden options, for benchmarks/train_options.py."""
+    bound and divisor: preprocessing's hidden options, for benchmarks/train_options.py. `targets`: the training
+    rows' target matrix and its outputs' names (target_encoding.targets), for the wide categories' encodings;
+    None: no target encoding."""
     marks = missing_marks(frame, roles) if marks is None else marks
     gaps = columns_with_gaps(frame, roles, marks) if gaps is None else gaps
     columns = []
@@ -152,6 +157,8 @@ def fit(
             spec = {"name": name, "kind": "categorical", "categories": kept, "other": other}
             if other:
                 spec["frequencies"] = {k: round(float(v), 6) for k, v in (counts / max(len(keys), 1)).items()}
+            if other and targets is not None:
+                spec["target_encoding"] = target_encoding.fit_column(keys, *targets)
             spec["indicator"] = name in gaps
             columns.append(spec)
     return {"columns": columns, "features": feature_names({"columns": columns})}
@@ -170,8 +177,23 @@ def feature_names(spec: dict) -> list[str]:
         else:
             names += [f"{name}={c}" for c in column["categories"]]
             names += [f"{name}=<other>", f"{name} frequency"] if column["other"] else []
+            if "target_encoding" in column:
+                names += target_encoding.feature_names(name, column["target_encoding"])
             names += [f"{name}=<missing>"] if column["indicator"] else []
     return names
+
+
+def cross_fitted(frame: pd.DataFrame, spec: dict, matrix: np.ndarray, seed: int) -> list[tuple[int, np.ndarray]]:
+    """The training rows' own target encodings (target_encoding.cross_fitted), to write over `transform`'s: (the
+    position of the column's first encoding feature, rows x outputs) per target-encoded column. `frame`: the training
+    rows `fit` saw, in its order; `matrix`: their targets."""
+    out = []
+    for i, column in enumerate(spec["columns"]):
+        if "target_encoding" in column:
+            start = len(feature_names({"columns": spec["columns"][:i]})) + len(column["categories"]) + 2
+            keys = category_keys(frame[column["name"]])
+            out.append((start, target_encoding.cross_fitted(keys, matrix, column["target_encoding"], seed)))
+    return out
 
 
 # -- applying -------------------------------------------------------------------------------------------------------
@@ -292,6 +314,10 @@ def transform(frame: pd.DataFrame, spec: dict, refuse_infinite: bool = False) ->
                 out[:, at + width] = ~known & keys.notna().to_numpy()
                 out[:, at + width + 1] = keys.map(column["frequencies"]).fillna(0.0).to_numpy(np.float32)
                 width += 2
+            if "target_encoding" in column:
+                encoded = target_encoding.apply(keys, column["target_encoding"])
+                out[:, at + width : at + width + encoded.shape[1]] = encoded
+                width += encoded.shape[1]
             if column["indicator"]:
                 out[:, at + width] = keys.isna().to_numpy()
                 width += 1

@@ -205,6 +205,7 @@ def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp
         "table",
         "table_roles",
         "table_values",
+        "target_encoding",
         "target_scale",
         "text",
     ]
