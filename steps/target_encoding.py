@@ -99,16 +99,16 @@ def apply(keys: pd.Series, encoding: dict) -> np.ndarray:
 
 
 def cross_fitted(keys: pd.Series, matrix: np.ndarray, encoding: dict, seed: int) -> np.ndarray:
-    """The training rows' own features: each row encoded from the other folds' rows (folds seeded by `seed`), with
-    the stored values, prior and scale."""
+    """The training rows' own features: each row encoded from the other folds' rows alone (folds seeded by `seed`),
+    centered and scaled as `apply`'s (the stored prior and scale: constants, the same for every row)."""
     values = list(encoding["values"])
     codes = pd.Index(values, dtype=object).get_indexer(keys)
-    prior, var = np.asarray(encoding["prior"], np.float64), matrix.var(axis=0)
     fold = np.random.default_rng(seed).permutation(len(keys)) % FOLDS
-    out = np.empty((len(keys), len(prior)), np.float64)
+    out = np.empty((len(keys), matrix.shape[1]), np.float64)
     for k in range(FOLDS):
         held = fold == k
-        table = _encodings(np.where(held, -1, codes), len(values), matrix, prior, var)
+        rest = matrix[~held]  # the prior and the variance too come from the other folds only
+        table = _encodings(np.where(held, -1, codes), len(values), matrix, rest.mean(axis=0), rest.var(axis=0))
         out[held] = table[codes[held]]
     return _scaled(out, encoding)
 
