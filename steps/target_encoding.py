@@ -19,7 +19,8 @@ As scikit-learn's TargetEncoder (smooth="auto", cv=5) does:
   Validation, test and serving rows use the encoding fitted on all training rows, as does every row at serving.
 
 Values in fewer than MIN_ROWS training rows (in a fold: the other folds' rows) and unknown or missing values get the
-prior. Only the MAX_VALUES most frequent values are stored (schema.json carries them to serving). Encodings are
+prior. Only the MAX_VALUES most frequent values are stored (schema.json carries them to serving; at most MAX_NUMBERS
+numbers a column, so fewer values where there are many classes). Encodings are
 centered on the prior and divided by their standard deviation over the training rows (per output), so they are on
 the scale of the other features.
 """
@@ -32,8 +33,11 @@ import pandas as pd
 FOLDS = 5  # cross-fitting folds for the training rows' own encodings (scikit-learn's default cv)
 MIN_ROWS = 2  # a value in fewer training rows is encoded as the prior: one row's label is not a mean
 MAX_VALUES = 20_000  # values stored per column (the most frequent by training rows), as the text vocabulary
+MAX_NUMBERS = 200_000  # numbers stored per column, values x outputs: fewer values where there are many classes
 MODES = ("target", "frequency")  # wide categories: + target encoding, or the one-hot's frequency only
-DEFAULT_MODE = "frequency"  # until measured: benchmarks/results/wide_categories_tuning.json
+# Chosen on validation over the suite's tuning tables with a wide column (benchmarks/results/
+# wide_categories_tuning.json): ahead on most, behind on none.
+DEFAULT_MODE = "target"
 
 
 def targets(labels: np.ndarray, problem_type: str, classes: list | None = None) -> tuple[np.ndarray, list[str]]:
@@ -71,7 +75,7 @@ def fit_column(keys: pd.Series, matrix: np.ndarray, outputs: list[str]) -> dict:
     """A wide column's encoding from its training rows' category keys and target matrix (rows x outputs)."""
     counts = keys.value_counts()
     counts = counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
-    kept = [k for k, n in counts.items() if n >= MIN_ROWS][:MAX_VALUES]
+    kept = [k for k, n in counts.items() if n >= MIN_ROWS][: min(MAX_VALUES, MAX_NUMBERS // matrix.shape[1])]
     codes = pd.Index(kept, dtype=object).get_indexer(keys)
     prior, var = matrix.mean(axis=0), matrix.var(axis=0)
     table = _encodings(codes, len(kept), matrix, prior, var)
