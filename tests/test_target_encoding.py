@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_step
+from helpers import regula, run_folders, run_step
 from sklearn.preprocessing import TargetEncoder
 
 from steps import target_encoding
@@ -113,3 +113,29 @@ def test_preprocessing_writes_cross_fitted_training_rows_and_full_fit_validation
             assert from_full_fit.all(), "validation rows: the encoding fitted on every training row"
         else:
             assert from_full_fit.mean() < 0.05, "training rows: their own, cross-fitted encodings"
+
+
+def test_a_table_whose_signal_is_a_wide_column_registers_and_serves_unseen_values_at_the_prior(tmp_path, clients):
+    frame, which, y = wide_frame(rows=1_200, seed=4)
+    frame["sales"] = y
+    frame.to_csv(tmp_path / "shops.csv", index=False)
+    result = regula(
+        "run", "--local", "--data", str(tmp_path / "shops.csv"), "--target", "sales",
+        "--runs-dir", str(tmp_path / "runs"), timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    (run_dir,) = run_folders(tmp_path / "runs")
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["decision"] == "registered"
+    # the shop holds 80% of the variance, half of it in shops beyond the one-hot's 31: the encoding must carry them
+    assert report["rounds"][-1]["test_metrics"]["r2"] > 0.65
+    best_shop = int(np.argmax(np.bincount(which, weights=y) / np.maximum(np.bincount(which), 1)))
+    raw = pd.DataFrame({"shop": [f"s{best_shop:03d}", "s999", "s999"], "x": [0.0, 0.0, 0.0]})
+    raw.to_csv(tmp_path / "rows.csv", index=False)
+    scored = regula(
+        "predict", "--model", str(run_dir), "--data", str(tmp_path / "rows.csv"), "--out", str(tmp_path / "p.csv")
+    )
+    assert scored.returncode == 0, scored.stderr
+    predicted = pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy()
+    assert predicted[1] == predicted[2]
+    assert abs(predicted[1] - y.mean()) < 1.0 < predicted[0] - y.mean(), "an unseen shop: about the average"
