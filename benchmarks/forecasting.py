@@ -15,6 +15,7 @@ says why.
     python benchmarks/forecasting.py [--only NAME ...] [--param NAME=VALUE ...] [--out FILE.json]
     python benchmarks/forecasting.py --regularizers [--only NAME ...]   # which regularizer moves the gap
     python benchmarks/forecasting.py --variants [--only NAME ...]       # the MLP against a GRU and a robust loss
+    python benchmarks/forecasting.py --variants --variant MLP --variant "MLP, 5 seeds averaged"   # some of them
 
 statsmodels (the real series) is in Regula's `dev` extra. --regularizers and --variants train one round per setting
 on the same split files (preprocess.py once per series); --variants decides on validation MAE only, over the series
@@ -269,6 +270,8 @@ VARIANTS = {
     "MLP": {},
     "GRU over the window": {"--model_code": str(REPO / "examples" / "series_gru" / "model.py")},
     "MLP, Huber loss": {"--model_code": str(REPO / "benchmarks" / "forecasting_models" / "huber_mlp.py")},
+    # five MLPs from their own initializations, averaged (the tables' variant: benchmarks/table_models/)
+    "MLP, 5 seeds averaged": {"--model_code": str(REPO / "benchmarks" / "table_models" / "seed_ensemble.py")},
 }
 VARIANT_SEEDS = (1, 2)  # init seeds: the split of a series is fixed (chronological), its initialisation is not
 
@@ -347,7 +350,7 @@ def decide_variants(rows: list[dict]) -> dict:
         by.setdefault((r["series"], r["setting"]), []).append(r)
     series = sorted({r["series"] for r in rows})
     out = {}
-    for variant in VARIANTS:
+    for variant in dict.fromkeys(r["setting"] for r in rows):  # the variants run, in their order
         ratios, test_ratios = [], []
         for name in series:
             mine, base = by.get((name, variant)), by.get((name, "MLP"))
@@ -374,12 +377,16 @@ def main() -> None:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--regularizers", action="store_true", help="one round per regularizer setting instead")
     parser.add_argument("--variants", action="store_true", help="one round per model variant and seed instead")
+    parser.add_argument(
+        "--variant", action="append", choices=list(VARIANTS), help="with --variants: only these (and MLP)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/forecasting*.json")
     args = parser.parse_args()
     extra = dict(item.partition("=")[::2] for item in args.param)
     results = REPO / "benchmarks" / "results"
     if args.regularizers or args.variants:
-        settings, seeds = (SWEEP, (None,)) if args.regularizers else (VARIANTS, VARIANT_SEEDS)
+        chosen = {k: v for k, v in VARIANTS.items() if k == "MLP" or not args.variant or k in args.variant}
+        settings, seeds = (SWEEP, (None,)) if args.regularizers else (chosen, VARIANT_SEEDS)
         with tempfile.TemporaryDirectory() as tmp:
             rows = [row for name in args.only for row in sweep_one(name, Path(tmp), settings, seeds)]
         if args.regularizers:
