@@ -604,6 +604,10 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
         "Forecasting models: MLP, GRU, Huber loss (`forecasting.py --variants`)",
         forecasting_variants,
     ),
+    "forecasting_ensemble.json": (
+        "Forecasting models: the MLP against five averaged (`forecasting.py --variants --variant ...`)",
+        forecasting_variants,
+    ),
     "images.json": ("Images: the CNN against raw-pixel baselines (`images.py`)", images),
     "images_mnist5k.json": ("Images: MNIST 5k (`images.py`)", images),
     "image_options.json": (
