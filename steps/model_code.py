@@ -78,8 +78,8 @@ class ModelCode:
     folder: bool = False  # the code is the whole folder (a package whose entry is model.py), else the entry alone
 
     def describe(self, input_kind: str = "table") -> str:
-        if self.name == BUILTIN:  # steps/model.py build_model: the CNN for images, the MLP for tables
-            return "Regula's CNN" if input_kind == "image" else "Regula's MLP"
+        if self.name == BUILTIN:  # steps/model.py build_model: the CNN for images, averaged MLPs for series
+            return {"image": "Regula's CNN", "series": "Regula's 5 averaged MLPs"}.get(input_kind, "Regula's MLP")
         return f"{self.name} (sha256 {self.sha256[:12]})"
 
 

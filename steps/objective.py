@@ -17,6 +17,8 @@ class Objective:
         self.quality_name = "accuracy" if self.classification else "r2"
 
     def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if out.dim() == 3:  # members' outputs side by side (steps/model.py's Averaged, training): the sum of theirs
+            return sum(self.train_loss(member, y) for member in out)
         if self.classification:
             return F.cross_entropy(out.float(), y)
         return F.mse_loss(out.float()[:, 0], y)

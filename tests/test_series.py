@@ -389,3 +389,28 @@ def post(url: str, body: str, content_type: str):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def test_the_built_in_forecaster_is_five_mlps_trained_each_on_its_own_loss_and_averaged(forecaster):
+    import torch
+
+    from steps import model as built_in
+    from steps import model_code
+    from steps.objective import Objective
+
+    trained, config = built_in.load(forecaster)
+    assert config["model"] == "Regula's 5 averaged MLPs"
+    assert isinstance(trained, built_in.Averaged) and len(trained.members) == built_in.SERIES_MEMBERS == 5
+    first = [m.net[0].weight for m in trained.members]
+    assert all(not torch.equal(first[0], w) for w in first[1:]), "each member from its own initialization"
+    x = torch.randn(7, first[0].shape[1])
+    with torch.no_grad():
+        members = torch.stack([m(x) for m in trained.members])
+        assert torch.allclose(trained(x), members.mean(dim=0)), "scored: the members' average"
+        trained.train()
+        model_code.set_dropout(trained, 0.0)  # the same outputs in training mode, but for dropout
+        assert torch.equal(trained(x), members), "training: every member's output"
+    y = torch.randn(7)
+    objective = Objective({"problem_type": "regression"})
+    expected = sum(torch.nn.functional.mse_loss(members[k, :, 0], y) for k in range(5))
+    assert torch.allclose(objective.train_loss(members, y), expected)
