@@ -596,6 +596,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
         real_tables,
     ),
     "forecasting.json": ("Forecasting against HGB and the seasonal naive forecast (`forecasting.py`)", forecasting),
+    "forecasting_before.json": ("Forecasting with one MLP, before five averaged ones (`forecasting.py`)", forecasting),
     "forecasting_regularizers.json": (
         "Forecasting: one regularizer at a time (`forecasting.py --regularizers`)",
         forecasting_regularizers,
