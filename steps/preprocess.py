@@ -235,16 +235,22 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         features, roles, marks, rows=train_rows, gaps=gaps, max_z=args.max_z, scaling=args.scaling, targets=targets
     )
     # the training rows' own target encodings are cross-fitted: no row's feature holds its own label
-    own = columns.cross_fitted(features.iloc[train_rows], transform, targets[0], args.seed) if targets else []
+    own = columns.cross_fitted(features.iloc[train_rows], transform, targets, args.seed) if targets else []
     for column in transform["columns"]:
         if column["kind"] == "categorical" and column["other"]:
             values = len(column["frequencies"])
-            how = (
-                f"and its target mean per value ({len(column['target_encoding']['values'])} values in at least "
-                f"{target_encoding.MIN_ROWS} training rows; cross-fitted on the training split)"
-                if "target_encoding" in column
-                else "(no target encoding: --wide-categories frequency)"
-            )
+            encoding = column.get("target_encoding")
+            if encoding is not None:
+                stored, eligible = len(encoding["values"]), encoding["eligible"]
+                counted = f"{stored} most frequent of {eligible}" if stored < eligible else str(stored)
+                how = (
+                    f"and its target mean per value ({counted} values in at least {target_encoding.MIN_ROWS} training"
+                    " rows; cross-fitted on the training split)"
+                )
+            elif targets is None:
+                how = "(no target encoding: --wide-categories frequency)"
+            else:
+                how = f"(no target encoding: no value is in {target_encoding.MIN_ROWS} training rows)"
             print(
                 f"preprocess: column '{column['name']}': {values} values, one-hot for the {len(column['categories'])}"
                 f" most frequent, the rest as 'other' with their frequency, {how}",

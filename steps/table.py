@@ -117,14 +117,13 @@ def fit(
     gaps: set[str] | None = None,
     max_z: float | None = MAX_Z,
     scaling: str = "std",
-    targets: tuple[np.ndarray, list[str]] | None = None,
+    targets: target_encoding.Targets | None = None,
 ) -> dict:
     """The transform, learned from the training rows of `frame` (positions `rows`; default: all of it), one column
     at a time. `marks` (from `missing_marks`) and `gaps` (from `columns_with_gaps`) describe the whole table; by
     default they are read from `frame`. `max_z` (None: no bound) and `scaling` (SCALINGS) are the numeric columns'
     bound and divisor: preprocessing's hidden options, for benchmarks/train_options.py. `targets`: the training
-    rows' target matrix and its outputs' names (target_encoding.targets), for the wide categories' encodings;
-    None: no target encoding."""
+    rows' labels (target_encoding.targets), for the wide categories' encodings; None: no target encoding."""
     marks = missing_marks(frame, roles) if marks is None else marks
     gaps = columns_with_gaps(frame, roles, marks) if gaps is None else gaps
     columns = []
@@ -157,8 +156,9 @@ def fit(
             spec = {"name": name, "kind": "categorical", "categories": kept, "other": other}
             if other:
                 spec["frequencies"] = {k: round(float(v), 6) for k, v in (counts / max(len(keys), 1)).items()}
-            if other and targets is not None:
-                spec["target_encoding"] = target_encoding.fit_column(keys, *targets)
+            encoding = target_encoding.fit_column(keys, targets) if other and targets is not None else None
+            if encoding is not None:  # None: no value in enough training rows to encode
+                spec["target_encoding"] = encoding
             spec["indicator"] = name in gaps
             columns.append(spec)
     return {"columns": columns, "features": feature_names({"columns": columns})}
@@ -183,16 +183,18 @@ def feature_names(spec: dict) -> list[str]:
     return names
 
 
-def cross_fitted(frame: pd.DataFrame, spec: dict, matrix: np.ndarray, seed: int) -> list[tuple[int, np.ndarray]]:
+def cross_fitted(
+    frame: pd.DataFrame, spec: dict, targets: target_encoding.Targets, seed: int
+) -> list[tuple[int, np.ndarray]]:
     """The training rows' own target encodings (target_encoding.cross_fitted), to write over `transform`'s: (the
     position of the column's first encoding feature, rows x outputs) per target-encoded column. `frame`: the training
-    rows `fit` saw, in its order; `matrix`: their targets."""
+    rows `fit` saw, in its order; `targets`: their labels."""
     out = []
     for i, column in enumerate(spec["columns"]):
         if "target_encoding" in column:
             start = len(feature_names({"columns": spec["columns"][:i]})) + len(column["categories"]) + 2
             keys = category_keys(frame[column["name"]])
-            out.append((start, target_encoding.cross_fitted(keys, matrix, column["target_encoding"], seed)))
+            out.append((start, target_encoding.cross_fitted(keys, targets, column["target_encoding"], seed)))
     return out
 
 

@@ -28,26 +28,39 @@ def wide_frame(rows: int = 600, values: int = 60, seed: int = 0) -> tuple[pd.Dat
 
 def test_encodings_are_scikit_learns_shrunk_means():
     frame, _, y = wide_frame()
-    encoding = target_encoding.fit_column(category_keys(frame["shop"]), y.reshape(-1, 1), ["target mean"])
+    encoding = target_encoding.fit_column(category_keys(frame["shop"]), target_encoding.targets(y, "regression"))
     reference = TargetEncoder(smooth="auto", target_type="continuous").fit(frame[["shop"]], y)
     theirs = dict(zip(reference.categories_[0], reference.encodings_[0], strict=True))
     assert len(encoding["values"]) == len(theirs) > MAX_ONEHOT
     for value, (mine,) in encoding["values"].items():
-        assert mine == pytest.approx(theirs[value], abs=1e-5), value
+        assert mine == pytest.approx(theirs[value], rel=1e-6), value
     assert encoding["prior"][0] == pytest.approx(reference.target_mean_, abs=1e-6)
 
 
 def test_two_classes_encode_the_second_class_share_and_more_classes_each_share():
-    matrix, outputs = target_encoding.targets(np.array([0, 1, 1, 0]), "classification", ["no", "yes"])
-    assert outputs == ["share yes"] and matrix[:, 0].tolist() == [0, 1, 1, 0]
-    matrix, outputs = target_encoding.targets(np.array([0, 2, 1]), "classification", ["a", "b", "c"])
-    assert outputs == ["share a", "share b", "share c"] and matrix.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    two = target_encoding.targets(np.array([0, 1, 1, 0]), "classification", ["no", "yes"])
+    assert two.outputs == ["share yes"] and two.column(0).tolist() == [0, 1, 1, 0]
+    three = target_encoding.targets(np.array([0, 2, 1]), "classification", ["a", "b", "c"])
+    assert three.outputs == ["share a", "share b", "share c"]
+    assert [three.column(j).tolist() for j in range(3)] == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+
+
+def test_class_shares_are_scikit_learns_for_each_class():
+    rng = np.random.default_rng(2)
+    keys = pd.Series([f"v{v}" for v in rng.integers(0, 40, 900)], dtype=object)
+    labels = rng.integers(0, 3, 900)
+    encoding = target_encoding.fit_column(keys, target_encoding.targets(labels, "classification", ["a", "b", "c"]))
+    reference = TargetEncoder(smooth="auto", target_type="multiclass").fit(keys.to_frame(), labels)
+    for k in range(3):  # scikit-learn: one block of encodings per class
+        theirs = dict(zip(reference.categories_[0], reference.encodings_[k], strict=True))
+        for value, mine in encoding["values"].items():
+            assert mine[k] == pytest.approx(theirs[value], rel=1e-6), (value, k)
 
 
 def test_a_value_in_one_training_row_and_an_unknown_value_get_the_prior():
     keys = pd.Series(["a", "a", "b"] * 20 + ["lone"], dtype=object)
-    y = np.arange(len(keys), dtype=float).reshape(-1, 1)
-    encoding = target_encoding.fit_column(keys, y, ["target mean"])
+    y = np.arange(len(keys), dtype=float)
+    encoding = target_encoding.fit_column(keys, target_encoding.targets(y, "regression"))
     assert "lone" not in encoding["values"] and {"a", "b"} <= set(encoding["values"])
     features = target_encoding.apply(pd.Series(["lone", "never seen", None, "a"], dtype=object), encoding)
     assert features[:3, 0].tolist() == [0.0, 0.0, 0.0]  # the prior, centered
@@ -57,21 +70,42 @@ def test_a_value_in_one_training_row_and_an_unknown_value_get_the_prior():
 def test_a_training_rows_own_encoding_does_not_hold_its_label():
     frame, which, y = wide_frame()
     keys = category_keys(frame["shop"])
-    encoding = target_encoding.fit_column(keys, y.reshape(-1, 1), ["target mean"])
+    encoding = target_encoding.fit_column(keys, target_encoding.targets(y, "regression"))
     row = 7
     changed = y.copy()
     changed[row] += 1_000.0  # its own label, far off: a leak would move its feature
-    changed_encoding = {**encoding, "values": target_encoding.fit_column(keys, changed.reshape(-1, 1), ["t"])["values"]}
-    own = target_encoding.cross_fitted(keys, y.reshape(-1, 1), encoding, seed=3)
+    changed_encoding = target_encoding.fit_column(keys, target_encoding.targets(changed, "regression"))
+    own = target_encoding.cross_fitted(keys, target_encoding.targets(y, "regression"), encoding, seed=3)
     # the same centering and scale (constants of the column), only the labels differ
-    own_changed = target_encoding.cross_fitted(keys, changed.reshape(-1, 1), encoding, seed=3)
+    own_changed = target_encoding.cross_fitted(keys, target_encoding.targets(changed, "regression"), encoding, seed=3)
     assert own_changed[row, 0] == own[row, 0]
     # the full fit (what validation and serving rows get) does move, and so do rows of its value in other folds
-    assert target_encoding.apply(keys[[row]], changed_encoding)[0, 0] != pytest.approx(
-        target_encoding.apply(keys[[row]], encoding)[0, 0], abs=1e-2
-    )
+    assert changed_encoding["values"][keys[row]] != pytest.approx(encoding["values"][keys[row]], abs=1e-2)
     same_value = np.flatnonzero(which == which[row])
     assert any(abs(own_changed[i, 0] - own[i, 0]) > 1e-2 for i in same_value if i != row)
+
+
+@pytest.mark.parametrize("unit", [1e-7, 1.0, 1e7])
+def test_the_encoding_is_finite_and_keeps_its_values_apart_on_any_scale_of_the_target(unit):
+    frame, _, y = wide_frame()
+    keys = category_keys(frame["shop"])
+    targets = target_encoding.targets(y * unit, "regression")
+    encoding = target_encoding.fit_column(keys, targets)
+    served = target_encoding.apply(keys, encoding)[:, 0]
+    own = target_encoding.cross_fitted(keys, targets, encoding, seed=0)[:, 0]
+    assert np.isfinite(served).all() and np.isfinite(own).all()
+    assert len(np.unique(served)) == 60, "every shop its own encoding, not rounded together"
+    assert 0.5 < served.std() < 2 and np.corrcoef(served, y)[0, 1] > 0.8
+
+
+def test_a_column_with_no_value_in_two_training_rows_gets_no_encoding_and_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"code": [f"c{i}" for i in rng.permutation(300)] * 1, "x": rng.normal(size=300)})
+    frame["y"] = frame["x"] + rng.normal(0, 0.1, 300)
+    roles = {"code": "categorical", "x": "numeric"}
+    spec = fit(frame, roles, targets=target_encoding.targets(frame["y"].to_numpy(), "regression"))
+    assert "target_encoding" not in spec["columns"][0] and spec["columns"][0]["other"]
+    assert np.isfinite(transform(frame, spec)).all()
 
 
 def test_only_wide_categories_are_encoded_and_only_given_the_targets():
@@ -86,7 +120,7 @@ def test_only_wide_categories_are_encoded_and_only_given_the_targets():
     assert "target_encoding" not in {k for c in fit(frame, roles)["columns"] for k in c}
     # transform gives the full fit; cross_fitted the training rows' own, at the same position
     dense = transform(frame, spec)
-    [(start, own)] = cross_fitted(frame, spec, targets[0], seed=1)
+    [(start, own)] = cross_fitted(frame, spec, targets, seed=1)
     assert spec["features"][start] == "shop target mean"
     assert np.corrcoef(dense[:, start], y)[0, 1] > np.corrcoef(own[:, 0], y)[0, 1] > 0.5
 
