@@ -716,6 +716,20 @@ def text_tokenizers(r: dict) -> list[str]:
     return table(header, rows)
 
 
+def text_ngram_dropout(r: dict) -> list[str]:
+    d = r["ngram_dropout"]
+    rows = []
+    for rate, mean in d["means"].items():
+        runs = [x for x in d["runs"] if str(x["ngram_dropout"]) == str(float(rate)) or x["ngram_dropout"] == rate]
+        rows.append(
+            [rate, f(mean["validation"], 4), " / ".join(f(x["validation"], 4) for x in runs), f(mean["gap"], 3),
+             " / ".join(f(x["train"], 4) for x in runs), " / ".join(str(x["epochs"]) for x in runs)]
+        )  # fmt: skip
+    header = ["n-gram dropout", "validation (mean)", "per seed", "gap (mean)", "train per seed", "epochs"]
+    return [f"{r['data']}, {d['rows']} rows, init seeds {d['seeds']}, round 1 at the base strengths:", "",
+            *table(header, rows)]  # fmt: skip
+
+
 def generic(r: dict) -> list[str]:
     """A results file without a renderer of its own (its benchmark's docs page tables it): its figures as JSON."""
     figures = {k: v for k, v in r.items() if k != "run"}
@@ -740,6 +754,8 @@ def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dic
         return "Text: the n-gram layer's update, dense against lazy rows (`text.py --update-speed`)", text_update_speed
     if name.startswith("text_l1_scales"):
         return "Text: the n-gram layer's own L1 scale (`text.py --text-l1-scales`)", text_update_speed
+    if name.startswith("text_ngram_dropout"):
+        return "Text: dropout on the input n-grams, round 1 (`text.py --ngram-dropout`)", text_ngram_dropout
     if name.startswith("text_tokenizers"):
         return "Text: tokenizations, TF-IDF + LogReg on validation (`text.py --tokenizers`)", text_tokenizers
     if name.startswith("text_") and results is not None and "regula" in results:

