@@ -428,6 +428,18 @@ def text_l1_scales(frame: pd.DataFrame, scales: list[float], levels: list[float]
         return train_variants(frame, variants, levels)
 
 
+def preprocessed(frame: pd.DataFrame, tmp: Path) -> dict:
+    """`frame` through preprocess.py into tmp/splits (the pipeline's split); the environment the steps run with."""
+    frame.to_csv(tmp / "table.csv", index=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REGULA_METRICS": "off"}
+    subprocess.run(
+        [sys.executable, str(REPO / "steps" / "preprocess.py"), "--input", str(tmp / "table.csv"),
+         "--output-dir", str(tmp / "splits"), "--target", "target"],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+    return env
+
+
 def train_variants(frame: pd.DataFrame, variants: dict[str, tuple[Path, list[str]]], levels: list[float]) -> dict:
     """steps/train.py round 1 of each variant (a checkout's code, extra arguments) at the strengths of each of
     `levels`, on the same preprocessed table, one thread each, alternating. Recorded: training samples per second
@@ -447,13 +459,7 @@ def train_variants(frame: pd.DataFrame, variants: dict[str, tuple[Path, list[str
     results = {"rows": len(frame), "runs": []}
     with tempfile.TemporaryDirectory(prefix="regula-text-update-") as tmp:
         tmp = Path(tmp)
-        frame.to_csv(tmp / "table.csv", index=False)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REGULA_METRICS": "off"}
-        subprocess.run(
-            [sys.executable, str(REPO / "steps" / "preprocess.py"), "--input", str(tmp / "table.csv"),
-             "--output-dir", str(tmp / "splits"), "--target", "target"],
-            check=True, capture_output=True, env=env,
-        )  # fmt: skip
+        env = preprocessed(frame, tmp)
         schema = read_schema(tmp / "splits" / "train")
         x_val, y_val = inputs.read(tmp / "splits" / "validation", "validation", schema)
         for level in levels:
@@ -504,13 +510,7 @@ def ngram_dropout(frame: pd.DataFrame, rates: list[float], seeds: list[int]) -> 
     runs = []
     with tempfile.TemporaryDirectory(prefix="regula-text-ngram-") as tmp:
         tmp = Path(tmp)
-        frame.to_csv(tmp / "table.csv", index=False)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "REGULA_METRICS": "off"}
-        subprocess.run(
-            [sys.executable, str(REPO / "steps" / "preprocess.py"), "--input", str(tmp / "table.csv"),
-             "--output-dir", str(tmp / "splits"), "--target", "target"],
-            check=True, capture_output=True, env=env,
-        )  # fmt: skip
+        env = preprocessed(frame, tmp)
         for seed in seeds:
             for rate in rates:
                 model = tmp / f"model-{rate}-{seed}"
