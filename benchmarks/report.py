@@ -720,7 +720,7 @@ def text_ngram_dropout(r: dict) -> list[str]:
     d = r["ngram_dropout"]
     rows = []
     for rate, mean in d["means"].items():
-        runs = [x for x in d["runs"] if str(x["ngram_dropout"]) == str(float(rate)) or x["ngram_dropout"] == rate]
+        runs = [x for x in d["runs"] if x["ngram_dropout"] == float(rate)]  # the means' keys: JSON's strings
         rows.append(
             [rate, f(mean["validation"], 4), " / ".join(f(x["validation"], 4) for x in runs), f(mean["gap"], 3),
              " / ".join(f(x["train"], 4) for x in runs), " / ".join(str(x["epochs"]) for x in runs)]

@@ -58,9 +58,6 @@ class Targets:
         self.which = [1] if len(names) == 2 else list(range(len(names)))
         self.outputs = [f"share {names[k]}" for k in self.which]
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def column(self, j: int, rows: np.ndarray | None = None) -> np.ndarray:
         labels = self.labels if rows is None else self.labels[rows]
         return labels.astype(np.float64) if not self.classification else (labels == self.which[j]).astype(np.float64)

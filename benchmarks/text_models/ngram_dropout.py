@@ -1,4 +1,4 @@
-"""benchmarks/text.py --variants: the built-in text model (steps/model.py's TextMLP) with dropout on its input
+"""benchmarks/text.py --ngram-dropout: the built-in text model (steps/model.py's TextMLP) with dropout on its input
 n-grams ("word dropout"): in training, each n-gram entry of a row's bag is dropped with probability P and the rest
 scaled by 1 / (1 - P), so no row can be told apart by a few rare n-grams alone. Scoring sees every n-gram. P comes
 from the environment (REGULA_NGRAM_DROPOUT, default 0.5), so one file serves every setting a comparison tries."""
