@@ -91,6 +91,11 @@ MIN_QUALITY = 0.0
 # that round for review, marked as not accepted (regula:accepted=false), so a team can look at it.
 REGISTER_CANDIDATE_CHOICES = ("no", "yes")
 REGISTER_CANDIDATE = "no"
+# A round whose gap is above MaxGap still passes when a regularized linear model of the same features and split has
+# as large a gap and validates no better (steps/reference.py): on bags of n-grams every good model's gap is above 0.1.
+# "none": MaxGap alone. Images have no reference.
+GAP_REFERENCE_CHOICES = ("linear", "none")
+GAP_REFERENCE = "linear"
 
 # -- where things go ------------------------------------------------------------------------------------------------
 METRICS_NAMESPACE = "Regula"

@@ -247,6 +247,12 @@ TABLE: tuple[Parameter, ...] = (
         to=(To("train", "--max_gap", HYPERPARAMETER, after="MaxEpochs"), To("evaluate", "--max-gap")),
     ),
     Parameter(
+        "GapReference", "String", d.GAP_REFERENCE, "linear: a gap above MaxGap passes within a linear model's",
+        choices=d.GAP_REFERENCE_CHOICES, enum=True, to=(To("evaluate", "--gap-reference"),),
+        doc="on the same features and split, when the round validates as well ([ladder.md](ladder.md)); none: MaxGap "
+        "alone",
+    ),
+    Parameter(
         "QualityMetric", "String", d.QUALITY_METRIC, ", ".join(d.QUALITY_METRICS), choices=d.QUALITY_METRICS,
         to=(To("preprocess", "--quality-metric", after="TextColumns"), To("evaluate", "--quality-metric")),
         doc="auto: balanced_accuracy for classification, r2 for regression; roc_auc: binary only",

@@ -181,17 +181,29 @@ def decide(
     min_lift: float,
     min_quality: float,
     later_gap: float | None = None,
+    reference=None,
+    quality_se: float = 0.0,
 ) -> tuple[str, str]:
     """register, overfit or underfit, and why, in words a team can act on. `gap` is measured at the restored best
     epoch; `later_gap` is the largest gap the training curve reached after it: a model that is not good enough at
-    its best epoch but then memorized the training split overfits (more capacity is not what it lacks)."""
+    its best epoch but then memorized the training split overfits (more capacity is not what it lacks). `reference`
+    (steps/reference.py, where it was fitted) is the linear model's gap and validation quality on the same split: a
+    gap above MaxGap passes within it (`reference_allows`); `quality_se` is the validation quality's error."""
     floor = max(baseline_quality + min_lift, min_quality)
     if not (math.isfinite(gap) and math.isfinite(quality)):
         return "underfit", "the model's losses are not finite numbers: training diverged; lower L1/L2 or add data"
+    allowed = ""
     if gap_exceeds(gap, gap_se, max_gap):
-        return "overfit", (
+        reason = (
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) > MaxGap {max_gap:g} (validation loss "
             f"exceeds training loss by {gap:.1%} of the baseline's loss)"
+        )
+        if not reference_allows(gap, gap_se, quality, quality_se, reference, max_gap):
+            return "overfit", reason + reference_note(gap, gap_se, quality, quality_se, reference, max_gap, metric)
+        allowed = (
+            f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) above MaxGap {max_gap:g} but within the "
+            f"linear reference's {reference.gap:.4f} ({reference.model} on the same features and split, validation "
+            f"{metric} {reference.validation:.4f}): the split's rows lie that far apart for a linear model too"
         )
     if quality < floor and later_gap is not None and later_gap > max_gap:
         return "overfit", (
@@ -206,9 +218,41 @@ def decide(
             + f"), with the gap within MaxGap: {UNDERFIT_ADVICE}"
         )
     within = f"<= MaxGap {max_gap:g}" if gap <= max_gap else f"within MaxGap {max_gap:g} + {GAP_Z:g} standard error"
-    return "register", (
-        f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) {within} and validation {metric} {quality:.4f} "
-        f">= {floor:.4f}"
+    gate = allowed or f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) {within}"
+    return "register", f"{gate} and validation {metric} {quality:.4f} >= {floor:.4f}"
+
+
+def reference_allows(gap, gap_se, quality, quality_se, reference, max_gap: float) -> bool:
+    """Does the linear reference (steps/reference.py) excuse a gap above MaxGap? Only a reference whose own gap is
+    above MaxGap, a round whose gap is within the reference's (by gap_exceeds's rule), and a round that validates at
+    least as well as the reference, within QUALITY_Z of its validation error: a network that overfits like the linear
+    model but is no better than it has not earned the linear model's gap."""
+    if reference is None or not (math.isfinite(reference.gap) and reference.gap > max_gap):
+        return False
+    return not gap_exceeds(gap, gap_se, reference.gap) and quality >= reference.validation - QUALITY_Z * quality_se
+
+
+def gap_limit(gap, gap_se, quality, quality_se, reference, max_gap: float) -> float:
+    """The largest gap the round was held to: the reference's where it excused the round, else MaxGap. The registry
+    records it, and its approval guard holds the package to it."""
+    excused = gap_exceeds(gap, gap_se, max_gap) and reference_allows(
+        gap, gap_se, quality, quality_se, reference, max_gap
+    )
+    return reference.gap if excused else max_gap
+
+
+def reference_note(gap, gap_se, quality, quality_se, reference, max_gap: float, metric: str) -> str:
+    """Why the linear reference did not excuse the gap, when one was fitted."""
+    if reference is None:
+        return ""
+    said = f"; the linear reference ({reference.model} on the same features and split) has gap {reference.gap:.4f}"
+    if reference.gap <= max_gap:
+        return said + ", within MaxGap: the network overfits where a linear model does not"
+    if gap_exceeds(gap, gap_se, reference.gap):
+        return said + ": the network overfits more than a linear model"
+    return (
+        said + f" but validates {metric} {reference.validation:.4f} against this round's {quality:.4f} (more than "
+        f"{QUALITY_Z:g} standard error better): the network overfits as much and is no better"
     )
 
 
@@ -222,6 +266,8 @@ def round_summary(report: dict) -> dict:
         "quality": report["quality"],
         "gap": report["generalization_gap"]["relative"],
         "gap_se": report["generalization_gap"]["standard_error"],
+        # the gap it was held to: MaxGap, or the linear reference's that excused it (evaluated before: MaxGap)
+        "gap_limit": report.get("thresholds", {}).get("gap_limit", report.get("thresholds", {}).get("max_gap")),
         "regularization": report["regularization"],
         "verdict": report["round_decision"],  # register: the round passed the gate on its own
         # which model it is: the built-in MLP or the team's code, by its files' sha256 (before: always the MLP)

@@ -281,6 +281,7 @@ def register_step(
             "regula:gap": as_text(selected("gap")),
             "regula:gap_se": as_text(selected("gap_se")),
             "regula:max_gap": p["MaxGap"].to_string(),
+            "regula:gap_limit": as_text(selected("gap_limit")),  # MaxGap, or the linear reference's gap that excused it
             "regula:quality_metric": as_text(selected("quality.metric")),
             "regula:val_quality": as_text(selected("quality.validation")),
             "regula:baseline_quality": as_text(selected("quality.baseline")),

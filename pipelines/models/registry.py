@@ -54,6 +54,8 @@ def _row(package: dict) -> dict:
         # recorded since candidates can be registered; before, only accepted rounds were (decision "register")
         "accepted": metadata.get("regula:accepted", str(metadata.get("regula:decision") == "register").lower()),
         "max_gap": _float(metadata, "regula:max_gap"),
+        # the gap the round was held to: above MaxGap where the linear reference excused it (before: MaxGap)
+        "gap_limit": _float(metadata, "regula:gap_limit"),
         "quality_metric": metadata.get("regula:quality_metric"),
         "val_quality": _float(metadata, "regula:val_quality"),
         "baseline_quality": _float(metadata, "regula:baseline_quality"),
@@ -148,7 +150,8 @@ def policy_violations(row: dict, max_gap: float | None = None) -> list[str]:
     if absent:
         return [f"it has no recorded {', '.join(absent)}"]
     problems = []
-    limit = row["max_gap"] if max_gap is None else min(max_gap, row["max_gap"])  # --max-gap only tightens
+    recorded = row["max_gap"] if row.get("gap_limit") is None else max(row["max_gap"], row["gap_limit"])
+    limit = recorded if max_gap is None else min(max_gap, recorded)  # --max-gap only tightens
     if row["accepted"] != "true":
         problems.append("the pipeline did not accept it: it was registered as the best candidate, for review")
     if gap_exceeds(row["gap"], row["gap_se"], limit):

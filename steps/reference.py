@@ -1,0 +1,132 @@
+"""The linear reference: how far apart training and validation lie for a regularized linear model of the same
+features and split. It tells a model that overfits from a split whose rows are simply far apart.
+
+On some data every good model has a gap above MaxGap. Bags of n-grams are the measured case: there are more n-grams
+than rows, so a model can tell every training row apart. On Rotten Tomatoes, TF-IDF + LogisticRegression has a gap
+of 0.19 at the C that validates best, and at a C where the gap is within MaxGap 0.1 it validates 1.7 points lower.
+There, a gap above MaxGap comes from the data, not the network. Regularizing harder costs quality and does not close
+the gap.
+
+So when a round's gap is above MaxGap (steps/quality.gap_exceeds), evaluation fits the reference
+(GapReference=linear):
+
+- the features: the split files' dense features, plus the text block's TF-IDF bag where the table has text;
+- the model: LogisticRegression (classification) or Ridge (regression), each strength of the grid below fitted on
+  the training split;
+- the chosen strength: the one with the best validation quality, by the gate's own metric and decision rule;
+- the measurements: at that strength, the reference's gap and validation quality, as the round's are measured.
+
+The round then passes the gap test when its gap is within the reference's gap (plus one standard error, as for
+MaxGap) and it validates at least as well as the reference, within the noise. A network that overfits more than the
+linear model, or no better, is still overfit, and the ladder regularizes it as before. Images have no such
+reference: their gate stays MaxGap alone.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from steps.quality import relative_gap, relative_gap_se, split_metrics
+
+C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)  # LogisticRegression's inverse strength: benchmarks/README.md's baseline grid
+ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)  # Ridge's strength, on standardized features
+# At most this many rows of a split are fitted and scored, sampled with a fixed seed. On more rows a linear model's
+# gap is about zero, and the fit would cost more than the round it judges.
+MAX_ROWS = 50_000
+KINDS = ("table", "series")  # the inputs with a linear reference (steps/inputs.py kinds)
+
+
+@dataclass
+class Reference:
+    model: str  # e.g. "LogisticRegression(C=1)"
+    gap: float
+    gap_se: float
+    validation: float  # the quality metric on the validation split
+    train_rows: int  # rows fitted
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def applies(schema: dict) -> bool:
+    return schema.get("kind", "table") in KINDS
+
+
+def matrix(features):
+    """The split's inputs (steps/inputs.py Dense, SeriesRows or WithText) as one matrix: a CSR matrix with the text
+    bag's columns after the dense features, or the dense array."""
+    dense = features.x.numpy() if hasattr(features.x, "numpy") else np.asarray(features.x)
+    if not hasattr(features, "ids"):
+        return dense
+    from scipy import sparse
+
+    offsets = np.r_[features.offsets.numpy(), len(features.ids)][: len(dense) + 1]
+    bag = sparse.csr_matrix(
+        (features.weights.numpy(), features.ids.numpy(), offsets), shape=(len(dense), features.vocabulary)
+    )
+    return sparse.hstack([sparse.csr_matrix(dense), bag], format="csr")
+
+
+def sample(features, labels, rows: int = MAX_ROWS):
+    """At most `rows` rows of a split, always the same ones."""
+    if len(labels) <= rows:
+        return features, labels
+    index = np.sort(np.random.default_rng(0).choice(len(labels), size=rows, replace=False))
+    return features.subset(index), labels[index]
+
+
+def fit(schema: dict, metric: str, train, validation, baseline_loss: float, labels_of) -> Reference | None:
+    """The reference on (features, labels) of the training and validation splits. `labels_of(probabilities)` is
+    the served model's decision rule (steps/inference.py Predictor.labels); `baseline_loss` is the trivial model's
+    validation loss, the gap's unit. None when no strength gives finite numbers."""
+    (x_train, y_train), (x_val, y_val) = (sample(*train), sample(*validation))
+    x_train, x_val = matrix(x_train), matrix(x_val)
+    classes = len(schema.get("classes") or [])
+    best = None
+    for strength in C_GRID if classes else ALPHA_GRID:
+        outputs = _fitted_outputs(strength, classes, x_train, y_train, (x_train, x_val))
+        if outputs is None:
+            continue
+        scored = []
+        for out, labels in zip(outputs, (y_train, y_val), strict=True):
+            predicted = labels_of(out) if classes else None
+            scored.append(split_metrics(schema, out, labels, predicted))
+        on_train, on_val = scored
+        gap = relative_gap(on_val["loss"], on_train["loss"], baseline_loss)
+        quality = on_val[metric]
+        if not (math.isfinite(gap) and math.isfinite(quality)):
+            continue
+        if best is None or (quality, -gap) > (best.validation, -best.gap):
+            best = Reference(
+                model=f"LogisticRegression(C={strength:g})" if classes else f"Ridge(alpha={strength:g})",
+                gap=gap,
+                gap_se=relative_gap_se(on_val["loss_se"], on_train["loss_se"], baseline_loss),
+                validation=quality,
+                train_rows=len(y_train),
+            )
+    return best
+
+
+def _fitted_outputs(strength: float, classes: int, x, y, score_on):
+    """Probabilities over all the schema's classes (a class missing from the sample gets none), or predictions."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the grid's loosest C on separable rows: close enough
+        if not classes:
+            model = Ridge(alpha=strength).fit(x, y.astype(np.float64))
+            return [model.predict(part) for part in score_on]
+        if len(np.unique(y)) < 2:
+            return None
+        model = LogisticRegression(C=strength, max_iter=1000).fit(x, y)
+        outputs = []
+        for part in score_on:
+            probabilities = np.zeros((part.shape[0], classes))
+            probabilities[:, model.classes_] = model.predict_proba(part)
+            outputs.append(probabilities)
+        return outputs
