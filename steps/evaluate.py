@@ -268,7 +268,8 @@ def main() -> None:
         gap, gap_se, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality, later_gap,
         linear, validation_se,
     )  # fmt: skip
-    limit = gap_limit(gap, gap_se, quality, validation_se, linear, args.max_gap)
+    floor = max(baseline_quality + args.min_lift, args.min_quality)
+    limit = gap_limit(gap, gap_se, quality, validation_se, linear, args.max_gap, floor)
     report = {
         "round": config["round"],
         "model_uri": args.model_uri,

@@ -198,8 +198,9 @@ def decide(
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) > MaxGap {max_gap:g} (validation loss "
             f"exceeds training loss by {gap:.1%} of the baseline's loss)"
         )
-        if not reference_allows(gap, gap_se, quality, quality_se, reference, max_gap):
-            return "overfit", reason + reference_note(gap, gap_se, quality, quality_se, reference, max_gap, metric)
+        if not reference_allows(gap, gap_se, quality, quality_se, reference, max_gap, floor):
+            note = reference_note(gap, gap_se, quality, quality_se, reference, max_gap, metric, floor)
+            return "overfit", reason + note
         allowed = (
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) above MaxGap {max_gap:g} but within the "
             f"linear reference's {reference.gap:.4f} ({reference.model} on the same features and split, validation "
@@ -222,30 +223,39 @@ def decide(
     return "register", f"{gate} and validation {metric} {quality:.4f} >= {floor:.4f}"
 
 
-def reference_allows(gap, gap_se, quality, quality_se, reference, max_gap: float) -> bool:
-    """Does the linear reference (steps/reference.py) excuse a gap above MaxGap? Only a reference whose own gap is
-    above MaxGap, a round whose gap is within the reference's (by gap_exceeds's rule), and a round that validates at
-    least as well as the reference, within QUALITY_Z of its validation error: a network that overfits like the linear
-    model but is no better than it has not earned the linear model's gap."""
+def reference_allows(gap, gap_se, quality, quality_se, reference, max_gap: float, floor: float) -> bool:
+    """Does the linear reference (steps/reference.py) excuse a gap above MaxGap? Only when all of these hold:
+
+    - the reference clears the quality floor itself. A linear model no better than the trivial one measures noise,
+      not how far apart the rows lie: on a heavy-tailed target its gap, like the network's, is a few outliers;
+    - the reference's own gap is above MaxGap;
+    - the round's gap is within the reference's (by gap_exceeds's rule);
+    - the round validates at least as well as the reference, within QUALITY_Z of its validation error. A network that
+      overfits like the linear model but is no better than it has not earned the linear model's gap."""
     if reference is None or not (math.isfinite(reference.gap) and reference.gap > max_gap):
+        return False
+    if not reference.validation >= floor:
         return False
     return not gap_exceeds(gap, gap_se, reference.gap) and quality >= reference.validation - QUALITY_Z * quality_se
 
 
-def gap_limit(gap, gap_se, quality, quality_se, reference, max_gap: float) -> float:
+def gap_limit(gap, gap_se, quality, quality_se, reference, max_gap: float, floor: float) -> float:
     """The largest gap the round was held to: the reference's where it excused the round, else MaxGap. The registry
     records it, and its approval guard holds the package to it."""
-    excused = gap_exceeds(gap, gap_se, max_gap) and reference_allows(
-        gap, gap_se, quality, quality_se, reference, max_gap
-    )
-    return reference.gap if excused else max_gap
+    excused = reference_allows(gap, gap_se, quality, quality_se, reference, max_gap, floor)
+    return reference.gap if gap_exceeds(gap, gap_se, max_gap) and excused else max_gap
 
 
-def reference_note(gap, gap_se, quality, quality_se, reference, max_gap: float, metric: str) -> str:
+def reference_note(gap, gap_se, quality, quality_se, reference, max_gap: float, metric: str, floor: float) -> str:
     """Why the linear reference did not excuse the gap, when one was fitted."""
     if reference is None:
         return ""
     said = f"; the linear reference ({reference.model} on the same features and split) has gap {reference.gap:.4f}"
+    if not reference.validation >= floor:
+        return (
+            f"{said} at validation {metric} {reference.validation:.4f}, under the floor {floor:.4f}: a linear model "
+            "finds no signal here either, so its gap measures noise and excuses nothing"
+        )
     if reference.gap <= max_gap:
         return said + ", within MaxGap: the network overfits where a linear model does not"
     if gap_exceeds(gap, gap_se, reference.gap):

@@ -231,6 +231,22 @@ def test_approve_and_reject_change_status_and_the_guard_refuses_a_bad_package(cl
     assert listed.returncode == 0 and "Approved" in listed.stdout and "0.3100" in listed.stdout
 
 
+def test_the_guard_holds_a_package_to_the_gap_limit_the_linear_reference_set(clients):
+    """A round excused by the linear reference (GapReference=linear) records the gap it was held to; the guard
+    approves within it, refuses beyond it, and --max-gap still tightens it."""
+    sagemaker = clients["sagemaker"]
+    excused = register(sagemaker, gap=0.3, **{"regula:gap_limit": "0.39"})
+    beyond = register(sagemaker, gap=0.45, **{"regula:gap_limit": "0.39"})
+    result = regula("models", "approve", "2", "--note", "n")
+    assert result.returncode == 3
+    assert "its generalization gap 0.4500 is above the maximum 0.39" in result.stderr
+    result = regula("models", "approve", "1", "--note", "n", "--max-gap", "0.2")
+    assert result.returncode == 3 and "its generalization gap 0.3000 is above the maximum 0.2" in result.stderr
+    assert regula("models", "approve", "1", "--note", "within the reference's gap").returncode == 0
+    assert sagemaker.describe_model_package(ModelPackageName=excused)["ModelApprovalStatus"] == "Approved"
+    assert sagemaker.describe_model_package(ModelPackageName=beyond)["ModelApprovalStatus"] == "PendingManualApproval"
+
+
 def test_the_guard_refuses_a_model_no_better_than_its_baseline_and_one_missing_its_policy(clients):
     sagemaker = clients["sagemaker"]
     trivial = register(sagemaker, gap=0.01, val_quality=0.52)  # baseline 0.5 + lift 0.05 = 0.55 needed

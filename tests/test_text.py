@@ -306,3 +306,33 @@ def test_the_model_server_takes_raw_text_in_quoted_csv_and_json(text_splits, tmp
         assert by_csv[1] == json.loads(json.dumps(expected))
         status, message = post('[{"message": ["a", "list"], "amount": 1, "city": "Oslo"}]', "application/json")
         assert status == 400 and "column 'message': 1 values are not text (a list, not text; rows 0)" in message
+
+
+def test_a_text_gap_above_max_gap_passes_within_the_linear_reference_and_not_without_it(text_splits, tmp_path):
+    """Bags of n-grams lie far apart for any model: the linear reference (steps/reference.py) measures how far on
+    the same split. A round that overfits no more than it and validates as well is registered (GapReference=linear);
+    with GapReference=none the same model is overfit."""
+    strengths = ("--dropout", "0.41", "--l1", "1e-4", "--l2", "0.32")  # the ladder's level 10
+    result = run_training(text_splits, tmp_path / "model", *strengths, "--max_epochs", "60", in_process=True)
+    assert result.returncode == 0, result.stderr
+    pack(tmp_path / "model", tmp_path / "artifact")
+    reports = {}
+    for choice in ("linear", "none"):
+        out = tmp_path / choice
+        result = run_step(
+            "evaluate.py", "--model-dir", str(tmp_path / "artifact"), "--data-dir", str(text_splits),
+            "--output-dir", str(out), "--gap-reference", choice, env={"REGULA_METRICS": "off"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        reports[choice] = json.loads((out / "evaluation.json").read_text())
+    linear, none = reports["linear"], reports["none"]
+    assert linear["generalization_gap"] == none["generalization_gap"]  # the same model, measured the same
+    gap = linear["generalization_gap"]["relative"]
+    assert gap - linear["generalization_gap"]["standard_error"] > 0.1, "the model's gap is above MaxGap"
+    reference = linear["reference"]
+    assert reference["model"].startswith("LogisticRegression(C=") and reference["train_rows"] == 360
+    assert reference["gap"] > 0.1 and linear["thresholds"]["gap_limit"] == reference["gap"]
+    assert linear["decision"] == "register", linear["reason"]
+    assert f"above MaxGap 0.1 but within the linear reference's {reference['gap']:.4f}" in linear["reason"]
+    assert none["decision"] == "overfit" and none["reference"] is None and none["thresholds"]["gap_limit"] == 0.1
+    assert "reference" not in none["reason"]

@@ -68,8 +68,18 @@ def short_reason(e: dict) -> str:
     decision = e["decision"]
     gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
     max_gap = e["thresholds"]["max_gap"]
+    linear = e.get("reference") or {}  # the linear reference, fitted when the gap was above MaxGap
+    if decision == "register" and e["thresholds"].get("gap_limit", max_gap) > max_gap:
+        return f"above MaxGap, within the linear reference's gap {linear.get('gap', float('nan')):.3f}"
     if decision == "register":
         return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
+    floor = max(e["quality"]["baseline"] + e["thresholds"]["min_lift"], e["thresholds"]["min_quality"])
+    if decision == "overfit" and linear and not linear["validation"] >= floor:
+        return "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
+    if decision == "overfit" and linear and linear["gap"] > max_gap and gap - se <= linear["gap"]:
+        return f"within the linear reference's gap {linear['gap']:.3f} but validates worse than it"
+    if decision == "overfit" and linear:
+        return f"above MaxGap and the linear reference's gap {linear['gap']:.3f}"
     if decision == "overfit":
         return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
     if decision == "collapsed":

@@ -224,6 +224,12 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(
             f"a round is accepted when its gap minus one standard error is at most MaxGap {max_gap:g} and its "
             f"validation {metric} beats the baseline by MinLift {report['parameters'].get('MinLift', 0):g}"
+            + (
+                "; a gap above MaxGap passes within the gap of a linear model of the same features and split "
+                "(GapReference=linear) when the round validates as well as that model"
+                if report["parameters"].get("GapReference", "linear") == "linear"
+                else ""
+            )
         )
     lines += regularization_story(rounds)
     for r in rounds:  # the text n-grams each round's model still uses: the ladder's L1 prunes them

@@ -1,0 +1,108 @@
+"""The linear reference (steps/reference.py): the gap and validation quality of LogisticRegression or Ridge on the
+same features and split, checked against scikit-learn's own metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import balanced_accuracy_score, log_loss, r2_score
+
+from steps import reference
+from steps.inputs import Dense, WithText
+
+
+def bags(rows: int, vocabulary: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lengths = rng.integers(0, 6, rows)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    ids = rng.integers(0, vocabulary, offsets[-1]).astype(np.int32)
+    return offsets, ids, rng.random(offsets[-1]).astype(np.float32)
+
+
+def test_the_matrix_puts_the_text_bag_after_the_dense_features():
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(7, 3)).astype(np.float32)
+    offsets, ids, weights = bags(7, 11, rng)
+    got = reference.matrix(WithText(dense, offsets, ids, weights, 11)).toarray()
+    expected = np.zeros((7, 14), dtype=np.float32)
+    expected[:, :3] = dense
+    for row in range(7):
+        for at in range(offsets[row], offsets[row + 1]):
+            expected[row, 3 + ids[at]] += weights[at]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # a subset (what sampling gives) keeps each row's own entries
+    subset = reference.matrix(WithText(dense, offsets, ids, weights, 11).subset(np.array([5, 1]))).toarray()
+    np.testing.assert_allclose(subset, expected[[5, 1]], rtol=1e-6)
+    assert np.array_equal(reference.matrix(Dense(dense)), dense)
+
+
+def test_sampling_keeps_the_same_rows_every_time():
+    x = Dense(np.arange(1000, dtype=np.float32).reshape(-1, 1))
+    labels = np.arange(1000)
+    first, first_labels = reference.sample(x, labels, rows=100)
+    again, _ = reference.sample(x, labels, rows=100)
+    assert len(first_labels) == 100 and len(set(first_labels)) == 100
+    assert np.array_equal(first.x.numpy()[:, 0], first_labels) and np.array_equal(again.x, first.x)
+    assert reference.sample(x, labels, rows=1000)[1] is labels  # no more rows than the cap: all of them
+
+
+def test_classification_reference_is_the_strength_that_validates_best_with_its_gap():
+    rng = np.random.default_rng(1)
+    rows, vocabulary = 600, 400
+    dense = rng.normal(size=(rows, 2)).astype(np.float32)
+    offsets, ids, weights = bags(rows, vocabulary, rng)
+    labels = ((dense[:, 0] + rng.normal(size=rows)) > 0.8).astype(np.int64)  # about 30% positives
+    features = WithText(dense, offsets, ids, weights, vocabulary)
+    train, val = np.arange(400), np.arange(400, rows)
+    shares = np.bincount(labels[train]) / len(train)
+    schema = {"problem_type": "classification", "classes": ["a", "b"], "class_counts": list(np.bincount(labels[train]))}
+    baseline = log_loss(labels[val], np.tile(shares, (len(val), 1)), labels=[0, 1])
+
+    got = reference.fit(
+        schema,
+        "balanced_accuracy",
+        (features.subset(train), labels[train]),
+        (features.subset(val), labels[val]),
+        baseline,
+        lambda p: (p / shares).argmax(1),
+    )
+
+    x = reference.matrix(features)
+    by_c = {}
+    for c in reference.C_GRID:
+        model = LogisticRegression(C=c, max_iter=1000).fit(x[train], labels[train])
+        p_train, p_val = model.predict_proba(x[train]), model.predict_proba(x[val])
+        quality = balanced_accuracy_score(labels[val], (p_val / shares).argmax(1))
+        gap = (log_loss(labels[val], p_val) - log_loss(labels[train], p_train)) / baseline
+        by_c[c] = (quality, -gap)
+    best = max(by_c, key=by_c.get)
+    assert got.model == f"LogisticRegression(C={best:g})" and got.train_rows == 400
+    assert got.validation == pytest.approx(by_c[best][0]) and got.gap == pytest.approx(-by_c[best][1], rel=1e-5)
+    assert got.gap > 0 and got.gap_se > 0
+
+
+def test_regression_reference_measures_the_gap_on_the_standardized_target():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 40)).astype(np.float32)
+    y = (3 * x[:, 0] + rng.normal(size=300) * 2 + 100).astype(np.float32)
+    train, val = np.arange(200), np.arange(200, 300)
+    std = float(y[train].std())
+    schema = {"problem_type": "regression", "target_std": std, "target_mean": float(y[train].mean())}
+    baseline = float(np.mean(((y[val] - y[train].mean()) / std) ** 2))
+
+    got = reference.fit(schema, "r2", (Dense(x[train]), y[train]), (Dense(x[val]), y[val]), baseline, None)
+
+    scores = {}
+    for alpha in reference.ALPHA_GRID:
+        model = Ridge(alpha=alpha).fit(x[train], y[train].astype(np.float64))
+        mse = [np.mean(((model.predict(x[part]) - y[part]) / std) ** 2) for part in (train, val)]
+        scores[alpha] = (r2_score(y[val], model.predict(x[val])), -(mse[1] - mse[0]) / baseline)
+    best = max(scores, key=scores.get)
+    assert got.model == f"Ridge(alpha={best:g})"
+    assert got.validation == pytest.approx(scores[best][0], rel=1e-5)
+    assert got.gap == pytest.approx(-scores[best][1], rel=1e-4)
+
+
+def test_images_have_no_reference():
+    assert not reference.applies({"kind": "images"})
+    assert reference.applies({"kind": "series"}) and reference.applies({})
