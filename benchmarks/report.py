@@ -589,7 +589,25 @@ def ladder_rounds(r: dict) -> list[str]:
     return lines
 
 
+def refit(r: dict) -> list[str]:
+    rows = []
+    for name, entry in r["tables"].items():
+        runs = entry["runs"]
+        rows.append(
+            [name, " / ".join(f(x["first"]["test"], 4) for x in runs),
+             " / ".join(f(x["refit"]["test"], 4) for x in runs), f"{entry['mean_test_points']:+.2f}",
+             f(entry["spread"], 2),
+             " / ".join(str(x["first"]["best_epoch"]) for x in runs)]
+        )  # fmt: skip
+    s = r["summary"]
+    header = ["table", "round 1 test", "refit test", "points (mean)", "spread", "epochs refit"]
+    return [f"Split seeds {r['split_seeds']}, one init seed. Over {s['tables']} tables: {s['mean_test_points']:+.2f} "
+            f"points on average, ahead on {s['ahead']} and behind on {s['behind']} by more than the spread.", "",
+            *table(header, rows)]  # fmt: skip
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
+    "refit_tuning.json": ("Round 1 refit on train + validation, tuning tables' test (`refit.py`)", refit),
     "ladder_rounds.json": ("The ladder's rounds: the default against more (`ladder_rounds.py`)", ladder_rounds),
     "real_tables_rounds5.json": (
         "Real tables against scikit-learn, the ladder at 5 rounds (`real_tables.py`)",
