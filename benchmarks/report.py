@@ -734,18 +734,24 @@ def text_tokenizers(r: dict) -> list[str]:
     return table(header, rows)
 
 
-def text_ngram_dropout(r: dict) -> list[str]:
-    d = r["ngram_dropout"]
-    rows = []
-    for rate, mean in d["means"].items():
-        runs = [x for x in d["runs"] if x["ngram_dropout"] == float(rate)]  # the means' keys: JSON's strings
-        rows.append(
-            [rate, f(mean["validation"], 4), " / ".join(f(x["validation"], 4) for x in runs), f(mean["gap"], 3),
-             " / ".join(f(x["train"], 4) for x in runs), " / ".join(str(x["epochs"]) for x in runs)]
-        )  # fmt: skip
-    header = ["n-gram dropout", "validation (mean)", "per seed", "gap (mean)", "train per seed", "epochs"]
-    return [f"{r['data']}, {d['rows']} rows, init seeds {d['seeds']}, round 1 at the base strengths:", "",
-            *table(header, rows)]  # fmt: skip
+def text_round_one(key: str, label: str) -> Callable[[dict], list[str]]:
+    """A text.py round-1 comparison (--ngram-dropout, --members): the runs of each value of `key`."""
+
+    def render(r: dict) -> list[str]:
+        d = r[key]
+        rows = []
+        for value, mean in d["means"].items():
+            runs = [x for x in d["runs"] if str(x[key]) == value]  # the means' keys: JSON's strings
+            rows.append(
+                [value, f(mean["validation"], 4), " / ".join(f(x["validation"], 4) for x in runs), f(mean["gap"], 3),
+                 " / ".join(f(x["train"], 4) for x in runs), " / ".join(str(x["epochs"]) for x in runs),
+                 " / ".join(f(x["seconds"], 1) for x in runs)]
+            )  # fmt: skip
+        header = [label, "validation (mean)", "per seed", "gap (mean)", "train per seed", "epochs", "seconds"]
+        return [f"{r['data']}, {d['rows']} rows, init seeds {d['seeds']}, round 1 at the base strengths:", "",
+                *table(header, rows)]  # fmt: skip
+
+    return render
 
 
 def generic(r: dict) -> list[str]:
@@ -773,7 +779,11 @@ def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dic
     if name.startswith("text_l1_scales"):
         return "Text: the n-gram layer's own L1 scale (`text.py --text-l1-scales`)", text_update_speed
     if name.startswith("text_ngram_dropout"):
-        return "Text: dropout on the input n-grams, round 1 (`text.py --ngram-dropout`)", text_ngram_dropout
+        return "Text: dropout on the input n-grams, round 1 (`text.py --ngram-dropout`)", text_round_one(
+            "ngram_dropout", "n-gram dropout"
+        )
+    if name.startswith("text_members"):
+        return "Text: round 1 as an average of text MLPs (`text.py --members`)", text_round_one("members", "members")
     if name.startswith("text_tokenizers"):
         return "Text: tokenizations, TF-IDF + LogReg on validation (`text.py --tokenizers`)", text_tokenizers
     if name.startswith("text_") and results is not None and "regula" in results:

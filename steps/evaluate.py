@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from steps import archive as archive_files
 from steps import inputs, reference, serving_code
 from steps.cloudwatch import MetricEmitter
 from steps.contract import (
@@ -81,8 +81,7 @@ def unpack(model_dir: Path, into: Path) -> tuple[Path, str]:
     archive = model_dir / "model.tar.gz"
     if not archive.exists():
         raise StepError(f"no model.tar.gz in {model_dir}")
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
+    archive_files.extract(archive, into)
     return into, file_sha256(archive)
 
 

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from helpers import STEPS, run_folders, run_training
 
 from pipelines.local.engine.checkpoints import interrupt_predicate
 from pipelines.local.engine.faults import interrupt_plan
+from steps import archive as archive_files
 from steps import checkpoint
 
 THREADS = {"REGULA_TORCH_THREADS": "1"}  # bitwise equality needs the same thread count in every run
@@ -205,8 +205,7 @@ def test_a_pipeline_interrupted_like_spot_registers_the_same_model(tmp_path, cli
         bucket, key = split_uri(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
         archive = tmp_path / f"{name}.tar.gz"
         clients["s3"].download_file(bucket, key, str(archive))
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp_path / f"{name}-model", filter="data")
+        archive_files.extract(archive, tmp_path / f"{name}-model")
         return evaluation, "\n".join(lines), package["CustomerMetadataProperties"], report
 
     whole, _, whole_metadata, _ = run("whole")

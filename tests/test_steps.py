@@ -4,7 +4,6 @@ runs that train; the many input checks run the same entry points in this process
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from helpers import run_training as train
 from sklearn.datasets import load_digits
 from sklearn.metrics import log_loss
 
+from steps import archive as archive_files
 from steps import serving_code
 
 
@@ -346,8 +346,7 @@ def test_inference_handlers_serve_the_packed_model_on_raw_rows(splits, tmp_path)
     assert train(splits, tmp_path / "model", "--max_epochs", "5").returncode == 0
     archive = pack(tmp_path / "model", tmp_path / "packed")
     served = tmp_path / "served"
-    with tarfile.open(archive) as tar:
-        tar.extractall(served, filter="data")
+    archive_files.extract(archive, served)
     inference = serving_code.import_inference(served / "code")
     predictor = inference.model_fn(str(served))
     raw = load_digits(as_frame=True).frame.drop(columns=["target"]).head(3)

@@ -24,6 +24,7 @@ from pathlib import Path
 from pipelines.errors import NotFound, Refused, RegulaError
 from pipelines.local import layout as run_layout
 from pipelines.local.engine.s3 import split_uri
+from steps import archive as archive_files
 from steps import serving_code
 from steps.contract import file_sha256
 
@@ -106,8 +107,7 @@ def unpack(archive: Path, expected_sha256: str, into: Path) -> Path:
             f"{expected_sha256[:12]}...): refusing to run its code"
         )
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(into, filter="data")  # refuses members outside `into`, links out, devices
+        archive_files.extract(archive, into)  # refuses members outside `into`, links out, devices
     except (tarfile.TarError, EOFError, zlib.error) as error:  # FilterError is a TarError
         reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
         raise ModelRefused(f"{archive.name} cannot be unpacked safely: {type(error).__name__}: {reason}") from None
