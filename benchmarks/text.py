@@ -502,10 +502,10 @@ def train_variants(frame: pd.DataFrame, variants: dict[str, tuple[Path, list[str
 
 
 def ngram_dropout(frame: pd.DataFrame, rates: list[float], seeds: list[int]) -> dict:
-    """Round 1 with dropout on the input n-grams at each of `rates` (0: the built-in model itself;
-    benchmarks/text_models/ngram_dropout.py)."""
+    """Round 1 with dropout on the input n-grams at each of `rates` (0: none), each through
+    benchmarks/text_models/ngram_dropout.py."""
     code = REPO / "benchmarks" / "text_models" / "ngram_dropout.py"
-    settings = {rate: (code if rate else None, {"REGULA_NGRAM_DROPOUT": str(rate)}) for rate in rates}
+    settings = {rate: (code, {"REGULA_NGRAM_DROPOUT": str(rate)}) for rate in rates}
     return round_one(frame, "ngram_dropout", settings, seeds)
 
 

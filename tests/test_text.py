@@ -193,7 +193,9 @@ def test_l1_zeroes_n_gram_weights_and_the_model_says_how_many_it_uses(text_split
     vocabulary = usage["text_vocabulary"]
     assert vocabulary > 300
     assert used[0] > used[1] > used[2], used
-    assert used[0] > 0.9 * vocabulary and used[2] < 0.5 * vocabulary
+    # at 1e-3 L1 prunes a fifth or more; fewer than before n-gram dropout (which pruned half): with entries dropped in
+    # training, the frequent noise words keep data gradients above L1 longer
+    assert used[0] > 0.9 * vocabulary and used[2] < 0.8 * vocabulary
 
 
 def test_the_served_model_scores_raw_text_in_csv_and_json_as_evaluated(text_splits, tmp_path):
@@ -244,7 +246,7 @@ def test_a_text_table_runs_end_to_end_and_regula_predict_scores_raw_rows(tmp_pat
     rounds = report["rounds"]
     assert rounds[0]["decision"] == "overfit", "many noise words: round 1 memorizes them"
     used = [r["feature_usage"]["text_features_used"] for r in rounds]
-    assert len(rounds) >= 2 and all(b < a for a, b in zip(used, used[1:], strict=False)), used  # L1 prunes n-grams
+    assert len(rounds) >= 2 and used == sorted(used, reverse=True), used  # never more n-grams at a stronger level
     for r in rounds:
         usage = r["feature_usage"]
         line = f"round {r['round']}: uses {usage['text_features_used']} of {usage['text_vocabulary']} text n-grams"
@@ -281,6 +283,29 @@ def test_a_text_table_runs_end_to_end_and_regula_predict_scores_raw_rows(tmp_pat
     assert answer["warnings"] == [f"{cut} (rows 1)"] and f"warning: {cut} (rows 1)\n" in as_json.stderr
 
 
+def test_the_run_report_counts_fewer_n_grams_as_the_ladder_rises(tmp_path, clients):
+    """The ladder's L1 prunes n-grams: the report and the summary count them per round. MaxGap 0.2 without the
+    linear reference climbs to level 100, where L1 1e-3 zeroes a quarter of them; that round loses the earlier
+    rounds' quality, so the run gives up and nothing is registered."""
+    messages(800, seed=1).to_csv(tmp_path / "messages.csv", index=False)
+    result = regula(
+        "run", "--local", "--data", str(tmp_path / "messages.csv"), "--target", "target", "--runs-dir",
+        str(tmp_path / "runs"), "--param", "MaxGap=0.2", "--param", "GapReference=none", timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    (run_dir,) = run_folders(tmp_path / "runs")
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["model_package_arn"] is None
+    rounds = report["rounds"]
+    levels = [r["regularization"]["level"] for r in rounds]
+    used = [r["feature_usage"]["text_features_used"] for r in rounds]
+    vocabulary = rounds[0]["feature_usage"]["text_vocabulary"]
+    assert len(rounds) == 3 and levels == sorted(levels) and levels[-1] > levels[0], levels
+    assert used == sorted(used, reverse=True) and used[0] == vocabulary and used[-1] < 0.9 * vocabulary, used
+    for r, count in zip(rounds, used, strict=True):
+        assert f"round {r['round']}: uses {count} of {vocabulary} text n-grams" in result.stdout
+
+
 def test_the_model_server_takes_raw_text_in_quoted_csv_and_json(text_splits, tmp_path):
     """code/serve.py of a text model's artifact, as SageMaker hosting runs it: only the artifact's code on the path."""
     model = tmp_path / "model"
@@ -308,12 +333,15 @@ def test_the_model_server_takes_raw_text_in_quoted_csv_and_json(text_splits, tmp
         assert status == 400 and "column 'message': 1 values are not text (a list, not text; rows 0)" in message
 
 
-def test_a_text_gap_above_max_gap_passes_within_the_linear_reference_and_not_without_it(text_splits, tmp_path):
+def test_a_text_gap_above_max_gap_passes_within_the_linear_reference_and_not_without_it(tmp_path):
     """Bags of n-grams lie far apart for any model: the linear reference (steps/reference.py) measures how far on
     the same split. A round that overfits no more than it and validates as well is registered (GapReference=linear);
     with GapReference=none the same model is overfit."""
+    messages(800, seed=1).to_csv(tmp_path / "m.csv", index=False)
+    text_splits = tmp_path / "splits"
+    assert preprocess(tmp_path / "m.csv", text_splits).returncode == 0
     strengths = ("--dropout", "0.41", "--l1", "1e-4", "--l2", "0.32")  # the ladder's level 10
-    result = run_training(text_splits, tmp_path / "model", *strengths, "--max_epochs", "60", in_process=True)
+    result = run_training(text_splits, tmp_path / "model", *strengths, in_process=True)
     assert result.returncode == 0, result.stderr
     pack(tmp_path / "model", tmp_path / "artifact")
     reports = {}
@@ -330,7 +358,7 @@ def test_a_text_gap_above_max_gap_passes_within_the_linear_reference_and_not_wit
     gap = linear["generalization_gap"]["relative"]
     assert gap - linear["generalization_gap"]["standard_error"] > 0.1, "the model's gap is above MaxGap"
     reference = linear["reference"]
-    assert reference["model"].startswith("LogisticRegression(C=") and reference["train_rows"] == 360
+    assert reference["model"].startswith("LogisticRegression(C=") and reference["train_rows"] == 480
     assert reference["gap"] > 0.1 and linear["thresholds"]["gap_limit"] == reference["gap"]
     assert linear["decision"] == "register", linear["reason"]
     assert f"above MaxGap 0.1 but within the linear reference's {reference['gap']:.4f}" in linear["reason"]
