@@ -591,18 +591,16 @@ def main() -> None:
         levels = [float(level) for level in args.levels.split(",")]
         scales = [float(scale) for scale in args.text_l1_scales.split(",")]
         results = {"data": args.data, "scales": text_l1_scales(frame, scales, levels)}
-    elif args.members:
-        name = f"text_members_{args.data}"
+    elif args.members or args.ngram_dropout:  # round 1 variants on validation
+        key = "members" if args.members else "ngram_dropout"
+        name = f"text_{key}_{args.data}"
         frame = datasets[args.data]()[0]
-        counts = [int(count) for count in args.members.split(",")]
         seeds = [int(seed) for seed in args.seeds.split(",")]
-        results = {"data": args.data, "members": members(frame, counts, seeds)}
-    elif args.ngram_dropout:
-        name = f"text_ngram_dropout_{args.data}"
-        frame = datasets[args.data]()[0]
-        rates = [float(rate) for rate in args.ngram_dropout.split(",")]
-        seeds = [int(seed) for seed in args.seeds.split(",")]
-        results = {"data": args.data, "ngram_dropout": ngram_dropout(frame, rates, seeds)}
+        if args.members:
+            figures = members(frame, [int(count) for count in args.members.split(",")], seeds)
+        else:
+            figures = ngram_dropout(frame, [float(rate) for rate in args.ngram_dropout.split(",")], seeds)
+        results = {"data": args.data, key: figures}
     elif args.update_speed:
         name = f"text_update_speed_{args.data}"
         frame = datasets[args.data]()[0]
