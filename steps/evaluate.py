@@ -108,7 +108,11 @@ def linear_reference(data_dir: Path, schema: dict, metric: str, predictor, basel
     print("evaluate: the gap is above MaxGap: fitting the linear reference on the same features", flush=True)
     splits = [inputs.read(data_dir / name, name, schema) for name in ("train", "validation")]
     labels_of = predictor.labels if predictor.classification else None
-    return reference.fit(schema, metric, splits[0], splits[1], baseline_loss, labels_of)
+    try:
+        return reference.fit(schema, metric, splits[0], splits[1], baseline_loss, labels_of)
+    except (ValueError, MemoryError, ArithmeticError) as error:  # scikit-learn's refusals, a full memory
+        print(f"evaluate: no linear reference ({type(error).__name__}: {error}); the gate is MaxGap alone", flush=True)
+        return None
 
 
 def naive_forecasts(directory: Path):

@@ -16,6 +16,9 @@ So when a round's gap is above MaxGap (steps/quality.gap_exceeds), evaluation fi
 - the chosen strength: the one with the best validation quality, by the gate's own metric and decision rule;
 - the measurements: at that strength, the reference's gap and validation quality, as the round's are measured.
 
+A reference that cannot be fitted (scikit-learn refuses the data, memory runs out) is no reference: evaluation says
+so in its log and the gate is MaxGap alone.
+
 The round then passes the gap test when its gap is within the reference's gap (plus one standard error, as for
 MaxGap) and it validates at least as well as the reference, within the noise. A network that overfits more than the
 linear model, or no better, is still overfit, and the ladder regularizes it as before. Images have no such
@@ -37,6 +40,9 @@ ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)  # Ridge's strength, on standardize
 # At most this many rows of a split are fitted and scored, sampled with a fixed seed. On more rows a linear model's
 # gap is about zero, and the fit would cost more than the round it judges.
 MAX_ROWS = 50_000
+# and at most this many dense values a split (rows x dense features): scikit-learn fits in float64, so 20 million
+# values are 160 MB per copy. A wide table is sampled to fewer rows, never under MIN_ROWS.
+MAX_VALUES, MIN_ROWS = 20_000_000, 1_000
 KINDS = ("table", "series")  # the inputs with a linear reference (steps/inputs.py kinds)
 
 
@@ -71,6 +77,12 @@ def matrix(features):
     return sparse.hstack([sparse.csr_matrix(dense), bag], format="csr")
 
 
+def rows_for(features) -> int:
+    """How many rows of a split the reference fits and scores: MAX_ROWS, fewer on a wide table."""
+    width = max(int(features.x.shape[1]), 1)
+    return max(MIN_ROWS, min(MAX_ROWS, MAX_VALUES // width))
+
+
 def sample(features, labels, rows: int = MAX_ROWS):
     """At most `rows` rows of a split, always the same ones."""
     if len(labels) <= rows:
@@ -83,7 +95,8 @@ def fit(schema: dict, metric: str, train, validation, baseline_loss: float, labe
     """The reference on (features, labels) of the training and validation splits. `labels_of(probabilities)` is
     the served model's decision rule (steps/inference.py Predictor.labels); `baseline_loss` is the trivial model's
     validation loss, the gap's unit. None when no strength gives finite numbers."""
-    (x_train, y_train), (x_val, y_val) = (sample(*train), sample(*validation))
+    rows = rows_for(train[0])
+    (x_train, y_train), (x_val, y_val) = (sample(*train, rows), sample(*validation, rows))
     x_train, x_val = matrix(x_train), matrix(x_val)
     classes = len(schema.get("classes") or [])
     best = None

@@ -106,3 +106,12 @@ def test_regression_reference_measures_the_gap_on_the_standardized_target():
 def test_images_have_no_reference():
     assert not reference.applies({"kind": "images"})
     assert reference.applies({"kind": "series"}) and reference.applies({})
+
+
+def test_a_wide_table_is_sampled_to_a_bounded_number_of_values():
+    narrow = Dense(np.zeros((10, 20), dtype=np.float32))
+    wide = Dense(np.zeros((10, 4000), dtype=np.float32))
+    widest = Dense(np.zeros((10, 10**6), dtype=np.float32))
+    assert reference.rows_for(narrow) == reference.MAX_ROWS
+    assert reference.rows_for(wide) == reference.MAX_VALUES // 4000 < reference.MAX_ROWS
+    assert reference.rows_for(widest) == reference.MIN_ROWS
