@@ -47,6 +47,7 @@ from steps.quality import (
     gap_limit,
     quality_metric,
     quality_standard_error,
+    reference_limit,
     relative_gap,
     relative_gap_se,
     round_summary,
@@ -109,10 +110,17 @@ def linear_reference(data_dir: Path, schema: dict, metric: str, predictor, basel
     splits = [inputs.read(data_dir / name, name, schema) for name in ("train", "validation")]
     labels_of = predictor.labels if predictor.classification else None
     try:
-        return reference.fit(schema, metric, splits[0], splits[1], baseline_loss, labels_of)
+        fitted = reference.fit(schema, metric, splits[0], splits[1], baseline_loss, labels_of)
     except (ValueError, MemoryError, ArithmeticError) as error:  # scikit-learn's refusals, a full memory
         print(f"evaluate: no linear reference ({type(error).__name__}: {error}); the gate is MaxGap alone", flush=True)
         return None
+    if fitted is None:
+        print(
+            "evaluate: no linear reference (one class in the fitted rows, a validation class they lack, or no "
+            "finite fit); the gate is MaxGap alone",
+            flush=True,
+        )
+    return fitted
 
 
 def naive_forecasts(directory: Path):
@@ -305,7 +313,8 @@ def main() -> None:
             "loss": loss_gap,
             "after_best_epoch": later_gap,
         },
-        "reference": linear.as_dict() if linear else None,  # the linear model a gap above MaxGap was compared with
+        # the linear model a gap above MaxGap was compared with, and the gap it holds a round to (gap less its error)
+        "reference": {**linear.as_dict(), "limit": reference_limit(linear)} if linear else None,
         **({"split": schema["split"]} if "split" in schema else {}),  # how the rows were split, where the kind says
         "thresholds": {
             "max_gap": args.max_gap,

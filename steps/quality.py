@@ -203,8 +203,9 @@ def decide(
             return "overfit", reason + note
         allowed = (
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) above MaxGap {max_gap:g} but within the "
-            f"linear reference's {reference.gap:.4f} ({reference.model} on the same features and split, validation "
-            f"{metric} {reference.validation:.4f}): the split's rows lie that far apart for a linear model too"
+            f"linear reference's {reference_limit(reference):.4f} ({reference.model} on the same features and split: "
+            f"gap {reference.gap:.4f} less its standard error {reference.gap_se:.4f}; validation {metric} "
+            f"{reference.validation:.4f}): the split's rows lie that far apart for a linear model too"
         )
     if quality < floor and later_gap is not None and later_gap > max_gap:
         return "overfit", (
@@ -223,27 +224,35 @@ def decide(
     return "register", f"{gate} and validation {metric} {quality:.4f} >= {floor:.4f}"
 
 
+def reference_limit(reference) -> float:
+    """The gap a round is held to under the reference: the reference's gap less GAP_Z of its standard error (the
+    reference's own noise counts against it, as a round's counts for the round at MaxGap)."""
+    se = reference.gap_se if math.isfinite(reference.gap_se) and reference.gap_se > 0 else 0.0
+    return reference.gap - GAP_Z * se
+
+
 def reference_allows(gap, gap_se, quality, quality_se, reference, max_gap: float, floor: float) -> bool:
     """Does the linear reference (steps/reference.py) excuse a gap above MaxGap? Only when all of these hold:
 
     - the reference clears the quality floor itself. A linear model no better than the trivial one measures noise,
       not how far apart the rows lie: on a heavy-tailed target its gap, like the network's, is a few outliers;
-    - the reference's own gap is above MaxGap;
-    - the round's gap is within the reference's (by gap_exceeds's rule);
-    - the round validates at least as well as the reference, within QUALITY_Z of its validation error. A network that
-      overfits like the linear model but is no better than it has not earned the linear model's gap."""
-    if reference is None or not (math.isfinite(reference.gap) and reference.gap > max_gap):
+    - the reference's gap, less its own standard error, is above MaxGap;
+    - the round's gap is within that (by gap_exceeds's rule);
+    - the round clears the floor and validates at least as well as the reference (whose strength is the most
+      regularized within one standard error of the best, steps/reference.py). A network that overfits like the
+      linear model but is no better than it has not earned the linear model's gap."""
+    if reference is None or not (math.isfinite(reference.gap) and reference_limit(reference) > max_gap):
         return False
-    if not reference.validation >= floor:
+    if not (reference.validation >= floor and quality >= floor):
         return False
-    return not gap_exceeds(gap, gap_se, reference.gap) and quality >= reference.validation - QUALITY_Z * quality_se
+    return not gap_exceeds(gap, gap_se, reference_limit(reference)) and quality >= reference.validation
 
 
 def gap_limit(gap, gap_se, quality, quality_se, reference, max_gap: float, floor: float) -> float:
     """The largest gap the round was held to: the reference's where it excused the round, else MaxGap. The registry
     records it, and its approval guard holds the package to it."""
     excused = reference_allows(gap, gap_se, quality, quality_se, reference, max_gap, floor)
-    return reference.gap if gap_exceeds(gap, gap_se, max_gap) and excused else max_gap
+    return reference_limit(reference) if gap_exceeds(gap, gap_se, max_gap) and excused else max_gap
 
 
 def reference_note(gap, gap_se, quality, quality_se, reference, max_gap: float, metric: str, floor: float) -> str:
@@ -256,13 +265,15 @@ def reference_note(gap, gap_se, quality, quality_se, reference, max_gap: float, 
             f"{said} at validation {metric} {reference.validation:.4f}, under the floor {floor:.4f}: a linear model "
             "finds no signal here either, so its gap measures noise and excuses nothing"
         )
-    if reference.gap <= max_gap:
-        return said + ", within MaxGap: the network overfits where a linear model does not"
-    if gap_exceeds(gap, gap_se, reference.gap):
+    if reference_limit(reference) <= max_gap:
+        return said + f" (standard error {reference.gap_se:.4f}), within MaxGap: no evidence the rows lie far apart"
+    if gap_exceeds(gap, gap_se, reference_limit(reference)):
         return said + ": the network overfits more than a linear model"
+    if quality < floor:
+        return said + f", but this round's validation {metric} {quality:.4f} is under the floor {floor:.4f}"
     return (
-        said + f" but validates {metric} {reference.validation:.4f} against this round's {quality:.4f} (more than "
-        f"{QUALITY_Z:g} standard error better): the network overfits as much and is no better"
+        said + f" but validates {metric} {reference.validation:.4f} against this round's {quality:.4f}: the network "
+        "overfits as much and is no better"
     )
 
 

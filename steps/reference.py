@@ -13,16 +13,17 @@ So when a round's gap is above MaxGap (steps/quality.gap_exceeds), evaluation fi
 - the features: the split files' dense features, plus the text block's TF-IDF bag where the table has text;
 - the model: LogisticRegression (classification) or Ridge (regression), each strength of the grid below fitted on
   the training split;
-- the chosen strength: the one with the best validation quality, by the gate's own metric and decision rule;
+- the chosen strength: the most regularized one whose validation quality (by the gate's own metric and decision
+  rule) is within one standard error of the best;
 - the measurements: at that strength, the reference's gap and validation quality, as the round's are measured.
 
 A reference that cannot be fitted (scikit-learn refuses the data, memory runs out) is no reference: evaluation says
 so in its log and the gate is MaxGap alone.
 
-The round then passes the gap test when its gap is within the reference's gap (plus one standard error, as for
-MaxGap) and it validates at least as well as the reference, within the noise. A network that overfits more than the
-linear model, or no better, is still overfit, and the ladder regularizes it as before. Images have no such
-reference: their gate stays MaxGap alone.
+The round then passes the gap test when its gap is within the reference's gap less the reference's own standard
+error (allowing the round one standard error, as for MaxGap), it clears the quality floor, and it validates at least
+as well as the reference. A network that overfits more than the linear model, or no better, is still overfit, and
+the ladder regularizes it as before. Images have no such reference: their gate stays MaxGap alone.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from steps.quality import relative_gap, relative_gap_se, split_metrics
+from steps.quality import quality_standard_error, relative_gap, relative_gap_se, split_metrics
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)  # LogisticRegression's inverse strength: benchmarks/README.md's baseline grid
 ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)  # Ridge's strength, on standardized features
 # At most this many rows of a split are fitted and scored, sampled with a fixed seed. On more rows a linear model's
 # gap is about zero, and the fit would cost more than the round it judges.
 MAX_ROWS = 50_000
-# and at most this many dense values a split (rows x dense features): scikit-learn fits in float64, so 20 million
-# values are 160 MB per copy. A wide table is sampled to fewer rows, never under MIN_ROWS.
+# and about this many dense values a split (rows x dense features): a wide table is sampled to fewer rows, never
+# under MIN_ROWS (so a table of over 20,000 features fits 1,000 rows of it).
 MAX_VALUES, MIN_ROWS = 20_000_000, 1_000
 KINDS = ("table", "series")  # the inputs with a linear reference (steps/inputs.py kinds)
 
@@ -97,14 +98,17 @@ def fit(schema: dict, metric: str, train, validation, baseline_loss: float, labe
     validation loss, the gap's unit. None when no strength gives finite numbers."""
     rows = rows_for(train[0])
     (x_train, y_train), (x_val, y_val) = (sample(*train, rows), sample(*validation, rows))
-    x_train, x_val = matrix(x_train), matrix(x_val)
     classes = len(schema.get("classes") or [])
-    best = None
-    for strength in C_GRID if classes else ALPHA_GRID:
+    if classes and not set(np.unique(y_val)) <= set(np.unique(y_train)):
+        return None  # a class the fitted rows lack gets probability 0: its validation rows would inflate the gap
+    x_train, x_val = matrix(x_train), matrix(x_val)
+    fits = []
+    # the grid from the most regularized strength to the least
+    for strength in C_GRID if classes else ALPHA_GRID[::-1]:
         outputs = _fitted_outputs(strength, classes, x_train, y_train, (x_train, x_val))
         if outputs is None:
             continue
-        scored = []
+        scored, predicted = [], None
         for out, labels in zip(outputs, (y_train, y_val), strict=True):
             predicted = labels_of(out) if classes else None
             scored.append(split_metrics(schema, out, labels, predicted))
@@ -113,15 +117,17 @@ def fit(schema: dict, metric: str, train, validation, baseline_loss: float, labe
         quality = on_val[metric]
         if not (math.isfinite(gap) and math.isfinite(quality)):
             continue
-        if best is None or (quality, -gap) > (best.validation, -best.gap):
-            best = Reference(
-                model=f"LogisticRegression(C={strength:g})" if classes else f"Ridge(alpha={strength:g})",
-                gap=gap,
-                gap_se=relative_gap_se(on_val["loss_se"], on_train["loss_se"], baseline_loss),
-                validation=quality,
-                train_rows=len(y_train),
-            )
-    return best
+        se = quality_standard_error(metric, schema, outputs[1], y_val, predicted)
+        model = f"LogisticRegression(C={strength:g})" if classes else f"Ridge(alpha={strength:g})"
+        gap_se = relative_gap_se(on_val["loss_se"], on_train["loss_se"], baseline_loss)
+        fits.append((Reference(model, gap, gap_se, quality, len(y_train)), se))
+    if not fits:
+        return None
+    # The one-standard-error rule: the most regularized strength within one standard error of the best validation.
+    # The gap grows steeply as the regularization weakens, and a strength that wins by a fraction of the noise would
+    # otherwise set a limit several times larger.
+    best, best_se = max(fits, key=lambda fit: fit[0].validation)
+    return next(ref for ref, _ in fits if ref.validation >= best.validation - best_se)
 
 
 def _fitted_outputs(strength: float, classes: int, x, y, score_on):

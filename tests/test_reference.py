@@ -46,7 +46,7 @@ def test_sampling_keeps_the_same_rows_every_time():
     assert reference.sample(x, labels, rows=1000)[1] is labels  # no more rows than the cap: all of them
 
 
-def test_classification_reference_is_the_strength_that_validates_best_with_its_gap():
+def test_classification_reference_is_the_most_regularized_strength_within_one_error_of_the_best():
     rng = np.random.default_rng(1)
     rows, vocabulary = 600, 400
     dense = rng.normal(size=(rows, 2)).astype(np.float32)
@@ -72,13 +72,35 @@ def test_classification_reference_is_the_strength_that_validates_best_with_its_g
     for c in reference.C_GRID:
         model = LogisticRegression(C=c, max_iter=1000).fit(x[train], labels[train])
         p_train, p_val = model.predict_proba(x[train]), model.predict_proba(x[val])
-        quality = balanced_accuracy_score(labels[val], (p_val / shares).argmax(1))
+        predicted = (p_val / shares).argmax(1)
+        quality = balanced_accuracy_score(labels[val], predicted)
+        # balanced accuracy's standard error: each class's recall is binomial, r(1-r)/n, averaged over the classes
+        recalls = [(predicted[labels[val] == k] == k).mean() for k in (0, 1)]
+        counts = [(labels[val] == k).sum() for k in (0, 1)]
+        se = np.sqrt(sum(r * (1 - r) / n for r, n in zip(recalls, counts, strict=True))) / 2
         gap = (log_loss(labels[val], p_val) - log_loss(labels[train], p_train)) / baseline
-        by_c[c] = (quality, -gap)
-    best = max(by_c, key=by_c.get)
-    assert got.model == f"LogisticRegression(C={best:g})" and got.train_rows == 400
-    assert got.validation == pytest.approx(by_c[best][0]) and got.gap == pytest.approx(-by_c[best][1], rel=1e-5)
+        by_c[c] = (quality, se, gap)
+    # the one-standard-error rule: the smallest C (the most regularized) within one error of the best validation
+    best = max(by_c, key=lambda c: by_c[c][0])
+    chosen = min(c for c in by_c if by_c[c][0] >= by_c[best][0] - by_c[best][1])
+    assert got.model == f"LogisticRegression(C={chosen:g})" and got.train_rows == 400
+    assert got.validation == pytest.approx(by_c[chosen][0]) and got.gap == pytest.approx(by_c[chosen][2], rel=1e-5)
     assert got.gap > 0 and got.gap_se > 0
+    # the rule does choose here: the best C overfits more than the chosen one
+    assert chosen < best and by_c[chosen][2] < by_c[best][2]
+
+
+def test_no_reference_when_validation_holds_a_class_the_fitted_rows_lack():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 4)).astype(np.float32)
+    labels = (x[:, 0] > 0).astype(np.int64)
+    labels[250:260] = 2  # a third class, only in validation
+    schema = {"problem_type": "classification", "classes": ["a", "b", "c"], "class_counts": [100, 100, 0]}
+    train, val = np.arange(200), np.arange(200, 300)
+    got = reference.fit(
+        schema, "balanced_accuracy", (Dense(x[train]), labels[train]), (Dense(x[val]), labels[val]), 1.0, None
+    )
+    assert got is None
 
 
 def test_regression_reference_measures_the_gap_on_the_standardized_target():
@@ -96,15 +118,20 @@ def test_regression_reference_measures_the_gap_on_the_standardized_target():
     for alpha in reference.ALPHA_GRID:
         model = Ridge(alpha=alpha).fit(x[train], y[train].astype(np.float64))
         mse = [np.mean(((model.predict(x[part]) - y[part]) / std) ** 2) for part in (train, val)]
-        scores[alpha] = (r2_score(y[val], model.predict(x[val])), -(mse[1] - mse[0]) / baseline)
-    best = max(scores, key=scores.get)
-    assert got.model == f"Ridge(alpha={best:g})"
-    assert got.validation == pytest.approx(scores[best][0], rel=1e-5)
-    assert got.gap == pytest.approx(-scores[best][1], rel=1e-4)
+        predicted = model.predict(x[val])
+        # R2's standard error by the delta method: the squared errors' mean's, over the target's variance
+        squared = (predicted - y[val]) ** 2
+        se = squared.std(ddof=1) / np.sqrt(len(squared)) / np.var(y[val])
+        scores[alpha] = (r2_score(y[val], predicted), se, (mse[1] - mse[0]) / baseline)
+    best = max(scores, key=lambda a: scores[a][0])
+    chosen = max(a for a in scores if scores[a][0] >= scores[best][0] - scores[best][1])  # the largest alpha
+    assert got.model == f"Ridge(alpha={chosen:g})"
+    assert got.validation == pytest.approx(scores[chosen][0], rel=1e-5)
+    assert got.gap == pytest.approx(scores[chosen][2], rel=1e-4)
 
 
 def test_images_have_no_reference():
-    assert not reference.applies({"kind": "images"})
+    assert not reference.applies({"kind": "image"})
     assert reference.applies({"kind": "series"}) and reference.applies({})
 
 
@@ -115,3 +142,14 @@ def test_a_wide_table_is_sampled_to_a_bounded_number_of_values():
     assert reference.rows_for(narrow) == reference.MAX_ROWS
     assert reference.rows_for(wide) == reference.MAX_VALUES // 4000 < reference.MAX_ROWS
     assert reference.rows_for(widest) == reference.MIN_ROWS
+
+
+def test_the_fit_scores_the_sampled_rows_only(monkeypatch):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(900, 3)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=900)).astype(np.float32)
+    schema = {"problem_type": "regression", "target_std": 1.0, "target_mean": 0.0}
+    monkeypatch.setattr(reference, "MAX_ROWS", 150)
+    monkeypatch.setattr(reference, "MIN_ROWS", 10)
+    got = reference.fit(schema, "r2", (Dense(x[:600]), y[:600]), (Dense(x[600:]), y[600:]), 1.0, None)
+    assert got.train_rows == 150

@@ -359,8 +359,10 @@ def test_a_text_gap_above_max_gap_passes_within_the_linear_reference_and_not_wit
     assert gap - linear["generalization_gap"]["standard_error"] > 0.1, "the model's gap is above MaxGap"
     reference = linear["reference"]
     assert reference["model"].startswith("LogisticRegression(C=") and reference["train_rows"] == 480
-    assert reference["gap"] > 0.1 and linear["thresholds"]["gap_limit"] == reference["gap"]
+    assert reference["limit"] == pytest.approx(reference["gap"] - reference["gap_se"])
+    assert reference["limit"] > 0.1 and linear["thresholds"]["gap_limit"] == reference["limit"]
     assert linear["decision"] == "register", linear["reason"]
-    assert f"above MaxGap 0.1 but within the linear reference's {reference['gap']:.4f}" in linear["reason"]
+    assert f"above MaxGap 0.1 but within the linear reference's {reference['limit']:.4f}" in linear["reason"]
+    assert linear["quality"]["validation"] >= reference["validation"]
     assert none["decision"] == "overfit" and none["reference"] is None and none["thresholds"]["gap_limit"] == 0.1
     assert "reference" not in none["reason"]

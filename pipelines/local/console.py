@@ -70,7 +70,7 @@ def short_reason(e: dict) -> str:
     max_gap = e["thresholds"]["max_gap"]
     linear = e.get("reference") or {}  # the linear reference, fitted when the gap was above MaxGap
     if decision == "register" and e["thresholds"].get("gap_limit", max_gap) > max_gap:
-        return f"above MaxGap, within the linear reference's gap {linear.get('gap', float('nan')):.3f}"
+        return f"above MaxGap, within the linear reference's {e['thresholds']['gap_limit']:.3f}"
     if decision == "register":
         return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
     if decision == "overfit" and linear:
@@ -93,11 +93,14 @@ def overfit_beside_reference(e: dict, linear: dict) -> str:
     gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
     thresholds = e["thresholds"]
     floor = max(e["quality"]["baseline"] + thresholds["min_lift"], thresholds["min_quality"])
+    limit = linear.get("limit", linear["gap"])  # its gap less its standard error (before: the gap)
     if not linear["validation"] >= floor:
         return "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
-    if linear["gap"] > thresholds["max_gap"] and gap - se <= linear["gap"]:
-        return f"within the linear reference's gap {linear['gap']:.3f} but validates worse than it"
-    return f"above MaxGap and the linear reference's gap {linear['gap']:.3f}"
+    if limit <= thresholds["max_gap"]:
+        return f"above MaxGap; the linear reference's gap {linear['gap']:.3f} is within it, give or take its noise"
+    if gap - min(se, limit) <= limit:
+        return f"within the linear reference's {limit:.3f} but validates worse than it"
+    return f"above MaxGap and the linear reference's {limit:.3f}"
 
 
 def round_line(e: dict) -> str:
