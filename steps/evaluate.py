@@ -48,6 +48,7 @@ from steps.quality import (
     quality_metric,
     quality_standard_error,
     reference_limit,
+    reference_verdict,
     relative_gap,
     relative_gap_se,
     round_summary,
@@ -277,10 +278,10 @@ def main() -> None:
         linear = linear_reference(data_dir, schema, metric, predictor, baseline["validation"]["loss"])
     verdict, reason = decide(
         gap, gap_se, quality, baseline_quality, metric, args.max_gap, args.min_lift, args.min_quality, later_gap,
-        linear, validation_se,
+        linear,
     )  # fmt: skip
     floor = max(baseline_quality + args.min_lift, args.min_quality)
-    limit = gap_limit(gap, gap_se, quality, validation_se, linear, args.max_gap, floor)
+    limit = gap_limit(gap, gap_se, quality, linear, args.max_gap, floor)
     report = {
         "round": config["round"],
         "model_uri": args.model_uri,
@@ -313,8 +314,15 @@ def main() -> None:
             "loss": loss_gap,
             "after_best_epoch": later_gap,
         },
-        # the linear model a gap above MaxGap was compared with, and the gap it holds a round to (gap less its error)
-        "reference": {**linear.as_dict(), "limit": reference_limit(linear)} if linear else None,
+        # the linear model a gap above MaxGap was compared with, the gap it holds this round to, and whether it
+        # excused the round's gap (or the first of its conditions that failed: steps/quality.reference_verdict)
+        "reference": {
+            **linear.as_dict(),
+            "limit": reference_limit(linear, gap_se),
+            "verdict": reference_verdict(gap, gap_se, quality, linear, args.max_gap, floor),
+        }
+        if linear
+        else None,
         **({"split": schema["split"]} if "split" in schema else {}),  # how the rows were split, where the kind says
         "thresholds": {
             "max_gap": args.max_gap,

@@ -182,13 +182,12 @@ def decide(
     min_quality: float,
     later_gap: float | None = None,
     reference=None,
-    quality_se: float = 0.0,
 ) -> tuple[str, str]:
     """register, overfit or underfit, and why, in words a team can act on. `gap` is measured at the restored best
     epoch; `later_gap` is the largest gap the training curve reached after it: a model that is not good enough at
     its best epoch but then memorized the training split overfits (more capacity is not what it lacks). `reference`
     (steps/reference.py, where it was fitted) is the linear model's gap and validation quality on the same split: a
-    gap above MaxGap passes within it (`reference_allows`); `quality_se` is the validation quality's error."""
+    gap above MaxGap passes within it (`reference_verdict`)."""
     floor = max(baseline_quality + min_lift, min_quality)
     if not (math.isfinite(gap) and math.isfinite(quality)):
         return "underfit", "the model's losses are not finite numbers: training diverged; lower L1/L2 or add data"
@@ -198,14 +197,13 @@ def decide(
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) > MaxGap {max_gap:g} (validation loss "
             f"exceeds training loss by {gap:.1%} of the baseline's loss)"
         )
-        if not reference_allows(gap, gap_se, quality, quality_se, reference, max_gap, floor):
-            note = reference_note(gap, gap_se, quality, quality_se, reference, max_gap, metric, floor)
-            return "overfit", reason + note
+        if reference_verdict(gap, gap_se, quality, reference, max_gap, floor) != "excused":
+            return "overfit", reason + reference_note(gap, gap_se, quality, reference, max_gap, metric, floor)
         allowed = (
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) above MaxGap {max_gap:g} but within the "
-            f"linear reference's {reference_limit(reference):.4f} ({reference.model} on the same features and split: "
-            f"gap {reference.gap:.4f} less its standard error {reference.gap_se:.4f}; validation {metric} "
-            f"{reference.validation:.4f}): the split's rows lie that far apart for a linear model too"
+            f"linear reference's {reference.gap:.4f} (standard error {reference.gap_se:.4f}; {reference.model} on "
+            f"the same features and split, validation {metric} {reference.validation:.4f}): the split's rows lie "
+            "that far apart for a linear model too"
         )
     if quality < floor and later_gap is not None and later_gap > max_gap:
         return "overfit", (
@@ -224,56 +222,80 @@ def decide(
     return "register", f"{gate} and validation {metric} {quality:.4f} >= {floor:.4f}"
 
 
-def reference_limit(reference) -> float:
-    """The gap a round is held to under the reference: the reference's gap less GAP_Z of its standard error (the
-    reference's own noise counts against it, as a round's counts for the round at MaxGap)."""
-    se = reference.gap_se if math.isfinite(reference.gap_se) and reference.gap_se > 0 else 0.0
-    return reference.gap - GAP_Z * se
+def reference_limit(reference, gap_se: float) -> float:
+    """The gap a round of standard error `gap_se` is held to under the reference, for gap_exceeds: the round's gap
+    is above the reference's only by more than GAP_Z standard errors of the difference (both gaps are noisy), which
+    gap_exceeds's own allowance of GAP_Z * gap_se, added to this, makes."""
+    ref_se = reference.gap_se if math.isfinite(reference.gap_se) and reference.gap_se > 0 else 0.0
+    own = gap_se if math.isfinite(gap_se) and gap_se > 0 else 0.0
+    return reference.gap + GAP_Z * (math.hypot(own, ref_se) - own)
 
 
-def reference_allows(gap, gap_se, quality, quality_se, reference, max_gap: float, floor: float) -> bool:
-    """Does the linear reference (steps/reference.py) excuse a gap above MaxGap? Only when all of these hold:
-
-    - the reference clears the quality floor itself. A linear model no better than the trivial one measures noise,
-      not how far apart the rows lie: on a heavy-tailed target its gap, like the network's, is a few outliers;
-    - the reference's gap, less its own standard error, is above MaxGap;
-    - the round's gap is within that (by gap_exceeds's rule);
-    - the round clears the floor and validates at least as well as the reference (whose strength is the most
-      regularized within one standard error of the best, steps/reference.py). A network that overfits like the
-      linear model but is no better than it has not earned the linear model's gap."""
-    if reference is None or not (math.isfinite(reference.gap) and reference_limit(reference) > max_gap):
-        return False
-    if not (reference.validation >= floor and quality >= floor):
-        return False
-    return not gap_exceeds(gap, gap_se, reference_limit(reference)) and quality >= reference.validation
+# Why the linear reference excused a gap above MaxGap, or the first of its conditions the round failed
+REFERENCE_VERDICTS = ("excused", "no_signal", "no_evidence", "overfits_more", "under_floor", "no_better")
 
 
-def gap_limit(gap, gap_se, quality, quality_se, reference, max_gap: float, floor: float) -> float:
-    """The largest gap the round was held to: the reference's where it excused the round, else MaxGap. The registry
-    records it, and its approval guard holds the package to it."""
-    excused = reference_allows(gap, gap_se, quality, quality_se, reference, max_gap, floor)
-    return reference_limit(reference) if gap_exceeds(gap, gap_se, max_gap) and excused else max_gap
+def reference_verdict(gap, gap_se, quality, reference, max_gap: float, floor: float) -> str | None:
+    """Does the linear reference (steps/reference.py) excuse a gap above MaxGap? "excused" when all of these hold,
+    else the first that fails (None without a reference):
 
-
-def reference_note(gap, gap_se, quality, quality_se, reference, max_gap: float, metric: str, floor: float) -> str:
-    """Why the linear reference did not excuse the gap, when one was fitted."""
+    - no_signal: the reference clears the quality floor itself. A linear model no better than the trivial one
+      measures noise, not how far apart the rows lie: on a heavy-tailed target its gap is a few outliers;
+    - no_evidence: the reference's gap is above MaxGap by more than GAP_Z of its own standard error: the evidence
+      that the rows lie far apart must not be noise;
+    - overfits_more: the round's gap is not above the reference's beyond the noise of the two (reference_limit);
+    - under_floor: the round clears the quality floor;
+    - no_better: the round validates at least as well as the reference. The reference's strength is the most
+      regularized within one standard error of the best (steps/reference.py): a network that overfits like that
+      linear model but is no better than it has not earned its gap."""
     if reference is None:
-        return ""
-    said = f"; the linear reference ({reference.model} on the same features and split) has gap {reference.gap:.4f}"
+        return None
+    ref_se = reference.gap_se if math.isfinite(reference.gap_se) and reference.gap_se > 0 else 0.0
     if not reference.validation >= floor:
-        return (
-            f"{said} at validation {metric} {reference.validation:.4f}, under the floor {floor:.4f}: a linear model "
-            "finds no signal here either, so its gap measures noise and excuses nothing"
-        )
-    if reference_limit(reference) <= max_gap:
-        return said + f" (standard error {reference.gap_se:.4f}), within MaxGap: no evidence the rows lie far apart"
-    if gap_exceeds(gap, gap_se, reference_limit(reference)):
-        return said + ": the network overfits more than a linear model"
-    if quality < floor:
-        return said + f", but this round's validation {metric} {quality:.4f} is under the floor {floor:.4f}"
+        return "no_signal"
+    if not (math.isfinite(reference.gap) and reference.gap - GAP_Z * ref_se > max_gap):
+        return "no_evidence"
+    if gap_exceeds(gap, gap_se, reference_limit(reference, gap_se)):
+        return "overfits_more"
+    if not quality >= floor:
+        return "under_floor"
+    if not quality >= reference.validation:
+        return "no_better"
+    return "excused"
+
+
+def gap_limit(gap, gap_se, quality, reference, max_gap: float, floor: float) -> float:
+    """The largest gap the round was held to: the reference's where it excused the round, else MaxGap. The registry
+    records it, and its approval guard holds the package to it (by gap_exceeds, with the package's gap_se)."""
+    excused = reference_verdict(gap, gap_se, quality, reference, max_gap, floor) == "excused"
+    return reference_limit(reference, gap_se) if gap_exceeds(gap, gap_se, max_gap) and excused else max_gap
+
+
+def reference_note(gap, gap_se, quality, reference, max_gap: float, metric: str, floor: float) -> str:
+    """Why the linear reference did not excuse the gap, when one was fitted."""
+    verdict = reference_verdict(gap, gap_se, quality, reference, max_gap, floor)
+    if verdict is None:
+        return ""
+    said = (
+        f"; the linear reference ({reference.model} on the same features and split) has gap {reference.gap:.4f} "
+        f"(standard error {reference.gap_se:.4f})"
+    )
     return (
-        said + f" but validates {metric} {reference.validation:.4f} against this round's {quality:.4f}: the network "
-        "overfits as much and is no better"
+        said
+        + {
+            "no_signal": (
+                f" at validation {metric} {reference.validation:.4f}, under the floor {floor:.4f}: a linear model "
+                "finds no signal here either, so its gap measures noise and excuses nothing"
+            ),
+            "no_evidence": ", within MaxGap give or take its noise: no evidence the rows lie far apart",
+            "overfits_more": ": the network overfits more than a linear model",
+            "under_floor": f", but this round's validation {metric} {quality:.4f} is under the floor {floor:.4f}",
+            "no_better": (
+                f" but validates {metric} {reference.validation:.4f} against this round's {quality:.4f}: the network "
+                "overfits as much and is no better"
+            ),
+            "excused": "",
+        }[verdict]
     )
 
 

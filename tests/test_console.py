@@ -89,31 +89,23 @@ def test_a_last_round_that_lost_an_earlier_rounds_quality_does_not_say_more_regu
 
 def test_the_round_line_says_when_the_linear_reference_excused_a_gap_and_why_it_did_not():
     excused = evaluation(1, "register", gap=0.18, se=0.01)
-    excused["thresholds"] |= {"gap_limit": 0.374, "min_lift": 0.05, "min_quality": 0.0}
-    excused["reference"] = {"model": "LogisticRegression(C=10)", "gap": 0.39, "validation": 0.848, "limit": 0.374}
-    assert console.short_reason(excused) == "above MaxGap, within the linear reference's 0.374"
+    excused["thresholds"] |= {"gap_limit": 0.41, "min_lift": 0.05, "min_quality": 0.0}
+    excused["reference"] = {"model": "LogisticRegression(C=10)", "gap": 0.39, "validation": 0.848, "verdict": "excused"}
+    assert console.short_reason(excused) == "above MaxGap, within the linear reference's gap 0.390"
 
-    def overfit(reference: dict, gap: float = 0.18) -> str:
-        e = evaluation(1, "overfit", gap=gap, se=0.01)
-        e["thresholds"] |= {"gap_limit": 0.1, "min_lift": 0.05, "min_quality": 0.0}
-        e["quality"] = {"baseline": 0.333}
-        e["reference"] = {"model": "LogisticRegression(C=1)", **reference}
+    def overfit(verdict: str | None) -> str:
+        e = evaluation(1, "overfit", gap=0.45, se=0.01)
+        e["reference"] = {"model": "LogisticRegression(C=1)", "gap": 0.3, "validation": 0.8, "verdict": verdict}
         return console.short_reason(e)
 
-    no_signal = overfit({"gap": 0.9, "validation": 0.35, "limit": 0.6})  # under the floor 0.383 itself
-    assert no_signal == "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
     assert (
-        overfit({"gap": 0.39, "validation": 0.9, "limit": 0.374})
-        == "within the linear reference's 0.374 but validates worse than it"
+        overfit("no_signal") == "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
     )
     assert (
-        overfit({"gap": 0.3, "validation": 0.8, "limit": 0.28}, gap=0.6)
-        == "above MaxGap and the linear reference's 0.280"
+        overfit("no_evidence") == "above MaxGap; the linear reference's gap 0.300 is within it, give or take its noise"
     )
-    # a reference above MaxGap by less than its own noise excuses nothing
-    assert (
-        overfit({"gap": 0.15, "validation": 0.9, "limit": 0.09})
-        == "above MaxGap; the linear reference's gap 0.150 is within it, give or take its noise"
-    )
-    # an evaluation written before the limit was recorded: the gap itself
-    assert overfit({"gap": 0.3, "validation": 0.8}, gap=0.6) == "above MaxGap and the linear reference's 0.300"
+    assert overfit("overfits_more") == "above MaxGap and the linear reference's 0.300"
+    assert overfit("under_floor") == "within the linear reference's gap 0.300 but under the quality floor"
+    assert overfit("no_better") == "within the linear reference's gap 0.300 but validates worse than it"
+    # an evaluation written before the verdict was recorded
+    assert overfit(None) == "above MaxGap; the linear reference's gap 0.300 excuses it not"

@@ -70,7 +70,7 @@ def short_reason(e: dict) -> str:
     max_gap = e["thresholds"]["max_gap"]
     linear = e.get("reference") or {}  # the linear reference, fitted when the gap was above MaxGap
     if decision == "register" and e["thresholds"].get("gap_limit", max_gap) > max_gap:
-        return f"above MaxGap, within the linear reference's {e['thresholds']['gap_limit']:.3f}"
+        return f"above MaxGap, within the linear reference's gap {linear.get('gap', float('nan')):.3f}"
     if decision == "register":
         return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
     if decision == "overfit" and linear:
@@ -88,19 +88,23 @@ def short_reason(e: dict) -> str:
     return decision
 
 
+# why the linear reference did not excuse an overfitting round (evaluation.json's reference.verdict, decided by
+# steps/quality.reference_verdict), in a few words
+BESIDE_REFERENCE = {
+    "no_signal": "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing",
+    "no_evidence": "above MaxGap; the linear reference's gap {gap:.3f} is within it, give or take its noise",
+    "overfits_more": "above MaxGap and the linear reference's {gap:.3f}",
+    "under_floor": "within the linear reference's gap {gap:.3f} but under the quality floor",
+    "no_better": "within the linear reference's gap {gap:.3f} but validates worse than it",
+}
+
+
 def overfit_beside_reference(e: dict, linear: dict) -> str:
     """Why the linear reference (steps/reference.py) did not excuse an overfitting round's gap, in a few words."""
-    gap, se = e["generalization_gap"]["relative"], e["generalization_gap"].get("standard_error") or 0.0
-    thresholds = e["thresholds"]
-    floor = max(e["quality"]["baseline"] + thresholds["min_lift"], thresholds["min_quality"])
-    limit = linear.get("limit", linear["gap"])  # its gap less its standard error (before: the gap)
-    if not linear["validation"] >= floor:
-        return "above MaxGap; the linear reference finds no signal either, so its gap excuses nothing"
-    if limit <= thresholds["max_gap"]:
-        return f"above MaxGap; the linear reference's gap {linear['gap']:.3f} is within it, give or take its noise"
-    if gap - min(se, limit) <= limit:
-        return f"within the linear reference's {limit:.3f} but validates worse than it"
-    return f"above MaxGap and the linear reference's {limit:.3f}"
+    said = BESIDE_REFERENCE.get(
+        linear.get("verdict"), "above MaxGap; the linear reference's gap {gap:.3f} excuses it not"
+    )
+    return said.format(gap=linear["gap"])
 
 
 def round_line(e: dict) -> str:
