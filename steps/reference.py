@@ -20,10 +20,12 @@ So when a round's gap is above MaxGap (steps/quality.gap_exceeds), evaluation fi
 A reference that cannot be fitted (scikit-learn refuses the data, memory runs out) is no reference: evaluation says
 so in its log and the gate is MaxGap alone.
 
-The round then passes the gap test when its gap is within the reference's gap less the reference's own standard
-error (allowing the round one standard error, as for MaxGap), it clears the quality floor, and it validates at least
-as well as the reference. A network that overfits more than the linear model, or no better, is still overfit, and
-the ladder regularizes it as before. Images have no such reference: their gate stays MaxGap alone.
+The round then passes the gap test (steps/quality.reference_verdict) when the reference's gap is above MaxGap by
+more than its own standard error (evidence that the rows lie far apart, not noise), the round's gap is above the
+reference's by no more than one standard error of the difference, the round clears the quality floor, and it
+validates at least as well as the reference. A network that overfits more than the linear model, or no better, is
+still overfit, and the ladder regularizes it as before. Images have no such reference: their gate stays MaxGap
+alone.
 """
 
 from __future__ import annotations
