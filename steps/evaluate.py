@@ -117,8 +117,8 @@ def linear_reference(data_dir: Path, schema: dict, metric: str, predictor, basel
         return None
     if fitted is None:
         print(
-            "evaluate: no linear reference (one class in the fitted rows, a validation class they lack, or no "
-            "finite fit); the gate is MaxGap alone",
+            "evaluate: no linear reference (a training split over its bound of rows or values, one class in it, a "
+            "validation class it lacks, or no finite fit); the gate is MaxGap alone",
             flush=True,
         )
     return fitted

@@ -201,9 +201,9 @@ def decide(
             return "overfit", reason + reference_note(gap, gap_se, quality, reference, max_gap, metric, floor)
         allowed = (
             f"generalization gap {gap:.4f} (standard error {gap_se:.4f}) above MaxGap {max_gap:g} but within the "
-            f"linear reference's {reference.gap:.4f} (standard error {reference.gap_se:.4f}; {reference.model} on "
-            f"the same features and split, validation {metric} {reference.validation:.4f}): the split's rows lie "
-            "that far apart for a linear model too"
+            f"noise of the linear reference's {reference.gap:.4f} (standard error {reference.gap_se:.4f}, limit "
+            f"{reference_limit(reference, gap_se):.4f}; {reference.model} on the same features and split, validation "
+            f"{metric} {reference.validation:.4f}): the split's rows lie that far apart for a linear model too"
         )
     if quality < floor and later_gap is not None and later_gap > max_gap:
         return "overfit", (

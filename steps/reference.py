@@ -40,12 +40,11 @@ from steps.quality import quality_standard_error, relative_gap, relative_gap_se,
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)  # LogisticRegression's inverse strength: benchmarks/README.md's baseline grid
 ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)  # Ridge's strength, on standardized features
-# At most this many rows of a split are fitted and scored, sampled with a fixed seed. On more rows a linear model's
-# gap is about zero, and the fit would cost more than the round it judges.
-MAX_ROWS = 50_000
-# and about this many dense values a split (rows x dense features): a wide table is sampled to fewer rows, never
-# under MIN_ROWS (so a table of over 20,000 features fits 1,000 rows of it).
-MAX_VALUES, MIN_ROWS = 20_000_000, 1_000
+# A training split of more rows than this, or of more dense values (rows x dense features), gets no reference: on
+# more rows a linear model's gap is about zero, the fit would cost more than the round it judges, and a sample of
+# the rows would not do. Fitted on fewer rows than the network, a linear model overfits more and validates worse:
+# it would excuse a gap that the network's own rows do not.
+MAX_ROWS, MAX_VALUES = 50_000, 20_000_000
 KINDS = ("table", "series")  # the inputs with a linear reference (steps/inputs.py kinds)
 
 
@@ -80,26 +79,20 @@ def matrix(features):
     return sparse.hstack([sparse.csr_matrix(dense), bag], format="csr")
 
 
-def rows_for(features) -> int:
-    """How many rows of a split the reference fits and scores: MAX_ROWS, fewer on a wide table."""
-    width = max(int(features.x.shape[1]), 1)
-    return max(MIN_ROWS, min(MAX_ROWS, MAX_VALUES // width))
-
-
-def sample(features, labels, rows: int = MAX_ROWS):
-    """At most `rows` rows of a split, always the same ones."""
-    if len(labels) <= rows:
-        return features, labels
-    index = np.sort(np.random.default_rng(0).choice(len(labels), size=rows, replace=False))
-    return features.subset(index), labels[index]
+def within_bounds(features) -> bool:
+    """Is the training split small enough for a reference fitted on every row of it?"""
+    rows, width = int(features.x.shape[0]), max(int(features.x.shape[1]), 1)
+    return rows <= MAX_ROWS and rows * width <= MAX_VALUES
 
 
 def fit(schema: dict, metric: str, train, validation, baseline_loss: float, labels_of) -> Reference | None:
     """The reference on (features, labels) of the training and validation splits. `labels_of(probabilities)` is
     the served model's decision rule (steps/inference.py Predictor.labels); `baseline_loss` is the trivial model's
-    validation loss, the gap's unit. None when no strength gives finite numbers."""
-    rows = rows_for(train[0])
-    (x_train, y_train), (x_val, y_val) = (sample(*train, rows), sample(*validation, rows))
+    validation loss, the gap's unit. None when the training split is too large (`within_bounds`), or no strength gives
+    finite numbers."""
+    if not within_bounds(train[0]):
+        return None
+    (x_train, y_train), (x_val, y_val) = train, validation
     classes = len(schema.get("classes") or [])
     if classes and not set(np.unique(y_val)) <= set(np.unique(y_train)):
         return None  # a class the fitted rows lack gets probability 0: its validation rows would inflate the gap

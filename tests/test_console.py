@@ -91,7 +91,7 @@ def test_the_round_line_says_when_the_linear_reference_excused_a_gap_and_why_it_
     excused = evaluation(1, "register", gap=0.18, se=0.01)
     excused["thresholds"] |= {"gap_limit": 0.41, "min_lift": 0.05, "min_quality": 0.0}
     excused["reference"] = {"model": "LogisticRegression(C=10)", "gap": 0.39, "validation": 0.848, "verdict": "excused"}
-    assert console.short_reason(excused) == "above MaxGap, within the linear reference's gap 0.390"
+    assert console.short_reason(excused) == "above MaxGap, within the noise of the linear reference's gap 0.390"
 
     def overfit(verdict: str | None) -> str:
         e = evaluation(1, "overfit", gap=0.45, se=0.01)
@@ -109,3 +109,30 @@ def test_the_round_line_says_when_the_linear_reference_excused_a_gap_and_why_it_
     assert overfit("no_better") == "within the linear reference's gap 0.300 but validates worse than it"
     # an evaluation written before the verdict was recorded
     assert overfit(None) == "above MaxGap; the linear reference's gap 0.300 excuses it not"
+
+
+def test_the_run_summary_states_the_reference_rule_only_where_a_reference_was_fitted():
+    from pipelines.local.report import summary_lines
+
+    def report(reference):
+        row = {
+            "round": 1, "regularization": {"dropout": 0.1, "l1": 1e-5, "l2": 0.01, "level": 1.0},
+            "generalization_gap": 0.18, "gap_standard_error": 0.01, "validation_quality": 0.85,
+            "baseline_quality": 0.333, "test_quality": 0.84, "epochs": 9, "decision": "register",
+            "quality_metric": "balanced_accuracy", "reference": reference,
+        }  # fmt: skip
+        return {
+            "rounds": [row],
+            "parameters": {"MaxGap": 0.1, "MinLift": 0.05},
+            "model_package_arn": "arn:x",
+            "status": "Succeeded",
+        }
+
+    rule = (
+        "a gap above MaxGap passes (GapReference=linear) where a linear model of the same features and split has a "
+        "gap above MaxGap beyond its noise, the round's gap is within the noise of that model's, and the round clears "
+        "the floor and validates as well as that model"
+    )
+    fitted = {"model": "LogisticRegression(C=10)", "gap": 0.39, "gap_se": 0.016, "verdict": "excused"}
+    assert any(rule in line for line in summary_lines(report(fitted)))
+    assert not any("GapReference" in line for line in summary_lines(report(None)))  # images, or within MaxGap

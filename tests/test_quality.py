@@ -73,8 +73,8 @@ def test_the_linear_reference_excuses_a_gap_only_where_it_is_as_large_and_the_ro
     assert decision == "register", reason
     assert reason.startswith("generalization gap 0.1800 (standard error 0.0100) above MaxGap 0.1 but within the ")
     assert (
-        "linear reference's 0.3900 (standard error 0.0160; LogisticRegression(C=10) on the same features and split, "
-        "validation balanced_accuracy 0.8480)" in reason
+        "noise of the linear reference's 0.3900 (standard error 0.0160, limit 0.3989; LogisticRegression(C=10) on "
+        "the same features and split, validation balanced_accuracy 0.8480)" in reason
     )
     # the limit recorded for the registry's guard (which adds the round's own standard error, as gap_exceeds does):
     # the reference's gap plus the difference's error, sqrt(0.01^2 + 0.016^2), less the round's

@@ -36,16 +36,6 @@ def test_the_matrix_puts_the_text_bag_after_the_dense_features():
     assert np.array_equal(reference.matrix(Dense(dense)), dense)
 
 
-def test_sampling_keeps_the_same_rows_every_time():
-    x = Dense(np.arange(1000, dtype=np.float32).reshape(-1, 1))
-    labels = np.arange(1000)
-    first, first_labels = reference.sample(x, labels, rows=100)
-    again, _ = reference.sample(x, labels, rows=100)
-    assert len(first_labels) == 100 and len(set(first_labels)) == 100
-    assert np.array_equal(first.x.numpy()[:, 0], first_labels) and np.array_equal(again.x, first.x)
-    assert reference.sample(x, labels, rows=1000)[1] is labels  # no more rows than the cap: all of them
-
-
 def test_classification_reference_is_the_most_regularized_strength_within_one_error_of_the_best():
     rng = np.random.default_rng(1)
     rows, vocabulary = 600, 400
@@ -135,21 +125,19 @@ def test_images_have_no_reference():
     assert reference.applies({"kind": "series"}) and reference.applies({})
 
 
-def test_a_wide_table_is_sampled_to_a_bounded_number_of_values():
-    narrow = Dense(np.zeros((10, 20), dtype=np.float32))
-    wide = Dense(np.zeros((10, 4000), dtype=np.float32))
-    widest = Dense(np.zeros((10, 10**6), dtype=np.float32))
-    assert reference.rows_for(narrow) == reference.MAX_ROWS
-    assert reference.rows_for(wide) == reference.MAX_VALUES // 4000 < reference.MAX_ROWS
-    assert reference.rows_for(widest) == reference.MIN_ROWS
-
-
-def test_the_fit_scores_the_sampled_rows_only(monkeypatch):
+def test_a_training_split_over_the_bound_of_rows_or_values_gets_no_reference(monkeypatch):
+    """A linear model fitted on a sample of the rows overfits more than one fitted on all of them, and would excuse
+    a gap the network's own rows do not: over the bound there is no reference (the gate is MaxGap alone)."""
+    assert reference.within_bounds(Dense(np.zeros((10, 20), dtype=np.float32)))
+    assert not reference.within_bounds(Dense(np.zeros((10, reference.MAX_VALUES // 10 + 1), dtype=np.float32)))
     rng = np.random.default_rng(4)
     x = rng.normal(size=(900, 3)).astype(np.float32)
     y = (x[:, 0] + rng.normal(size=900)).astype(np.float32)
     schema = {"problem_type": "regression", "target_std": 1.0, "target_mean": 0.0}
-    monkeypatch.setattr(reference, "MAX_ROWS", 150)
-    monkeypatch.setattr(reference, "MIN_ROWS", 10)
-    got = reference.fit(schema, "r2", (Dense(x[:600]), y[:600]), (Dense(x[600:]), y[600:]), 1.0, None)
-    assert got.train_rows == 150
+    train, validation = (Dense(x[:600]), y[:600]), (Dense(x[600:]), y[600:])
+    assert reference.fit(schema, "r2", train, validation, 1.0, None).train_rows == 600  # every row
+    monkeypatch.setattr(reference, "MAX_ROWS", 599)
+    assert reference.fit(schema, "r2", train, validation, 1.0, None) is None
+    monkeypatch.setattr(reference, "MAX_ROWS", 600)
+    monkeypatch.setattr(reference, "MAX_VALUES", 600 * 3 - 1)
+    assert reference.fit(schema, "r2", train, validation, 1.0, None) is None

@@ -70,7 +70,7 @@ def short_reason(e: dict) -> str:
     max_gap = e["thresholds"]["max_gap"]
     linear = e.get("reference") or {}  # the linear reference, fitted when the gap was above MaxGap
     if decision == "register" and e["thresholds"].get("gap_limit", max_gap) > max_gap:
-        return f"above MaxGap, within the linear reference's gap {linear.get('gap', float('nan')):.3f}"
+        return f"above MaxGap, within the noise of the linear reference's gap {linear.get('gap', float('nan')):.3f}"
     if decision == "register":
         return "within MaxGap" if gap <= max_gap else "within MaxGap + 1 standard error"
     if decision == "overfit" and linear:

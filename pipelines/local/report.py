@@ -229,8 +229,9 @@ def summary_lines(report: dict) -> list[str]:
             f"a round is accepted when its gap minus one standard error is at most MaxGap {max_gap:g} and its "
             f"validation {metric} beats the baseline by MinLift {report['parameters'].get('MinLift', 0):g}"
             + (
-                "; a gap above MaxGap passes within the gap of a linear model of the same features and split, less "
-                "that gap's standard error (GapReference=linear), when the round validates as well as that model"
+                "; a gap above MaxGap passes (GapReference=linear) where a linear model of the same features and split "
+                "has a gap above MaxGap beyond its noise, the round's gap is within the noise of that model's, and "
+                "the round clears the floor and validates as well as that model"
                 if any(r.get("reference") for r in rounds)  # a reference was fitted: not for images, nor =none
                 else ""
             )
