@@ -222,12 +222,16 @@ def decide(
     return "register", f"{gate} and validation {metric} {quality:.4f} >= {floor:.4f}"
 
 
+def usable_se(se: float) -> float:
+    """A standard error as the reference's rule counts it: a missing or non-finite one counts as none."""
+    return se if math.isfinite(se) and se > 0 else 0.0
+
+
 def reference_limit(reference, gap_se: float) -> float:
     """The gap a round of standard error `gap_se` is held to under the reference, for gap_exceeds: the round's gap
     is above the reference's only by more than GAP_Z standard errors of the difference (both gaps are noisy), which
     gap_exceeds's own allowance of GAP_Z * gap_se, added to this, makes."""
-    ref_se = reference.gap_se if math.isfinite(reference.gap_se) and reference.gap_se > 0 else 0.0
-    own = gap_se if math.isfinite(gap_se) and gap_se > 0 else 0.0
+    ref_se, own = usable_se(reference.gap_se), usable_se(gap_se)
     return reference.gap + GAP_Z * (math.hypot(own, ref_se) - own)
 
 
@@ -250,7 +254,7 @@ def reference_verdict(gap, gap_se, quality, reference, max_gap: float, floor: fl
       linear model but is no better than it has not earned its gap."""
     if reference is None:
         return None
-    ref_se = reference.gap_se if math.isfinite(reference.gap_se) and reference.gap_se > 0 else 0.0
+    ref_se = usable_se(reference.gap_se)
     if not reference.validation >= floor:
         return "no_signal"
     if not (math.isfinite(reference.gap) and reference.gap - GAP_Z * ref_se > max_gap):
