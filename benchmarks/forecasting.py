@@ -239,6 +239,10 @@ def run_one(name: str, extra: dict[str, str], workdir: Path) -> dict:
             validation_mase=evaluation["metrics"]["validation"]["mase"],
             gap=evaluation["generalization_gap"]["relative"],
         )
+        refit = (report.get("refit") or {}).get("test_metrics")
+        if refit:  # the registered model is the round refit on training + validation rows (steps/refit.py)
+            row.update(round_test_mase=row["test_mase"], refit=True, test_mae=refit["mae"], test_mase=refit["mase"],
+                       test_r2_levels=refit.get("r2_levels"))  # fmt: skip
     return row
 
 

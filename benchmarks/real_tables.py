@@ -404,7 +404,9 @@ def regula_summary(report: dict) -> dict:
         "registered": registered,
         "failure_reason": report["failure_reason"],
         "problem_type": last["problem_type"] if last else None,
-        "test_metrics": kept["test_metrics"] if last else None,
+        # the registered model's: the refit on training + validation rows where the run registered it
+        "test_metrics": ((report.get("refit") or {}).get("test_metrics") or kept["test_metrics"]) if last else None,
+        "refit": {k: (report.get("refit") or {}).get(k) for k in ("trained", "kept", "round_test", "test")},
         "rounds": [
             {k: r.get(k) for k in ("round", "generalization_gap", "validation_quality", "decision", "reference")}
             for r in rounds

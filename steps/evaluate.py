@@ -8,6 +8,10 @@ features do. The round's verdict (register, overfit, underfit) comes from steps/
 next (the decision: those, collapsed or candidate) and its reason from `select` here; the conditions branch on
 it. Writes evaluation.json (a pipeline PropertyFile, also the model-quality report attached to the registered model,
 in SageMaker's layout) and sends the results to CloudWatch.
+
+With `--refit-of` (the deciding evaluation's folder) it scores the refit of the selected round instead and writes the
+evaluation the register step reads: the deciding one, with the refit model selected where it is kept
+(steps/refit.py). It decides nothing and sends nothing: the deciding evaluation did.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from steps import archive as archive_files
-from steps import inputs, reference, serving_code
+from steps import inputs, reference, refit, serving_code
 from steps.cloudwatch import MetricEmitter
 from steps.contract import (
     NAIVE,
@@ -71,6 +75,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--evaluation-uri", default="", help="where this report is uploaded (for the registry)")
     parser.add_argument("--pipeline-name", default="")
     parser.add_argument("--execution-id", default="")
+    parser.add_argument("--refit-of", default="", help="the deciding evaluation's folder: score its selected refit")
     args = parser.parse_args()
     problems = parameter_problems(parameter_values(args, "evaluate"))
     if problems:
@@ -232,8 +237,9 @@ def model_quality_layout(schema: dict, metrics: dict, gap: float) -> dict:
     return {key: {("auc" if k == "roc_auc" else k): value(v) for k, v in names.items()}}
 
 
-def main() -> None:
-    args = parse_args()
+def measure(args) -> dict:
+    """The model's metrics on every split beside the baseline's, its config and history, its artifact's sha256, and
+    how many raw test inputs scored through its serving code as evaluated."""
     import torch
 
     torch.set_num_threads(torch_threads(0))  # scoring a small MLP: one thread
@@ -262,7 +268,51 @@ def main() -> None:
             if name == "test":
                 served_rows = check_served_rows(inference, predictor, data_dir, features)
             del features
+    return {
+        "schema": schema, "config": predictor.config, "history": history, "metric": metric, "metrics": metrics,
+        "baseline": baseline, "validation_se": validation_se, "served_rows": served_rows,
+        "artifact_sha256": artifact_sha256, "predictor": predictor,
+    }  # fmt: skip
 
+
+def write_report(report: dict, output_dir: str) -> None:
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "evaluation.json").write_text(json.dumps(report, indent=2))
+
+
+def refit_evaluation(args, measured: dict) -> None:
+    """The evaluation the register step reads after a refit (steps/refit.py)."""
+    decided = json.loads((Path(args.refit_of) / "evaluation.json").read_text())
+    metric, metrics = measured["metric"], measured["metrics"]
+    scored = {
+        "config": measured["config"],
+        "metrics": metrics,
+        "quality": {"validation": metrics["validation"][metric], "test": metrics["test"][metric]},
+        "artifact_sha256": measured["artifact_sha256"],
+        **model_quality_layout(measured["schema"], metrics, decided["generalization_gap"]["relative"]),
+    }
+    report = refit.report(decided, scored, args.model_uri, args.evaluation_uri)
+    write_report(report, args.output_dir)
+    block = report["refit"]
+    kept = "registered" if block["kept"] else "not registered"
+    print(
+        f"evaluate: refit of round {decided['selected']['round']}: {block['why']}; {metric} test "
+        f"{block['round_test']:.4f} as trained, {block['test']:.4f} refit ({kept}"
+        f"{': ' + block['decision'] if 'decision' in block else ''})"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    measured = measure(args)
+    if args.refit_of:
+        refit_evaluation(args, measured)
+        return
+    schema, config, history, metric = (measured[k] for k in ("schema", "config", "history", "metric"))
+    metrics, baseline, validation_se = measured["metrics"], measured["baseline"], measured["validation_se"]
+    predictor, data_dir = measured["predictor"], Path(args.data_dir)
+    artifact_sha256, served_rows = measured["artifact_sha256"], measured["served_rows"]
     loss_gap = metrics["validation"]["loss"] - metrics["train"]["loss"]
     gap = relative_gap(metrics["validation"]["loss"], metrics["train"]["loss"], baseline["validation"]["loss"])
     gap_se = relative_gap_se(
@@ -270,7 +320,6 @@ def main() -> None:
     )
     quality = metrics["validation"][metric]
     baseline_quality = baseline["validation"][metric]
-    config = predictor.config
     later = [h["gap"] for h in history if h["epoch"] > config["best_epoch"] and math.isfinite(h["gap"])]
     later_gap = max(later) if later else None  # the curve past the restored weights: did it go on to memorize?
     linear = None
@@ -344,9 +393,7 @@ def main() -> None:
     # what the registry records: the registered round, or this one where nothing is registered
     accepted = "true" if decision == "register" else "false"
     report["selected"] = {**(selected or round_summary(report)), "accepted": accepted}
-    output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "evaluation.json").write_text(json.dumps(report, indent=2))
+    write_report(report, args.output_dir)
     print(
         f"evaluate: round {report['round']}: {metric} train={metrics['train'][metric]:.4f} "
         f"validation={quality:.4f} test={metrics['test'][metric]:.4f} (baseline {baseline_quality:.4f}), "

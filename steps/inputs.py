@@ -3,7 +3,8 @@
 An input kind (schema.json's `kind`: "table" today) owns its split files and its batches; training, evaluation and
 serving ask this module for a split's `Inputs` and never branch on the kind themselves. An Inputs is indexable:
 `inputs[index]` (a tensor of row positions, or a slice) is the batch the model's forward takes, `subset(index)` the
-same rows as Inputs, `to(device)` moves them, and `model_shape()` is what the model contract's spec says of them
+same rows as Inputs, `joined(other)` the rows of both (a refit on training and validation rows), `to(device)` moves
+them, and `model_shape()` is what the model contract's spec says of them
 (ModelSpec.n_features and extra). A new kind adds a class and a reader here, and its preprocessing and request
 parsing beside the table's.
 
@@ -50,6 +51,9 @@ class Dense:
     def subset(self, index) -> Dense:
         return Dense(self.x[index])
 
+    def joined(self, other: Dense) -> Dense:
+        return Dense(torch.cat([self.x, other.x]))
+
     def to(self, device) -> Dense:
         return Dense(self.x.to(device))
 
@@ -92,6 +96,10 @@ class Images:
 
     def subset(self, index) -> Images:
         return self._with(self.pixels[index])
+
+    def joined(self, other: Images) -> Images:
+        """Both splits' pixels, normalized as this one's (the training split's mean and std)."""
+        return self._with(torch.cat([self.pixels, other.pixels]))
 
     def to(self, device) -> Images:
         return self._with(self.pixels.to(device))
@@ -156,6 +164,11 @@ class WithText:
         rows, positions, firsts = self._entries(index)
         ends = torch.cat([firsts, torch.tensor([len(positions)], device=firsts.device)])
         return WithText(self.x[rows], ends, self.ids[positions], self.weights[positions], self.vocabulary)
+
+    def joined(self, other: WithText) -> WithText:
+        offsets = torch.cat([self.offsets[:-1], other.offsets + self.offsets[-1]])
+        ids, weights = torch.cat([self.ids, other.ids]), torch.cat([self.weights, other.weights])
+        return WithText(torch.cat([self.x, other.x]), offsets, ids, weights, self.vocabulary)
 
     def to(self, device) -> WithText:
         moved = WithText(
@@ -229,6 +242,9 @@ class SeriesRows(Dense):
 
     def subset(self, index) -> SeriesRows:
         return SeriesRows(self.x[index], self.window)
+
+    def joined(self, other: SeriesRows) -> SeriesRows:
+        return SeriesRows(torch.cat([self.x, other.x]), self.window)
 
     def to(self, device) -> SeriesRows:
         return SeriesRows(self.x.to(device), self.window)

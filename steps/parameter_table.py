@@ -33,6 +33,7 @@ ENVIRONMENT = "environment"  # the training job's environment variable `variable
 HIDDEN_LAYERS_VARIABLE = "REGULA_HIDDEN_LAYERS"
 METRICS_NAMESPACE_VARIABLE = "REGULA_METRICS_NAMESPACE"
 STOP_ON_OVERFITTING_VARIABLE = "REGULA_STOP_ON_OVERFITTING"
+REFIT_VARIABLE = "REGULA_REFIT"
 CONTAINER_ARGUMENT = 256  # CreateProcessingJob: the most characters of one container argument
 
 
@@ -240,6 +241,12 @@ TABLE: tuple[Parameter, ...] = (
         choices=d.STOP_ON_OVERFITTING_CHOICES, enum=True,
         to=(To("train", "--stop_on_overfitting", ENVIRONMENT, STOP_ON_OVERFITTING_VARIABLE),),
         doc="keeping its best weights ([alerts.md](alerts.md))",
+    ),
+    Parameter(
+        "Refit", "String", d.REFIT, "yes: retrain the registered round on training + validation rows",
+        choices=d.REFIT_CHOICES, enum=True, to=(To("train", "--refit", ENVIRONMENT, REFIT_VARIABLE),),
+        doc="for its best epoch count, after the ladder decided; tables over 200,000 training rows are not refit "
+        "([ladder.md](ladder.md#refit))",
     ),
     Parameter(
         "MaxGap", "Float", d.MAX_GAP, "largest accepted generalization gap (relative, minus 1 standard error)",

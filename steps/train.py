@@ -14,6 +14,9 @@ table transform, the inference code and the model code.
 Given a checkpoint folder (SageMaker's CheckpointConfig, /opt/ml/checkpoints), it saves the whole training state there
 at most every `checkpoint_seconds` and when stopped with SIGTERM, and a restarted job resumes from it: a resumed run
 ends where an uninterrupted one does, epoch for epoch (steps/checkpoint.py, steps/train_state.py).
+
+Given the selected round's model (`--refit_of`, after the ladder decided), it trains that model's options again on
+the training and validation rows for its best epoch count, or passes it on (steps/refit.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from steps import checkpoint, inputs, lazy_rows, model_code, serving_code, target_scale
+from steps import checkpoint, inputs, lazy_rows, model_code, refit, serving_code, target_scale
 from steps.cloudwatch import MetricEmitter
 from steps.contract import SCHEMA, StepError, read_schema, run, torch_threads
 from steps.defaults import BASE_LEARNING_RATE
@@ -65,9 +69,32 @@ MAX_DECAY_PER_STEP = 0.5
 def main() -> None:
     args = parse_args(__doc__)
     check_instance()
-    level, why = next_level(earlier_rounds(args), args.max_gap, args.growth)
-    base = {"dropout": args.dropout, "l1": args.l1, "l2": args.l2}
-    strength = {**strengths(base, level), "level": level, "reason": why}
+    if args.refit_of:
+        with tempfile.TemporaryDirectory() as selected:
+            train(args, refit.plan(args.refit_of, args.refit, Path(selected)))
+    else:
+        train(args, None)
+
+
+def train(args, plan: refit.Plan | None) -> None:
+    """One round's training, or (`plan`) the refit of the selected round's model."""
+    if plan is None:
+        level, why = next_level(earlier_rounds(args), args.max_gap, args.growth)
+        base = {"dropout": args.dropout, "l1": args.l1, "l2": args.l2}
+        strength = {**strengths(base, level), "level": level, "reason": why}
+    else:
+        strength, why = plan.strength, plan.why  # the selected round's options, its epochs, no early stop
+        args.round, args.hidden, args.max_epochs, args.patience = (
+            plan.config["round"],
+            plan.config["hidden"],
+            plan.epochs,
+            10**9,
+        )
+        args.batch_size, args.learning_rate = (
+            plan.config["training"]["batch_size"],
+            plan.config["training"]["learning_rate"],
+        )
+        args.patience_steps = args.min_steps = 0
     code = model_code.load(model_code_path(args.model_code))  # the contract's import checks, before any data
     rank, world, device = setup_distributed()
     torch.manual_seed(args.seed)
@@ -76,6 +103,14 @@ def main() -> None:
     schema = read_schema(args.train)
     x_train, y_train = inputs.read(args.train, "train", schema)
     x_val, y_val = inputs.read(args.validation, "validation", schema)
+    if plan is not None and not (plan := refit.within_bounds(plan, len(x_train))).train:
+        if rank == 0:
+            print(f"train: refit: {plan.why}", flush=True)
+            refit.pass_through(plan, Path(args.model_dir))
+        finish(world)
+        return
+    if plan is not None:  # the validation rows join the training rows; they are still measured each epoch, in-sample
+        x_train, y_train = x_train.joined(x_val), np.concatenate([y_train, y_val])
     baseline = baseline_loss(schema, y_val)  # the trivial model's validation loss: the gap's unit
     if schema["problem_type"] == "regression":  # the network predicts the standardized target (steps/target_scale.py)
         y_train, y_val = target_scale.to_model(schema, y_train), target_scale.to_model(schema, y_val)
@@ -257,7 +292,7 @@ def main() -> None:
                     "TrainingDiverged": float(diverged),
                 }
             )
-            if watch.starts_episode:
+            if watch.starts_episode and plan is None:  # a refit's validation rows are in-sample: no notice
                 announce(args, job, record)
             if diverged:
                 print(f"train: the loss is no longer a number at epoch {epoch}: stopping", flush=True)
@@ -323,6 +358,8 @@ def main() -> None:
             "steps": epoch * steps_per_epoch,
         }
         described = {"spec": spec, "code": code, "dropout_modules": dropout_modules, "feature_usage": usage}
+        if plan is not None:
+            described["refit"] = refit.record(plan, len(x_train), refit.selected_sha256(args.refit_of))
         save_model(model, args, strength, training, schema, history, best_epoch, Path(args.model_dir), described)
     metrics.close()
     finish(world)
@@ -379,6 +416,8 @@ def save_model(model, args, strength, training, schema, history, best_epoch, mod
     }
     if described.get("feature_usage"):
         config["feature_usage"] = described["feature_usage"]
+    if described.get("refit"):
+        config["refit"] = described["refit"]
     serving_code.pack(model_dir / "code")
     config["model_code"] = model_code.pack(code, model_dir / "code")  # serving builds the model from this copy
     save(model.cpu(), config, model_dir)

@@ -31,6 +31,11 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument(
         "--earlier", default="", help="comma-separated folders with the earlier rounds' evaluation.json, oldest first"
     )
+    parser.add_argument(
+        "--refit_of",
+        default=os.environ.get("SM_CHANNEL_SELECTED", ""),
+        help="a folder with the selected round's model.tar.gz: train it again on the training and validation rows",
+    )
     parser.add_argument("--model_code", default="", help="the team's model code (steps/model_code.py); empty: the MLP")
     parser.add_argument(
         "--patience_steps", type=int, default=PATIENCE_STEPS, help="and at least this many optimizer steps; 0: epochs"

@@ -41,6 +41,7 @@ STEPS_DIR = "steps"  # the package, relative to the repository root where render
 ENTRY_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")  # what the jobs run; every other file is shared
 LIB_DIR = "/opt/ml/processing/input/lib"  # on the processing jobs' PYTHONPATH: holds the shared `steps` package
 EARLIER_DIR = "/opt/ml/processing/earlier"  # the earlier rounds' evaluations, one folder per round
+DECIDED_DIR = "/opt/ml/processing/decided"  # a refit's evaluation: the evaluation that decided
 # Transient failures are retried with backoff: a job that SageMaker could not place or that failed inside the
 # service (capacity, account limits, internal errors), and throttled or failed service calls of any step.
 # MaxAttempts counts retries (AWS: "the maximum number of retry attempts"): up to 4 more, after 1, 2, 4, 8 minutes.

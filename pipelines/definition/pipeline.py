@@ -1,7 +1,8 @@
 """The Regula pipeline, one function per step.
 
     Preprocess -> TrainRound1 -> EvaluateRound1 -> CheckRound1
-        decision register or candidate:  RegisterRound1 -> AcceptedRound1? (candidate: CandidateRound1, fail)
+        decision register or candidate:  RefitRound1 -> EvaluateRefitRound1 -> RegisterRound1
+                                         -> AcceptedRound1? (candidate: CandidateRound1, fail)
         else OverfitsRound1?  decision overfit or collapsed: TrainRound2 -> EvaluateRound2 -> CheckRound2 ...
                               else:             UnderfitRound1 (fail: more regularization cannot help)
     ... the last round's overfit branch is StillOverfitting (fail, with the evaluation's reason).
@@ -13,7 +14,9 @@ The ladder is unrolled (a pipeline graph is acyclic) and bounded by `Settings.ro
 earlier rounds' evaluation reports as inputs: the training script picks the round's regularization from the gaps
 they measured (`steps/regularization.py`: strictly stronger, bounded), and the evaluation script names, and with
 RegisterBestCandidate=yes registers for review, the best round when the run gives up. The register step reads what
-it registers (model, metrics, metadata) from the evaluation's `selected` block.
+it registers (model, metrics, metadata) from the `selected` block of the refit's evaluation: RefitRoundK trains the
+selected round's options again on the training and validation rows (Refit=yes; steps/refit.py), and
+EvaluateRefitRoundK keeps the deciding evaluation with the refit model selected where it scores as it should.
 
 Importing this module imports the SageMaker SDK (seconds): only the commands
 that render a definition import it.
@@ -57,6 +60,7 @@ from sagemaker.train.model_trainer import ModelTrainer
 
 from pipelines.definition import sdk
 from pipelines.definition.jobs import (
+    DECIDED_DIR,
     EARLIER_DIR,
     EPOCH_METRICS,
     LIB_DIR,
@@ -121,7 +125,11 @@ def train_step(
     preprocess: ProcessingStep,
     earlier: list[ProcessingStep],
     round_: int,
+    selected: JsonGet | None = None,
 ) -> TrainingStep:
+    """TrainRoundK, or with `selected` (the deciding evaluation's selected model) RefitRoundK: that model's options
+    trained again on the training and validation rows."""
+    job = f"refit-round{round_}" if selected is not None else f"train-round{round_}"
     hyperparameters, environment = training_parameters(p)
     trainer = ModelTrainer(
         sagemaker_session=session,
@@ -145,13 +153,11 @@ def train_step(
             volume_kms_key_id=settings.kms_key_id,
             enable_managed_spot_training=True if settings.spot else None,
         ),
-        output_data_config=OutputDataConfig(
-            s3_output_path=output_uri(settings, f"train-round{round_}"), kms_key_id=settings.kms_key_id
-        ),
+        output_data_config=OutputDataConfig(s3_output_path=output_uri(settings, job), kms_key_id=settings.kms_key_id),
         # Not per execution: CheckpointConfig is part of the step's cache key. train.py keeps a fingerprint of its
         # inputs in the checkpoint and resumes only from its own.
         checkpoint_config=CheckpointConfig(
-            s3_uri=f"{settings.s3_root}/checkpoints/round{round_}", local_path=d.CHECKPOINT_DIR
+            s3_uri=f"{settings.s3_root}/checkpoints/{job.removeprefix('train-')}", local_path=d.CHECKPOINT_DIR
         ),
         networking=Networking(
             subnets=list(settings.subnets) or None,
@@ -162,7 +168,7 @@ def train_step(
         else None,
         tags=[Tag(key=k, value=v) for k, v in settings.tags] or None,
         distributed=Torchrun(),  # one process per GPU (or one per CPU instance), across all instances
-        base_job_name=f"{settings.pipeline_name}-train-round{round_}",
+        base_job_name=f"{settings.pipeline_name}-{job}",
         hyperparameters={
             "round": str(round_),
             **hyperparameters,
@@ -179,6 +185,8 @@ def train_step(
             *[InputData(channel_name=s, data_source=split_uri(preprocess, s)) for s in ("train", "validation")],
             # the earlier rounds' evaluations: the gaps this round's regularization is chosen from
             *[InputData(channel_name=f"round{i}", data_source=evaluation_folder(e)) for i, e in enumerate(earlier, 1)],
+            # a refit's: the selected round's model.tar.gz, whose config holds its options and best epoch
+            *([InputData(channel_name="selected", data_source=selected)] if selected is not None else []),
         ]
     )
     stopping = {
@@ -186,9 +194,8 @@ def train_step(
         **({"MaxWaitTimeInSeconds": p["MaxWaitSeconds"]} if settings.spot else {}),
     }
     step_class = sdk.training_step_class(stopping)  # parameters where ModelTrainer takes literals only
-    return step_class(
-        name=f"TrainRound{round_}", step_args=args, cache_config=cache(settings), retry_policies=job_retries()
-    )
+    name = f"RefitRound{round_}" if selected is not None else f"TrainRound{round_}"
+    return step_class(name=name, step_args=args, cache_config=cache(settings), retry_policies=job_retries())
 
 
 def evaluate_step(
@@ -200,9 +207,12 @@ def evaluate_step(
     earlier: list[ProcessingStep],
     lib_uri: str,
     round_: int,
+    decided: ProcessingStep | None = None,
 ) -> tuple[ProcessingStep, PropertyFile]:
-    report = PropertyFile(name=f"EvaluationRound{round_}", output_name="evaluation", path="evaluation.json")
-    folder = output_uri(settings, f"evaluation-round{round_}")
+    """EvaluateRoundK, or with `decided` (that round's evaluation; `train` is the refit) EvaluateRefitRoundK."""
+    kind = "Refit" if decided is not None else ""
+    report = PropertyFile(name=f"Evaluation{kind}Round{round_}", output_name="evaluation", path="evaluation.json")
+    folder = output_uri(settings, f"evaluation-{kind.lower()}{'-' if kind else ''}round{round_}")
     args = processor(settings, session, p, "evaluate").run(
         code=f"{STEPS_DIR}/evaluate.py",
         inputs=[
@@ -213,6 +223,7 @@ def evaluate_step(
             ],
             s3_input("lib", lib_uri, LIB_DIR),
             *[s3_input(f"round{i}", evaluation_folder(e), f"{EARLIER_DIR}/round{i}") for i, e in enumerate(earlier, 1)],
+            *([s3_input("decided", evaluation_folder(decided), DECIDED_DIR)] if decided is not None else []),
         ],
         outputs=[s3_output("evaluation", folder, "/opt/ml/processing/evaluation")],
         arguments=[
@@ -227,13 +238,14 @@ def evaluate_step(
             train.properties.ModelArtifacts.S3ModelArtifacts,
             "--evaluation-uri",
             Join(on="/", values=[folder, "evaluation.json"]),
-            *(["--earlier", EARLIER_DIR] if earlier else []),
-            *(["--final-round"] if round_ == settings.rounds else []),
+            *(["--earlier", EARLIER_DIR] if earlier and decided is None else []),
+            *(["--final-round"] if round_ == settings.rounds and decided is None else []),
+            *(["--refit-of", DECIDED_DIR] if decided is not None else []),
             *metrics_arguments(p, "evaluate"),
         ],
     )
     step = ProcessingStep(
-        name=f"EvaluateRound{round_}",
+        name=f"Evaluate{kind}Round{round_}",
         step_args=args,
         property_files=[report],
         cache_config=cache(settings),  # its arguments hold the execution's output folder: a hit only on a retry
@@ -289,6 +301,8 @@ def register_step(
             "regula:min_lift": p["MinLift"].to_string(),
             "regula:min_quality": p["MinQuality"].to_string(),
             "regula:artifact_sha256": as_text(selected("artifact_sha256")),
+            # true: the round retrained on training + validation rows (steps/refit.py); the test figures are its
+            "regula:refit": as_text(selected("refit")),
             "regula:model_code_sha256": as_text(selected("model.code_sha256")),
             # the round's effective regularization, as the training script computed it
             "regula:dropout": as_text(selected("regularization.dropout")),
@@ -329,11 +343,16 @@ def round_steps(
         if_steps=retrain,
         else_steps=[underfit_step(evaluate, report, round_)],
     )
-    register = register_step(settings, session, p, evaluate, report, round_)
+    selected_model = evaluation_value(evaluate, report, "selected.model_uri")
+    refit = train_step(settings, session, p, preprocess, [], round_, selected=selected_model)
+    refit_evaluate, refit_report = evaluate_step(
+        settings, session, p, preprocess, refit, [], lib_uri, round_, decided=evaluate
+    )
+    register = register_step(settings, session, p, refit_evaluate, refit_report, round_)
     check = ConditionStep(
         name=f"CheckRound{round_}",
         conditions=[ConditionIn(value=decision, in_values=["register", "candidate"])],
-        if_steps=[register, not_accepted_step(evaluate, report, register, round_)],
+        if_steps=[refit, refit_evaluate, register, not_accepted_step(refit_evaluate, refit_report, register, round_)],
         else_steps=[overfits],
     )
     return [train, evaluate, check]

@@ -71,7 +71,20 @@ def build_report(execution: Execution) -> dict:
         "steps": [{k: v for k, v in vars(s).items() if v not in ("", None, [])} for s in execution.steps],
     }
     report["regularization_story"] = regularization_story(report["rounds"])  # what each retrain changed, and the gap
+    report["refit"] = refit_summary(execution.run_dir, evaluations) if registered else None
     return report
+
+
+def refit_summary(run_dir: Path, evaluations: list[dict]) -> dict | None:
+    """The registered round's refit on training + validation rows (steps/refit.py): whether it was trained and
+    registered, and the registered model's test metrics (the refit's where it was registered)."""
+    path = run_layout.refit_evaluation(run_dir, evaluations[-1]["round"]) if evaluations else None
+    if path is None or not path.exists():
+        return None
+    refit = json.loads(path.read_text())["refit"]
+    return {k: refit.get(k) for k in ("trained", "kept", "why", "decision", "epochs", "rows", "round_test", "test")} | {
+        "test_metrics": refit["metrics"]["test"] if refit["kept"] else None
+    }
 
 
 def registered_round(evaluations: list[dict]) -> int | None:
@@ -206,6 +219,19 @@ def regularization_story(rounds: list[dict]) -> list[str]:
     return lines
 
 
+def refit_lines(refit: dict | None, metric: str) -> list[str]:
+    if not refit:
+        return []
+    if not refit["trained"]:
+        return [f"refit: none ({refit['why']})"]
+    if not refit["kept"]:
+        return [f"refit: trained, not registered: {refit['decision']}"]
+    return [
+        f"refit: {refit['why']} ({refit['rows']} rows); the registered model is the refit: test {metric} "
+        f"{refit['test']:.4f} (the round as trained: {refit['round_test']:.4f})"
+    ]
+
+
 def summary_lines(report: dict) -> list[str]:
     rounds = report["rounds"]
     metric = rounds[0]["quality_metric"] if rounds else "quality"
@@ -248,6 +274,7 @@ def summary_lines(report: dict) -> list[str]:
         # a candidate is the best round for review, not always the last one
         kept = f"round {rounds[-1]['selected_round']}: " if rounds and rounds[-1].get("selected_round") else ""
         lines.append(f"registered: {kept}{report['model_package_arn']}")
+        lines += refit_lines(report.get("refit"), metric)
     if report["status"] in ("Failed", "Interrupted"):
         lines.append(f"{report['status'].upper()} at {report['failed_step']}: {report['failure_reason']}")
     return lines

@@ -66,11 +66,13 @@ def from_run_folder(run_dir: Path) -> tuple[Path, str]:
         raise ModelNotFound(f"run {run_dir.name} registered no model: {report.get('failure_reason') or 'no decision'}")
     # the last evaluation names the registered round (the one it evaluated, for a `register` decision)
     round_ = rounds[-1].get("selected_round") or rounds[-1]["round"]
-    archive = run_layout.round_model(run_dir, round_)
-    evaluation = run_layout.round_evaluation(run_dir, round_)
-    if not archive.exists() or not evaluation.exists():
-        raise ModelNotFound(f"run {run_dir.name}: the round {round_} model or its evaluation is missing")
-    return archive, json.loads(evaluation.read_text())["artifact_sha256"]
+    try:  # the refit of that round where the run registered it (steps/refit.py)
+        archive, evaluation = run_layout.registered_artifact(run_dir, rounds[-1]["round"], round_)
+    except (OSError, ValueError, KeyError):
+        raise ModelNotFound(f"run {run_dir.name}: the round {round_} evaluation is missing or unreadable") from None
+    if not archive.exists():
+        raise ModelNotFound(f"run {run_dir.name}: the round {round_} model is missing")
+    return archive, evaluation["selected"]["artifact_sha256"]
 
 
 def from_registry(
