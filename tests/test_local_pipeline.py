@@ -118,12 +118,24 @@ def test_the_demo_registers_its_first_accepted_round(tmp_path, clients):
     metadata = package["CustomerMetadataProperties"]
     assert (metadata["regula:round"], metadata["regula:accepted"]) == (str(best["round"]), "true")
     assert (metadata["regula:target"], metadata["regula:data"]) == ("target", "digits.csv")  # models list shows them
-    assert f"TrainRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    assert best["test_metrics"]["accuracy"] >= 0.8  # ten classes: chance is 0.1
+    # Refit=yes (the default): the registered model is the round retrained on the training and validation rows
+    refit = report["refit"]
+    assert refit["trained"] and refit["kept"] and metadata["regula:refit"] == "true", refit
+    assert f"RefitRound{best['round']}" in package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert float(metadata["regula:test_quality"]) == refit["test"] and refit["round_test"] == best["test_quality"]
+    split = json.loads(next((tmp_path / "runs").glob("*/jobs/Preprocess/opt/ml/processing/output/train/schema.json"))
+                       .read_text())["rows"]  # fmt: skip
+    assert refit["rows"] == split["train"] + split["validation"]
+    assert refit["epochs"] == best["best_epoch"]
+    assert refit["test_metrics"]["accuracy"] >= 0.8  # ten classes: chance is 0.1
+    assert best["test_metrics"]["accuracy"] >= 0.8
     assert f"registered: round {best['round']}: {report['model_package_arn']}" in output.splitlines()
-    # `regula predict --model <run folder>` scores with the registered round's artifact, the one the registry holds
+    assert any(
+        line.startswith("refit: round ") and "the registered model is the refit" in line for line in output.splitlines()
+    )
+    # `regula predict --model <run folder>` scores with the registered artifact, the one the registry holds
     archive, sha256 = from_run_folder(run_folders(tmp_path / "runs")[0])
-    assert archive.parent.name == f"TrainRound{best['round']}" and sha256 == metadata["regula:artifact_sha256"]
+    assert archive.parent.name == f"RefitRound{best['round']}" and sha256 == metadata["regula:artifact_sha256"]
 
     # the console tells the story: a line per round, the conditions as what happens next, lists folded, next steps
     lines = output.splitlines()

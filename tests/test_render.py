@@ -104,6 +104,7 @@ def test_rendered_parameters_are_the_table_and_every_passed_option_exists(render
     assert enums == {
         "ProblemType": ["auto", "classification", "regression"],
         "StopOnOverfitting": ["no", "yes"],
+        "Refit": ["yes", "no"],
         "GapReference": ["linear", "none"],
         "RegisterBestCandidate": ["no", "yes"],
         "ModelApprovalStatus": ["PendingManualApproval"],

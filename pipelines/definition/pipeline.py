@@ -129,7 +129,8 @@ def train_step(
 ) -> TrainingStep:
     """TrainRoundK, or with `selected` (the deciding evaluation's selected model) RefitRoundK: that model's options
     trained again on the training and validation rows."""
-    job = f"refit-round{round_}" if selected is not None else f"train-round{round_}"
+    # the refit's output beside the rounds': the policies let jobs write models under runs/*/train-round*
+    job = f"train-round{round_}-refit" if selected is not None else f"train-round{round_}"
     hyperparameters, environment = training_parameters(p)
     trainer = ModelTrainer(
         sagemaker_session=session,
