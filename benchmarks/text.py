@@ -267,6 +267,8 @@ def regula_run(csv: Path, runs: Path, params: list[str], rounds: int = 0) -> dic
             for r in report["rounds"]
         ],
         "step_seconds": {s["name"]: s.get("seconds") for s in report["steps"]},
+        # the refit on train + validation (docs/ladder.md): trained, registered, the round's test and the refit's
+        "refit": {k: v for k, v in (report.get("refit") or {}).items() if k != "test_metrics"} or None,
         "log_lines": [line for line in result.stdout.splitlines() if "text" in line and "round" in line][:8],
         "folder": str(folders[0]),
     }

@@ -114,10 +114,12 @@ EXECUTION_ACTIONS = {
     "ecr:BatchGetImage": "pull the step image",
     "ecr:GetDownloadUrlForLayer": "pull the step image",
     "ecr:BatchCheckLayerAvailability": "pull the step image",
-    "sagemaker:CreateProcessingJob": "the pipeline runs Preprocess and EvaluateRoundK as processing jobs",
+    "sagemaker:CreateProcessingJob": (
+        "the pipeline runs Preprocess, EvaluateRoundK and EvaluateRefitRoundK as processing jobs"
+    ),
     "sagemaker:DescribeProcessingJob": "the pipeline follows its processing jobs",
     "sagemaker:StopProcessingJob": "stopping an execution stops its jobs",
-    "sagemaker:CreateTrainingJob": "the pipeline runs TrainRoundK as training jobs",
+    "sagemaker:CreateTrainingJob": "the pipeline runs TrainRoundK and RefitRoundK as training jobs",
     "sagemaker:DescribeTrainingJob": "the pipeline follows its training jobs",
     "sagemaker:StopTrainingJob": "stopping an execution stops its jobs",
     "sagemaker:CreateModelPackage": "RegisterRoundK registers the model",
