@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from steps import archive as archive_files
 from steps.contract import StepError, file_sha256
 from steps.quality import QUALITY_Z
 
+NEEDED = (("hidden", None), ("regularization", "dropout"), ("regularization", "l1"), ("regularization", "l2"),
+          ("training", "batch_size"), ("training", "learning_rate"))  # fmt: skip
 MAX_ROWS = 200_000  # training rows; above them the selected model is registered as it was trained
 
 
@@ -60,13 +64,23 @@ def plan(folder: str, refit: str, into: Path) -> Plan:
         archive_files.extract(archive, into)
         config = json.loads((into / "config.json").read_text())
         round_, epochs = int(config["round"]), max(int(config.get("best_epoch") or 0), 1)
-        config["regularization"]["dropout"], config["training"]["batch_size"]  # noqa: B018 - present
-    except (OSError, ValueError, KeyError, TypeError, EOFError) as error:
+        for section, key in NEEDED:  # what set_options and the strength read: a KeyError names what is missing
+            config[section] if key is None else config[section][key]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError, EOFError, tarfile.TarError, zlib.error) as error:
         raise StepError(f"the selected model {archive} cannot be refit: {type(error).__name__}: {error}") from None
     if refit == "no":
         return Plan(config, into, False, epochs, "Refit=no: the selected round's model is registered as trained")
     why = f"round {round_} retrained on the training and validation rows for its best epoch count, {epochs}"
     return Plan(config, into, True, epochs, why)
+
+
+def set_options(plan: Plan, args) -> None:
+    """train.py's `args` as the selected round trained: its round, hidden layers, batch size and learning rate; its
+    best epoch count, early stopping off."""
+    args.round, args.hidden, args.max_epochs = plan.config["round"], plan.config["hidden"], plan.epochs
+    args.batch_size = plan.config["training"]["batch_size"]
+    args.learning_rate = plan.config["training"]["learning_rate"]
+    args.patience, args.patience_steps, args.min_steps = 10**9, 0, 0
 
 
 def within_bounds(plan: Plan, train_rows: int) -> Plan:

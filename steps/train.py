@@ -83,18 +83,8 @@ def train(args, plan: refit.Plan | None) -> None:
         base = {"dropout": args.dropout, "l1": args.l1, "l2": args.l2}
         strength = {**strengths(base, level), "level": level, "reason": why}
     else:
-        strength, why = plan.strength, plan.why  # the selected round's options, its epochs, no early stop
-        args.round, args.hidden, args.max_epochs, args.patience = (
-            plan.config["round"],
-            plan.config["hidden"],
-            plan.epochs,
-            10**9,
-        )
-        args.batch_size, args.learning_rate = (
-            plan.config["training"]["batch_size"],
-            plan.config["training"]["learning_rate"],
-        )
-        args.patience_steps = args.min_steps = 0
+        strength, why = plan.strength, plan.why
+        refit.set_options(plan, args)  # the selected round's layers, batch and learning rate; its epochs, no early stop
     code = model_code.load(model_code_path(args.model_code))  # the contract's import checks, before any data
     rank, world, device = setup_distributed()
     torch.manual_seed(args.seed)

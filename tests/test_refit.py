@@ -190,3 +190,12 @@ def test_joined_inputs_hold_both_splits_rows_in_order():
     assert both[1]["ids"].tolist() == [7] and both[2]["features"].tolist() == [1.0]
     dense = Dense(np.zeros((2, 3), np.float32)).joined(Dense(np.ones((1, 3), np.float32)))
     assert dense[2].tolist() == [1.0, 1.0, 1.0] and len(dense) == 3
+
+
+def test_a_selected_model_that_is_not_a_model_archive_is_refused_naming_it(splits, tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.tar.gz").write_bytes(b"not a tarball")
+    result = train(splits, tmp_path / "refit", "--refit_of", str(tmp_path / "bad"))
+    assert result.returncode == 2
+    assert f"the selected model {tmp_path / 'bad' / 'model.tar.gz'} cannot be refit: ReadError" in result.stderr
+    assert not (tmp_path / "refit" / "config.json").exists()
