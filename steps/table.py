@@ -49,7 +49,10 @@ from steps.table_values import (
 
 MAX_ONEHOT = 32  # one-hot columns per categorical column, at most
 MAX_Z = 5.0  # numeric features are bounded to +-MAX_Z standard deviations (a column's "max_z", where fit got another)
-SCALINGS = ("std", "iqr")  # what a numeric column is divided by: the clipped values' standard deviation, or their IQR
+# what a numeric column is divided by: the clipped values' standard deviation, or their IQR; "log-skewed": the standard
+# deviation, after log1p where the training values are non-negative and skewed (skewness above SKEWED)
+SCALINGS = ("std", "iqr", "log-skewed")
+SKEWED = 1.0  # the usual line for "highly skewed", set before any measurement
 CLIP_QUANTILES = (0.001, 0.999)
 DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
@@ -85,6 +88,9 @@ def _fit_numeric(
     ):  # beyond half the float64 range: no difference of two values is a number
         raise TableError([f"column '{name}' holds values too large to scale ({low:g} to {high:g}): rescale it"])
     clipped = np.clip(present, low, high)
+    log = scaling == "log-skewed" and bool(low >= 0) and skewness(clipped) > SKEWED
+    if log:  # prices, counts, incomes: their logarithm spreads what the raw scale crowds near zero
+        clipped = np.log1p(clipped)
     median = float(np.median(clipped))
     # the std of values divided by their largest magnitude: the squares of values near 1e154 overflow float64, and
     # an infinite scale would turn the whole column into zeros
@@ -104,9 +110,18 @@ def _fit_numeric(
     }
     if marks:
         spec["missing_marks"] = list(marks)
+    if log:  # the median and scale are of log1p of the clipped values
+        spec["log"] = True
     if max_z != MAX_Z:  # another bound, or none (null): benchmarks/train_options.py compares them
         spec["max_z"] = max_z
     return spec
+
+
+def skewness(values: np.ndarray) -> float:
+    """The sample skewness (third standardized moment); 0 for a constant column."""
+    centered = values - values.mean()
+    spread = float(np.sqrt(np.mean(centered**2)))
+    return float(np.mean((centered / spread) ** 3)) if spread > 0 else 0.0
 
 
 def fit(
@@ -213,7 +228,10 @@ def required_columns(spec: dict) -> list[str]:
 
 def _numeric_block(column: dict, values: np.ndarray, out: np.ndarray) -> None:
     missing = np.isnan(values)
-    scaled = np.clip(np.where(missing, column["median"], values), column["low"], column["high"]) - column["median"]
+    clipped = np.clip(values, column["low"], column["high"])  # a missing value stays NaN, then gets the median
+    if column.get("log"):
+        clipped = np.log1p(clipped)
+    scaled = np.where(missing, column["median"], clipped) - column["median"]
     bound = column.get("max_z", MAX_Z)
     bound = np.inf if bound is None else bound
     out[:, 0] = np.clip(scaled / column["scale"], -bound, bound)
