@@ -480,3 +480,24 @@ def test_the_smearing_factor_turns_the_predicted_log_into_the_mean_price():
     assert target_scale.with_smearing(smeared, np.ones(5)) is smeared, "measured once"
     median = {**schema, "target_scale": target_scale.choose(prices, "log1p-median")}
     assert target_scale.with_smearing(median, np.ones(5)) is median, "log1p-median: expm1 alone"
+
+
+def test_log_skewed_scaling_takes_log1p_of_a_skewed_non_negative_column_only():
+    rng = np.random.default_rng(0)
+    price = np.round(np.exp(rng.normal(3, 1.2, 400)), 2)  # lognormal: skewness far above 1
+    frame = pd.DataFrame({"price": price, "normal": rng.normal(0, 1, 400), "signed": price - 5.0})
+    roles = {c: "numeric" for c in frame}
+    spec = fit(frame, roles, scaling="log-skewed")
+    by_name = {c["name"]: c for c in spec["columns"]}
+    assert by_name["price"].get("log") is True
+    assert "log" not in by_name["normal"] and "log" not in by_name["signed"]  # symmetric; a negative value
+    assert "log" not in fit(frame, roles)["columns"][0]  # the default scaling takes no log
+    # by hand: clip to the training [0.1%, 99.9%], log1p, centre on the median, divide by the standard deviation
+    low, high = np.quantile(price, (0.001, 0.999))
+    logged = np.log1p(np.clip(price, low, high))
+    expected = np.clip((logged - np.median(logged)) / logged.std(), -MAX_Z, MAX_Z)
+    assert np.allclose(transform(frame, spec)[:, 0], expected, atol=1e-5)
+    # a served row beyond the training range is clipped before the log, as training's were
+    served = transform(pd.DataFrame({"price": [-3.0, 1e9], "normal": [0.0, 0.0], "signed": [0.0, 0.0]}), spec)
+    assert served[0, 0] == pytest.approx(expected[np.argmin(price)], abs=1e-5)
+    assert served[1, 0] == pytest.approx(expected[np.argmax(price)], abs=1e-5)
