@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
 import re
+import tarfile
 
 import pytest
 from helpers import regula, run_folders
@@ -238,11 +240,20 @@ def test_when_no_round_is_accepted_the_best_candidate_can_be_registered_for_revi
     assert (metadata["regula:accepted"], metadata["regula:decision"]) == ("false", "candidate")
     assert metadata["regula:round"] == str(best["round"])
     assert float(metadata["regula:val_quality"]) == pytest.approx(best["validation_quality"])
-    # the best round's own artifact and report, not the last round's
+    # the best round's model (refit on training + validation rows where the refit was kept) and its report, not
+    # the last round's
     model_url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    assert f"TrainRound{best['round']}" in model_url
+    if report["refit"] and report["refit"]["kept"]:
+        assert f"RefitRound{len(report['rounds'])}" in model_url
+        bucket, key = split_uri(model_url)
+        with tarfile.open(fileobj=io.BytesIO(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+            config = json.load(tar.extractfile("config.json"))
+        assert config["refit"]["trained"] and config["refit"]["of_round"] == best["round"]
+    else:
+        assert f"TrainRound{best['round']}" in model_url
     bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
-    assert json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())["round"] == best["round"]
+    statistics = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert statistics["selected"]["round"] == best["round"]  # the report names the registered round
     refused = regula("models", "approve", "latest")
     assert refused.returncode == 3 and "the pipeline did not accept it" in refused.stderr
 

@@ -92,14 +92,17 @@ def test_a_regression_target_flows_through_the_whole_pipeline(tmp_path, clients)
     assert last["problem_type"] == "regression" and last["quality_metric"] == "r2"
     assert last["test_metrics"]["r2"] > 0.3 and last["baseline_quality"] < 0.02
 
+    # the registered model is the refit on training + validation rows where it was kept, else the round as trained
+    refit = report["refit"]
+    registered = refit["test_metrics"] if refit and refit["kept"] else last["test_metrics"]
     package = clients["sagemaker"].describe_model_package(ModelPackageName=report["model_package_arn"])
     metadata = package["CustomerMetadataProperties"]
     assert metadata["regula:problem_type"] == "regression" and metadata["regula:quality_metric"] == "r2"
-    assert float(metadata["regula:test_quality"]) == pytest.approx(last["test_metrics"]["r2"])
+    assert float(metadata["regula:test_quality"]) == pytest.approx(registered["r2"])
     bucket, key = split_uri(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     evaluation = json.loads(clients["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
     assert set(evaluation["regression_metrics"]) == {"mse", "rmse", "mae", "r2"}
-    assert evaluation["regression_metrics"]["rmse"]["value"] == pytest.approx(last["test_metrics"]["rmse"])
+    assert evaluation["regression_metrics"]["rmse"]["value"] == pytest.approx(registered["rmse"])
 
     listed = regula("models", "list")
     assert listed.returncode == 0 and "regression" in listed.stdout and " r2 " in listed.stdout
