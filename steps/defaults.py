@@ -39,10 +39,11 @@ MAX_RUNTIME_SECONDS = 3600  # each job; SageMaker stops a job that runs longer
 MAX_WAIT_SECONDS = 7200  # spot training: runtime plus waiting for capacity
 PATIENCE = 10
 # Early stopping also waits this many optimizer steps without improvement (0: epochs alone): on a small table an
-# epoch is a few steps, and 10 epochs of patience a few dozen (issue 23). Chosen by benchmarks/train_options.py.
-PATIENCE_STEPS = 0
+# epoch is a few steps, and 10 epochs of patience a few dozen (issue 23). Chosen on the tuning tables' validation
+# (benchmarks/train_options.py, docs/ladder.md); on large tables an epoch holds more steps than this, so it never binds.
+PATIENCE_STEPS = 500
 # ... and never stops early before this many optimizer steps in all (MaxEpochs still caps the epochs). Chosen alike.
-MIN_STEPS = 0
+MIN_STEPS = 1000
 HIDDEN = "256,256"
 # HiddenLayers' bounds: refused before any job, not after a billed one fails for memory (4096 x 4096 is 16.8M weights)
 MAX_LAYER_SIZE = 4096
