@@ -652,6 +652,10 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
         "Real tables against scikit-learn, before the refit on train + validation (`real_tables.py`)",
         real_tables,
     ),
+    "real_tables_before_training_length.json": (
+        "Real tables against scikit-learn, before the training length in optimizer steps (`real_tables.py`)",
+        real_tables,
+    ),
     "ladder_vs_optuna.json": ("The ladder against an Optuna search (`ladder_vs_optuna.py`)", ladder_vs_optuna),
     "regularizer_effect.json": ("Each regularizer's effect (`regularizer_effect.py`)", regularizer_effect),
     "overfitting_condition.json": (
@@ -770,7 +774,7 @@ def generic(r: dict) -> list[str]:
 
 GENERIC_LINES = 40
 # a results file rendered with an earlier run's file beside it (before / after)
-BEFORE = {"real_tables.json": "real_tables_before_refit.json"}
+BEFORE = {"real_tables.json": "real_tables_before_training_length.json"}
 
 
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:

@@ -122,9 +122,9 @@ def test_a_run_that_gives_up_emails_every_member_once_and_a_run_that_registers_e
     )["Datapoints"]
     assert series and max(p["Maximum"] for p in series) == 0.0
 
-    gave_up = run_local(
-        Settings(rounds=2), runs_dir=tmp_path / "runs", params={"MaxGap": "0.0001"}, echo=lambda _: None
-    )
+    # MaxGap alone: the linear reference would excuse a gap as large as a linear model's (about 0.07 on the demo)
+    strict = {"MaxGap": "0.0001", "GapReference": "none"}
+    gave_up = run_local(Settings(rounds=2), runs_dir=tmp_path / "runs", params=strict, echo=lambda _: None)
     assert gave_up["failed_step"] == "StillOverfitting"
 
     deadline = time.monotonic() + 180  # the alarms' period is 60 s

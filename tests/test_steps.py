@@ -183,7 +183,9 @@ def test_early_stopping_counts_optimizer_steps_on_a_small_table(splits, tmp_path
 
 
 def test_training_stops_early_restores_best_and_packs_inference_code(splits, tmp_path):
-    result = train(splits, tmp_path / "model", "--patience", "3", "--max_epochs", "200")
+    # patience in epochs alone: the steps' minimum (the test above) would train these 300 rows to MaxEpochs
+    stop = ("--patience", "3", "--patience_steps", "0", "--min_steps", "0")
+    result = train(splits, tmp_path / "model", *stop, "--max_epochs", "200")
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     history = json.loads((tmp_path / "model" / "history.json").read_text())
