@@ -234,7 +234,9 @@ TABLE: tuple[Parameter, ...] = (
     ),
     Parameter(
         "Patience", "Integer", d.PATIENCE, "epochs without improvement before stopping", limit=between(1, 100_000),
-        to=(To("train", "--patience", HYPERPARAMETER),), doc="early stopping on validation loss, best weights restored",
+        to=(To("train", "--patience", HYPERPARAMETER),),
+        doc=f"early stopping on validation loss, best weights restored; it also waits {d.PATIENCE_STEPS:,} optimizer "
+        f"steps without improvement and {d.MIN_STEPS:,} in all, which bind on small tables ([ladder.md](ladder.md))",
     ),
     Parameter(
         "StopOnOverfitting", "String", d.STOP_ON_OVERFITTING, "yes: end a job whose overfitting held Patience epochs",
