@@ -643,6 +643,10 @@ RENDERERS: dict[str, tuple[str, Callable[[dict], list[str]]]] = {
         "The 2,000,000-row table at base level 10 (`large_table.py`)",
         large_table,
     ),
+    "large_table_before_training_length.json": (
+        "The 2,000,000-row table before the training length in optimizer steps (`large_table.py --no-hgb`)",
+        large_table,
+    ),
     "real_tables.json": ("Real tables against scikit-learn (`real_tables.py`)", real_tables),
     "real_tables_before.json": (
         "Real tables against scikit-learn, before issue 23's training changes (`real_tables.py`)",
