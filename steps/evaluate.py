@@ -290,7 +290,7 @@ def refit_evaluation(args, measured: dict) -> None:
         "metrics": metrics,
         "quality": {"validation": metrics["validation"][metric], "test": metrics["test"][metric]},
         "artifact_sha256": measured["artifact_sha256"],
-        **model_quality_layout(measured["schema"], metrics, decided["generalization_gap"]["relative"]),
+        **model_quality_layout(measured["schema"], metrics, decided["selected"]["gap"]),  # the registered round's
     }
     report = refit.report(decided, scored, args.model_uri, args.evaluation_uri)
     write_report(report, args.output_dir)

@@ -111,14 +111,20 @@ def selected_sha256(folder: str) -> str:
     return file_sha256(Path(folder) / "model.tar.gz")
 
 
+def number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def keeps(refit_validation: float, decided: dict) -> tuple[bool, str]:
     """Whether the refit model replaces the selected one (the module's rule), and why."""
     quality = decided["quality"]
     held_out, se = quality["validation"], quality.get("validation_se")
-    se = se if isinstance(se, int | float) and math.isfinite(se) else 0.0
-    floor = held_out - QUALITY_Z * se
-    if not math.isfinite(refit_validation):
+    se = se if number(se) else 0.0
+    if not number(refit_validation):
         return False, "the refit model's validation quality is not a number: the round's model is registered"
+    if not number(held_out):
+        return False, "the round's held-out validation quality is not a number: the round's model is registered"
+    floor = held_out - QUALITY_Z * se
     if refit_validation < floor:
         return False, (
             f"the refit model's {quality['metric']} on the validation rows it trained on, {refit_validation:.4f}, is "
@@ -142,7 +148,14 @@ def report(decided: dict, refit: dict, model_uri: str, evaluation_uri: str) -> d
         "metrics": refit["metrics"],
     }
     out = {**decided, "refit": block}
-    if config.get("trained"):
+    named = (config.get("of_round"), config.get("of_artifact_sha256"))
+    if config.get("trained") and named != (selected["round"], selected["artifact_sha256"]):
+        # what the refit job read is not what the ladder evaluated (the archive changed between the steps)
+        block["decision"] = (
+            f"the refit model was trained from round {named[0]}'s archive (sha256 {named[1]}), not the selected "
+            f"round {selected['round']}'s (sha256 {selected['artifact_sha256']}): the round's model is registered"
+        )
+    elif config.get("trained"):
         block["kept"], block["decision"] = keeps(refit["quality"]["validation"], selected)
     if not block["kept"]:
         out["selected"] = {**selected, "refit": "false"}
@@ -155,6 +168,7 @@ def report(decided: dict, refit: dict, model_uri: str, evaluation_uri: str) -> d
         "quality": {**selected["quality"], "test": refit["quality"]["test"]},
         "refit": "true",
     }
+    out["model_uri"], out["artifact_sha256"] = model_uri, refit["artifact_sha256"]  # the registered model's
     for key in ("binary_classification_metrics", "multiclass_classification_metrics", "regression_metrics"):
         if key in refit:  # the registry's model-quality view: the registered model's test metrics
             out[key] = refit[key]

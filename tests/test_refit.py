@@ -125,9 +125,10 @@ def decided_evaluation(validation: float, se: float) -> dict:
     return {"decision": "register", "selected": selected, "multiclass_classification_metrics": {"old": 1}}
 
 
-def scored(validation: float, trained: bool = True) -> dict:
+def scored(validation: float, trained: bool = True, of_artifact: str = "a" * 64) -> dict:
+    """The refit evaluation's measurements; the refit model's config names the archive it was trained from."""
     return {
-        "config": {"refit": {"trained": trained, "why": "w"}},
+        "config": {"refit": {"trained": trained, "why": "w", "of_round": 2, "of_artifact_sha256": of_artifact}},
         "metrics": {"test": {"balanced_accuracy": 0.75}},
         "quality": {"validation": validation, "test": 0.75},
         "artifact_sha256": "b" * 64,
@@ -164,6 +165,26 @@ def test_a_refit_is_registered_only_where_it_scores_at_least_the_round_less_its_
         )
         assert selected["quality"]["test"] == 0.7 and report["multiclass_classification_metrics"] == {"old": 1}
         assert "the round's model is registered" in report["refit"]["decision"]
+
+
+def test_a_refit_trained_from_another_archive_than_the_selected_one_is_not_registered():
+    """The refit job reads the selected round's archive by its URI; an archive replaced between the steps gives a
+    refit of another model, which the round's evaluation never measured."""
+    report = refit.report(
+        decided_evaluation(0.80, 0.02), scored(0.99, of_artifact="c" * 64), "s3://b/refit", "s3://b/e"
+    )
+    assert report["refit"]["kept"] is False
+    assert (report["selected"]["model_uri"], report["selected"]["refit"]) == ("s3://b/r2", "false")
+    assert report["refit"]["decision"] == (
+        f"the refit model was trained from round 2's archive (sha256 {'c' * 64}), not the selected round 2's "
+        f"(sha256 {'a' * 64}): the round's model is registered"
+    )
+
+
+@pytest.mark.parametrize("refit_validation, held_out", [(None, 0.8), (0.9, float("nan")), (True, 0.8)])
+def test_a_quality_that_is_not_a_number_keeps_the_rounds_model(refit_validation, held_out):
+    kept, why = refit.keeps(refit_validation, decided_evaluation(held_out, 0.02)["selected"])
+    assert kept is False and why.endswith("is not a number: the round's model is registered")
 
 
 def test_a_model_passed_on_untrained_keeps_the_round_selected():

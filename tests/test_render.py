@@ -53,6 +53,15 @@ def test_the_ladder_is_unrolled_to_the_configured_rounds(rounds):
         assert steps[f"UnderfitRound{r}"]["Type"] == "Fail"
 
 
+def test_no_training_jobs_checkpoint_prefix_holds_anothers():
+    """S3 prefixes match by characters: without the trailing slash round1's checkpoint sync would also take
+    round1-refit's and round10's."""
+    definition = json.loads(shared_render(Settings(rounds=10))[0])
+    uris = [s["Arguments"]["CheckpointConfig"]["S3Uri"] for s in walk(definition["Steps"]) if s["Type"] == "Training"]
+    assert len(uris) == 20 and len(set(uris)) == 20  # a round and its refit each, 10 rounds
+    assert not [(a, b) for a in uris for b in uris if a != b and b.startswith(a)]
+
+
 def test_register_step_carries_metrics_metadata_and_inference_code(rendered):
     definition = json.loads(rendered[0])
     register = next(s for s in walk(definition["Steps"]) if s["Name"] == "RegisterRound1")["Arguments"]

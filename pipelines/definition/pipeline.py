@@ -156,9 +156,10 @@ def train_step(
         ),
         output_data_config=OutputDataConfig(s3_output_path=output_uri(settings, job), kms_key_id=settings.kms_key_id),
         # Not per execution: CheckpointConfig is part of the step's cache key. train.py keeps a fingerprint of its
-        # inputs in the checkpoint and resumes only from its own.
+        # inputs in the checkpoint and resumes only from its own. The trailing slash: S3 prefixes match by
+        # characters, and round1 would also sync round1-refit's (and round10's) checkpoints.
         checkpoint_config=CheckpointConfig(
-            s3_uri=f"{settings.s3_root}/checkpoints/{job.removeprefix('train-')}", local_path=d.CHECKPOINT_DIR
+            s3_uri=f"{settings.s3_root}/checkpoints/{job.removeprefix('train-')}/", local_path=d.CHECKPOINT_DIR
         ),
         networking=Networking(
             subnets=list(settings.subnets) or None,
