@@ -46,6 +46,14 @@ def max_z(text: str) -> float | None:
     return value
 
 
+def bins(text: str) -> int:
+    """--numeric-bins: a whole number from 0 (none) to 256."""
+    value = int(text) if text.strip().isdigit() else -1
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"a whole number from 0 to 256, got {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input", required=True, help="data file or folder holding one")
@@ -62,6 +70,7 @@ def parse_args() -> argparse.Namespace:
     # the numeric columns' bound and divisor (steps/table.py): not pipeline parameters, for benchmarks/train_options.py
     parser.add_argument("--max-z", type=max_z, default=columns.MAX_Z, help=argparse.SUPPRESS)
     parser.add_argument("--scaling", choices=columns.SCALINGS, default="std", help=argparse.SUPPRESS)
+    parser.add_argument("--numeric-bins", type=bins, default=columns.NUMERIC_BINS, help=argparse.SUPPRESS)
     parser.add_argument(  # wide categories' target encoding, or not: for benchmarks/train_options.py
         "--wide-categories", choices=target_encoding.MODES, default=target_encoding.DEFAULT_MODE, help=argparse.SUPPRESS
     )
@@ -232,7 +241,15 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     if getattr(args, "wide_categories", target_encoding.DEFAULT_MODE) == "target":
         targets = target_encoding.targets(encoded[train_rows], kind, classes if classification else None)
     transform = columns.fit(
-        features, roles, marks, rows=train_rows, gaps=gaps, max_z=args.max_z, scaling=args.scaling, targets=targets
+        features,
+        roles,
+        marks,
+        rows=train_rows,
+        gaps=gaps,
+        max_z=args.max_z,
+        scaling=args.scaling,
+        targets=targets,
+        bins=getattr(args, "numeric_bins", columns.NUMERIC_BINS),
     )
     # the training rows' own target encodings are cross-fitted: no row's feature holds its own label
     own = columns.cross_fitted(features.iloc[train_rows], transform, targets, args.seed) if targets else []

@@ -56,6 +56,12 @@ MAX_Z = 5.0  # numeric features are bounded to +-MAX_Z standard deviations (a co
 SCALINGS = ("std", "iqr", "log-skewed")
 SKEWED = 1.0  # the usual line for "highly skewed", set before any measurement
 CLIP_QUANTILES = (0.001, 0.999)
+# piecewise-linear encoding of numeric columns (Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular
+# Deep Learning"): besides the scaled value, one feature per bin between the training split's quantiles, 0 below the
+# bin, 1 above it, linear inside, so a network can fit a step or a bump in one column as a tree does. NUMERIC_BINS
+# bins at most (a column with fewer distinct values gets one bin between each two); 0: off. A hidden option of
+# preprocessing, for benchmarks/train_options.py
+NUMERIC_BINS = 0
 DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
 
@@ -80,6 +86,7 @@ def _fit_numeric(
     gaps: bool | None = None,
     max_z: float | None = MAX_Z,
     scaling: str = "std",
+    bins: int = NUMERIC_BINS,
 ) -> dict:
     present = values[~np.isnan(values)]
     if present.size == 0:
@@ -116,7 +123,24 @@ def _fit_numeric(
         spec["log"] = True
     if max_z != MAX_Z:  # another bound, or none (null): benchmarks/train_options.py compares them
         spec["max_z"] = max_z
+    if bins:
+        edges = bin_edges(clipped, bins)
+        if len(edges) > 2:  # one bin is the scaled value again
+            spec["edges"] = edges
     return spec
+
+
+def bin_edges(values: np.ndarray, bins: int) -> list[float]:
+    """The piecewise-linear encoding's bin edges: the values' quantiles at 0, 1/bins, ..., 1, or, for a column with at
+    most bins + 1 distinct values, the distinct values themselves (one bin between each two)."""
+    distinct = np.unique(values)
+    edges = distinct if len(distinct) <= bins + 1 else np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
+    return [float(e) for e in edges]
+
+
+def numeric_width(column: dict) -> int:
+    """A numeric column's (or datetime part's) features: the scaled value, its bins, its missing indicator."""
+    return 1 + max(len(column.get("edges", ())) - 1, 0) + column["indicator"]
 
 
 def skewness(values: np.ndarray) -> float:
@@ -135,12 +159,14 @@ def fit(
     max_z: float | None = MAX_Z,
     scaling: str = "std",
     targets: target_encoding.Targets | None = None,
+    bins: int = NUMERIC_BINS,
 ) -> dict:
     """The transform, learned from the training rows of `frame` (positions `rows`; default: all of it), one column
     at a time. `marks` (from `missing_marks`) and `gaps` (from `columns_with_gaps`) describe the whole table; by
     default they are read from `frame`. `max_z` (None: no bound) and `scaling` (SCALINGS) are the numeric columns'
     bound and divisor: preprocessing's hidden options, for benchmarks/train_options.py. `targets`: the training
-    rows' labels (target_encoding.targets), for the wide categories' encodings; None: no target encoding."""
+    rows' labels (target_encoding.targets), for the wide categories' encodings; None: no target encoding. `bins`:
+    the numeric columns' piecewise-linear bins (NUMERIC_BINS; 0: none)."""
     marks = missing_marks(frame, roles) if marks is None else marks
     gaps = columns_with_gaps(frame, roles, marks) if gaps is None else gaps
     columns = []
@@ -148,7 +174,7 @@ def fit(
         series = frame[name] if rows is None else frame[name].iloc[rows]
         if role == "numeric":
             values = parse_numbers(series)[0]
-            columns.append(_fit_numeric(name, values, marks.get(name, ()), name in gaps, max_z, scaling))
+            columns.append(_fit_numeric(name, values, marks.get(name, ()), name in gaps, max_z, scaling, bins))
         elif role == "datetime":
             dayfirst = day_first(frame[name])  # the order is structure: read from the whole table, like the roles
             dates = parse_dates(series, dayfirst)
@@ -157,7 +183,7 @@ def fit(
                 values = getattr(dates.dt, part).to_numpy(np.float64, na_value=np.nan)
                 present = values[~np.isnan(values)]
                 if present.size and present.min() < present.max():  # a part that never varies says nothing
-                    numeric = _fit_numeric(f"{name}.{part}", values, (), name in gaps, max_z, scaling)
+                    numeric = _fit_numeric(f"{name}.{part}", values, (), name in gaps, max_z, scaling, bins)
                     parts.append({**numeric, "part": part})
             spec = {"name": name, "kind": "datetime", "day_first": dayfirst, "parts": parts}
             spec.update({"missing_marks": marks[name]} if name in marks else {})
@@ -186,7 +212,8 @@ def feature_names(spec: dict) -> list[str]:
     for column in spec["columns"]:
         name = column["name"]
         if column["kind"] == "numeric":
-            names += [name] + ([f"{name} missing"] if column["indicator"] else [])
+            names += [name] + [f"{name} bin {i}" for i in range(1, len(column.get("edges", ())))]
+            names += [f"{name} missing"] if column["indicator"] else []
         elif column["kind"] == "datetime":
             names += feature_names({"columns": column["parts"]})
         elif column["kind"] == "text":
@@ -237,8 +264,13 @@ def _numeric_block(column: dict, values: np.ndarray, out: np.ndarray) -> None:
     bound = column.get("max_z", MAX_Z)
     bound = np.inf if bound is None else bound
     out[:, 0] = np.clip(scaled / column["scale"], -bound, bound)
+    edges = column.get("edges", ())
+    if len(edges):  # bin i: 0 below edges[i-1], 1 above edges[i], linear between (the clipped value, imputed)
+        value = np.where(missing, column["median"], clipped)
+        low, high = np.asarray(edges[:-1]), np.asarray(edges[1:])
+        out[:, 1 : len(edges)] = np.clip((value[:, None] - low) / (high - low), 0.0, 1.0)
     if column["indicator"]:
-        out[:, 1] = missing
+        out[:, -1] = missing
 
 
 def _bad_values(name: str, what: str, rows: pd.Index, values: pd.Series) -> str:
@@ -291,7 +323,7 @@ def transform(frame: pd.DataFrame, spec: dict, refuse_infinite: bool = False) ->
                 problems.append(_bad_values(name, "numbers", bad.index, bad))
             elif not column["indicator"] and name in frame.columns:
                 problems += _gaps(name, frame.index[np.isnan(values)].difference(infinite.index))
-            width = 1 + column["indicator"]
+            width = numeric_width(column)
             _numeric_block(column, values, out[:, at : at + width])
         elif column["kind"] == "text":
             width = 0  # the text block, encoded and checked by steps/text.py's encode
@@ -314,7 +346,7 @@ def transform(frame: pd.DataFrame, spec: dict, refuse_infinite: bool = False) ->
             width = 0
             for part in column["parts"]:
                 values = getattr(dates.dt, part["part"]).to_numpy(np.float64, na_value=np.nan)
-                part_width = 1 + part["indicator"]
+                part_width = numeric_width(part)
                 _numeric_block(part, values, out[:, at + width : at + width + part_width])
                 width += part_width
         else:
