@@ -240,6 +240,14 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
     targets = None
     if getattr(args, "wide_categories", target_encoding.DEFAULT_MODE) == "target":
         targets = target_encoding.targets(encoded[train_rows], kind, classes if classification else None)
+    wanted = getattr(args, "numeric_bins", columns.NUMERIC_BINS)
+    bins = columns.bins_for(len(train_rows), roles, wanted)
+    if wanted and not bins:
+        print(
+            f"preprocess: numeric columns without piecewise-linear bins: {len(train_rows):,} training rows, and "
+            f"their features would take more than {columns.MAX_BIN_CELLS:,} cells",
+            flush=True,
+        )
     transform = columns.fit(
         features,
         roles,
@@ -249,7 +257,7 @@ def prepare_table(args: argparse.Namespace, problems: list[str]) -> dict[str, in
         max_z=args.max_z,
         scaling=args.scaling,
         targets=targets,
-        bins=getattr(args, "numeric_bins", columns.NUMERIC_BINS),
+        bins=bins,
     )
     # the training rows' own target encodings are cross-fitted: no row's feature holds its own label
     own = columns.cross_fitted(features.iloc[train_rows], transform, targets, args.seed) if targets else []

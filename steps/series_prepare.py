@@ -332,7 +332,8 @@ def prepare(args: argparse.Namespace, problems: list[str], path: Path) -> dict[s
         raw_roles[f"series {name}"] = "categorical"
     marks = table_roles.missing_marks(raw, raw_roles)
     gaps = table_roles.columns_with_gaps(raw, raw_roles, marks)
-    transform = columns.fit(raw, raw_roles, marks, rows=positions["train"], gaps=gaps)
+    # no piecewise-linear bins: the lags' scaled values alone (the bins were measured on tables, not on series)
+    transform = columns.fit(raw, raw_roles, marks, rows=positions["train"], gaps=gaps, bins=0)
 
     output = Path(args.output_dir)
     labels = labels.astype(np.float32)

@@ -59,9 +59,13 @@ CLIP_QUANTILES = (0.001, 0.999)
 # piecewise-linear encoding of numeric columns (Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular
 # Deep Learning"): besides the scaled value, one feature per bin between the training split's quantiles, 0 below the
 # bin, 1 above it, linear inside, so a network can fit a step or a bump in one column as a tree does. NUMERIC_BINS
-# bins at most (a column with fewer distinct values gets one bin between each two); 0: off. A hidden option of
-# preprocessing, for benchmarks/train_options.py
-NUMERIC_BINS = 0
+# bins at most (a column with fewer distinct values gets one bin between each two); 0: off. 16 against none and 8,
+# decided on the tuning tables' validation (benchmarks/results/numeric_bins_tuning.json)
+NUMERIC_BINS = 16
+# the bins' features are left out where they would take more than this many cells of the training split (rows x
+# added features, float32): a large table has the rows to fit steps from the scaled value, and its training time
+# and memory grow with the features
+MAX_BIN_CELLS = 50_000_000
 DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 
 
@@ -128,6 +132,15 @@ def _fit_numeric(
         if len(edges) > 2:  # one bin is the scaled value again
             spec["edges"] = edges
     return spec
+
+
+def bins_for(rows: int, roles: dict[str, str], bins: int = NUMERIC_BINS) -> int:
+    """The bins per numeric column for a training split of `rows` rows: `bins`, or 0 where their features (at most
+    `bins` per numeric column and per datetime part) would take more than MAX_BIN_CELLS cells."""
+    columns = sum(1 for r in roles.values() if r == "numeric") + len(DATETIME_PARTS) * sum(
+        1 for r in roles.values() if r == "datetime"
+    )
+    return bins if rows * bins * columns <= MAX_BIN_CELLS else 0
 
 
 def bin_edges(values: np.ndarray, bins: int) -> list[float]:

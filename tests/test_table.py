@@ -15,9 +15,10 @@ from steps.table_values import category_key
 
 
 def fitted(frame: pd.DataFrame, **options) -> dict:
-    """The transform fitted on all of `frame`, with the roles `column_roles` gives it."""
+    """The transform fitted on all of `frame`, with the roles `column_roles` gives it; no piecewise-linear bins (their
+    own test below), so a numeric column is its scaled value and its missing indicator."""
     roles, _ = column_roles(frame, **options)
-    return fit(frame, roles)
+    return fit(frame, roles, bins=0)
 
 
 def standardized(value: float, training: list[float]) -> float:
@@ -122,7 +123,7 @@ def test_missing_indicator_only_where_the_table_had_gaps_and_a_gap_elsewhere_is_
     # gaps anywhere in the table (even outside the training rows) make the column optional, with an indicator
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, np.nan]})
     roles, _ = column_roles(frame)
-    spec = fit(frame, roles, rows=[0, 1, 2, 3])
+    spec = fit(frame, roles, rows=[0, 1, 2, 3], bins=0)
     assert feature_names(spec) == ["x", "x missing"]
     np.testing.assert_array_equal(transform(pd.DataFrame({"x": [np.nan]}), spec), [[0.0, 1.0]])
 
@@ -155,6 +156,29 @@ def test_the_bound_and_the_divisor_are_fit_options_kept_in_the_spec():
     spec = fit(spread, roles, scaling="iqr")
     assert spec["columns"][0]["scale"] == pytest.approx(500.0) and "max_z" not in spec["columns"][0]
     np.testing.assert_allclose(transform(pd.DataFrame({"x": [750.0]}), spec)[0, 0], 250 / 500, rtol=1e-6)
+
+
+def test_piecewise_linear_bins_are_quantile_ramps_and_few_values_get_a_bin_each():
+    """bins=4 on 0..1000 (clipped to [1, 999]): edges at the quantiles 1, 250, 500, 750, 999; a value's bin i is 0
+    below edge i-1, 1 above edge i, linear between; a missing value is the median's. A column of three values gets
+    one bin between each two (0-1, 1-2). bins=0 adds nothing."""
+    frame = pd.DataFrame(
+        {"x": np.arange(0.0, 1001.0), "k": [0.0, 1.0, 2.0] * 333 + [0.0, 1.0], "g": [np.nan] + [1.0] * 1000}
+    )
+    roles, _ = column_roles(frame.drop(columns="g"))
+    spec = fit(frame, roles, bins=4)
+    edges = spec["columns"][0]["edges"]
+    np.testing.assert_allclose(edges, [1.0, 250.0, 500.0, 750.0, 999.0])
+    assert feature_names(spec) == ["x", "x bin 1", "x bin 2", "x bin 3", "x bin 4", "k", "k bin 1", "k bin 2"]
+    out = transform(pd.DataFrame({"x": [0.0, 125.5, 500.0, 874.5, 5000.0], "k": [0.0, 0.5, 1.0, 2.0, 9.0]}), spec)
+    np.testing.assert_allclose(
+        out[:, 1:5], [[0, 0, 0, 0], [0.5, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0.5], [1, 1, 1, 1]], atol=1e-6
+    )
+    np.testing.assert_allclose(out[:, 6:8], [[0, 0], [0.5, 0], [1, 0], [1, 1], [1, 1]])
+    assert feature_names(fit(frame, roles, bins=0)) == ["x", "k"]
+    gappy = fit(frame, {"g": "numeric", "x": "numeric"}, bins=4)  # g: one value, no bins; its indicator stays last
+    assert feature_names(gappy)[:2] == ["g", "g missing"]
+    np.testing.assert_array_equal(transform(pd.DataFrame({"g": [np.nan], "x": [1.0]}), gappy)[0, :2], [0.0, 1.0])
 
 
 def test_numbers_are_learned_from_the_training_split_only():

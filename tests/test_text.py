@@ -193,9 +193,10 @@ def test_l1_zeroes_n_gram_weights_and_the_model_says_how_many_it_uses(text_split
     vocabulary = usage["text_vocabulary"]
     assert vocabulary > 300
     assert used[0] > used[1] > used[2], used
-    # at 1e-3 L1 prunes a fifth or more; fewer than before n-gram dropout (which pruned half): with entries dropped in
-    # training, the frequent noise words keep data gradients above L1 longer
-    assert used[0] > 0.9 * vocabulary and used[2] < 0.8 * vocabulary
+    # at 1e-3 L1 prunes a sixth or more; fewer than before n-gram dropout (which pruned half): with entries dropped in
+    # training, the frequent noise words keep data gradients above L1 longer; and fewer than without the amount's
+    # piecewise-linear bins (a quarter), 16 features of noise the network can fit instead
+    assert used[0] > 0.9 * vocabulary and used[2] < 0.85 * vocabulary
 
 
 def test_the_served_model_scores_raw_text_in_csv_and_json_as_evaluated(text_splits, tmp_path):
