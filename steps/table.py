@@ -19,7 +19,8 @@ large features a network can memorize. Bound 5 and the standard deviation were k
 the IQR, decided on validation over three split seeds of the tuning tables (benchmarks/results/table_scaling.json:
 none of the three was ahead on more tables than behind; the differences are a few tenths of a point). The
 log1p of skewed non-negative columns ("log-skewed") was measured the same way and kept off
-(benchmarks/results/log_skewed_tuning.json: -0.02 points on validation, ahead on 3 tables, behind on 3).
+(benchmarks/results/log_skewed_tuning.json: -0.02 points on validation, ahead on 3 tables, behind on 3). Beside
+the scaled value, up to NUMERIC_BINS piecewise-linear bins between the training split's quantiles (below).
 Categorical columns (strings, booleans, declared integer columns): one-hot for up to MAX_ONEHOT categories; beyond
 that the most frequent ones, an "other" column and the category's training frequency, and (given the training
 labels) the value's target encoding (steps/target_encoding.py: the training rows' mean of the target per value,

@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 
 from steps import target_scale
-from steps.table import MAX_ONEHOT, MAX_Z, TableError, feature_names, fit, required_columns, transform
+from steps.table import (
+    MAX_BIN_CELLS,
+    MAX_ONEHOT,
+    MAX_Z,
+    TableError,
+    bins_for,
+    feature_names,
+    fit,
+    required_columns,
+    transform,
+)
 from steps.table_roles import column_roles, missing_marks
 from steps.table_values import category_key
 
@@ -179,6 +189,16 @@ def test_piecewise_linear_bins_are_quantile_ramps_and_few_values_get_a_bin_each(
     gappy = fit(frame, {"g": "numeric", "x": "numeric"}, bins=4)  # g: one value, no bins; its indicator stays last
     assert feature_names(gappy)[:2] == ["g", "g missing"]
     np.testing.assert_array_equal(transform(pd.DataFrame({"g": [np.nan], "x": [1.0]}), gappy)[0, :2], [0.0, 1.0])
+
+
+def test_bins_are_left_out_where_they_would_take_more_than_the_cell_budget():
+    # 16 bins of one numeric column are 16 cells a row: 3,125,000 rows are 50,000,000 cells, one more row is over
+    assert MAX_BIN_CELLS == 50_000_000
+    assert bins_for(3_125_000, {"x": "numeric", "c": "categorical"}, 16) == 16
+    assert bins_for(3_125_001, {"x": "numeric", "c": "categorical"}, 16) == 0
+    # a datetime column counts as its five parts: 625,000 rows x 16 bins x 5 parts is the budget
+    assert bins_for(625_000, {"d": "datetime"}, 16) == 16 and bins_for(625_001, {"d": "datetime"}, 16) == 0
+    assert bins_for(10**9, {"c": "categorical"}, 16) == 16  # no numeric column: no bins to leave out
 
 
 def test_numbers_are_learned_from_the_training_split_only():
