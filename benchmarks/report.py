@@ -401,7 +401,11 @@ def train_options(r: dict) -> list[str]:
             f"ahead on {v['ahead']}, behind on {v['behind']} (beyond the spread across splits)"
             for name, v in decision["variants"].items()
         )
-        lines += ["", f"Decision, on validation only: keep **{decision['keep']}** ({each})."]
+        lines += [
+            "",
+            f"The rule, on validation only, picks **{decision['keep']}** ({each}); what was adopted, and why: "
+            "benchmarks/README.md.",
+        ]
     return lines
 
 
