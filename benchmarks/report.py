@@ -788,6 +788,8 @@ BEFORE = {"real_tables.json": "real_tables_before_training_length.json"}
 def renderer(name: str, results: dict | None = None) -> tuple[str, Callable[[dict], list[str]]]:
     if name in RENDERERS:
         return RENDERERS[name]
+    if name.startswith("ladder_rounds_"):
+        return f"The ladder's rounds: `{name.removesuffix('.json')}` (`ladder_rounds.py`)", ladder_rounds
     if name.startswith("borderline_rule"):
         return f"The borderline rule on test: `{name.removesuffix('.json')}` (`ladder_rules.py`)", borderline_rule
     if name.startswith("text_update_speed"):
