@@ -152,9 +152,12 @@ def bin_edges(values: np.ndarray, bins: int) -> list[float]:
     return [float(e) for e in edges]
 
 
-def numeric_width(column: dict) -> int:
-    """A numeric column's (or datetime part's) features: the scaled value, its bins, its missing indicator."""
-    return 1 + max(len(column.get("edges", ())) - 1, 0) + column["indicator"]
+def numeric_names(column: dict) -> list[str]:
+    """A numeric column's (or datetime part's) features, in order: the scaled value, its bins, its missing indicator
+    (the layout _numeric_block writes)."""
+    name = column["name"]
+    bins = [f"{name} bin {i}" for i in range(1, len(column.get("edges", ())))]
+    return [name, *bins] + ([f"{name} missing"] if column["indicator"] else [])
 
 
 def skewness(values: np.ndarray) -> float:
@@ -226,8 +229,7 @@ def feature_names(spec: dict) -> list[str]:
     for column in spec["columns"]:
         name = column["name"]
         if column["kind"] == "numeric":
-            names += [name] + [f"{name} bin {i}" for i in range(1, len(column.get("edges", ())))]
-            names += [f"{name} missing"] if column["indicator"] else []
+            names += numeric_names(column)
         elif column["kind"] == "datetime":
             names += feature_names({"columns": column["parts"]})
         elif column["kind"] == "text":
@@ -274,15 +276,15 @@ def _numeric_block(column: dict, values: np.ndarray, out: np.ndarray) -> None:
     clipped = np.clip(values, column["low"], column["high"])  # a missing value stays NaN, then gets the median
     if column.get("log"):
         clipped = np.log1p(clipped)
-    scaled = np.where(missing, column["median"], clipped) - column["median"]
+    imputed = np.where(missing, column["median"], clipped)
     bound = column.get("max_z", MAX_Z)
     bound = np.inf if bound is None else bound
+    scaled = imputed - column["median"]
     out[:, 0] = np.clip(scaled / column["scale"], -bound, bound)
     edges = column.get("edges", ())
-    if len(edges):  # bin i: 0 below edges[i-1], 1 above edges[i], linear between (the clipped value, imputed)
-        value = np.where(missing, column["median"], clipped)
+    if len(edges):  # bin i: 0 below edges[i-1], 1 above edges[i], linear between
         low, high = np.asarray(edges[:-1]), np.asarray(edges[1:])
-        out[:, 1 : len(edges)] = np.clip((value[:, None] - low) / (high - low), 0.0, 1.0)
+        out[:, 1 : len(edges)] = np.clip((imputed[:, None] - low) / (high - low), 0.0, 1.0)
     if column["indicator"]:
         out[:, -1] = missing
 
@@ -337,7 +339,7 @@ def transform(frame: pd.DataFrame, spec: dict, refuse_infinite: bool = False) ->
                 problems.append(_bad_values(name, "numbers", bad.index, bad))
             elif not column["indicator"] and name in frame.columns:
                 problems += _gaps(name, frame.index[np.isnan(values)].difference(infinite.index))
-            width = numeric_width(column)
+            width = len(numeric_names(column))
             _numeric_block(column, values, out[:, at : at + width])
         elif column["kind"] == "text":
             width = 0  # the text block, encoded and checked by steps/text.py's encode
@@ -360,7 +362,7 @@ def transform(frame: pd.DataFrame, spec: dict, refuse_infinite: bool = False) ->
             width = 0
             for part in column["parts"]:
                 values = getattr(dates.dt, part["part"]).to_numpy(np.float64, na_value=np.nan)
-                part_width = numeric_width(part)
+                part_width = len(numeric_names(part))
                 _numeric_block(part, values, out[:, at + width : at + width + part_width])
                 width += part_width
         else:
